@@ -1,0 +1,51 @@
+#include "actors/local_db.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/local_database.hpp"
+
+namespace memsync {
+
+namespace {
+
+struct local_db_state {
+  std::shared_ptr<local_database> db;
+  const char* name = "local_db";
+};
+
+local_db_actor::behavior_type
+local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
+              std::shared_ptr<local_database> db) {
+  self->state.db = std::move(db);
+  return {
+    [=](flush_atom,
+        const std::vector<change>& changes) -> caf::result<std::vector<uint64_t>> {
+      try {
+        return self->state.db->append(changes);
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
+    [=](rebase_atom, const pull_reply& reply) -> caf::result<ok_atom> {
+      try {
+        self->state.db->apply_pull(reply);
+        return ok_atom::value;
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
+  };
+}
+
+} // namespace
+
+local_db_actor spawn_local_db(caf::actor_system& sys,
+                              std::unique_ptr<local_database> db) {
+  // Spawn arguments must be copyable, hence the shared_ptr; the actor is the
+  // only owner once spawned.
+  return sys.spawn(local_db_impl, std::shared_ptr<local_database>{std::move(db)});
+}
+
+} // namespace memsync

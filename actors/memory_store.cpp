@@ -1,0 +1,79 @@
+#include "actors/memory_store.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/weak_intrusive_ptr.hpp>
+
+namespace memsync {
+
+namespace {
+
+struct memory_store_state {
+  std::shared_ptr<store_core> core;
+  std::shared_ptr<subscriber_list> subs;
+  flush_scheduler_actor flusher;
+  const char* name = "memory_store";
+};
+
+using self_ptr = memory_store_actor::stateful_pointer<memory_store_state>;
+
+void forward(self_ptr self, drained d) {
+  auto& st = self->state;
+  if (!d.changes.empty())
+    self->send(st.flusher, write_atom::value, std::move(d.changes));
+  st.subs->dispatch(d.events);
+}
+
+memory_store_actor::behavior_type
+memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
+                  std::shared_ptr<subscriber_list> subs,
+                  flush_scheduler_actor flusher) {
+  auto& st = self->state;
+  st.core = core;
+  st.subs = std::move(subs);
+  st.flusher = flusher;
+  // The core wakes us through a weak reference: a strong one would keep
+  // this actor alive forever and block the system's shutdown.
+  caf::weak_actor_ptr weak{self->ctrl()};
+  core->on_first_queued([weak] {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<memory_store_actor>(strong),
+                     write_atom::value);
+  });
+  self->attach_functor([core] { core->on_first_queued(nullptr); });
+  self->send(flusher, subscribe_atom::value,
+             caf::actor_cast<flush_listener_actor>(self));
+  // Writes made before we were spawned are waiting in the queue.
+  forward(self, core->take());
+  return {
+    [=](write_atom) { forward(self, self->state.core->take()); },
+    [=](flushed_atom, const flush_report& report) {
+      self->state.core->mark_durable(report.changes, report.durable_seq);
+    },
+    [=](rebase_atom, const pull_reply& reply) {
+      forward(self, self->state.core->rebase(reply));
+      return ok_atom::value;
+    },
+    [=](flush_atom) {
+      // Drain first: the flush scheduler must see every write before the
+      // request (messages from one sender arrive in order).
+      forward(self, self->state.core->take());
+      return self->delegate(self->state.flusher, flush_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+memory_store_actor spawn_memory_store(caf::actor_system& sys,
+                                      std::shared_ptr<store_core> core,
+                                      std::shared_ptr<subscriber_list> subs,
+                                      flush_scheduler_actor flusher) {
+  return sys.spawn(memory_store_impl, std::move(core), std::move(subs),
+                   std::move(flusher));
+}
+
+} // namespace memsync

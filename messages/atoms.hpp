@@ -1,0 +1,28 @@
+// Every atom the project uses, in one place. CAF 0.17 already defines get_atom,
+// put_atom, flush_atom, ok_atom, delete_atom, subscribe_atom, tick_atom,
+// reset_atom and others; those are reused, never redefined. Atoms hold at most
+// 10 characters from [A-Za-z0-9_].
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace memsync {
+
+using caf::flush_atom;
+using caf::get_atom;
+using caf::ok_atom;
+using caf::subscribe_atom;
+using caf::tick_atom;
+
+/// The application wrote: drain the store's write queue.
+using write_atom = caf::atom_constant<caf::atom("write")>;
+/// Changes became durable in the local database (flush_scheduler -> listeners).
+using flushed_atom = caf::atom_constant<caf::atom("flushed")>;
+/// Apply a pull result (server state) to a layer.
+using rebase_atom = caf::atom_constant<caf::atom("rebase")>;
+/// Ask for a one-line status summary.
+using status_atom = caf::atom_constant<caf::atom("status")>;
+/// Retry timer of an actor whose last attempt failed.
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+
+} // namespace memsync

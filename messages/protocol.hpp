@@ -1,0 +1,130 @@
+// The client/server protocol (Replicache-style push / pull / poke). A client
+// pushes its outbox in mutation-id order; the server applies each push in one
+// transaction and answers pulls from one consistent snapshot with everything
+// newer than the client's cookie. The full description is in docs/protocol.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "messages/entity.hpp"
+#include "messages/errors.hpp"
+
+namespace memsync {
+
+/// Bumped on every incompatible change of any type below. CAF has no schema
+/// versioning (a type missing on one side arrives as an empty message), so
+/// the handshake compares this number and refuses mismatches.
+constexpr uint32_t protocol_version = 1;
+
+/// A position in the server's history. `epoch` names the server database
+/// (created with it); a cookie from another epoch forces a full reset.
+struct cookie {
+  std::string epoch;
+  uint64_t version = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cookie& x) {
+  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version);
+}
+
+/// First message of a connection.
+struct hello_request {
+  uint32_t protocol = protocol_version;
+  std::string client_id;
+  std::string token;
+  int64_t client_time_us = 0; ///< for clock-offset estimation in traces
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hello_request& x) {
+  return f(caf::meta::type_name("memsync::hello_request"), x.protocol,
+           x.client_id, x.token, x.client_time_us);
+}
+
+struct hello_reply {
+  uint32_t protocol = protocol_version;
+  std::string server_id;
+  std::string epoch;
+  int64_t server_time_us = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hello_reply& x) {
+  return f(caf::meta::type_name("memsync::hello_reply"), x.protocol,
+           x.server_id, x.epoch, x.server_time_us);
+}
+
+/// Changes in mutation-id order, all from one client.
+struct push_request {
+  std::string client_id;
+  std::vector<change> changes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, push_request& x) {
+  return f(caf::meta::type_name("memsync::push_request"), x.client_id,
+           x.changes);
+}
+
+/// A change the server refused; its mutation id is used up all the same.
+struct refusal {
+  uint64_t mutation_id = 0;
+  sync_error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, refusal& x) {
+  return f(caf::meta::type_name("memsync::refusal"), x.mutation_id, x.reason);
+}
+
+struct push_reply {
+  uint64_t last_mutation_id = 0;
+  std::vector<refusal> refused;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, push_reply& x) {
+  return f(caf::meta::type_name("memsync::push_reply"), x.last_mutation_id,
+           x.refused);
+}
+
+struct pull_request {
+  std::string client_id;
+  cookie since;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
+  return f(caf::meta::type_name("memsync::pull_request"), x.client_id,
+           x.since);
+}
+
+/// Every entity whose version is above the request's cookie (latest state,
+/// tombstones included), or the whole state when `reset` is set.
+struct pull_reply {
+  cookie next;
+  uint64_t last_mutation_id = 0;
+  bool reset = false;
+  std::vector<entity> entities;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pull_reply& x) {
+  return f(caf::meta::type_name("memsync::pull_reply"), x.next,
+           x.last_mutation_id, x.reset, x.entities);
+}
+
+/// Sent by the server after a commit: something newer than `version` exists.
+struct poke {
+  uint64_t version = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, poke& x) {
+  return f(caf::meta::type_name("memsync::poke"), x.version);
+}
+
+} // namespace memsync

@@ -1,0 +1,49 @@
+#include "messages/registry.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/message.hpp>
+
+#include "messages/entity.hpp"
+#include "messages/errors.hpp"
+#include "messages/protocol.hpp"
+
+namespace memsync {
+
+const char* to_string(change_kind x) {
+  switch (x) {
+    case change_kind::put: return "put";
+    case change_kind::patch: return "patch";
+    case change_kind::del: return "del";
+  }
+  return "invalid";
+}
+
+void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<trace_context>("memsync::trace_context")
+    .add_message_type<entity>("memsync::entity")
+    .add_message_type<change>("memsync::change")
+    .add_message_type<sync_error>("memsync::sync_error")
+    .add_message_type<cookie>("memsync::cookie")
+    .add_message_type<hello_request>("memsync::hello_request")
+    .add_message_type<hello_reply>("memsync::hello_reply")
+    .add_message_type<push_request>("memsync::push_request")
+    .add_message_type<refusal>("memsync::refusal")
+    .add_message_type<push_reply>("memsync::push_reply")
+    .add_message_type<pull_request>("memsync::pull_request")
+    .add_message_type<pull_reply>("memsync::pull_reply")
+    .add_message_type<poke>("memsync::poke")
+    .add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
+  // CAF 0.17.6's add_error_category<T> does not compile; give the renderer.
+  cfg.add_error_category(
+    error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+      std::string out = "memsync: ";
+      out += to_string(static_cast<sync_errc>(code));
+      if (ctx.match_elements<std::string>()) {
+        out += ": ";
+        out += ctx.get_as<std::string>(0);
+      }
+      return out;
+    });
+}
+
+} // namespace memsync

@@ -1,0 +1,121 @@
+#include "messages/validation.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace memsync {
+
+namespace {
+
+sync_error fail(sync_errc code, std::string message) {
+  return {code, std::move(message)};
+}
+
+// Linear scan over the raw text, skipping strings: cheaper than parsing and
+// immune to deeply nested input.
+bool depth_within(std::string_view text, std::size_t max_depth) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (ch == '\\')
+        escaped = true;
+      else if (ch == '"')
+        in_string = false;
+      continue;
+    }
+    switch (ch) {
+      case '"': in_string = true; break;
+      case '{':
+      case '[':
+        if (++depth > max_depth)
+          return false;
+        break;
+      case '}':
+      case ']':
+        if (depth > 0)
+          --depth;
+        break;
+      default: break;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+sync_error validate_id(std::string_view id) {
+  if (id.empty())
+    return fail(sync_errc::invalid_id, "entity id must not be empty");
+  if (id.size() > max_id_bytes)
+    return fail(sync_errc::invalid_id,
+                "entity id is " + std::to_string(id.size())
+                  + " bytes, at most " + std::to_string(max_id_bytes)
+                  + " allowed");
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    auto ch = static_cast<unsigned char>(id[i]);
+    if (ch < 0x20 || ch == 0x7f)
+      return fail(sync_errc::invalid_id,
+                  "entity id contains a control character at byte "
+                    + std::to_string(i));
+  }
+  return {};
+}
+
+sync_error validate_type(std::string_view type) {
+  if (type.empty() || type.size() > max_type_bytes)
+    return fail(sync_errc::invalid_type,
+                "entity type must be 1 to " + std::to_string(max_type_bytes)
+                  + " characters");
+  for (char ch : type) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'
+              || ch == '-';
+    if (!ok)
+      return fail(sync_errc::invalid_type,
+                  "entity type '" + std::string{type}
+                    + "' may only contain a-z, 0-9, '_' and '-'");
+  }
+  return {};
+}
+
+sync_error parse_object(std::string_view text, const data_limits& limits,
+                        nlohmann::json& out) {
+  if (text.size() > limits.max_bytes)
+    return fail(sync_errc::too_large,
+                "data is " + std::to_string(text.size()) + " bytes, at most "
+                  + std::to_string(limits.max_bytes) + " allowed");
+  if (!depth_within(text, limits.max_depth))
+    return fail(sync_errc::too_deep, "data nests deeper than "
+                                       + std::to_string(limits.max_depth)
+                                       + " levels");
+  out = nlohmann::json::parse(text, nullptr, false);
+  if (out.is_discarded())
+    return fail(sync_errc::invalid_json, "data is not valid JSON");
+  if (!out.is_object())
+    return fail(sync_errc::invalid_json, "data must be a JSON object, got "
+                                           + std::string{out.type_name()});
+  return {};
+}
+
+sync_error validate_change(const change& c, const data_limits& limits) {
+  if (c.kind != change_kind::put && c.kind != change_kind::patch
+      && c.kind != change_kind::del)
+    return fail(sync_errc::invalid_request,
+                "unknown change kind "
+                  + std::to_string(static_cast<int>(c.kind)));
+  if (auto err = validate_id(c.id); !err.ok())
+    return err;
+  if (auto err = validate_type(c.type); !err.ok())
+    return err;
+  if (c.kind == change_kind::del) {
+    if (!c.data.empty())
+      return fail(sync_errc::invalid_request, "a delete carries no data");
+    return {};
+  }
+  nlohmann::json parsed;
+  return parse_object(c.data, limits, parsed);
+}
+
+} // namespace memsync

@@ -1,0 +1,41 @@
+// Validation of everything an application or a peer hands us, next to the
+// types it guards. Each rejection says what was wrong, so `put` and a server
+// session can pass the message straight to the user.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "messages/entity.hpp"
+#include "messages/errors.hpp"
+
+namespace memsync {
+
+/// Caps on entity data; both configurable per node.
+struct data_limits {
+  std::size_t max_bytes = 1 << 20; ///< serialized JSON, default 1 MiB
+  std::size_t max_depth = 64;      ///< nesting of objects and arrays
+};
+
+constexpr std::size_t max_id_bytes = 256;
+constexpr std::size_t max_type_bytes = 64;
+
+/// Entity ids: non-empty, at most 256 bytes, no control characters.
+sync_error validate_id(std::string_view id);
+
+/// Entity types: [a-z0-9_-]{1,64}.
+sync_error validate_type(std::string_view type);
+
+/// Parses `text` into `out`. It must be a JSON object within `limits`; the
+/// nesting depth is checked before parsing so hostile input cannot exhaust
+/// the stack.
+sync_error parse_object(std::string_view text, const data_limits& limits,
+                        nlohmann::json& out);
+
+/// Checks a change as received from a peer: known kind, valid id and type,
+/// and data that is a JSON object within limits (empty for deletes).
+sync_error validate_change(const change& c, const data_limits& limits);
+
+} // namespace memsync

@@ -1,0 +1,52 @@
+#include "node/client_node.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/local_database.hpp"
+
+namespace memsync {
+
+client_node::client_node(caf::actor_system& sys, const client_config& cfg)
+  : sys_(sys),
+    core_(std::make_shared<store_core>(cfg.limits)),
+    subs_(std::make_shared<subscriber_list>()),
+    app_(core_, subs_) {
+  auto start = std::chrono::steady_clock::now();
+  auto db = std::make_unique<local_database>(cfg.db);
+  auto snapshot = db->load();
+  core_->load(std::move(snapshot.base), std::move(snapshot.outbox));
+  load_time_ = std::chrono::steady_clock::now() - start;
+  snapshot_meta_ = std::move(snapshot);
+  db_ = spawn_local_db(sys, std::move(db));
+  flusher_ = spawn_flush_scheduler(sys, db_, cfg.flush);
+  memory_ = spawn_memory_store(sys, core_, subs_, flusher_);
+}
+
+client_node::~client_node() {
+  shutdown(std::chrono::seconds(5));
+}
+
+bool client_node::flush_now(std::chrono::nanoseconds timeout) {
+  auto target = core_->last_seq();
+  caf::scoped_actor self{sys_};
+  bool ok = false;
+  self->request(memory_, timeout, flush_atom::value)
+    .receive([&](uint64_t) { ok = true; }, [&](caf::error&) { ok = false; });
+  // The memory store learns of the flush right after our reply was sent.
+  return ok && core_->wait_durable(target, timeout);
+}
+
+void client_node::shutdown(std::chrono::nanoseconds timeout) {
+  if (stopped_)
+    return;
+  stopped_ = true;
+  flush_now(timeout);
+  for (auto& handle : {caf::actor_cast<caf::actor>(memory_),
+                       caf::actor_cast<caf::actor>(flusher_),
+                       caf::actor_cast<caf::actor>(db_)})
+    caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+}
+
+} // namespace memsync

@@ -1,0 +1,89 @@
+#include "node/node_config.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+
+namespace memsync {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+void add_caf_options(config_schema& schema) {
+  schema
+    .add_integer("scheduler.max-threads", 2, 1, 64,
+                 "worker threads of the actor system")
+    .add_string("scheduler.policy", "sharing",
+                "'sharing' (lower latency across nodes) or 'stealing'",
+                {"sharing", "stealing"});
+}
+
+} // namespace
+
+config_schema client_schema() {
+  config_schema schema;
+  schema
+    .add_string("client.id", "",
+                "client name; the local database adds a random suffix")
+    .add_string("client.db-path", "client.db",
+                "local SQLite file (\":memory:\" for none)")
+    .add_duration("client.sync-timeout", 30s, 1ms, 24h,
+                  "how long the 'sync' command waits")
+    .add_string("local-db.synchronous", "normal",
+                "normal: a flushed change survives a crash of the process; "
+                "full: it also survives power loss; off: neither is promised "
+                "after an OS crash",
+                {"off", "normal", "full"})
+    .add_duration("local-db.busy-timeout", 1s, 0ns, 1min,
+                  "how long to wait for a locked database file")
+    .add_duration("flush.debounce", 100ms, 0ns, 1h,
+                  "delay after the first unflushed write before a flush")
+    .add_integer("flush.max-batch", 1000, 1, 1000000,
+                 "changes per local transaction; a fuller buffer flushes at once")
+    .add_duration("flush.retry-min", 100ms, 1ms, 1h,
+                  "first retry delay after a failed flush")
+    .add_duration("flush.retry-max", 5s, 1ms, 1h,
+                  "longest retry delay after repeated failed flushes")
+    .add_integer("limits.max-data-bytes", 1 << 20, 2, 64 << 20,
+                 "largest entity data (serialized JSON)")
+    .add_integer("limits.max-depth", 64, 1, 1000,
+                 "deepest nesting of entity data");
+  add_caf_options(schema);
+  return schema;
+}
+
+client_config make_client_config(const config_values& v) {
+  client_config out;
+  out.client_name = v.get_string("client.id");
+  if (out.client_name.empty())
+    throw config_error(v.origin("client.id")
+                       + ": client.id: required (the name of this client)");
+  if (auto err = validate_id(out.client_name); !err.ok())
+    throw config_error(v.origin("client.id") + ": client.id: " + err.message);
+  out.db.path = v.get_string("client.db-path");
+  out.db.client_name = out.client_name;
+  out.db.synchronous = v.get_string("local-db.synchronous");
+  out.db.busy_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+    v.get_duration("local-db.busy-timeout"));
+  out.sync_timeout = v.get_duration("client.sync-timeout");
+  out.flush.debounce = v.get_duration("flush.debounce");
+  out.flush.max_batch = static_cast<std::size_t>(v.get_integer("flush.max-batch"));
+  out.flush.retry_min = v.get_duration("flush.retry-min");
+  out.flush.retry_max = v.get_duration("flush.retry-max");
+  if (out.flush.retry_max < out.flush.retry_min)
+    throw config_error(v.origin("flush.retry-max")
+                       + ": flush.retry-max: must not be below flush.retry-min");
+  out.limits.max_bytes = static_cast<std::size_t>(v.get_integer("limits.max-data-bytes"));
+  out.limits.max_depth = static_cast<std::size_t>(v.get_integer("limits.max-depth"));
+  return out;
+}
+
+void apply_caf_settings(const config_values& v, caf::actor_system_config& cfg) {
+  cfg.set("scheduler.max-threads",
+          static_cast<size_t>(v.get_integer("scheduler.max-threads")));
+  cfg.set("scheduler.policy", caf::atom_from_string(v.get_string("scheduler.policy")));
+  // Nodes print their own errors; CAF's console logger would interleave.
+  cfg.set("logger.console", caf::atom("none"));
+}
+
+} // namespace memsync
