@@ -18,6 +18,17 @@ std::string random_suffix() {
   return buf;
 }
 
+// Client ids are "<name>-<16 hex digits>"; names may contain '-', so the
+// suffix is checked exactly rather than by prefix.
+bool belongs_to(const std::string& client_id, const std::string& name) {
+  auto prefix = name + "-";
+  if (client_id.size() != prefix.size() + 16
+      || client_id.compare(0, prefix.size(), prefix) != 0)
+    return false;
+  return client_id.find_first_not_of("0123456789abcdef", prefix.size())
+         == std::string::npos;
+}
+
 const char* schema_v1 = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entities(id TEXT PRIMARY KEY, type TEXT NOT NULL,
@@ -77,6 +88,13 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
        path_ + " has schema version " + std::to_string(version)
          + ", newer than this program supports ("
          + std::to_string(local_schema_version) + "); upgrade memsync"});
+  if (version != 0) {
+    auto owner = get_meta("client_id");
+    if (!belongs_to(owner, settings.client_name))
+      throw local_db_error({sync_errc::db_foreign,
+                            path_ + " belongs to client '" + owner
+                              + "', not to '" + settings.client_name + "'"});
+  }
   // An exclusive lock for the life of the process: two processes appending
   // to one outbox would hand out the same mutation ids.
   db_->exec("PRAGMA locking_mode=EXCLUSIVE");
@@ -99,11 +117,6 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
   }
   client_id_ = get_meta("client_id");
   next_mutation_id_ = std::stoull(get_meta("next_mutation_id"));
-  auto prefix = settings.client_name + "-";
-  if (client_id_.compare(0, prefix.size(), prefix) != 0)
-    throw local_db_error({sync_errc::db_foreign,
-                          path_ + " belongs to client '" + client_id_
-                            + "', not to '" + settings.client_name + "'"});
 }
 
 void local_database::prepare_statements() {

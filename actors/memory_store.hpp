@@ -60,15 +60,15 @@ public:
                  const nlohmann::json& data) {
     return core_->put(id, type, data);
   }
-  sync_error put(std::string_view id, std::string_view type,
-                 std::string_view json) {
-    return core_->put(id, type, json);
+  sync_error put_json(std::string_view id, std::string_view type,
+                      std::string_view json) {
+    return core_->put_json(id, type, json);
   }
   sync_error patch(std::string_view id, const nlohmann::json& patch) {
     return core_->patch(id, patch);
   }
-  sync_error patch(std::string_view id, std::string_view json) {
-    return core_->patch(id, json);
+  sync_error patch_json(std::string_view id, std::string_view json) {
+    return core_->patch_json(id, json);
   }
   sync_error erase(std::string_view id) { return core_->erase(id); }
 

@@ -70,8 +70,8 @@ std::size_t store_core::size() const {
 
 // -- local writes -----------------------------------------------------------
 
-sync_error store_core::put(std::string_view id, std::string_view type,
-                           std::string_view json) {
+sync_error store_core::put_json(std::string_view id, std::string_view type,
+                                std::string_view json) {
   nlohmann::json data;
   if (auto err = parse_object(json, limits_, data); !err.ok())
     return err;
@@ -100,7 +100,7 @@ sync_error store_core::put(std::string_view id, std::string_view type,
   return {};
 }
 
-sync_error store_core::patch(std::string_view id, std::string_view json) {
+sync_error store_core::patch_json(std::string_view id, std::string_view json) {
   nlohmann::json data;
   if (auto err = parse_object(json, limits_, data); !err.ok())
     return err;

@@ -73,13 +73,14 @@ public:
 
   // -- writes: any thread; visible to every read that starts after return ---
 
-  /// Validates and applies a local write; on error nothing changes.
-  sync_error put(std::string_view id, std::string_view type,
-                 std::string_view json);
+  /// Validates and applies a local write; on error nothing changes. The
+  /// *_json variants take JSON text.
+  sync_error put_json(std::string_view id, std::string_view type,
+                      std::string_view json);
   sync_error put(std::string_view id, std::string_view type,
                  const nlohmann::json& data);
   /// Merge patch (RFC 7386) on a visible entity; `not_found` if there is none.
-  sync_error patch(std::string_view id, std::string_view json);
+  sync_error patch_json(std::string_view id, std::string_view json);
   sync_error patch(std::string_view id, const nlohmann::json& patch);
   /// Deletes a visible entity; `not_found` if there is none.
   sync_error erase(std::string_view id);

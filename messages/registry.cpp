@@ -5,6 +5,7 @@
 
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
+#include "messages/local.hpp"
 #include "messages/protocol.hpp"
 
 namespace memsync {
@@ -32,6 +33,8 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<pull_request>("memsync::pull_request")
     .add_message_type<pull_reply>("memsync::pull_reply")
     .add_message_type<poke>("memsync::poke")
+    .add_message_type<flushed_change>("memsync::flushed_change")
+    .add_message_type<flush_report>("memsync::flush_report")
     .add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
   // CAF 0.17.6's add_error_category<T> does not compile; give the renderer.
   cfg.add_error_category(

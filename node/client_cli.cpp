@@ -74,13 +74,13 @@ public:
       auto type = next_word(line);
       if (id.empty() || type.empty() || line.empty())
         return usage("put ID TYPE JSON");
-      return report(node_.app().put(id, type, line));
+      return report(node_.app().put_json(id, type, line));
     }
     if (cmd == "patch") {
       auto id = next_word(line);
       if (id.empty() || line.empty())
         return usage("patch ID JSON");
-      return report(node_.app().patch(id, line));
+      return report(node_.app().patch_json(id, line));
     }
     if (cmd == "del") {
       auto id = next_word(line);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the benchmarks in build-bench/ (Release, tests off) and runs them:
+#   store_bench  get vs SQLite point query; put with and without a subscriber
+#   flush_bench  local_database::append vs raw batched SQLite writes; coalescing
+#   load_bench   start-up load of 1M entities; resident memory per entity
+# Each program prints "SUMMARY" lines with ratios against the baseline it
+# measured in the same run; they are repeated at the end. Extra arguments go
+# to every program (e.g. --benchmark_filter=get).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+build=build-bench
+cmake -S . -B "$build" -DMEMSYNC_BENCHMARKS=ON -DMEMSYNC_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+nice -n 10 cmake --build "$build" -j2 --target store_bench flush_bench load_bench
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for prog in store_bench flush_bench load_bench; do
+  echo "== $prog"
+  "$build/tools/bench/$prog" --benchmark_counters_tabular=true "$@" | tee -a "$log"
+  echo
+done
+
+echo "== summary"
+grep '^SUMMARY ' "$log" | sed 's/^SUMMARY /  /'
