@@ -63,12 +63,12 @@ public:
     f(copies_[side]);
   }
 
-  /// Direct access for set-up before any reader exists.
-  /// REQUIRES: no concurrent reader or writer.
+  /// Builds the first copy with `f` and copies it, for set-up before any
+  /// reader exists. REQUIRES: no concurrent reader or writer.
   template <class F>
   void initialize(F&& f) {
     f(copies_[0]);
-    f(copies_[1]);
+    copies_[1] = copies_[0];
   }
 
 private:

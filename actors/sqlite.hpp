@@ -32,7 +32,9 @@ public:
   sqlite_stmt& operator=(sqlite_stmt&& other) noexcept;
   ~sqlite_stmt();
 
-  /// Parameters are 1-based, as in SQLite.
+  /// Parameters are 1-based, as in SQLite. Text is not copied: it must stay
+  /// valid until the statement is reset (exec() resets). Bindings persist
+  /// across resets, so bind every parameter before each use.
   sqlite_stmt& bind(int index, int64_t value);
   sqlite_stmt& bind(int index, std::string_view value);
   /// Advances; true while a row is available, false when done.

@@ -32,9 +32,10 @@ store_core::store_core(data_limits limits)
 // -- reads ------------------------------------------------------------------
 
 entity_ptr store_core::get(std::string_view id) const {
+  auto h = entity_table::hash(id);
   return visible_.read([&](const visible_state& v) -> entity_ptr {
-    auto it = v.by_id.find(id);
-    return it != v.by_id.end() ? it->second : nullptr;
+    auto found = v.by_id.find(id, h);
+    return found ? *found : nullptr;
   });
 }
 
@@ -44,24 +45,19 @@ std::vector<entity_ptr> store_core::by_type(std::string_view type) const {
     auto it = v.by_type.find(std::string{type});
     if (it != v.by_type.end()) {
       out.reserve(it->second.size());
-      for (auto& kvp : it->second)
-        out.push_back(kvp.second);
+      it->second.for_each([&](const entity_ptr& e) { out.push_back(e); });
     }
     return out;
   });
 }
 
 std::vector<entity_ptr> store_core::all() const {
-  auto out = visible_.read([&](const visible_state& v) {
+  return visible_.read([&](const visible_state& v) {
     std::vector<entity_ptr> result;
     result.reserve(v.by_id.size());
-    for (auto& kvp : v.by_id)
-      result.push_back(kvp.second);
+    v.by_id.for_each([&](const entity_ptr& e) { result.push_back(e); });
     return result;
   });
-  std::sort(out.begin(), out.end(),
-            [](const entity_ptr& a, const entity_ptr& b) { return a->id < b->id; });
-  return out;
 }
 
 std::size_t store_core::size() const {
@@ -78,15 +74,19 @@ sync_error store_core::put_json(std::string_view id, std::string_view type,
   return put(id, type, data);
 }
 
+// Both put overloads end here: the canonical text is checked against the
+// limits (size, depth) without parsing it again.
+
 sync_error store_core::put(std::string_view id, std::string_view type,
                            const nlohmann::json& data) {
   if (auto err = validate_id(id); !err.ok())
     return err;
   if (auto err = validate_type(type); !err.ok())
     return err;
+  if (!data.is_object())
+    return {sync_errc::invalid_json, "data must be a JSON object"};
   auto text = data.dump();
-  nlohmann::json checked; // the dump is re-checked so both overloads agree
-  if (auto err = parse_object(text, limits_, checked); !err.ok())
+  if (auto err = check_limits(text, limits_); !err.ok())
     return err;
   change c;
   c.kind = change_kind::put;
@@ -96,7 +96,7 @@ sync_error store_core::put(std::string_view id, std::string_view type,
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
   auto value = make_entity(c.id, c.type, std::move(text), old ? old->version : 0);
-  queue_local(std::move(c), std::move(value));
+  queue_local(std::move(c), std::move(old), std::move(value));
   return {};
 }
 
@@ -110,9 +110,10 @@ sync_error store_core::patch_json(std::string_view id, std::string_view json) {
 sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   if (auto err = validate_id(id); !err.ok())
     return err;
+  if (!patch.is_object())
+    return {sync_errc::invalid_json, "a merge patch must be a JSON object"};
   auto patch_text = patch.dump();
-  nlohmann::json checked;
-  if (auto err = parse_object(patch_text, limits_, checked); !err.ok())
+  if (auto err = check_limits(patch_text, limits_); !err.ok())
     return err;
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
@@ -121,7 +122,7 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   auto doc = nlohmann::json::parse(old->data);
   doc.merge_patch(patch);
   auto text = doc.dump();
-  if (auto err = parse_object(text, limits_, checked); !err.ok())
+  if (auto err = check_limits(text, limits_); !err.ok())
     return {err.code, "patched entity would be invalid: " + err.message};
   change c;
   c.kind = change_kind::patch;
@@ -129,7 +130,7 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   c.type = old->type;
   c.data = std::move(patch_text);
   auto value = make_entity(c.id, c.type, std::move(text), old->version);
-  queue_local(std::move(c), std::move(value));
+  queue_local(std::move(c), std::move(old), std::move(value));
   return {};
 }
 
@@ -144,14 +145,13 @@ sync_error store_core::erase(std::string_view id) {
   c.kind = change_kind::del;
   c.id = id;
   c.type = old->type;
-  queue_local(std::move(c), nullptr);
+  queue_local(std::move(c), std::move(old), nullptr);
   return {};
 }
 
-void store_core::queue_local(change c, entity_ptr value) {
+void store_core::queue_local(change c, entity_ptr old, entity_ptr value) {
   c.seq = last_seq_.load() + 1;
   c.trace.trace_id = trace_base_ + c.seq;
-  auto old = get(c.id);
   auto [it, added] = shadows_.try_emplace(c.id);
   if (added)
     it->second.base = old; // no pending change yet: visible is the base
@@ -171,24 +171,29 @@ void store_core::queue_local(change c, entity_ptr value) {
 // -- visible map ------------------------------------------------------------
 
 void store_core::apply_update(visible_state& v, const std::string& id,
-                              const entity_ptr& value) {
-  if (auto it = v.by_id.find(id); it != v.by_id.end()) {
-    auto typed = v.by_type.find(it->second->type);
-    typed->second.erase(std::string_view{id});
-    v.by_id.erase(it);
+                              uint64_t hash, const entity_ptr& value) {
+  if (auto old = v.by_id.find(id, hash)) {
+    if (!value || value->type != (*old)->type)
+      v.by_type[(*old)->type].erase(id, hash);
+    if (!value)
+      v.by_id.erase(id, hash);
   }
   if (value) {
-    v.by_id.emplace(std::string_view{value->id}, value);
-    v.by_type[value->type].emplace(std::string_view{value->id}, value);
+    v.by_id.assign(value, hash);
+    v.by_type[value->type].assign(value, hash);
   }
 }
 
 void store_core::publish(const update_list& updates) {
   if (updates.empty())
     return;
+  std::vector<uint64_t> hashes;
+  hashes.reserve(updates.size());
+  for (auto& u : updates)
+    hashes.push_back(entity_table::hash(u.id));
   visible_.write([&](visible_state& v) {
-    for (auto& [id, value] : updates)
-      apply_update(v, id, value);
+    for (size_t i = 0; i < updates.size(); ++i)
+      apply_update(v, updates[i].id, hashes[i], updates[i].value);
   });
 }
 
@@ -233,7 +238,7 @@ void store_core::load(std::vector<entity> base, std::vector<change> outbox) {
   visible_.initialize([&](visible_state& v) {
     v.by_id.reserve(values.size());
     for (auto& value : values)
-      apply_update(v, value->id, value);
+      apply_update(v, value->id, entity_table::hash(value->id), value);
   });
   std::lock_guard<std::mutex> guard{write_mtx_};
   std::vector<std::string> touched;
@@ -250,7 +255,7 @@ void store_core::load(std::vector<entity> base, std::vector<change> outbox) {
   }
   update_list updates;
   for (auto& id : touched)
-    updates.emplace_back(id, fold_pending(id, shadows_.at(id)));
+    updates.push_back({id, fold_pending(id, shadows_.at(id))});
   publish(updates);
   pending_count_.store(pending_.size());
   last_seq_.store(seq);
@@ -313,26 +318,26 @@ drained store_core::rebase(const pull_reply& reply) {
   // 3. Re-apply pending changes on the new base.
   update_list updates;
   for (auto& [id, value] : direct)
-    updates.emplace_back(id, std::move(value));
+    updates.push_back({id, std::move(value)});
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (auto& id : touched) {
     auto sh = shadows_.find(id);
-    updates.emplace_back(id, fold_pending(id, sh->second));
+    updates.push_back({id, fold_pending(id, sh->second)});
     if (sh->second.seqs.empty())
       shadows_.erase(sh);
   }
   // 4. Publish in one batch; events only for values that really changed.
   update_list changed;
-  for (auto& [id, value] : updates) {
-    auto old = get(id);
-    if (old == value)
+  for (auto& u : updates) {
+    auto old = get(u.id);
+    if (old == u.value)
       continue;
-    if (!same_value(old, value)) {
-      auto type = value ? value->type : old->type;
-      out.events.push_back({id, std::move(type), value});
+    if (!same_value(old, u.value)) {
+      auto type = u.value ? u.value->type : old->type;
+      out.events.push_back({u.id, std::move(type), u.value});
     }
-    changed.emplace_back(id, value);
+    changed.push_back(std::move(u));
   }
   publish(changed);
   pending_count_.store(pending_.size());

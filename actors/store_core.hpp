@@ -26,6 +26,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "actors/entity_table.hpp"
 #include "actors/left_right.hpp"
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
@@ -34,8 +35,6 @@
 #include "messages/validation.hpp"
 
 namespace memsync {
-
-using entity_ptr = std::shared_ptr<const entity>;
 
 /// A visible value changed: `value` is the new one, null if the entity is gone.
 struct change_event {
@@ -65,9 +64,9 @@ public:
 
   /// The visible entity, or null.
   entity_ptr get(std::string_view id) const;
-  /// Visible entities of one type, sorted by id.
+  /// Visible entities of one type, in no particular order.
   std::vector<entity_ptr> by_type(std::string_view type) const;
-  /// All visible entities, sorted by id.
+  /// All visible entities, in no particular order.
   std::vector<entity_ptr> all() const;
   std::size_t size() const;
 
@@ -119,21 +118,24 @@ public:
 
 private:
   struct visible_state {
-    // Keys view into the entity they map to, so ids are stored once.
-    std::unordered_map<std::string_view, entity_ptr> by_id;
-    std::unordered_map<std::string, std::map<std::string_view, entity_ptr>>
-      by_type;
+    entity_table by_id;
+    std::unordered_map<std::string, entity_table> by_type;
   };
   struct shadow {
     entity_ptr base;
     std::vector<uint64_t> seqs;
   };
-  using update_list = std::vector<std::pair<std::string, entity_ptr>>;
+  struct update {
+    std::string id;
+    entity_ptr value; ///< null: remove
+  };
+  using update_list = std::vector<update>;
 
   static void apply_update(visible_state& v, const std::string& id,
-                           const entity_ptr& value);
+                           uint64_t hash, const entity_ptr& value);
   void publish(const update_list& updates);
-  void queue_local(change c, entity_ptr value); // REQUIRES: write_mtx_ held
+  // REQUIRES: write_mtx_ held; `old` is the visible value of c.id.
+  void queue_local(change c, entity_ptr old, entity_ptr value);
   entity_ptr fold_pending(const std::string& id, const shadow& sh) const;
   drained take_locked();
 

@@ -80,8 +80,7 @@ sync_error validate_type(std::string_view type) {
   return {};
 }
 
-sync_error parse_object(std::string_view text, const data_limits& limits,
-                        nlohmann::json& out) {
+sync_error check_limits(std::string_view text, const data_limits& limits) {
   if (text.size() > limits.max_bytes)
     return fail(sync_errc::too_large,
                 "data is " + std::to_string(text.size()) + " bytes, at most "
@@ -90,6 +89,13 @@ sync_error parse_object(std::string_view text, const data_limits& limits,
     return fail(sync_errc::too_deep, "data nests deeper than "
                                        + std::to_string(limits.max_depth)
                                        + " levels");
+  return {};
+}
+
+sync_error parse_object(std::string_view text, const data_limits& limits,
+                        nlohmann::json& out) {
+  if (auto err = check_limits(text, limits); !err.ok())
+    return err;
   out = nlohmann::json::parse(text, nullptr, false);
   if (out.is_discarded())
     return fail(sync_errc::invalid_json, "data is not valid JSON");

@@ -28,6 +28,9 @@ sync_error validate_id(std::string_view id);
 /// Entity types: [a-z0-9_-]{1,64}.
 sync_error validate_type(std::string_view type);
 
+/// Checks serialized JSON against `limits` (size, nesting) without parsing.
+sync_error check_limits(std::string_view text, const data_limits& limits);
+
 /// Parses `text` into `out`. It must be a JSON object within `limits`; the
 /// nesting depth is checked before parsing so hostile input cannot exhaust
 /// the stack.

@@ -1,5 +1,6 @@
 #include "node/client_cli.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -101,6 +102,8 @@ public:
       if (!line.empty())
         return usage("ls [TYPE]");
       auto all = type.empty() ? node_.app().all() : node_.app().by_type(type);
+      std::sort(all.begin(), all.end(),
+                [](auto& a, auto& b) { return a->id < b->id; });
       std::lock_guard<std::mutex> guard{mtx_};
       for (auto& e : all)
         out_ << to_json_line(*e) << '\n';

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -122,12 +123,13 @@ TEST(store_core, queued_writes_keep_seq_order_and_events_only_for_real_changes) 
   EXPECT_EQ(wakes, 2);
 }
 
-TEST(store_core, by_type_is_sorted_and_follows_type_changes) {
+TEST(store_core, by_type_follows_type_changes) {
   store_core core;
   ASSERT_TRUE(core.put_json("b", "x", "{}").ok());
   ASSERT_TRUE(core.put_json("a", "x", "{}").ok());
   ASSERT_TRUE(core.put_json("c", "y", "{}").ok());
   auto xs = core.by_type("x");
+  std::sort(xs.begin(), xs.end(), [](auto& l, auto& r) { return l->id < r->id; });
   ASSERT_EQ(xs.size(), 2u);
   EXPECT_EQ(xs[0]->id, "a");
   EXPECT_EQ(xs[1]->id, "b");
@@ -318,4 +320,36 @@ TEST(subscriber_list, a_callback_may_end_its_own_subscription) {
   subs.dispatch({{"a", "t", nullptr}});
   subs.dispatch({{"b", "t", nullptr}});
   EXPECT_EQ(calls, 1);
+}
+
+TEST(entity_table, finds_replaces_and_erases_across_growth_and_probe_runs) {
+  entity_table table;
+  std::vector<entity_ptr> values;
+  for (int i = 0; i < 5000; ++i) {
+    auto id = "id-" + std::to_string(i);
+    values.push_back(std::make_shared<const entity>(entity{id, "t", "{}", 0, false}));
+    table.assign(values.back(), entity_table::hash(id));
+  }
+  ASSERT_EQ(table.size(), 5000u);
+  // Erase every third: backward shifts must keep every other id reachable.
+  for (int i = 0; i < 5000; i += 3) {
+    auto id = "id-" + std::to_string(i);
+    ASSERT_TRUE(table.erase(id, entity_table::hash(id)));
+  }
+  EXPECT_FALSE(table.erase("id-0", entity_table::hash("id-0")));
+  for (int i = 0; i < 5000; ++i) {
+    auto id = "id-" + std::to_string(i);
+    auto found = table.find(id, entity_table::hash(id));
+    if (i % 3 == 0)
+      EXPECT_EQ(found, nullptr) << id;
+    else
+      ASSERT_TRUE(found != nullptr && *found == values[i]) << id;
+  }
+  auto replacement = std::make_shared<const entity>(entity{"id-1", "t", R"({"v":2})", 0, false});
+  table.assign(replacement, entity_table::hash("id-1"));
+  EXPECT_EQ(*table.find("id-1", entity_table::hash("id-1")), replacement);
+  size_t count = 0;
+  table.for_each([&](const entity_ptr&) { ++count; });
+  EXPECT_EQ(count, table.size());
+  EXPECT_EQ(table.size(), 5000u - 1667u);
 }
