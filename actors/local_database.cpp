@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "messages/validation.hpp"
+
 #include <sqlite3.h>
 
 namespace memsync {
@@ -18,15 +20,15 @@ std::string random_suffix() {
   return buf;
 }
 
-// Client ids are "<name>-<16 hex digits>"; names may contain '-', so the
-// suffix is checked exactly rather than by prefix.
-bool belongs_to(const std::string& client_id, const std::string& name) {
-  auto prefix = name + "-";
-  if (client_id.size() != prefix.size() + 16
-      || client_id.compare(0, prefix.size(), prefix) != 0)
-    return false;
-  return client_id.find_first_not_of("0123456789abcdef", prefix.size())
-         == std::string::npos;
+change outbox_row(const sqlite_stmt& row) {
+  change c;
+  c.mutation_id = static_cast<uint64_t>(row.column_int(0));
+  c.kind = static_cast<change_kind>(row.column_int(1));
+  c.id = row.column_text(2);
+  c.type = row.column_text(3);
+  c.data = row.column_text(4);
+  c.trace.trace_id = static_cast<uint64_t>(row.column_int(5));
+  return c;
 }
 
 const char* schema_v1 = R"sql(
@@ -90,7 +92,7 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
          + std::to_string(local_schema_version) + "); upgrade memsync"});
   if (version != 0) {
     auto owner = get_meta("client_id");
-    if (!belongs_to(owner, settings.client_name))
+    if (!client_id_belongs_to(owner, settings.client_name))
       throw local_db_error({sync_errc::db_foreign,
                             path_ + " belongs to client '" + owner
                               + "', not to '" + settings.client_name + "'"});
@@ -113,6 +115,8 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
     stmt.bind(1, "last_mutation_id").bind(2, "0").exec();
     stmt.bind(1, "cookie_epoch").bind(2, "").exec();
     stmt.bind(1, "cookie_version").bind(2, "0").exec();
+    stmt.bind(1, "cookie_commit").bind(2, "0").exec();
+    stmt.bind(1, "push_epoch").bind(2, "").exec();
     tx.commit();
   }
   client_id_ = get_meta("client_id");
@@ -127,6 +131,9 @@ void local_database::prepare_statements() {
     "INSERT INTO entities VALUES(?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE "
     "SET type = excluded.type, data = excluded.data, version = excluded.version");
   delete_entity_ = db_->prepare("DELETE FROM entities WHERE id = ?1");
+  select_outbox_ = db_->prepare(
+    "SELECT mutation_id, kind, id, type, data, trace_id FROM outbox "
+    "WHERE mutation_id > ?1 ORDER BY mutation_id LIMIT ?2");
 }
 
 std::string local_database::get_meta(const std::string& key) {
@@ -150,7 +157,8 @@ local_snapshot local_database::load() {
     out.last_mutation_id = std::stoull(get_meta("last_mutation_id"));
     out.cursor.epoch = get_meta("cookie_epoch");
     out.cursor.version = std::stoull(get_meta("cookie_version"));
-    out.base.reserve(db_->query_int("SELECT count(*) FROM entities"));
+    out.cursor.commit = std::stoull(get_meta("cookie_commit"));
+    out.push_epoch = get_meta("push_epoch");
     auto rows = db_->prepare("SELECT id, type, data, version FROM entities");
     while (rows.step())
       out.base.push_back({rows.column_text(0), rows.column_text(1),
@@ -158,16 +166,8 @@ local_snapshot local_database::load() {
                           static_cast<uint64_t>(rows.column_int(3)), false});
     auto outbox = db_->prepare("SELECT mutation_id, kind, id, type, data, "
                                "trace_id FROM outbox ORDER BY mutation_id");
-    while (outbox.step()) {
-      change c;
-      c.mutation_id = static_cast<uint64_t>(outbox.column_int(0));
-      c.kind = static_cast<change_kind>(outbox.column_int(1));
-      c.id = outbox.column_text(2);
-      c.type = outbox.column_text(3);
-      c.data = outbox.column_text(4);
-      c.trace.trace_id = static_cast<uint64_t>(outbox.column_int(5));
-      out.outbox.push_back(std::move(c));
-    }
+    while (outbox.step())
+      out.outbox.push_back(outbox_row(outbox));
     return out;
   } catch (const sqlite_error& e) {
     fail(e, "cannot load local database");
@@ -219,9 +219,41 @@ void local_database::apply_pull(const pull_reply& reply) {
     set_meta("last_mutation_id", std::to_string(reply.last_mutation_id));
     set_meta("cookie_epoch", reply.next.epoch);
     set_meta("cookie_version", std::to_string(reply.next.version));
+    set_meta("cookie_commit", std::to_string(reply.next.commit));
     tx.commit();
   } catch (const sqlite_error& e) {
     fail(e, "cannot apply pull to local database");
+  }
+}
+
+std::vector<change> local_database::outbox(uint64_t after,
+                                           std::size_t max_changes,
+                                           std::size_t max_bytes) {
+  try {
+    std::vector<change> out;
+    std::size_t bytes = 0;
+    select_outbox_.bind(1, static_cast<int64_t>(after))
+      .bind(2, static_cast<int64_t>(max_changes));
+    while (select_outbox_.step()) {
+      auto size = select_outbox_.column_view(4).size();
+      if (!out.empty() && bytes + size > max_bytes)
+        break;
+      bytes += size;
+      out.push_back(outbox_row(select_outbox_));
+    }
+    select_outbox_.reset();
+    return out;
+  } catch (const sqlite_error& e) {
+    select_outbox_.reset();
+    fail(e, "cannot read the outbox of");
+  }
+}
+
+void local_database::set_push_epoch(const std::string& epoch) {
+  try {
+    set_meta("push_epoch", epoch);
+  } catch (const sqlite_error& e) {
+    fail(e, "cannot write to local database");
   }
 }
 

@@ -1,7 +1,8 @@
 // The client's SQLite file, owned by the local_db actor. Layout (schema
 // version 1, application_id 'MSYN'):
 //   meta(key, value)      client_id, next_mutation_id, last_mutation_id,
-//                         cookie_epoch, cookie_version
+//                         cookie_epoch, cookie_version, cookie_commit,
+//                         push_epoch (epoch of the last acknowledged push)
 //   entities(id, type, data, version)   the base: last state pulled from the
 //                                       server (deleted entities have no row)
 //   outbox(mutation_id, kind, id, type, data, trace_id)
@@ -42,6 +43,7 @@ struct local_snapshot {
   cookie cursor;
   uint64_t last_mutation_id = 0; ///< confirmed by the server
   uint64_t next_mutation_id = 1;
+  std::string push_epoch;
   std::vector<entity> base;
   std::vector<change> outbox; ///< in mutation-id order
 };
@@ -78,6 +80,14 @@ public:
   /// outbox without what the server has seen.
   void apply_pull(const pull_reply& reply);
 
+  /// Outbox changes with a mutation id above `after`, in order, at most
+  /// `max_changes` of them and (beyond the first) at most `max_bytes` of data.
+  std::vector<change> outbox(uint64_t after, std::size_t max_changes,
+                             std::size_t max_bytes);
+
+  /// Remembers the epoch in which the server last acknowledged a push.
+  void set_push_epoch(const std::string& epoch);
+
   /// Runs PRAGMA integrity_check; returns "ok" or the problems found.
   std::string integrity_check();
 
@@ -96,6 +106,7 @@ private:
   sqlite_stmt set_meta_;
   sqlite_stmt upsert_entity_;
   sqlite_stmt delete_entity_;
+  sqlite_stmt select_outbox_;
 };
 
 } // namespace memsync

@@ -36,6 +36,23 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
         return make_error(e.error());
       }
     },
+    [=](outbox_atom, uint64_t after, uint64_t max_changes,
+        uint64_t max_bytes) -> caf::result<std::vector<change>> {
+      try {
+        return self->state.db->outbox(after, max_changes, max_bytes);
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
+    [=](get_atom) { return self->state.db->next_mutation_id() - 1; },
+    [=](epoch_atom, const std::string& epoch) -> caf::result<ok_atom> {
+      try {
+        self->state.db->set_push_epoch(epoch);
+        return ok_atom::value;
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
   };
 }
 

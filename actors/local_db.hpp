@@ -24,7 +24,14 @@ using local_db_actor = caf::typed_actor<
   /// the mutation id of each, in order, or a memsync error (file unchanged).
   caf::replies_to<flush_atom, std::vector<change>>::with<std::vector<uint64_t>>,
   /// Stores a pull result (base, cookie, confirmed outbox) in one transaction.
-  caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>>;
+  caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>,
+  /// Outbox changes above a mutation id: (after, max changes, max bytes).
+  caf::replies_to<outbox_atom, uint64_t, uint64_t, uint64_t>::with<
+    std::vector<change>>,
+  /// Remembers the epoch of the last acknowledged push.
+  caf::replies_to<epoch_atom, std::string>::with<ok_atom>,
+  /// The highest mutation id in the outbox so far (0: none yet).
+  caf::replies_to<get_atom>::with<uint64_t>>;
 
 /// Spawns the actor; it takes ownership of the open database.
 local_db_actor spawn_local_db(caf::actor_system& sys,

@@ -57,6 +57,9 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
       forward(self, self->state.core->rebase(reply));
       return ok_atom::value;
     },
+    [=](refused_atom, const std::vector<refusal>& refused) {
+      self->state.subs->dispatch(self->state.core->refuse(refused));
+    },
     [=](flush_atom) {
       // Drain first: the flush scheduler must see every write before the
       // request (messages from one sender arrive in order).

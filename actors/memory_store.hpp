@@ -32,7 +32,9 @@ using memory_store_actor = caf::typed_actor<
   caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>,
   /// Flush every write made so far now, skipping the debounce; replies with
   /// the durable seq once they are in the local database.
-  caf::replies_to<flush_atom>::with<uint64_t>>;
+  caf::replies_to<flush_atom>::with<uint64_t>,
+  /// The server refused these changes.
+  caf::reacts_to<refused_atom, std::vector<refusal>>>;
 
 memory_store_actor spawn_memory_store(caf::actor_system& sys,
                                       std::shared_ptr<store_core> core,
@@ -85,6 +87,9 @@ public:
   }
 
   store_counts counts() const { return core_->counts(); }
+  /// Changes the server refused recently (each also arrives as an event
+  /// with `refusal` set).
+  std::vector<refused_change> refusals() const { return core_->refusals(); }
   /// Local changes the server has not confirmed yet, in write order.
   std::vector<change> pending() const { return core_->pending(); }
 

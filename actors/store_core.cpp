@@ -344,6 +344,31 @@ drained store_core::rebase(const pull_reply& reply) {
   return out;
 }
 
+std::vector<change_event>
+store_core::refuse(const std::vector<refusal>& refused) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  std::vector<change_event> out;
+  for (auto& r : refused) {
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& kvp) {
+      return kvp.second.mutation_id == r.mutation_id;
+    });
+    std::string id = it != pending_.end() ? it->second.id : std::string{};
+    refusals_.push_back({r.mutation_id, id, r.reason});
+    if (it == pending_.end())
+      continue;
+    auto value = get(id);
+    out.push_back({id, value ? value->type : it->second.type, value, r.reason});
+  }
+  if (refusals_.size() > 100)
+    refusals_.erase(refusals_.begin(), refusals_.end() - 100);
+  return out;
+}
+
+std::vector<refused_change> store_core::refusals() const {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  return refusals_;
+}
+
 void store_core::mark_durable(const std::vector<flushed_change>& flushed,
                               uint64_t durable_seq) {
   {

@@ -36,11 +36,21 @@
 
 namespace memsync {
 
-/// A visible value changed: `value` is the new one, null if the entity is gone.
+/// A visible value changed: `value` is the new one, null if the entity is
+/// gone. When `refusal` is set, the server refused a change to this entity
+/// (the next pull undoes it) and `value` is what is visible now.
 struct change_event {
   std::string id;
   std::string type;
   entity_ptr value;
+  sync_error refusal;
+};
+
+/// A local change the server refused, and why.
+struct refused_change {
+  uint64_t mutation_id = 0;
+  std::string id;
+  sync_error reason;
 };
 
 /// What the owning actor takes out after an operation, in write order.
@@ -103,6 +113,12 @@ public:
   /// the result so subscribers see everything in order.
   drained rebase(const pull_reply& reply);
 
+  /// Records refusals from the server; returns one event per refused change
+  /// that is still pending (the next pull will undo it).
+  std::vector<change_event> refuse(const std::vector<refusal>& refused);
+  /// The most recent refusals (at most 100), oldest first.
+  std::vector<refused_change> refusals() const;
+
   /// Records mutation ids of durable writes and the durable watermark.
   void mark_durable(const std::vector<flushed_change>& flushed,
                     uint64_t durable_seq);
@@ -148,6 +164,7 @@ private:
   std::unordered_map<std::string, shadow> shadows_;
   drained queue_;
   std::function<void()> wake_;
+  std::vector<refused_change> refusals_;
 
   std::atomic<uint64_t> last_seq_{0};
   std::atomic<std::size_t> pending_count_{0};

@@ -25,4 +25,30 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 /// Retry timer of an actor whose last attempt failed.
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
+// -- protocol ----------------------------------------------------------------
+
+/// Handshake with the gateway.
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+/// Push changes to the server.
+using push_atom = caf::atom_constant<caf::atom("push")>;
+/// Pull changes from the server.
+using pull_atom = caf::atom_constant<caf::atom("pull")>;
+/// The server has something new.
+using poke_atom = caf::atom_constant<caf::atom("poke")>;
+
+// -- inside a node -----------------------------------------------------------
+
+/// Read the local outbox.
+using outbox_atom = caf::atom_constant<caf::atom("outbox")>;
+/// Remember the epoch of the last acknowledged push.
+using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
+/// The replication log commits its queued pushes as one group.
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+/// Changes the server refused (network_syncer -> memory_store).
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
+/// Wait until everything local is pushed, acknowledged and pulled.
+using sync_atom = caf::atom_constant<caf::atom("sync")>;
+/// (Re)connect to the server.
+using connect_atom = caf::connect_atom;
+
 } // namespace memsync

@@ -18,16 +18,21 @@ namespace memsync {
 /// the handshake compares this number and refuses mismatches.
 constexpr uint32_t protocol_version = 1;
 
-/// A position in the server's history. `epoch` names the server database
-/// (created with it); a cookie from another epoch forces a full reset.
+/// A position in the server's history. `epoch` names the server's history
+/// (created with the database, replaced when the server finds it was rolled
+/// back); `commit` identifies the transaction that wrote `version`, so a
+/// server restored from an older copy notices a cookie it never issued. A
+/// cookie from another epoch forces a full reset.
 struct cookie {
   std::string epoch;
   uint64_t version = 0;
+  uint64_t commit = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cookie& x) {
-  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version);
+  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version,
+           x.commit);
 }
 
 /// First message of a connection.
@@ -57,16 +62,20 @@ typename Inspector::result_type inspect(Inspector& f, hello_reply& x) {
            x.server_id, x.epoch, x.server_time_us);
 }
 
-/// Changes in mutation-id order, all from one client.
+/// Changes in mutation-id order, all from one client. `epoch` is the epoch
+/// in which the client's last push was acknowledged: a client coming from
+/// another epoch may start its ids above the server's record (a server
+/// restored from an older copy lost the changes in between).
 struct push_request {
   std::string client_id;
+  std::string epoch;
   std::vector<change> changes;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, push_request& x) {
   return f(caf::meta::type_name("memsync::push_request"), x.client_id,
-           x.changes);
+           x.epoch, x.changes);
 }
 
 /// A change the server refused; its mutation id is used up all the same.
@@ -83,12 +92,13 @@ typename Inspector::result_type inspect(Inspector& f, refusal& x) {
 struct push_reply {
   uint64_t last_mutation_id = 0;
   std::vector<refusal> refused;
+  std::string epoch; ///< the server's epoch when it acknowledged
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, push_reply& x) {
   return f(caf::meta::type_name("memsync::push_reply"), x.last_mutation_id,
-           x.refused);
+           x.refused, x.epoch);
 }
 
 struct pull_request {

@@ -1,6 +1,9 @@
 #include "messages/registry.hpp"
 
 #include <caf/actor_system_config.hpp>
+
+#include "actors/gateway.hpp"
+#include "actors/network_syncer.hpp"
 #include <caf/message.hpp>
 
 #include "messages/entity.hpp"
@@ -35,6 +38,14 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<poke>("memsync::poke")
     .add_message_type<flushed_change>("memsync::flushed_change")
     .add_message_type<flush_report>("memsync::flush_report")
+    .add_message_type<log_push>("memsync::log_push")
+    .add_message_type<log_stats>("memsync::log_stats")
+    .add_message_type<sync_status>("memsync::sync_status")
+    // Actor handles that cross the network: the client's poke listener in
+    // the handshake, the session in the reply.
+    .add_message_type<poke_listener_actor>("memsync::poke_listener_actor")
+    .add_message_type<session_actor>("memsync::session_actor")
+    .add_message_type<gateway_actor>("memsync::gateway_actor")
     .add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
   // CAF 0.17.6's add_error_category<T> does not compile; give the renderer.
   cfg.add_error_category(

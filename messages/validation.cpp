@@ -80,6 +80,14 @@ sync_error validate_type(std::string_view type) {
   return {};
 }
 
+bool client_id_belongs_to(std::string_view client_id, std::string_view name) {
+  if (client_id.size() != name.size() + 17
+      || client_id.substr(0, name.size()) != name || client_id[name.size()] != '-')
+    return false;
+  return client_id.find_first_not_of("0123456789abcdef", name.size() + 1)
+         == std::string_view::npos;
+}
+
 sync_error check_limits(std::string_view text, const data_limits& limits) {
   if (text.size() > limits.max_bytes)
     return fail(sync_errc::too_large,
@@ -105,7 +113,9 @@ sync_error parse_object(std::string_view text, const data_limits& limits,
   return {};
 }
 
-sync_error validate_change(const change& c, const data_limits& limits) {
+namespace {
+
+sync_error check_envelope(const change& c) {
   if (c.kind != change_kind::put && c.kind != change_kind::patch
       && c.kind != change_kind::del)
     return fail(sync_errc::invalid_request,
@@ -115,11 +125,30 @@ sync_error validate_change(const change& c, const data_limits& limits) {
     return err;
   if (auto err = validate_type(c.type); !err.ok())
     return err;
-  if (c.kind == change_kind::del) {
-    if (!c.data.empty())
-      return fail(sync_errc::invalid_request, "a delete carries no data");
+  if (c.kind == change_kind::del && !c.data.empty())
+    return fail(sync_errc::invalid_request, "a delete carries no data");
+  return {};
+}
+
+} // namespace
+
+sync_error canonicalize_change(change& c, const data_limits& limits) {
+  if (auto err = check_envelope(c); !err.ok())
+    return err;
+  if (c.kind == change_kind::del)
     return {};
-  }
+  nlohmann::json parsed;
+  if (auto err = parse_object(c.data, limits, parsed); !err.ok())
+    return err;
+  c.data = parsed.dump();
+  return {};
+}
+
+sync_error validate_change(const change& c, const data_limits& limits) {
+  if (auto err = check_envelope(c); !err.ok())
+    return err;
+  if (c.kind == change_kind::del)
+    return {};
   nlohmann::json parsed;
   return parse_object(c.data, limits, parsed);
 }

@@ -28,6 +28,11 @@ sync_error validate_id(std::string_view id);
 /// Entity types: [a-z0-9_-]{1,64}.
 sync_error validate_type(std::string_view type);
 
+/// True if `client_id` is "<name>-<16 lowercase hex digits>": the id a
+/// client database named `name` made for itself. Names may contain '-', so
+/// the suffix is checked exactly rather than by prefix.
+bool client_id_belongs_to(std::string_view client_id, std::string_view name);
+
 /// Checks serialized JSON against `limits` (size, nesting) without parsing.
 sync_error check_limits(std::string_view text, const data_limits& limits);
 
@@ -40,5 +45,9 @@ sync_error parse_object(std::string_view text, const data_limits& limits,
 /// Checks a change as received from a peer: known kind, valid id and type,
 /// and data that is a JSON object within limits (empty for deletes).
 sync_error validate_change(const change& c, const data_limits& limits);
+
+/// validate_change, then rewrites the data in canonical form (compact, keys
+/// sorted) so every node stores and compares the same text.
+sync_error canonicalize_change(change& c, const data_limits& limits);
 
 } // namespace memsync

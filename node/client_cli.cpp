@@ -34,7 +34,9 @@ std::string to_json_line(const entity& e) {
 
 std::string event_line(const change_event& ev) {
   nlohmann::json j;
-  j["event"] = ev.value ? "put" : "del";
+  j["event"] = !ev.refusal.ok() ? "refused" : ev.value ? "put" : "del";
+  if (!ev.refusal.ok())
+    j["reason"] = ev.refusal.describe();
   j["id"] = ev.id;
   j["type"] = ev.type;
   if (ev.value)
@@ -124,10 +126,13 @@ public:
       return true;
     }
     if (cmd == "sync") {
-      if (node_.flush_now(cfg_.sync_timeout))
+      if (node_.sync(cfg_.sync_timeout))
         print("ok");
       else
-        print("error: timeout: not everything was flushed within "
+        print(std::string{"error: timeout: not everything was "}
+              + (node_.has_server() ? "pushed, acknowledged and pulled"
+                                    : "flushed")
+              + " within "
               + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                  cfg_.sync_timeout).count())
               + " ms");
@@ -166,9 +171,23 @@ private:
     j["connected"] = false;
     j["cookie"] = node_.cursor().version;
     j["epoch"] = node_.cursor().epoch;
-    j["pending"] = counts.pending;
     j["last_mutation_id"] = node_.last_mutation_id();
+    if (auto st = node_.sync_state(std::chrono::seconds(5))) {
+      j["connected"] = st->connected;
+      j["cookie"] = st->cursor.version;
+      j["epoch"] = st->cursor.epoch;
+      j["last_mutation_id"] = st->last_mutation_id;
+      if (!st->last_error.empty())
+        j["last_error"] = st->last_error;
+    }
+    j["pending"] = counts.pending;
     j["entities"] = counts.entities;
+    auto refused = node_.app().refusals();
+    j["refused"] = refused.size();
+    if (!refused.empty())
+      j["last_refusal"] = "mutation " + std::to_string(refused.back().mutation_id)
+                          + " (" + refused.back().id
+                          + "): " + refused.back().reason.describe();
     return j.dump();
   }
 

@@ -22,6 +22,15 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
   db_ = spawn_local_db(sys, std::move(db));
   flusher_ = spawn_flush_scheduler(sys, db_, cfg.flush);
   memory_ = spawn_memory_store(sys, core_, subs_, flusher_);
+  if (!cfg.server_host.empty()) {
+    connector_ = spawn_connector(sys, cfg.server_host, cfg.server_port,
+                                 cfg.sync.request_timeout);
+    syncer_config scfg{snapshot_meta_.client_id, snapshot_meta_.cursor,
+                       snapshot_meta_.last_mutation_id,
+                       snapshot_meta_.push_epoch, cfg.sync};
+    syncer_ = spawn_network_syncer(sys, std::move(scfg), connector_, db_,
+                                   memory_, flusher_);
+  }
 }
 
 client_node::~client_node() {
@@ -38,15 +47,44 @@ bool client_node::flush_now(std::chrono::nanoseconds timeout) {
   return ok && core_->wait_durable(target, timeout);
 }
 
+bool client_node::sync(std::chrono::nanoseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!flush_now(timeout))
+    return false;
+  if (!syncer_)
+    return true;
+  caf::scoped_actor self{sys_};
+  bool ok = false;
+  auto left = std::chrono::duration_cast<caf::timespan>(
+    deadline - std::chrono::steady_clock::now());
+  self->request(syncer_, std::max(left, caf::timespan{1}), sync_atom::value)
+    .receive([&](ok_atom) { ok = true; }, [&](caf::error&) { ok = false; });
+  return ok;
+}
+
+std::optional<sync_status> client_node::sync_state(std::chrono::nanoseconds timeout) {
+  if (!syncer_)
+    return std::nullopt;
+  caf::scoped_actor self{sys_};
+  std::optional<sync_status> out;
+  self->request(syncer_, timeout, status_atom::value)
+    .receive([&](sync_status& st) { out = std::move(st); },
+             [&](caf::error&) {});
+  return out;
+}
+
 void client_node::shutdown(std::chrono::nanoseconds timeout) {
   if (stopped_)
     return;
   stopped_ = true;
   flush_now(timeout);
-  for (auto& handle : {caf::actor_cast<caf::actor>(memory_),
+  for (auto& handle : {caf::actor_cast<caf::actor>(syncer_),
+                       caf::actor_cast<caf::actor>(connector_),
+                       caf::actor_cast<caf::actor>(memory_),
                        caf::actor_cast<caf::actor>(flusher_),
                        caf::actor_cast<caf::actor>(db_)})
-    caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+    if (handle)
+      caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
 }
 
 } // namespace memsync

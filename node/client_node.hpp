@@ -1,10 +1,12 @@
 // Assembles a client node: opens the local database, loads it into the
-// memory store, and spawns memory_store -> flush_scheduler -> local_db.
-// The node is the parent of its actors: it starts them and stops them.
+// memory store, and spawns memory_store -> flush_scheduler -> local_db, plus
+// the network_syncer when a server is configured. The node is the parent of
+// its actors: it starts them and stops them.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -12,6 +14,7 @@
 #include "actors/flush_scheduler.hpp"
 #include "actors/local_db.hpp"
 #include "actors/memory_store.hpp"
+#include "actors/network_syncer.hpp"
 #include "node/node_config.hpp"
 
 namespace memsync {
@@ -36,6 +39,14 @@ public:
   /// or if the database keeps failing.
   bool flush_now(std::chrono::nanoseconds timeout);
 
+  /// Flushes, then (with a server) waits until every change is pushed,
+  /// acknowledged and pulled back. False on timeout.
+  bool sync(std::chrono::nanoseconds timeout);
+
+  /// The syncer's view; nullopt without a server (or on timeout).
+  std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
+  bool has_server() const { return static_cast<bool>(syncer_); }
+
   /// Flushes (best effort within `timeout`) and stops the actors.
   void shutdown(std::chrono::nanoseconds timeout);
 
@@ -48,6 +59,8 @@ private:
   local_db_actor db_;
   flush_scheduler_actor flusher_;
   memory_store_actor memory_;
+  connector_actor connector_;
+  network_syncer_actor syncer_;
   std::chrono::nanoseconds load_time_{0};
   bool stopped_ = false;
 };

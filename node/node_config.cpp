@@ -2,23 +2,24 @@
 
 #include <caf/actor_system_config.hpp>
 #include <caf/atom.hpp>
+#include <caf/io/middleman.hpp>
 
 namespace memsync {
 
-namespace {
-
 using namespace std::chrono_literals;
 
-void add_caf_options(config_schema& schema) {
+void add_node_options(config_schema& schema) {
   schema
     .add_integer("scheduler.max-threads", 2, 1, 64,
                  "worker threads of the actor system")
     .add_string("scheduler.policy", "sharing",
                 "'sharing' (lower latency across nodes) or 'stealing'",
-                {"sharing", "stealing"});
+                {"sharing", "stealing"})
+    .add_duration("middleman.heartbeat-interval", 500ms, 0ns, 1min,
+                  "heartbeat between nodes (set the same on both sides)")
+    .add_duration("middleman.connection-timeout", 5s, 0ns, 1h,
+                  "a peer silent this long is considered gone");
 }
-
-} // namespace
 
 config_schema client_schema() {
   config_schema schema;
@@ -47,8 +48,22 @@ config_schema client_schema() {
     .add_integer("limits.max-data-bytes", 1 << 20, 2, 64 << 20,
                  "largest entity data (serialized JSON)")
     .add_integer("limits.max-depth", 64, 1, 1000,
-                 "deepest nesting of entity data");
-  add_caf_options(schema);
+                 "deepest nesting of entity data")
+    .add_string("server.host", "", "server to sync with (empty: offline only)")
+    .add_integer("server.port", 7878, 1, 65535, "server port")
+    .add_string("server.token", "", "this client's token (see the server's tokens file)")
+    .add_duration("sync.push-debounce", 1s, 0ns, 1h,
+                  "delay after a flush before pushing")
+    .add_duration("sync.pull-interval", 5s, 1ms, 24h,
+                  "fallback pull when no poke arrives")
+    .add_duration("sync.retry-min", 100ms, 1ms, 1h, "first reconnect/retry delay")
+    .add_duration("sync.retry-max", 10s, 1ms, 1h, "longest reconnect/retry delay")
+    .add_duration("sync.request-timeout", 10s, 1ms, 1h,
+                  "how long any request to the server may take")
+    .add_integer("sync.max-push-changes", 500, 1, 100000, "changes per push")
+    .add_integer("sync.max-push-bytes", 1 << 20, 1024, 256 << 20,
+                 "bytes of data per push (flow control)");
+  add_node_options(schema);
   return schema;
 }
 
@@ -75,6 +90,19 @@ client_config make_client_config(const config_values& v) {
                        + ": flush.retry-max: must not be below flush.retry-min");
   out.limits.max_bytes = static_cast<std::size_t>(v.get_integer("limits.max-data-bytes"));
   out.limits.max_depth = static_cast<std::size_t>(v.get_integer("limits.max-depth"));
+  out.server_host = v.get_string("server.host");
+  out.server_port = static_cast<uint16_t>(v.get_integer("server.port"));
+  out.sync.token = v.get_string("server.token");
+  out.sync.push_debounce = v.get_duration("sync.push-debounce");
+  out.sync.pull_interval = v.get_duration("sync.pull-interval");
+  out.sync.retry_min = v.get_duration("sync.retry-min");
+  out.sync.retry_max = v.get_duration("sync.retry-max");
+  out.sync.request_timeout = v.get_duration("sync.request-timeout");
+  out.sync.max_push_changes = static_cast<uint64_t>(v.get_integer("sync.max-push-changes"));
+  out.sync.max_push_bytes = static_cast<uint64_t>(v.get_integer("sync.max-push-bytes"));
+  if (!out.server_host.empty() && out.sync.token.empty())
+    throw config_error(v.origin("server.token")
+                       + ": server.token: required when server.host is set");
   return out;
 }
 
@@ -82,8 +110,13 @@ void apply_caf_settings(const config_values& v, caf::actor_system_config& cfg) {
   cfg.set("scheduler.max-threads",
           static_cast<size_t>(v.get_integer("scheduler.max-threads")));
   cfg.set("scheduler.policy", caf::atom_from_string(v.get_string("scheduler.policy")));
+  cfg.set("middleman.heartbeat-interval",
+          caf::timespan{v.get_duration("middleman.heartbeat-interval")});
+  cfg.set("middleman.connection-timeout",
+          caf::timespan{v.get_duration("middleman.connection-timeout")});
   // Nodes print their own errors; CAF's console logger would interleave.
   cfg.set("logger.console", caf::atom("none"));
+  cfg.load<caf::io::middleman>();
 }
 
 } // namespace memsync

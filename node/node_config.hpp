@@ -7,6 +7,7 @@
 
 #include "actors/flush_scheduler.hpp"
 #include "actors/local_database.hpp"
+#include "actors/network_syncer.hpp"
 #include "messages/validation.hpp"
 #include "node/config.hpp"
 
@@ -22,6 +23,9 @@ struct client_config {
   flush_settings flush;      ///< [flush] ...
   data_limits limits;        ///< [limits] ...
   std::chrono::nanoseconds sync_timeout{std::chrono::seconds(30)};
+  std::string server_host;   ///< [server] host; empty: work offline only
+  uint16_t server_port = 0;  ///< [server] port
+  sync_settings sync;        ///< [server] token, [sync] ...
 };
 
 config_schema client_schema();
@@ -30,7 +34,11 @@ config_schema client_schema();
 /// (e.g. a missing client id), naming the option.
 client_config make_client_config(const config_values& values);
 
-/// Scheduler and other CAF settings shared by every node kind.
+/// Declares the options every node kind has: CAF's scheduler and
+/// middleman (heartbeats) settings.
+void add_node_options(config_schema& schema);
+
+/// Applies those options to CAF's configuration and loads the middleman.
 void apply_caf_settings(const config_values& values,
                         caf::actor_system_config& cfg);
 

@@ -1,25 +1,33 @@
-// syncnode: the one program of the engine. `syncnode client --config FILE`
-// runs a client node with a command prompt.
+// syncnode: the one program of the engine.
+//   syncnode client --config FILE   a client node with a command prompt
+//   syncnode server --config FILE   a server node, until SIGINT/SIGTERM
 #include <unistd.h>
 
+#include <csignal>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
 #include "actors/local_database.hpp"
+#include "actors/storage_backend.hpp"
 #include "messages/registry.hpp"
 #include "node/client_cli.hpp"
 #include "node/client_node.hpp"
 #include "node/node_config.hpp"
+#include "node/server_node.hpp"
 
 namespace {
 
+using namespace memsync;
+
 const char* usage =
-  "usage: syncnode client --config FILE [--section.key=value ...]\n"
-  "       syncnode client --help-options   (list every option)\n";
+  "usage: syncnode client --config FILE [--section.key=value ...] [--timeout=DUR]\n"
+  "       syncnode server --config FILE [--section.key=value ...]\n"
+  "       syncnode client|server --help-options   (list every option)\n";
 
 struct command_line {
   std::string config_path;
@@ -45,23 +53,39 @@ command_line parse_args(int argc, char** argv) {
   return out;
 }
 
-int run_client(const command_line& args) {
-  using namespace memsync;
-  auto schema = client_schema();
+/// Loads and validates the config; prints the problem and returns nullopt
+/// (exit code in `rc`) when the program should stop.
+std::optional<config_values> load(const config_schema& schema,
+                                  const command_line& args, int& rc) {
   if (args.help_options) {
     std::cout << schema.describe();
-    return 0;
+    rc = 0;
+    return std::nullopt;
   }
   if (args.config_path.empty()) {
     std::cerr << usage;
-    return 2;
+    rc = 2;
+    return std::nullopt;
   }
+  try {
+    return load_config(schema, args.config_path, args.overrides);
+  } catch (const config_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    rc = 2;
+    return std::nullopt;
+  }
+}
+
+int run_client(const command_line& args) {
+  int rc = 0;
+  auto values = load(client_schema(), args, rc);
+  if (!values)
+    return rc;
   client_config cfg;
   caf::actor_system_config sys_cfg;
   try {
-    auto values = load_config(schema, args.config_path, args.overrides);
-    cfg = make_client_config(values);
-    apply_caf_settings(values, sys_cfg);
+    cfg = make_client_config(*values);
+    apply_caf_settings(*values, sys_cfg);
   } catch (const config_error& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 2;
@@ -77,10 +101,49 @@ int run_client(const command_line& args) {
                 << std::chrono::duration_cast<std::chrono::milliseconds>(
                      node.load_time()).count()
                 << " ms); type 'help'\n";
-    auto rc = run_client_cli(node, cfg, std::cin, std::cout, interactive);
+    rc = run_client_cli(node, cfg, std::cin, std::cout, interactive);
     node.shutdown(cfg.sync_timeout);
     return rc;
   } catch (const local_db_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  }
+}
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+int run_server(const command_line& args) {
+  int rc = 0;
+  auto values = load(server_schema(), args, rc);
+  if (!values)
+    return rc;
+  server_config cfg;
+  caf::actor_system_config sys_cfg;
+  try {
+    cfg = make_server_config(*values);
+    apply_caf_settings(*values, sys_cfg);
+  } catch (const config_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 2;
+  }
+  register_message_types(sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  try {
+    server_node node{sys, cfg};
+    std::signal(SIGINT, [](int) { stop_requested = 1; });
+    std::signal(SIGTERM, [](int) { stop_requested = 1; });
+    // One line a script can wait for (the port matters when 0 was asked).
+    std::cout << "server " << cfg.server_id << " listening on " << cfg.host
+              << ":" << node.port() << std::endl;
+    while (!stop_requested)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    node.stop();
+    std::cout << "server " << cfg.server_id << " stopped" << std::endl;
+    return 0;
+  } catch (const storage_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  } catch (const std::runtime_error& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;
   }
@@ -92,6 +155,8 @@ int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "client")
     return run_client(parse_args(argc, argv));
+  if (cmd == "server")
+    return run_server(parse_args(argc, argv));
   std::cerr << usage;
   return 2;
 }

@@ -37,6 +37,11 @@ local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
       return ids;
     },
     [=](rebase_atom, const pull_reply&) { return ok_atom::value; },
+    [=](outbox_atom, uint64_t, uint64_t, uint64_t) {
+      return std::vector<change>{};
+    },
+    [=](epoch_atom, const std::string&) { return ok_atom::value; },
+    [=](get_atom) { return log->next_mid - 1; },
   };
 }
 

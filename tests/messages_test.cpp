@@ -110,10 +110,11 @@ TEST_F(messages_test, sync_error_round_trips) {
 }
 
 TEST_F(messages_test, cookie_round_trips) {
-  cookie in{"epoch-3f2a", 123456789012ull};
+  cookie in{"epoch-3f2a", 123456789012ull, 0xfeedbeefull};
   auto out = round_trip(in);
   EXPECT_EQ(out.epoch, in.epoch);
   EXPECT_EQ(out.version, in.version);
+  EXPECT_EQ(out.commit, in.commit);
 }
 
 TEST_F(messages_test, hello_request_round_trips) {
@@ -145,11 +146,13 @@ TEST_F(messages_test, hello_reply_round_trips) {
 TEST_F(messages_test, push_request_round_trips_several_changes) {
   push_request in;
   in.client_id = "bob-00000000deadbeef";
+  in.epoch = "epoch-7";
   in.changes.push_back(make_change(1, change_kind::put, "a", R"({"x":1})"));
   in.changes.push_back(make_change(2, change_kind::patch, "b", R"({"y":null})"));
   in.changes.push_back(make_change(3, change_kind::del, "c", ""));
   auto out = round_trip(in);
   EXPECT_EQ(out.client_id, in.client_id);
+  EXPECT_EQ(out.epoch, in.epoch);
   ASSERT_EQ(out.changes.size(), 3u);
   for (size_t i = 0; i < 3; ++i)
     EXPECT_EQ(out.changes[i], in.changes[i]) << "change " << i;
@@ -186,7 +189,7 @@ TEST_F(messages_test, pull_request_round_trips) {
 
 TEST_F(messages_test, pull_reply_round_trips_with_tombstone) {
   pull_reply in;
-  in.next = {"epoch-x", 314};
+  in.next = {"epoch-x", 314, 99};
   in.last_mutation_id = 27;
   in.reset = true;
   in.entities.push_back({"a", "note", R"({"t":"hi"})", 300, false});
@@ -194,6 +197,7 @@ TEST_F(messages_test, pull_reply_round_trips_with_tombstone) {
   auto out = round_trip(in);
   EXPECT_EQ(out.next.epoch, in.next.epoch);
   EXPECT_EQ(out.next.version, in.next.version);
+  EXPECT_EQ(out.next.commit, in.next.commit);
   EXPECT_EQ(out.last_mutation_id, 27u);
   EXPECT_TRUE(out.reset);
   ASSERT_EQ(out.entities.size(), 2u);

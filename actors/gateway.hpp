@@ -1,0 +1,36 @@
+// gateway: the only actor a server node publishes. It checks the handshake
+// (protocol version, token, and that the client id belongs to the token's
+// client) and hands the client a session of its own; internal actors'
+// handles never leave the node.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/replication_log.hpp"
+#include "actors/session.hpp"
+#include "messages/atoms.hpp"
+#include "messages/protocol.hpp"
+
+namespace memsync {
+
+using gateway_actor = caf::typed_actor<
+  /// The client introduces itself and names the actor that receives pokes.
+  caf::replies_to<hello_atom, hello_request, poke_listener_actor>::with<
+    hello_reply, session_actor>>;
+
+struct gateway_config {
+  std::string server_id;
+  std::string epoch; ///< informational; pulls carry the authoritative one
+  std::map<std::string, std::string> tokens; ///< token -> client name
+  session_limits limits;
+};
+
+gateway_actor spawn_gateway(caf::actor_system& sys, replication_log_actor log,
+                            gateway_config cfg);
+
+} // namespace memsync

@@ -1,0 +1,418 @@
+#include "actors/network_syncer.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+namespace memsync {
+
+namespace {
+
+constexpr size_t max_kept_refusals = 100;
+
+struct syncer_state {
+  syncer_state() = default; // not an aggregate: CAF would build it from self
+  syncer_config cfg;
+  connector_actor connector;
+  local_db_actor db;
+  memory_store_actor store;
+
+  session_actor session;
+  bool connecting = false;
+  uint64_t link = 0;        ///< bumps on every (dis)connect; stale replies are dropped
+  int failures = 0;         ///< consecutive failed attempts, for backoff
+  uint64_t timer_gen = 0;   ///< bumps to cancel armed push timers
+  bool push_armed = false;
+  bool push_in_flight = false;
+  bool pull_in_flight = false;
+  bool pull_again = false;
+  uint64_t pulls_done = 0;
+  uint64_t durable_mid = 0; ///< highest mutation id known in the outbox
+  sync_status status;
+  struct waiter {
+    uint64_t target;       ///< mutation id that must be confirmed
+    uint64_t after_pulls;  ///< a pull must complete after this count
+    caf::typed_response_promise<ok_atom> promise;
+  };
+  std::vector<waiter> waiters;
+  std::minstd_rand rng{std::random_device{}()};
+  const char* name = "network_syncer";
+};
+
+using self_ptr = network_syncer_actor::stateful_pointer<syncer_state>;
+
+void try_push(self_ptr self);
+void try_pull(self_ptr self);
+void connect(self_ptr self);
+
+caf::timespan backoff(self_ptr self) {
+  auto& st = self->state;
+  auto& s = st.cfg.settings;
+  auto delay = s.retry_min;
+  for (int i = 1; i < st.failures && delay < s.retry_max; ++i)
+    delay *= 2;
+  delay = std::min(delay, s.retry_max);
+  // Jitter: between half and all of the delay, so clients that lost the
+  // same server do not all come back in the same instant.
+  std::uniform_int_distribution<int64_t> pick{delay.count() / 2, delay.count()};
+  return caf::timespan{pick(st.rng)};
+}
+
+void note_error(self_ptr self, const caf::error& err) {
+  self->state.status.last_error = to_sync_error(err).describe();
+}
+
+void schedule_reconnect(self_ptr self) {
+  auto& st = self->state;
+  ++st.failures;
+  self->delayed_send(self, backoff(self), connect_atom::value, st.link);
+}
+
+void disconnected(self_ptr self, const caf::error& reason) {
+  auto& st = self->state;
+  if (!st.session && !st.connecting)
+    return;
+  if (reason)
+    note_error(self, reason);
+  if (st.session)
+    self->demonitor(st.session.address());
+  st.session = nullptr;
+  st.status.connected = false;
+  st.connecting = false;
+  st.push_in_flight = false; // in-flight requests would only time out
+  st.pull_in_flight = false;
+  ++st.link;
+  schedule_reconnect(self);
+}
+
+void connected(self_ptr self, const hello_reply& hello, session_actor session) {
+  auto& st = self->state;
+  st.connecting = false;
+  st.failures = 0;
+  st.session = std::move(session);
+  self->monitor(st.session);
+  st.status.connected = true;
+  st.status.server_id = hello.server_id;
+  ++st.status.connects;
+  try_pull(self);
+  try_push(self);
+}
+
+void connect(self_ptr self) {
+  auto& st = self->state;
+  if (st.connecting || st.session)
+    return;
+  st.connecting = true;
+  auto link = ++st.link;
+  auto timeout = st.cfg.settings.request_timeout;
+  self->request(st.connector, timeout, connect_atom::value)
+    .then(
+      [=](gateway_actor& gateway) {
+        auto& st = self->state;
+        if (link != st.link)
+          return;
+        hello_request hello;
+        hello.client_id = st.cfg.client_id;
+        hello.token = st.cfg.settings.token;
+        hello.client_time_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+        self->request(gateway, timeout, hello_atom::value, std::move(hello),
+                      caf::actor_cast<poke_listener_actor>(self))
+          .then(
+            [=](hello_reply& reply, session_actor& session) {
+              if (link == self->state.link)
+                connected(self, reply, std::move(session));
+            },
+            [=](caf::error& err) {
+              if (link == self->state.link)
+                disconnected(self, err);
+            });
+      },
+      [=](caf::error& err) {
+        if (link == self->state.link)
+          disconnected(self, err);
+      });
+}
+
+void complete_waiters(self_ptr self) {
+  auto& st = self->state;
+  auto& ws = st.waiters;
+  for (auto it = ws.begin(); it != ws.end();) {
+    if (st.status.last_mutation_id >= it->target
+        && st.pulls_done > it->after_pulls) {
+      it->promise.deliver(ok_atom::value);
+      it = ws.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void arm_push(self_ptr self, caf::timespan delay) {
+  auto& st = self->state;
+  if (st.push_armed)
+    return;
+  st.push_armed = true;
+  self->delayed_send(self, delay, push_atom::value, st.timer_gen);
+}
+
+void on_pushed(self_ptr self, push_reply& reply) {
+  auto& st = self->state;
+  st.push_in_flight = false;
+  st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
+  if (!reply.epoch.empty() && reply.epoch != st.cfg.push_epoch) {
+    st.cfg.push_epoch = reply.epoch;
+    self->request(st.db, caf::infinite, epoch_atom::value, reply.epoch)
+      .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+  }
+  if (!reply.refused.empty()) {
+    auto& kept = st.status.refused;
+    kept.insert(kept.end(), reply.refused.begin(), reply.refused.end());
+    if (kept.size() > max_kept_refusals)
+      kept.erase(kept.begin(), kept.end() - max_kept_refusals);
+    self->send(st.store, refused_atom::value, std::move(reply.refused));
+  }
+  // The server pokes after its commit; more outbox goes out right away.
+  if (st.durable_mid > st.status.acknowledged)
+    try_push(self);
+}
+
+void try_push(self_ptr self) {
+  auto& st = self->state;
+  if (!st.session || st.push_in_flight)
+    return;
+  if (st.durable_mid <= st.status.acknowledged)
+    return;
+  st.push_in_flight = true;
+  st.push_armed = false;
+  ++st.timer_gen;
+  auto link = st.link;
+  auto& s = st.cfg.settings;
+  self->request(st.db, s.request_timeout, outbox_atom::value,
+                st.status.acknowledged, s.max_push_changes, s.max_push_bytes)
+    .then(
+      [=](std::vector<change>& changes) {
+        auto& st = self->state;
+        if (link != st.link)
+          return;
+        if (changes.empty()) {
+          st.push_in_flight = false;
+          return;
+        }
+        push_request req{st.cfg.client_id, st.cfg.push_epoch, std::move(changes)};
+        self->request(st.session, st.cfg.settings.request_timeout,
+                      push_atom::value, std::move(req))
+          .then(
+            [=](push_reply& reply) {
+              if (link == self->state.link)
+                on_pushed(self, reply);
+            },
+            [=](caf::error& err) {
+              auto& st = self->state;
+              if (link != st.link)
+                return;
+              // Lost reply, busy server or a gap after a restore: pull (a
+              // restored server resets us) and push again after a pause.
+              st.push_in_flight = false;
+              note_error(self, err);
+              ++st.failures;
+              try_pull(self);
+              arm_push(self, backoff(self));
+            });
+      },
+      [=](caf::error& err) {
+        if (link != self->state.link)
+          return;
+        self->state.push_in_flight = false;
+        note_error(self, err);
+      });
+}
+
+void on_pulled(self_ptr self, pull_reply reply) {
+  auto& st = self->state;
+  st.pull_in_flight = false;
+  ++st.pulls_done;
+  st.status.cursor = reply.next;
+  st.status.last_mutation_id = reply.last_mutation_id;
+  if (reply.reset) // another epoch: its record of us is what counts now
+    st.status.acknowledged = reply.last_mutation_id;
+  else
+    st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
+  complete_waiters(self);
+  if (std::exchange(st.pull_again, false))
+    try_pull(self);
+  try_push(self);
+}
+
+void try_pull(self_ptr self) {
+  auto& st = self->state;
+  if (!st.session)
+    return;
+  if (st.pull_in_flight) {
+    st.pull_again = true; // coalesce: one more pull after this one
+    return;
+  }
+  st.pull_in_flight = true;
+  auto link = st.link;
+  auto timeout = st.cfg.settings.request_timeout;
+  auto failed = [=](caf::error& err) {
+    auto& st = self->state;
+    if (link != st.link)
+      return;
+    st.pull_in_flight = false;
+    note_error(self, err);
+  };
+  self->request(st.session, timeout, pull_atom::value,
+                pull_request{st.cfg.client_id, st.status.cursor})
+    .then(
+      [=](pull_reply& reply) {
+        if (link != self->state.link)
+          return;
+        // Durable first, then visible: after a crash between the two the
+        // local database is the truth and is loaded again.
+        self->request(self->state.db, timeout, rebase_atom::value, reply)
+          .then(
+            [=](ok_atom) {
+              self->request(self->state.store, timeout, rebase_atom::value, reply)
+                .then(
+                  [=](ok_atom) {
+                    if (link == self->state.link)
+                      on_pulled(self, std::move(reply));
+                  },
+                  failed);
+            },
+            failed);
+      },
+      failed);
+}
+
+network_syncer_actor::behavior_type
+network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
+                    local_db_actor db, memory_store_actor store,
+                    flush_scheduler_actor flusher) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.connector = std::move(connector);
+  st.db = std::move(db);
+  st.store = std::move(store);
+  st.status.cursor = st.cfg.cursor;
+  st.status.last_mutation_id = st.cfg.last_mutation_id;
+  st.status.acknowledged = st.cfg.last_mutation_id;
+  self->send(flusher, subscribe_atom::value,
+             caf::actor_cast<flush_listener_actor>(self));
+  self->request(st.db, caf::infinite, get_atom::value).then([=](uint64_t mid) {
+    self->state.durable_mid = std::max(self->state.durable_mid, mid);
+    try_push(self);
+  });
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    if (self->state.session && msg.source == self->state.session.address())
+      disconnected(self, msg.reason);
+  });
+  connect(self);
+  self->delayed_send(self, st.cfg.settings.pull_interval, pull_atom::value,
+                     uint64_t{0});
+  return {
+    [=](poke_atom, const poke& p) {
+      if (p.version > self->state.status.cursor.version)
+        try_pull(self);
+    },
+    [=](flushed_atom, const flush_report& report) {
+      auto& st = self->state;
+      for (auto& c : report.changes)
+        st.durable_mid = std::max(st.durable_mid, c.mutation_id);
+      if (st.durable_mid > st.status.acknowledged)
+        arm_push(self, st.cfg.settings.push_debounce);
+    },
+    [=](sync_atom) -> caf::result<ok_atom> {
+      auto& st = self->state;
+      auto promise = self->make_response_promise<ok_atom>();
+      self->request(st.db, caf::infinite, get_atom::value).then([=](uint64_t mid) mutable {
+        auto& st = self->state;
+        st.durable_mid = std::max(st.durable_mid, mid);
+        st.waiters.push_back({mid, st.pulls_done, promise});
+        try_push(self);
+        try_pull(self);
+      });
+      return promise;
+    },
+    [=](status_atom) { return self->state.status; },
+    [=](connect_atom, uint64_t link) {
+      if (link == self->state.link)
+        connect(self);
+    },
+    [=](push_atom, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.timer_gen)
+        return;
+      st.push_armed = false;
+      try_push(self);
+    },
+    [=](pull_atom, uint64_t) { // the fallback timer
+      try_pull(self);
+      self->delayed_send(self, self->state.cfg.settings.pull_interval,
+                         pull_atom::value, uint64_t{0});
+    },
+  };
+}
+
+// -- connector ----------------------------------------------------------------
+
+struct connector_state {
+  std::string host;
+  uint16_t port = 0;
+  caf::timespan timeout{};
+  const char* name = "connector";
+};
+
+connector_actor::behavior_type
+connector_impl(connector_actor::stateful_pointer<connector_state> self,
+               std::string host, uint16_t port, caf::timespan timeout) {
+  self->state.host = std::move(host);
+  self->state.port = port;
+  self->state.timeout = timeout;
+  return {
+    [=](connect_atom) -> caf::result<gateway_actor> {
+      auto promise = self->make_response_promise<gateway_actor>();
+      auto mm = self->system().middleman().actor_handle();
+      auto& st = self->state;
+      self->request(mm, st.timeout, connect_atom::value, st.host, st.port)
+        .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
+              const std::set<std::string>&) mutable {
+            if (!ptr)
+              promise.deliver(make_error(sync_errc::unavailable,
+                                         "no actor published at the server port"));
+            else
+              promise.deliver(caf::actor_cast<gateway_actor>(std::move(ptr)));
+          },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+      return promise;
+    },
+  };
+}
+
+} // namespace
+
+connector_actor spawn_connector(caf::actor_system& sys, std::string host,
+                                uint16_t port, caf::timespan timeout) {
+  return sys.spawn(connector_impl, std::move(host), port, timeout);
+}
+
+network_syncer_actor spawn_network_syncer(caf::actor_system& sys,
+                                          syncer_config cfg,
+                                          connector_actor connector,
+                                          local_db_actor db,
+                                          memory_store_actor store,
+                                          flush_scheduler_actor flusher) {
+  return sys.spawn(network_syncer_impl, std::move(cfg), std::move(connector),
+                   std::move(db), std::move(store), std::move(flusher));
+}
+
+} // namespace memsync

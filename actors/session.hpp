@@ -1,0 +1,49 @@
+// session: the per-client facade a gateway hands out. It is the only server
+// actor a client ever holds: it checks that every request comes from the
+// node that said hello and names its own client id, validates every change
+// (ids, types, JSON, size, nesting, bytes and count per push) before anything
+// reaches the replication log, allows one push in flight, and forwards the
+// log's pokes to its client. It ends when its client goes away.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <caf/node_id.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/replication_log.hpp"
+#include "messages/atoms.hpp"
+#include "messages/protocol.hpp"
+#include "messages/validation.hpp"
+
+namespace memsync {
+
+using session_actor = caf::typed_actor<
+  caf::replies_to<push_atom, push_request>::with<push_reply>,
+  caf::replies_to<pull_atom, pull_request>::with<pull_reply>,
+  /// From the replication log only; forwarded to the client.
+  caf::reacts_to<poke_atom, poke>>;
+
+/// Per-client limits, from the server config.
+struct session_limits {
+  data_limits data;
+  std::size_t max_push_changes = 1000;
+  std::size_t max_push_bytes = 8 << 20;
+  caf::timespan log_timeout = std::chrono::seconds(30);
+};
+
+struct session_config {
+  std::string client_id;
+  caf::node_id client_node;
+  poke_listener_actor listener; ///< the client's syncer
+  session_limits limits;
+};
+
+session_actor spawn_session(caf::actor_system& sys, replication_log_actor log,
+                            session_config cfg);
+
+} // namespace memsync
