@@ -12,11 +12,11 @@ cd "$(dirname "$0")/../.."
 build=build-bench
 cmake -S . -B "$build" -DMEMSYNC_BENCHMARKS=ON -DMEMSYNC_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Release >/dev/null
-nice -n 10 cmake --build "$build" -j2 --target store_bench flush_bench load_bench
+nice -n 10 cmake --build "$build" -j2 --target store_bench flush_bench load_bench log_bench
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for prog in store_bench flush_bench load_bench; do
+for prog in store_bench flush_bench load_bench log_bench; do
   echo "== $prog"
   "$build/tools/bench/$prog" --benchmark_counters_tabular=true "$@" | tee -a "$log"
   echo
