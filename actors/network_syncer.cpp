@@ -26,7 +26,8 @@ struct syncer_state {
   session_actor session;
   bool connecting = false;
   uint64_t link = 0;        ///< bumps on every (dis)connect; stale replies are dropped
-  int failures = 0;         ///< consecutive failed attempts, for backoff
+  int failures = 0;         ///< consecutive failures, for backoff
+  bool push_paused = false; ///< after a failed push, until its retry timer
   uint64_t timer_gen = 0;   ///< bumps to cancel armed push timers
   bool push_armed = false;
   bool push_in_flight = false;
@@ -87,6 +88,7 @@ void disconnected(self_ptr self, const caf::error& reason) {
   st.connecting = false;
   st.push_in_flight = false; // in-flight requests would only time out
   st.pull_in_flight = false;
+  st.push_paused = false; // the new connection pushes right away
   ++st.link;
   schedule_reconnect(self);
 }
@@ -166,6 +168,7 @@ void arm_push(self_ptr self, caf::timespan delay) {
 void on_pushed(self_ptr self, push_reply& reply) {
   auto& st = self->state;
   st.push_in_flight = false;
+  st.failures = 0;
   st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
   if (!reply.epoch.empty() && reply.epoch != st.cfg.push_epoch) {
     st.cfg.push_epoch = reply.epoch;
@@ -186,7 +189,7 @@ void on_pushed(self_ptr self, push_reply& reply) {
 
 void try_push(self_ptr self) {
   auto& st = self->state;
-  if (!st.session || st.push_in_flight)
+  if (!st.session || st.push_in_flight || st.push_paused)
     return;
   if (st.durable_mid <= st.status.acknowledged)
     return;
@@ -223,8 +226,11 @@ void try_push(self_ptr self) {
               st.push_in_flight = false;
               note_error(self, err);
               ++st.failures;
+              st.push_paused = true;
+              st.push_armed = true;
+              self->delayed_send(self, backoff(self), push_atom::value,
+                                 ++st.timer_gen);
               try_pull(self);
-              arm_push(self, backoff(self));
             });
       },
       [=](caf::error& err) {
@@ -352,6 +358,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
       if (gen != st.timer_gen)
         return;
       st.push_armed = false;
+      st.push_paused = false;
       try_push(self);
     },
     [=](pull_atom, uint64_t) { // the fallback timer

@@ -114,9 +114,11 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
       return;
     fprintf(stderr, "warning: gateway died (%s); publishing a new one\n",
             self->system().render(msg.reason).c_str());
+    // Close the old listening socket, then listen again with the new one.
     auto mm = self->system().middleman().actor_handle();
-    self->send(mm, caf::unpublish_atom::value, msg.source, port);
-    start();
+    self->request(mm, caf::infinite, caf::close_atom::value, port)
+      .then([=] { start(); },
+            [=](caf::error&) { start(); });
   });
   self->attach_functor([=] { caf::anon_send_exit(*gateway, caf::exit_reason::user_shutdown); });
   // The first gateway was published by the node itself; we only watch it.
