@@ -55,8 +55,6 @@ gateway_actor::behavior_type gateway_impl(self_ptr self,
       session_config scfg{req.client_id, sender->node(), std::move(listener),
                           st.cfg.limits};
       auto session = spawn_session(self->system(), st.log, std::move(scfg));
-      // Linked: sessions end with the gateway (and the node), not before.
-      self->link_to(session);
       return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch,
                           now_us()},
               std::move(session)};

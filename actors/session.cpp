@@ -63,6 +63,10 @@ session_actor::behavior_type session_impl(self_ptr self,
   self->state.cfg = std::move(cfg);
   auto& listener = self->state.cfg.listener;
   self->monitor(listener);
+  // Linked to the log, not to the gateway: a gateway killed by a hostile
+  // peer must not take the connected clients' sessions with it, while the
+  // node's shutdown (which stops the log) ends every session.
+  self->link_to(log);
   self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
   self->send(log, subscribe_atom::value,
              caf::actor_cast<poke_listener_actor>(self));

@@ -101,12 +101,17 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
     self->monitor(*gateway);
     auto mm = self->system().middleman().actor_handle();
     auto ptr = caf::actor_cast<caf::strong_actor_ptr>(*gateway);
+    // The interface travels with the publication: clients check it.
+    auto sigs = self->system().message_types(*gateway);
     self->request(mm, caf::infinite, caf::publish_atom::value, port, ptr,
-                  std::set<std::string>{}, host, true)
+                  std::move(sigs), host, true)
       .then([](uint16_t) {},
             [=](caf::error& err) {
-              fprintf(stderr, "error: cannot republish the gateway: %s\n",
+              fprintf(stderr, "warning: cannot publish the gateway yet (%s); "
+                              "trying again\n",
                       self->system().render(err).c_str());
+              self->delayed_send(self, std::chrono::milliseconds(200),
+                                 caf::publish_atom::value);
             });
   };
   self->set_down_handler([=](const caf::down_msg& msg) {
@@ -115,10 +120,12 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
     fprintf(stderr, "warning: gateway died (%s); publishing a new one\n",
             self->system().render(msg.reason).c_str());
     // Close the old listening socket, then listen again with the new one.
+    // Closing completes asynchronously on the I/O thread and is keyed by
+    // port, so the new socket is opened a moment later.
     auto mm = self->system().middleman().actor_handle();
-    self->request(mm, caf::infinite, caf::close_atom::value, port)
-      .then([=] { start(); },
-            [=](caf::error&) { start(); });
+    self->send(mm, caf::close_atom::value, port);
+    self->delayed_send(self, std::chrono::milliseconds(100),
+                       caf::publish_atom::value);
   });
   self->attach_functor([=] { caf::anon_send_exit(*gateway, caf::exit_reason::user_shutdown); });
   // The first gateway was published by the node itself; we only watch it.
@@ -127,6 +134,7 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
       *gateway = std::move(first);
       self->monitor(*gateway);
     },
+    [=](caf::publish_atom) { start(); },
   };
 }
 
