@@ -76,21 +76,33 @@ std::optional<config_values> load(const config_schema& schema,
   }
 }
 
-int run_client(const command_line& args) {
-  int rc = 0;
-  auto values = load(client_schema(), args, rc);
+/// Loads the config, builds the node's settings with `make` and CAF's
+/// settings; returns false (with the exit code in `rc`) when the program
+/// should stop.
+template <class Config, class Make>
+bool prepare(const config_schema& schema, const command_line& args, Make make,
+             Config& cfg, caf::actor_system_config& sys_cfg, int& rc) {
+  auto values = load(schema, args, rc);
   if (!values)
-    return rc;
-  client_config cfg;
-  caf::actor_system_config sys_cfg;
+    return false;
   try {
-    cfg = make_client_config(*values);
+    cfg = make(*values);
     apply_caf_settings(*values, sys_cfg);
   } catch (const config_error& e) {
     std::cerr << "error: " << e.what() << '\n';
-    return 2;
+    rc = 2;
+    return false;
   }
   register_message_types(sys_cfg);
+  return true;
+}
+
+int run_client(const command_line& args) {
+  int rc = 0;
+  client_config cfg;
+  caf::actor_system_config sys_cfg;
+  if (!prepare(client_schema(), args, make_client_config, cfg, sys_cfg, rc))
+    return rc;
   caf::actor_system sys{sys_cfg};
   try {
     client_node node{sys, cfg};
@@ -114,19 +126,10 @@ volatile std::sig_atomic_t stop_requested = 0;
 
 int run_server(const command_line& args) {
   int rc = 0;
-  auto values = load(server_schema(), args, rc);
-  if (!values)
-    return rc;
   server_config cfg;
   caf::actor_system_config sys_cfg;
-  try {
-    cfg = make_server_config(*values);
-    apply_caf_settings(*values, sys_cfg);
-  } catch (const config_error& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return 2;
-  }
-  register_message_types(sys_cfg);
+  if (!prepare(server_schema(), args, make_server_config, cfg, sys_cfg, rc))
+    return rc;
   caf::actor_system sys{sys_cfg};
   try {
     server_node node{sys, cfg};
