@@ -249,6 +249,15 @@ std::vector<change> local_database::outbox(uint64_t after,
   }
 }
 
+uint64_t local_database::last_outbox_id() {
+  try {
+    return static_cast<uint64_t>(
+      db_->query_int("SELECT coalesce(max(mutation_id), 0) FROM outbox"));
+  } catch (const sqlite_error& e) {
+    fail(e, "cannot read the outbox of");
+  }
+}
+
 void local_database::set_push_epoch(const std::string& epoch) {
   try {
     set_meta("push_epoch", epoch);

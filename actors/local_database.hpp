@@ -85,6 +85,9 @@ public:
   std::vector<change> outbox(uint64_t after, std::size_t max_changes,
                              std::size_t max_bytes);
 
+  /// The highest mutation id in the outbox; 0 when it is empty.
+  uint64_t last_outbox_id();
+
   /// Remembers the epoch in which the server last acknowledged a push.
   void set_push_epoch(const std::string& epoch);
 

@@ -44,7 +44,13 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
         return make_error(e.error());
       }
     },
-    [=](get_atom) { return self->state.db->next_mutation_id() - 1; },
+    [=](get_atom) -> caf::result<uint64_t> {
+      try {
+        return self->state.db->last_outbox_id();
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
     [=](epoch_atom, const std::string& epoch) -> caf::result<ok_atom> {
       try {
         self->state.db->set_push_epoch(epoch);

@@ -30,7 +30,7 @@ using local_db_actor = caf::typed_actor<
     std::vector<change>>,
   /// Remembers the epoch of the last acknowledged push.
   caf::replies_to<epoch_atom, std::string>::with<ok_atom>,
-  /// The highest mutation id in the outbox so far (0: none yet).
+  /// The highest mutation id in the outbox (0: the outbox is empty).
   caf::replies_to<get_atom>::with<uint64_t>>;
 
 /// Spawns the actor; it takes ownership of the open database.

@@ -281,6 +281,18 @@ void try_pull(self_ptr self) {
       [=](pull_reply& reply) {
         if (link != self->state.link)
           return;
+        // What a server sends is checked like what a client sends: an
+        // invalid entity never reaches the local database or the store.
+        auto& es = reply.entities;
+        auto bad = std::remove_if(es.begin(), es.end(), [](const entity& e) {
+          return !validate_entity(e, data_limits{}).ok();
+        });
+        if (bad != es.end()) {
+          self->state.status.last_error
+            = "ignored " + std::to_string(es.end() - bad)
+              + " invalid entities from the server";
+          es.erase(bad, es.end());
+        }
         // Durable first, then visible: after a crash between the two the
         // local database is the truth and is loaded again.
         self->request(self->state.db, timeout, rebase_atom::value, reply)

@@ -72,8 +72,9 @@ using network_syncer_actor = caf::typed_actor<
   caf::reacts_to<poke_atom, poke>,
   /// From the flush scheduler: the outbox grew.
   caf::reacts_to<flushed_atom, flush_report>,
-  /// Replies once every change durable before the request is pushed,
-  /// acknowledged and pulled back.
+  /// Replies once every change in the outbox at the time of the request is
+  /// pushed, acknowledged and pulled back (a pull completes after the
+  /// request in any case).
   caf::replies_to<sync_atom>::with<ok_atom>,
   caf::replies_to<status_atom>::with<sync_status>,
   /// Internal timers: reconnect, push debounce, pull interval (with the

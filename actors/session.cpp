@@ -103,7 +103,14 @@ session_actor::behavior_type session_impl(self_ptr self,
     [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
       if (auto err = check_origin(self, req.client_id))
         return err;
-      return self->delegate(self->state.log, pull_atom::value, std::move(req));
+      // Not delegate(): the reply would come from the log and hand the
+      // client the log's handle. The answer goes through this session.
+      auto promise = self->make_response_promise<pull_reply>();
+      self->request(self->state.log, self->state.cfg.limits.log_timeout,
+                    pull_atom::value, std::move(req))
+        .then([=](pull_reply& reply) mutable { promise.deliver(std::move(reply)); },
+              [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+      return promise;
     },
     [=](poke_atom, const poke& p) {
       auto sender = self->current_sender();

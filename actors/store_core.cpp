@@ -119,7 +119,9 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   auto old = get(id);
   if (!old)
     return {sync_errc::not_found, "no entity with id '" + std::string{id} + "'"};
-  auto doc = nlohmann::json::parse(old->data);
+  auto doc = nlohmann::json::parse(old->data, nullptr, false);
+  if (doc.is_discarded())
+    return {sync_errc::invalid_json, "the stored entity is not JSON"};
   doc.merge_patch(patch);
   auto text = doc.dump();
   if (auto err = check_limits(text, limits_); !err.ok())

@@ -144,6 +144,17 @@ sync_error canonicalize_change(change& c, const data_limits& limits) {
   return {};
 }
 
+sync_error validate_entity(const entity& e, const data_limits& limits) {
+  if (auto err = validate_id(e.id); !err.ok())
+    return err;
+  if (auto err = validate_type(e.type); !err.ok())
+    return err;
+  if (e.deleted)
+    return {};
+  nlohmann::json parsed;
+  return parse_object(e.data, limits, parsed);
+}
+
 sync_error validate_change(const change& c, const data_limits& limits) {
   if (auto err = check_envelope(c); !err.ok())
     return err;

@@ -46,6 +46,10 @@ sync_error parse_object(std::string_view text, const data_limits& limits,
 /// and data that is a JSON object within limits (empty for deletes).
 sync_error validate_change(const change& c, const data_limits& limits);
 
+/// Checks an entity received from a server: valid id and type, and (unless
+/// it is a tombstone) data that is a JSON object within limits.
+sync_error validate_entity(const entity& e, const data_limits& limits);
+
 /// validate_change, then rewrites the data in canonical form (compact, keys
 /// sorted) so every node stores and compares the same text.
 sync_error canonicalize_change(change& c, const data_limits& limits);

@@ -23,12 +23,19 @@ const char* help_text =
   "  sync               wait until every change is flushed\n"
   "  quit               flush and exit";
 
+/// Data that is not JSON (only a misbehaving server could send it) is shown
+/// as a string rather than ending the client.
+nlohmann::json data_of(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(text) : j;
+}
+
 std::string to_json_line(const entity& e) {
   nlohmann::json j;
   j["id"] = e.id;
   j["type"] = e.type;
   j["version"] = e.version;
-  j["data"] = nlohmann::json::parse(e.data);
+  j["data"] = data_of(e.data);
   return j.dump();
 }
 
@@ -40,7 +47,7 @@ std::string event_line(const change_event& ev) {
   j["id"] = ev.id;
   j["type"] = ev.type;
   if (ev.value)
-    j["data"] = nlohmann::json::parse(ev.value->data);
+    j["data"] = data_of(ev.value->data);
   return j.dump();
 }
 
