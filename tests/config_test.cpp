@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <random>
+
+#include "temp_dir.hpp"
 
 using namespace std::chrono_literals;
 using memsync::config_error;
@@ -44,20 +44,6 @@ std::string error_of(const std::function<void()>& fn) {
 
 class config_test : public ::testing::Test {
 protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    for (;;) {
-      dir_ = fs::temp_directory_path()
-             / ("memsync_config_test_" + std::to_string(rd()) + "_"
-                + std::to_string(counter++));
-      if (fs::create_directory(dir_))
-        break;
-    }
-  }
-
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write(const std::string& content,
                     const std::string& name = "test.ini") {
     auto path = (dir_ / name).string();
@@ -73,7 +59,8 @@ protected:
   }
 
   config_schema schema_ = make_schema();
-  fs::path dir_;
+  memsync::testing::temp_dir tmp_;
+  fs::path dir_{tmp_.path()};
   std::string path_;
 };
 

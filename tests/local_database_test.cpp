@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +13,8 @@
 #include <vector>
 
 #include <sqlite3.h>
+
+#include "temp_dir.hpp"
 
 using namespace std::chrono_literals;
 using namespace memsync;
@@ -58,21 +59,6 @@ std::vector<entity> sorted(std::vector<entity> xs) {
 
 class local_database_test : public ::testing::Test {
 protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    for (;;) {
-      dir_ = fs::temp_directory_path()
-             / ("memsync_local_db_test_" + std::to_string(rd()) + "_"
-                + std::to_string(counter++));
-      if (fs::create_directory(dir_))
-        break;
-    }
-    path_ = dir_ / "client.db";
-  }
-
-  void TearDown() override { fs::remove_all(dir_); }
-
   local_db_settings settings(std::string name = "alice") const {
     local_db_settings s;
     s.path = path_.string();
@@ -105,8 +91,9 @@ protected:
     return message;
   }
 
-  fs::path dir_;
-  fs::path path_;
+  memsync::testing::temp_dir tmp_;
+  fs::path dir_{tmp_.path()};
+  fs::path path_{dir_ / "client.db"};
 };
 
 } // namespace

@@ -118,16 +118,4 @@ int child_process::wait(std::chrono::milliseconds timeout) {
   return -1;
 }
 
-temp_dir::temp_dir() {
-  auto pattern = (std::filesystem::temp_directory_path() / "memsync-XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr)
-    throw std::runtime_error("mkdtemp failed");
-  path_ = pattern;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 } // namespace memsync::testing

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace memsync::testing {
 
 class child_process {
@@ -39,18 +41,6 @@ private:
   int out_ = -1; ///< the child's stdout
   std::string buffer_;
   bool reaped_ = false;
-};
-
-/// A fresh directory under the system temp dir, removed on destruction.
-class temp_dir {
-public:
-  temp_dir();
-  ~temp_dir();
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-  std::string path_;
 };
 
 } // namespace memsync::testing
