@@ -20,10 +20,8 @@ using write_atom = caf::atom_constant<caf::atom("write")>;
 using flushed_atom = caf::atom_constant<caf::atom("flushed")>;
 /// Apply a pull result (server state) to a layer.
 using rebase_atom = caf::atom_constant<caf::atom("rebase")>;
-/// Ask for a one-line status summary.
+/// Ask for a status summary.
 using status_atom = caf::atom_constant<caf::atom("status")>;
-/// Retry timer of an actor whose last attempt failed.
-using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 // -- protocol ----------------------------------------------------------------
 

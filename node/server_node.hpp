@@ -44,7 +44,6 @@ public:
   ~server_node();
 
   uint16_t port() const { return port_; }
-  replication_log_actor log() const { return log_; }
 
   /// Stops accepting clients and stops every actor of the node.
   void stop();
