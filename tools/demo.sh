@@ -6,5 +6,5 @@
 # state (non-zero exit if not). Every process it starts is stopped again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh >/dev/null
+tools/setup.sh syncnode syncdemo >/dev/null
 exec build/tools/syncdemo build/syncnode config "${1:-200}"

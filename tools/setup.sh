@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a fresh machine lacks, then configures and
-# builds into build/. Running it again only rebuilds what changed.
+# builds into build/ (everything, or only the targets given as arguments).
+# Running it again only rebuilds what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${MEMSYNC_CMAKE_ARGS:-} >/dev/null
-cmake --build build -j2
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build -j2 "${targets[@]}"
