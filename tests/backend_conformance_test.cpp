@@ -5,6 +5,9 @@
 #include "tests/backend_conformance.hpp"
 
 #include "actors/sqlite_backend.hpp"
+#ifdef MEMSYNC_CONFORMANCE_POSTGRES
+#include "tests/pg_backend_factory.hpp"
+#endif
 
 #include <random>
 
@@ -461,6 +464,10 @@ const std::vector<backend_factory> backends{
      return std::make_unique<sqlite_backend>(dir + "/server.db");
    },
    copy_sqlite_files},
+#ifdef MEMSYNC_CONFORMANCE_POSTGRES
+  // Built into backend_conformance_pg_test (label postgres): needs a cluster.
+  postgres_factory(),
+#endif
 };
 
 } // namespace

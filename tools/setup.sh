@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ libcaf-dev nlohmann-json3-dev libsqlite3-dev sqlite3
-          libpq-dev libgtest-dev libbenchmark-dev)
+          libpq-dev postgresql libgtest-dev libbenchmark-dev)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
