@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <sqlite3.h>
 
 namespace memsync::bench {
 
@@ -48,6 +49,16 @@ inline std::string entity_data(std::size_t i, std::size_t rev = 0) {
                 rev % 2 ? "true" : "false", rev, i % 1000, i % 5, i,
                 1700000000 + rev);
   return buf;
+}
+
+/// Runs SQL on a raw connection (the baselines use the C API directly).
+inline void raw_exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    throw std::runtime_error(std::string{sql} + ": " + msg);
+  }
 }
 
 // -- environment -------------------------------------------------------------

@@ -97,14 +97,7 @@ struct raw_db {
   }
   ~raw_db() { sqlite3_close_v2(db); }
 
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "?";
-      sqlite3_free(err);
-      throw std::runtime_error(std::string{sql} + ": " + msg);
-    }
-  }
+  void exec(const char* sql) { raw_exec(db, sql); }
 
   sqlite3_stmt* prepare(const char* sql) {
     sqlite3_stmt* stmt = nullptr;

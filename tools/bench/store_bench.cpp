@@ -67,14 +67,7 @@ struct get_fixture {
   }
   ~get_fixture() { sqlite3_close_v2(db); }
 
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "?";
-      sqlite3_free(err);
-      throw std::runtime_error(std::string{sql} + ": " + msg);
-    }
-  }
+  void exec(const char* sql) { raw_exec(db, sql); }
 
   /// A connection set up as local_database sets up its own; `whole_file`
   /// raises the page cache to 1 GiB and reads every page once.
