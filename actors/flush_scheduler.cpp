@@ -25,6 +25,7 @@ struct flush_scheduler_state {
 
   flush_settings cfg;
   local_db_actor db;
+  std::shared_ptr<trace_sink> trace;
   std::vector<flush_listener_actor> listeners;
 
   buffer_list buffer; ///< sorted by c.seq
@@ -105,11 +106,14 @@ void arm_timer(self_ptr self, caf::timespan delay) {
 
 void on_flushed(self_ptr self, const std::vector<uint64_t>& ids) {
   auto& st = self->state;
+  trace_scope ts{st.trace.get(), self, "flushed"};
   flush_report report;
   report.changes.reserve(st.in_flight.size());
-  for (size_t i = 0; i < st.in_flight.size() && i < ids.size(); ++i)
-    report.changes.push_back(
-      {st.in_flight[i].c.id, st.in_flight[i].c.seq, ids[i]});
+  for (size_t i = 0; i < st.in_flight.size() && i < ids.size(); ++i) {
+    auto& c = st.in_flight[i].c;
+    report.changes.push_back({c.id, c.seq, ids[i]});
+    ts.item(c.trace.trace_id, c.id, 0, ids[i]);
+  }
   st.in_flight.clear();
   st.failures = 0;
   st.durable_seq = st.compute_durable_seq();
@@ -150,6 +154,11 @@ void try_flush(self_ptr self) {
   if (!st.due && !urgent && st.buffer.size() < st.cfg.max_batch)
     return;
   auto batch = st.take_batch();
+  if (st.trace) {
+    auto now = trace_now_ns();
+    for (auto& c : batch)
+      c.trace.sent_ns = now;
+  }
   st.due = !st.buffer.empty(); // the rest of a split burst goes right after
   ++st.generation;
   st.timer_armed = false;
@@ -159,12 +168,20 @@ void try_flush(self_ptr self) {
 }
 
 flush_scheduler_actor::behavior_type
-flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg) {
+flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg,
+                     std::shared_ptr<trace_sink> trace) {
   self->state.db = std::move(db);
   self->state.cfg = cfg;
+  self->state.trace = std::move(trace);
   return {
     [=](write_atom, std::vector<change>& changes) {
       auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "write"};
+      if (ts && !changes.empty()) {
+        ts.sent(changes.front().trace.sent_ns);
+        for (auto& c : changes)
+          ts.item(c.trace.trace_id, c.id);
+      }
       for (auto& c : changes)
         st.add(std::move(c));
       if (!st.buffer.empty() && !st.timer_armed && !st.due && !st.retry_wait)
@@ -176,6 +193,7 @@ flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg) {
     },
     [=](flush_atom) -> caf::result<uint64_t> {
       auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "flush"};
       if (st.durable_seq >= st.received_seq)
         return st.durable_seq;
       auto promise = self->make_response_promise<uint64_t>();
@@ -185,6 +203,7 @@ flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg) {
     },
     [=](tick_atom, uint64_t generation) {
       auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "tick"};
       if (generation != st.generation)
         return; // a flush started since this timer was armed
       st.timer_armed = false;
@@ -199,8 +218,10 @@ flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg) {
 
 flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys,
                                             local_db_actor db,
-                                            flush_settings settings) {
-  return sys.spawn(flush_scheduler_impl, std::move(db), settings);
+                                            flush_settings settings,
+                                            std::shared_ptr<trace_sink> trace) {
+  return sys.spawn(flush_scheduler_impl, std::move(db), settings,
+                   std::move(trace));
 }
 
 } // namespace memsync

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <caf/fwd.hpp>
@@ -17,6 +18,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/local_db.hpp"
+#include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/entity.hpp"
 #include "messages/local.hpp"
@@ -49,6 +51,8 @@ using flush_scheduler_actor = caf::typed_actor<
 
 flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys,
                                             local_db_actor db,
-                                            flush_settings settings);
+                                            flush_settings settings,
+                                            std::shared_ptr<trace_sink> trace
+                                            = nullptr);
 
 } // namespace memsync

@@ -36,6 +36,7 @@ gateway_actor::behavior_type gateway_impl(self_ptr self,
     [=](hello_atom, const hello_request& req, poke_listener_actor& listener)
       -> caf::result<hello_reply, session_actor> {
       auto& st = self->state;
+      trace_scope ts{st.cfg.trace.get(), self, "hello"};
       if (req.protocol != protocol_version)
         return make_error(sync_errc::protocol_mismatch,
                           "client speaks protocol "
@@ -53,7 +54,7 @@ gateway_actor::behavior_type gateway_impl(self_ptr self,
       if (!sender || !listener)
         return make_error(sync_errc::invalid_request, "no poke listener");
       session_config scfg{req.client_id, sender->node(), std::move(listener),
-                          st.cfg.limits};
+                          st.cfg.limits, st.cfg.trace};
       auto session = spawn_session(self->system(), st.log, std::move(scfg));
       return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch,
                           now_us()},

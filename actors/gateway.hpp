@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -28,6 +29,7 @@ struct gateway_config {
   std::string epoch; ///< informational; pulls carry the authoritative one
   std::map<std::string, std::string> tokens; ///< token -> client name
   session_limits limits;
+  std::shared_ptr<trace_sink> trace; ///< null: not tracing
 };
 
 gateway_actor spawn_gateway(caf::actor_system& sys, replication_log_actor log,

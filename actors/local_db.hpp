@@ -11,6 +11,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/entity.hpp"
 #include "messages/protocol.hpp"
@@ -35,6 +36,7 @@ using local_db_actor = caf::typed_actor<
 
 /// Spawns the actor; it takes ownership of the open database.
 local_db_actor spawn_local_db(caf::actor_system& sys,
-                              std::unique_ptr<local_database> db);
+                              std::unique_ptr<local_database> db,
+                              std::shared_ptr<trace_sink> trace = nullptr);
 
 } // namespace memsync

@@ -18,6 +18,7 @@
 #include "actors/flush_scheduler.hpp"
 #include "actors/store_core.hpp"
 #include "actors/subscribers.hpp"
+#include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 
@@ -39,7 +40,8 @@ using memory_store_actor = caf::typed_actor<
 memory_store_actor spawn_memory_store(caf::actor_system& sys,
                                       std::shared_ptr<store_core> core,
                                       std::shared_ptr<subscriber_list> subs,
-                                      flush_scheduler_actor flusher);
+                                      flush_scheduler_actor flusher,
+                                      std::shared_ptr<trace_sink> trace = nullptr);
 
 /// The application's handle. Reads never block and never send a message; a
 /// write is visible to the next read on any thread as soon as it returns.

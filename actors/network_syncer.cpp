@@ -22,6 +22,7 @@ struct syncer_state {
   connector_actor connector;
   local_db_actor db;
   memory_store_actor store;
+  std::shared_ptr<trace_sink> trace;
 
   session_actor session;
   bool connecting = false;
@@ -43,6 +44,8 @@ struct syncer_state {
   };
   std::vector<waiter> waiters;
   std::minstd_rand rng{std::random_device{}()};
+  int64_t clock_rtt_us = 0;  ///< of the best offset sample in force; 0: none
+  int64_t clock_at_us = 0;   ///< when it was taken
   const char* name = "network_syncer";
 };
 
@@ -63,6 +66,29 @@ caf::timespan backoff(self_ptr self) {
   // same server do not all come back in the same instant.
   std::uniform_int_distribution<int64_t> pick{delay.count() / 2, delay.count()};
   return caf::timespan{pick(st.rng)};
+}
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// An NTP-style offset sample: the server read its clock at `server_us`,
+/// between our `t0` and `t1`. A sample with a shorter round trip bounds the
+/// offset more tightly; one is kept at least every 30 s against drift.
+void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1,
+                  bool fresh) {
+  auto& st = self->state;
+  if (!st.trace || server_us == 0)
+    return;
+  auto rtt = t1 - t0;
+  if (!fresh && st.clock_rtt_us != 0 && rtt >= st.clock_rtt_us
+      && t1 - st.clock_at_us < 30'000'000)
+    return;
+  st.clock_rtt_us = std::max<int64_t>(rtt, 1);
+  st.clock_at_us = t1;
+  st.trace->clock((server_us - (t0 + t1) / 2) * 1000, rtt * 1000);
 }
 
 void note_error(self_ptr self, const caf::error& err) {
@@ -122,14 +148,17 @@ void connect(self_ptr self) {
         hello_request hello;
         hello.client_id = st.cfg.client_id;
         hello.token = st.cfg.settings.token;
-        hello.client_time_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+        hello.client_time_us = now_us();
+        auto hello_sent_us = hello.client_time_us;
         self->request(gateway, timeout, hello_atom::value, std::move(hello),
                       caf::actor_cast<poke_listener_actor>(self))
           .then(
             [=](hello_reply& reply, session_actor& session) {
-              if (link == self->state.link)
+              auto& st = self->state;
+              trace_scope ts{st.trace.get(), self, "hello_reply"};
+              clock_sample(self, hello_sent_us, reply.server_time_us, now_us(),
+                           true);
+              if (link == st.link)
                 connected(self, reply, std::move(session));
             },
             [=](caf::error& err) {
@@ -167,6 +196,7 @@ void arm_push(self_ptr self, caf::timespan delay) {
 
 void on_pushed(self_ptr self, push_reply& reply) {
   auto& st = self->state;
+  trace_scope ts{st.trace.get(), self, "push_reply"};
   st.push_in_flight = false;
   st.failures = 0;
   st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
@@ -205,6 +235,9 @@ void try_push(self_ptr self) {
         auto& st = self->state;
         if (link != st.link)
           return;
+        trace_scope ts{st.trace.get(), self, "push"};
+        for (auto& c : changes)
+          ts.item(c.trace.trace_id, c.id, 0, c.mutation_id);
         if (changes.empty()) {
           st.push_in_flight = false;
           return;
@@ -243,6 +276,7 @@ void try_push(self_ptr self) {
 
 void on_pulled(self_ptr self, pull_reply reply) {
   auto& st = self->state;
+  trace_scope ts{st.trace.get(), self, "pulled"};
   st.pull_in_flight = false;
   ++st.pulls_done;
   st.status.cursor = reply.next;
@@ -275,12 +309,19 @@ void try_pull(self_ptr self) {
     st.pull_in_flight = false;
     note_error(self, err);
   };
+  auto sent_us = now_us();
   self->request(st.session, timeout, pull_atom::value,
                 pull_request{st.cfg.client_id, st.status.cursor})
     .then(
       [=](pull_reply& reply) {
         if (link != self->state.link)
           return;
+        clock_sample(self, sent_us, reply.server_time_us, now_us(), false);
+        trace_scope ts{self->state.trace.get(), self, "pull_reply"};
+        if (ts)
+          for (size_t i = 0; i < reply.entities.size(); ++i)
+            ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
+                    reply.entities[i].id, reply.entities[i].version);
         // What a server sends is checked like what a client sends: an
         // invalid entity never reaches the local database or the store.
         auto& es = reply.entities;
@@ -314,9 +355,11 @@ void try_pull(self_ptr self) {
 network_syncer_actor::behavior_type
 network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
                     local_db_actor db, memory_store_actor store,
-                    flush_scheduler_actor flusher) {
+                    flush_scheduler_actor flusher,
+                    std::shared_ptr<trace_sink> trace) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.trace = std::move(trace);
   st.connector = std::move(connector);
   st.db = std::move(db);
   st.store = std::move(store);
@@ -338,11 +381,15 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
                      uint64_t{0});
   return {
     [=](poke_atom, const poke& p) {
+      trace_scope ts{self->state.trace.get(), self, "poke"};
+      ts.version(p.version);
+      ts.mark(p.trace_id);
       if (p.version > self->state.status.cursor.version)
         try_pull(self);
     },
     [=](flushed_atom, const flush_report& report) {
       auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "flushed"};
       for (auto& c : report.changes)
         st.durable_mid = std::max(st.durable_mid, c.mutation_id);
       if (st.durable_mid > st.status.acknowledged)
@@ -429,9 +476,11 @@ network_syncer_actor spawn_network_syncer(caf::actor_system& sys,
                                           connector_actor connector,
                                           local_db_actor db,
                                           memory_store_actor store,
-                                          flush_scheduler_actor flusher) {
+                                          flush_scheduler_actor flusher,
+                                          std::shared_ptr<trace_sink> trace) {
   return sys.spawn(network_syncer_impl, std::move(cfg), std::move(connector),
-                   std::move(db), std::move(store), std::move(flusher));
+                   std::move(db), std::move(store), std::move(flusher),
+                   std::move(trace));
 }
 
 } // namespace memsync

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "actors/gateway.hpp"
 #include "actors/local_db.hpp"
 #include "actors/memory_store.hpp"
+#include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/local.hpp"
 #include "messages/protocol.hpp"
@@ -96,6 +98,8 @@ network_syncer_actor spawn_network_syncer(caf::actor_system& sys,
                                           connector_actor connector,
                                           local_db_actor db,
                                           memory_store_actor store,
-                                          flush_scheduler_actor flusher);
+                                          flush_scheduler_actor flusher,
+                                          std::shared_ptr<trace_sink> trace
+                                          = nullptr);
 
 } // namespace memsync

@@ -1,6 +1,8 @@
 #include "actors/replication_log.hpp"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -10,6 +12,77 @@
 namespace memsync {
 
 namespace {
+
+/// While tracing: wraps the backend for one commit to learn which version
+/// each written change got (apply_pushes does not report it, and the
+/// backends' schemas stay as they are).
+class version_recorder : public storage_backend {
+public:
+  struct written {
+    std::string client_id;
+    uint64_t mutation_id;
+    std::string entity;
+    uint64_t version;
+  };
+
+  explicit version_recorder(storage_backend& inner) : inner_(inner) {}
+
+  std::string epoch() override { return inner_.epoch(); }
+  uint64_t head_version() override { return inner_.head_version(); }
+  pull_reply pull(const std::string& client_id, const cookie& since) override {
+    return inner_.pull(client_id, since);
+  }
+  std::unique_ptr<storage_tx> begin() override {
+    return std::make_unique<tx>(inner_.begin(), writes);
+  }
+
+  std::vector<written> writes;
+
+private:
+  class tx : public storage_tx {
+  public:
+    tx(std::unique_ptr<storage_tx> inner, std::vector<written>& out)
+      : inner_(std::move(inner)), out_(out) {}
+    uint64_t last_mutation_id(const std::string& client_id) override {
+      return inner_->last_mutation_id(client_id);
+    }
+    void set_last_mutation_id(const std::string& client_id, uint64_t mid) override {
+      inner_->set_last_mutation_id(client_id, mid);
+    }
+    bool load_entity(const std::string& id, entity& out) override {
+      return inner_->load_entity(id, out);
+    }
+    uint64_t write_entity(const entity& e, const std::string& client_id,
+                          uint64_t mutation_id) override {
+      auto version = inner_->write_entity(e, client_id, mutation_id);
+      out_.push_back({client_id, mutation_id, e.id, version});
+      return version;
+    }
+    void commit() override { inner_->commit(); }
+
+  private:
+    std::unique_ptr<storage_tx> inner_;
+    std::vector<written>& out_;
+  };
+
+  storage_backend& inner_;
+};
+
+/// Trace ids of recently written versions, so pull replies can name them.
+class recent_traces {
+public:
+  void put(uint64_t version, uint64_t trace_id) {
+    slots_[version % slots_.size()] = {version, trace_id};
+  }
+  uint64_t get(uint64_t version) const {
+    auto& s = slots_[version % slots_.size()];
+    return s.first == version ? s.second : 0;
+  }
+
+private:
+  std::vector<std::pair<uint64_t, uint64_t>> slots_ =
+    std::vector<std::pair<uint64_t, uint64_t>>(1 << 16);
+};
 
 struct queued_push {
   log_push push;
@@ -24,6 +97,8 @@ struct replication_log_state {
   std::vector<poke_listener_actor> listeners;
   uint64_t poked_version = 0;
   log_stats stats;
+  std::shared_ptr<trace_sink> trace;
+  std::unique_ptr<recent_traces> recent; ///< while tracing
   const char* name = "replication_log";
 };
 
@@ -34,6 +109,28 @@ caf::error storage_failure(const storage_error& e) {
                     e.what());
 }
 
+/// Records the version each traced change got; returns a trace id of the
+/// commit for its pokes (0: none).
+uint64_t trace_commit(self_ptr self, trace_scope& ts,
+                      const std::vector<log_push>& pushes,
+                      const std::vector<version_recorder::written>& writes) {
+  auto& st = self->state;
+  std::map<std::pair<std::string, uint64_t>, uint64_t> traces;
+  for (auto& p : pushes)
+    for (auto& c : p.request.changes)
+      traces[{p.request.client_id, c.mutation_id}] = c.trace.trace_id;
+  uint64_t poke_trace = 0;
+  for (auto& w : writes) {
+    auto it = traces.find({w.client_id, w.mutation_id});
+    auto trace_id = it == traces.end() ? 0 : it->second;
+    st.recent->put(w.version, trace_id);
+    ts.item(trace_id, w.entity, w.version, w.mutation_id);
+    if (trace_id && (!poke_trace || !st.trace->sampled(poke_trace)))
+      poke_trace = trace_id; // prefer one that sampling records
+  }
+  return poke_trace;
+}
+
 void commit(self_ptr self) {
   auto& st = self->state;
   st.commit_scheduled = false;
@@ -41,12 +138,21 @@ void commit(self_ptr self) {
   st.queue.clear();
   if (batch.empty())
     return;
+  trace_scope ts{st.trace.get(), self, "commit"};
   std::vector<log_push> pushes;
   pushes.reserve(batch.size());
   for (auto& q : batch)
     pushes.push_back(std::move(q.push));
   try {
-    auto result = apply_pushes(*st.backend, pushes, st.limits);
+    std::optional<version_recorder> recorder;
+    if (st.trace)
+      recorder.emplace(*st.backend);
+    auto result = recorder ? apply_pushes(*recorder, pushes, st.limits)
+                           : apply_pushes(*st.backend, pushes, st.limits);
+    uint64_t poke_trace = 0;
+    if (recorder)
+      poke_trace = trace_commit(self, ts, pushes, recorder->writes);
+    ts.version(result.version);
     ++st.stats.commits;
     st.stats.pushes += pushes.size();
     for (auto& p : pushes)
@@ -61,8 +167,11 @@ void commit(self_ptr self) {
     }
     if (result.version > st.poked_version) {
       st.poked_version = result.version;
+      trace_scope poked{st.trace.get(), self, "poke_sent"};
+      poked.version(result.version);
+      poked.mark(poke_trace);
       for (auto& listener : st.listeners)
-        self->send(listener, poke_atom::value, poke{result.version});
+        self->send(listener, poke_atom::value, poke{result.version, poke_trace});
     }
   } catch (const storage_error& e) {
     auto err = storage_failure(e);
@@ -73,9 +182,12 @@ void commit(self_ptr self) {
 
 replication_log_actor::behavior_type
 replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
-                     data_limits limits) {
+                     data_limits limits, std::shared_ptr<trace_sink> trace) {
   self->state.backend = std::move(backend);
   self->state.limits = limits;
+  if (trace)
+    self->state.recent = std::make_unique<recent_traces>();
+  self->state.trace = std::move(trace);
   self->state.poked_version = self->state.backend->head_version();
   self->set_down_handler([=](const caf::down_msg& msg) {
     auto& ls = self->state.listeners;
@@ -86,6 +198,14 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
   return {
     [=](push_atom, log_push& push) {
       auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "push"};
+      if (ts) {
+        auto& cs = push.request.changes;
+        if (!cs.empty())
+          ts.sent(cs.front().trace.sent_ns);
+        for (auto& c : cs)
+          ts.item(c.trace.trace_id, c.id, 0, c.mutation_id);
+      }
       auto promise = self->make_response_promise<push_reply>();
       st.queue.push_back({std::move(push), promise});
       // Every push already in the mailbox is handled before this message,
@@ -97,8 +217,18 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
       return promise;
     },
     [=](pull_atom, const pull_request& req) -> caf::result<pull_reply> {
+      auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "pull"};
       try {
-        return self->state.backend->pull(req.client_id, req.since);
+        auto reply = st.backend->pull(req.client_id, req.since);
+        if (st.recent) {
+          reply.traces.reserve(reply.entities.size());
+          for (auto& e : reply.entities) {
+            reply.traces.push_back(st.recent->get(e.version));
+            ts.item(reply.traces.back(), e.id, e.version);
+          }
+        }
+        return reply;
       } catch (const storage_error& e) {
         return storage_failure(e);
       }
@@ -116,11 +246,13 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
 
 replication_log_actor spawn_replication_log(caf::actor_system& sys,
                                             std::unique_ptr<storage_backend> backend,
-                                            data_limits limits, bool detached) {
+                                            data_limits limits, bool detached,
+                                            std::shared_ptr<trace_sink> trace) {
   std::shared_ptr<storage_backend> shared{std::move(backend)};
   if (detached)
-    return sys.spawn<caf::detached>(replication_log_impl, shared, limits);
-  return sys.spawn(replication_log_impl, shared, limits);
+    return sys.spawn<caf::detached>(replication_log_impl, shared, limits,
+                                    std::move(trace));
+  return sys.spawn(replication_log_impl, shared, limits, std::move(trace));
 }
 
 } // namespace memsync

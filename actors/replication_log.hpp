@@ -14,6 +14,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/storage_backend.hpp"
+#include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/local.hpp"
 #include "messages/protocol.hpp"
@@ -40,6 +41,8 @@ using replication_log_actor = caf::typed_actor<
 replication_log_actor spawn_replication_log(caf::actor_system& sys,
                                             std::unique_ptr<storage_backend> backend,
                                             data_limits limits,
-                                            bool detached = true);
+                                            bool detached = true,
+                                            std::shared_ptr<trace_sink> trace
+                                            = nullptr);
 
 } // namespace memsync

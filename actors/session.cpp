@@ -73,6 +73,14 @@ session_actor::behavior_type session_impl(self_ptr self,
   return {
     [=](push_atom, push_request& req) -> caf::result<push_reply> {
       auto& st = self->state;
+      trace_scope ts{st.cfg.trace.get(), self, "push"};
+      if (ts) {
+        auto now = trace_now_ns();
+        for (auto& c : req.changes) {
+          ts.item(c.trace.trace_id, c.id, 0, c.mutation_id);
+          c.trace.sent_ns = now; // towards the replication log
+        }
+      }
       if (auto err = check_origin(self, req.client_id))
         return err;
       if (st.push_in_flight)
@@ -108,11 +116,22 @@ session_actor::behavior_type session_impl(self_ptr self,
       auto promise = self->make_response_promise<pull_reply>();
       self->request(self->state.log, self->state.cfg.limits.log_timeout,
                     pull_atom::value, std::move(req))
-        .then([=](pull_reply& reply) mutable { promise.deliver(std::move(reply)); },
+        .then([=](pull_reply& reply) mutable {
+                trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
+                if (ts)
+                  for (size_t i = 0; i < reply.entities.size(); ++i)
+                    ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
+                            reply.entities[i].id, reply.entities[i].version);
+                reply.server_time_us = trace_now_ns() / 1000;
+                promise.deliver(std::move(reply));
+              },
               [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
       return promise;
     },
     [=](poke_atom, const poke& p) {
+      trace_scope ts{self->state.cfg.trace.get(), self, "poke"};
+      ts.version(p.version);
+      ts.mark(p.trace_id);
       auto sender = self->current_sender();
       if (sender && sender == caf::actor_cast<caf::strong_actor_ptr>(self->state.log))
         self->send(self->state.cfg.listener, poke_atom::value, p);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -16,6 +17,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/replication_log.hpp"
+#include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 #include "messages/validation.hpp"
@@ -41,6 +43,7 @@ struct session_config {
   caf::node_id client_node;
   poke_listener_actor listener; ///< the client's syncer
   session_limits limits;
+  std::shared_ptr<trace_sink> trace; ///< null: not tracing
 };
 
 session_actor spawn_session(caf::actor_system& sys, replication_log_actor log,

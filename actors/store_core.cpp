@@ -1,5 +1,7 @@
 #include "actors/store_core.hpp"
 
+#include "actors/trace_sink.hpp"
+
 #include <algorithm>
 #include <random>
 #include <unordered_set>
@@ -154,6 +156,7 @@ sync_error store_core::erase(std::string_view id) {
 void store_core::queue_local(change c, entity_ptr old, entity_ptr value) {
   c.seq = last_seq_.load() + 1;
   c.trace.trace_id = trace_base_ + c.seq;
+  c.trace.sent_ns = trace_now_ns(); // the memory store's mailbox wait starts here
   auto [it, added] = shadows_.try_emplace(c.id);
   if (added)
     it->second.base = old; // no pending change yet: visible is the base

@@ -10,16 +10,21 @@
 
 namespace memsync {
 
-/// Identifies the originating change of a message and the span that caused it.
+/// Identifies the originating change of a message and the span that caused
+/// it. `sent_ns` is set by the local sender of the message that carries the
+/// change (wall clock, ns since the epoch; 0: not stamped), so the receiver
+/// can tell how long it waited in the mailbox; it is not part of the
+/// identity and is not persisted.
 struct trace_context {
   uint64_t trace_id = 0; ///< 0: not traced
   uint64_t span_id = 0;
+  int64_t sent_ns = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trace_context& x) {
   return f(caf::meta::type_name("memsync::trace_context"), x.trace_id,
-           x.span_id);
+           x.span_id, x.sent_ns);
 }
 
 /// One entity: `data` is a JSON object in canonical form (compact, keys

@@ -16,7 +16,7 @@ namespace memsync {
 /// Bumped on every incompatible change of any type below. CAF has no schema
 /// versioning (a type missing on one side arrives as an empty message), so
 /// the handshake compares this number and refuses mismatches.
-constexpr uint32_t protocol_version = 1;
+constexpr uint32_t protocol_version = 2;
 
 /// A position in the server's history. `epoch` names the server's history
 /// (created with the database, replaced when the server finds it was rolled
@@ -113,28 +113,37 @@ typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
 }
 
 /// Every entity whose version is above the request's cookie (latest state,
-/// tombstones included), or the whole state when `reset` is set.
+/// tombstones included), or the whole state when `reset` is set. `traces`
+/// is empty, or holds per entity the trace id of the change that wrote that
+/// version (0: unknown), so a traced change can be followed into the pulling
+/// clients; informative only. `server_time_us` (when the server answered)
+/// gives traced clients a clock-offset sample per pull.
 struct pull_reply {
   cookie next;
   uint64_t last_mutation_id = 0;
   bool reset = false;
   std::vector<entity> entities;
+  std::vector<uint64_t> traces;
+  int64_t server_time_us = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_reply& x) {
   return f(caf::meta::type_name("memsync::pull_reply"), x.next,
-           x.last_mutation_id, x.reset, x.entities);
+           x.last_mutation_id, x.reset, x.entities, x.traces, x.server_time_us);
 }
 
 /// Sent by the server after a commit: something newer than `version` exists.
+/// `trace_id` names one traced change of that commit (0: none), so nodes
+/// that sample traces record the pokes that belong to sampled changes.
 struct poke {
   uint64_t version = 0;
+  uint64_t trace_id = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, poke& x) {
-  return f(caf::meta::type_name("memsync::poke"), x.version);
+  return f(caf::meta::type_name("memsync::poke"), x.version, x.trace_id);
 }
 
 } // namespace memsync

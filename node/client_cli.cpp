@@ -191,6 +191,10 @@ private:
     j["entities"] = counts.entities;
     auto refused = node_.app().refusals();
     j["refused"] = refused.size();
+    if (auto* trace = node_.trace())
+      j["trace"] = {{"mode", to_string(trace->mode())},
+                    {"recorded", trace->recorded()},
+                    {"dropped", trace->dropped()}};
     if (!refused.empty())
       j["last_refusal"] = "mutation " + std::to_string(refused.back().mutation_id)
                           + " (" + refused.back().id

@@ -19,9 +19,12 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
   core_->load(std::move(snapshot.base), std::move(snapshot.outbox));
   load_time_ = std::chrono::steady_clock::now() - start;
   snapshot_meta_ = std::move(snapshot);
-  db_ = spawn_local_db(sys, std::move(db));
-  flusher_ = spawn_flush_scheduler(sys, db_, cfg.flush);
-  memory_ = spawn_memory_store(sys, core_, subs_, flusher_);
+  if (cfg.trace.mode != trace_mode::off)
+    trace_ = std::make_shared<trace_sink>(cfg.trace, snapshot_meta_.client_id,
+                                          "client");
+  db_ = spawn_local_db(sys, std::move(db), trace_);
+  flusher_ = spawn_flush_scheduler(sys, db_, cfg.flush, trace_);
+  memory_ = spawn_memory_store(sys, core_, subs_, flusher_, trace_);
   if (!cfg.server_host.empty()) {
     connector_ = spawn_connector(sys, cfg.server_host, cfg.server_port,
                                  cfg.sync.request_timeout);
@@ -29,7 +32,7 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
                        snapshot_meta_.last_mutation_id,
                        snapshot_meta_.push_epoch, cfg.sync};
     syncer_ = spawn_network_syncer(sys, std::move(scfg), connector_, db_,
-                                   memory_, flusher_);
+                                   memory_, flusher_, trace_);
   }
 }
 
@@ -85,6 +88,9 @@ void client_node::shutdown(std::chrono::nanoseconds timeout) {
                        caf::actor_cast<caf::actor>(db_)})
     if (handle)
       caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+  // What the actors record while they stop is not written.
+  if (trace_)
+    trace_->close();
 }
 
 } // namespace memsync

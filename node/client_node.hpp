@@ -46,6 +46,8 @@ public:
   /// The syncer's view; nullopt without a server (or on timeout).
   std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
   bool has_server() const { return static_cast<bool>(syncer_); }
+  /// Null when tracing is off.
+  trace_sink* trace() const { return trace_.get(); }
 
   /// Flushes (best effort within `timeout`) and stops the actors.
   void shutdown(std::chrono::nanoseconds timeout);
@@ -55,6 +57,7 @@ private:
   local_snapshot snapshot_meta_; // without entities and outbox
   std::shared_ptr<store_core> core_;
   std::shared_ptr<subscriber_list> subs_;
+  std::shared_ptr<trace_sink> trace_;
   store app_;
   local_db_actor db_;
   flush_scheduler_actor flusher_;

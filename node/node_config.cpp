@@ -18,7 +18,31 @@ void add_node_options(config_schema& schema) {
     .add_duration("middleman.heartbeat-interval", 500ms, 0ns, 1min,
                   "heartbeat between nodes (set the same on both sides)")
     .add_duration("middleman.connection-timeout", 5s, 0ns, 1h,
-                  "a peer silent this long is considered gone");
+                  "a peer silent this long is considered gone")
+    .add_string("trace.mode", "off",
+                "actor traces: off, sampled (one change in sample-every, the "
+                "same ones on every node) or all",
+                {"off", "sampled", "all"})
+    .add_string("trace.file", "", "JSON-lines trace file (required unless off)")
+    .add_integer("trace.sample-every", 100, 1, 1 << 30,
+                 "sampled: record one trace id in N (use the same N on every node)")
+    .add_integer("trace.buffer", 65536, 16, 1 << 24,
+                 "events waiting for the trace writer; more are dropped and counted");
+}
+
+trace_settings make_trace_settings(const config_values& v) {
+  trace_settings out;
+  auto mode = v.get_string("trace.mode");
+  out.mode = mode == "all"       ? trace_mode::all
+             : mode == "sampled" ? trace_mode::sampled
+                                 : trace_mode::off;
+  out.file = v.get_string("trace.file");
+  out.sample_every = static_cast<uint64_t>(v.get_integer("trace.sample-every"));
+  out.buffer = static_cast<std::size_t>(v.get_integer("trace.buffer"));
+  if (out.mode != trace_mode::off && out.file.empty())
+    throw config_error(v.origin("trace.mode") + ": trace.file: required when trace.mode is "
+                       + mode);
+  return out;
 }
 
 config_schema client_schema() {
@@ -103,6 +127,7 @@ client_config make_client_config(const config_values& v) {
   if (!out.server_host.empty() && out.sync.token.empty())
     throw config_error(v.origin("server.token")
                        + ": server.token: required when server.host is set");
+  out.trace = make_trace_settings(v);
   return out;
 }
 

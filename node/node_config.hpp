@@ -8,6 +8,7 @@
 #include "actors/flush_scheduler.hpp"
 #include "actors/local_database.hpp"
 #include "actors/network_syncer.hpp"
+#include "actors/trace_sink.hpp"
 #include "messages/validation.hpp"
 #include "node/config.hpp"
 
@@ -26,6 +27,7 @@ struct client_config {
   std::string server_host;   ///< [server] host; empty: work offline only
   uint16_t server_port = 0;  ///< [server] port
   sync_settings sync;        ///< [server] token, [sync] ...
+  trace_settings trace;      ///< [trace] ...
 };
 
 config_schema client_schema();
@@ -35,8 +37,11 @@ config_schema client_schema();
 client_config make_client_config(const config_values& values);
 
 /// Declares the options every node kind has: CAF's scheduler and
-/// middleman (heartbeats) settings.
+/// middleman (heartbeats) settings, and [trace].
 void add_node_options(config_schema& schema);
+
+/// The [trace] section. Throws config_error when tracing is on without a file.
+trace_settings make_trace_settings(const config_values& values);
 
 /// Applies those options to CAF's configuration and loads the middleman.
 void apply_caf_settings(const config_values& values,

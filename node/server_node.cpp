@@ -86,6 +86,7 @@ server_config make_server_config(const config_values& v) {
   out.limits.max_push_bytes
     = static_cast<std::size_t>(v.get_integer("limits.max-push-bytes"));
   out.limits.log_timeout = v.get_duration("limits.log-timeout");
+  out.trace = make_trace_settings(v);
   return out;
 }
 
@@ -147,8 +148,12 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg)
   sys.registry().erase(caf::atom("SpawnServ"));
   sys.registry().erase(caf::atom("ConfigServ"));
   auto backend = std::make_unique<sqlite_backend>(cfg.db_path);
-  gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens, cfg.limits};
-  log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data);
+  if (cfg.trace.mode != trace_mode::off)
+    trace_ = std::make_shared<trace_sink>(cfg.trace, cfg.server_id, "server");
+  gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens, cfg.limits,
+                      trace_};
+  log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data, true,
+                               trace_);
   auto gateway = spawn_gateway(sys, log_, gcfg);
   auto published = sys.middleman().publish(gateway, cfg.port, cfg.host.c_str(), true);
   if (!published) {
@@ -174,6 +179,8 @@ void server_node::stop() {
   sys_.middleman().close(port_);
   caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);
+  if (trace_)
+    trace_->close();
 }
 
 } // namespace memsync

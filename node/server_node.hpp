@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -27,6 +28,7 @@ struct server_config {
   std::string db_path;
   std::map<std::string, std::string> tokens; ///< token -> client name
   session_limits limits;
+  trace_settings trace;
 };
 
 config_schema server_schema();
@@ -44,12 +46,15 @@ public:
   ~server_node();
 
   uint16_t port() const { return port_; }
+  /// Null when tracing is off.
+  trace_sink* trace() const { return trace_.get(); }
 
   /// Stops accepting clients and stops every actor of the node.
   void stop();
 
 private:
   caf::actor_system& sys_;
+  std::shared_ptr<trace_sink> trace_;
   replication_log_actor log_;
   caf::actor supervisor_;
   uint16_t port_ = 0;

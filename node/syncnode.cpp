@@ -97,6 +97,14 @@ bool prepare(const config_schema& schema, const command_line& args, Make make,
   return true;
 }
 
+/// Drops are reported where the user sees them, not only in the file.
+void report_trace(const trace_sink* trace) {
+  if (trace)
+    std::cerr << "trace: " << trace->recorded() << " events written to "
+              << trace->file() << ", " << trace->dropped()
+              << " dropped (buffer full)\n";
+}
+
 int run_client(const command_line& args) {
   int rc = 0;
   client_config cfg;
@@ -115,8 +123,12 @@ int run_client(const command_line& args) {
                 << " ms); type 'help'\n";
     rc = run_client_cli(node, cfg, std::cin, std::cout, interactive);
     node.shutdown(cfg.sync_timeout);
+    report_trace(node.trace());
     return rc;
   } catch (const local_db_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  } catch (const std::runtime_error& e) { // e.g. the trace file
     std::cerr << "error: " << e.what() << '\n';
     return 1;
   }
@@ -141,6 +153,7 @@ int run_server(const command_line& args) {
     while (!stop_requested)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     node.stop();
+    report_trace(node.trace());
     std::cout << "server " << cfg.server_id << " stopped" << std::endl;
     return 0;
   } catch (const storage_error& e) {
