@@ -214,11 +214,7 @@ void trace_sink::close() {
 
 // -- trace_scope ----------------------------------------------------------------
 
-trace_scope::trace_scope(trace_sink* sink, caf::local_actor* self,
-                         const char* kind)
-  : sink_(sink) {
-  if (!sink_)
-    return;
+void trace_scope::start(caf::local_actor* self, const char* kind) {
   ev_.start_ns = trace_now_ns();
   ev_.actor = self->name();
   ev_.kind = kind;
@@ -236,9 +232,7 @@ trace_scope::trace_scope(trace_sink* sink, caf::local_actor* self,
     ev_.from = "?";
 }
 
-trace_scope::~trace_scope() {
-  if (!sink_ || !keep_)
-    return;
+void trace_scope::finish() {
   ev_.dur_ns = trace_now_ns() - ev_.start_ns;
   sink_->record(std::move(ev_));
 }

@@ -81,8 +81,10 @@ change make_change(uint64_t seq, change_kind kind, std::string id,
 // -- binary round trips --------------------------------------------------------
 
 TEST_F(messages_test, trace_context_round_trips) {
-  trace_context in{0xffffffffffffffffull, 42};
-  EXPECT_EQ(round_trip(in), in);
+  trace_context in{0xffffffffffffffffull, 42, 1700000000123456789};
+  auto out = round_trip(in);
+  EXPECT_EQ(out, in);
+  EXPECT_EQ(out.sent_ns, in.sent_ns);
 }
 
 TEST_F(messages_test, entity_round_trips) {
@@ -194,7 +196,11 @@ TEST_F(messages_test, pull_reply_round_trips_with_tombstone) {
   in.reset = true;
   in.entities.push_back({"a", "note", R"({"t":"hi"})", 300, false});
   in.entities.push_back({"b", "note", "", 314, true});
+  in.traces = {0xfeedull, 0};
+  in.server_time_us = 1700000000123456;
   auto out = round_trip(in);
+  EXPECT_EQ(out.traces, in.traces);
+  EXPECT_EQ(out.server_time_us, in.server_time_us);
   EXPECT_EQ(out.next.epoch, in.next.epoch);
   EXPECT_EQ(out.next.version, in.next.version);
   EXPECT_EQ(out.next.commit, in.next.commit);
@@ -207,8 +213,9 @@ TEST_F(messages_test, pull_reply_round_trips_with_tombstone) {
 }
 
 TEST_F(messages_test, poke_round_trips) {
-  poke in{0x0123456789abcdefull};
+  poke in{0x0123456789abcdefull, 0xfedcba9876543210ull};
   EXPECT_EQ(round_trip(in).version, in.version);
+  EXPECT_EQ(round_trip(in).trace_id, in.trace_id);
 }
 
 TEST_F(messages_test, flushed_change_round_trips) {

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/trace_sink.hpp"
+#include "node/node_config.hpp"
+#include "node/server_node.hpp"
 #include "temp_dir.hpp"
 #include "trace_model.hpp"
 
@@ -319,4 +321,66 @@ TEST(trace_model_test, svg_has_a_lane_per_actor_and_a_box_per_step) {
     ++boxes;
   EXPECT_EQ(boxes, steps.size());
   EXPECT_NE(picture.find("server-1 replication_log"), std::string::npos);
+}
+
+// -- the [trace] section of a node's config -----------------------------------
+
+namespace {
+
+std::string config_error_of(const std::string& text,
+                            const std::vector<std::string>& overrides = {}) {
+  temp_dir dir;
+  auto path = dir.file("client.ini");
+  std::ofstream{path} << "[client]\nid = \"alice\"\n" << text;
+  try {
+    make_client_config(load_config(client_schema(), path, overrides));
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+} // namespace
+
+TEST(trace_config_test, modes_file_and_sampling_are_read) {
+  temp_dir dir;
+  auto path = dir.file("client.ini");
+  std::ofstream{path} << "[client]\nid = \"alice\"\n[trace]\nmode = \"sampled\"\n"
+                         "file = \"alice.jsonl\"\nsample-every = 10\nbuffer = 1000\n";
+  auto cfg = make_client_config(load_config(client_schema(), path));
+  EXPECT_EQ(cfg.trace.mode, trace_mode::sampled);
+  EXPECT_EQ(cfg.trace.file, "alice.jsonl");
+  EXPECT_EQ(cfg.trace.sample_every, 10u);
+  EXPECT_EQ(cfg.trace.buffer, 1000u);
+  auto off = make_client_config(load_config(client_schema(), "", {"--client.id=alice"}));
+  EXPECT_EQ(off.trace.mode, trace_mode::off);
+}
+
+TEST(trace_config_test, bad_values_name_file_line_and_key) {
+  auto err = config_error_of("[trace]\nmode = \"sometimes\"\n");
+  EXPECT_NE(err.find("client.ini:4"), std::string::npos) << err;
+  EXPECT_NE(err.find("trace.mode"), std::string::npos) << err;
+  err = config_error_of("[trace]\nsample-every = 0\n");
+  EXPECT_NE(err.find("client.ini:4"), std::string::npos) << err;
+  EXPECT_NE(err.find("trace.sample-every"), std::string::npos) << err;
+  err = config_error_of("[trace]\nfiel = \"x\"\n");
+  EXPECT_NE(err.find("trace.fiel"), std::string::npos) << err;
+}
+
+TEST(trace_config_test, tracing_on_requires_a_file) {
+  auto err = config_error_of("[trace]\nmode = \"all\"\n");
+  EXPECT_NE(err.find("client.ini:4"), std::string::npos) << err;
+  EXPECT_NE(err.find("trace.file: required"), std::string::npos) << err;
+  err = config_error_of("", {"--trace.mode=sampled"});
+  EXPECT_NE(err.find("trace.file: required"), std::string::npos) << err;
+}
+
+TEST(trace_config_test, the_server_has_the_same_section) {
+  temp_dir dir;
+  auto path = dir.file("server.ini");
+  std::ofstream{path} << "[trace]\nmode = \"all\"\nfile = \"server.jsonl\"\n";
+  auto values = load_config(server_schema(), path);
+  auto t = make_trace_settings(values);
+  EXPECT_EQ(t.mode, trace_mode::all);
+  EXPECT_EQ(t.file, "server.jsonl");
 }

@@ -3,9 +3,11 @@
 // It prints what each client sees and how long each change took to reach the
 // other client, checks that both end with the server's state, measures the
 // propagation latency alice -> bob over many changes, stops everything it
-// started, and exits non-zero if the clients did not converge.
+// started, and exits non-zero if the clients did not converge. With
+// --trace DIR every node records actor traces (mode all) into
+// DIR/<node>.jsonl, for the trace tool.
 //
-// usage: syncdemo SYNCNODE_BINARY CONFIG_DIR [CHANGES]
+// usage: syncdemo SYNCNODE_BINARY CONFIG_DIR [CHANGES] [--trace DIR]
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -32,27 +34,40 @@ using clock_type = steady_clock;
 struct demo {
   std::string syncnode;
   std::string config_dir;
+  std::string trace_dir; ///< empty: no tracing
   temp_dir dir;
   std::unique_ptr<child_process> server;
   std::unique_ptr<child_process> alice;
   std::unique_ptr<child_process> bob;
   uint16_t port = 0;
 
+  /// Options that make `node` write its trace file.
+  std::vector<std::string> with_trace(std::vector<std::string> args,
+                                      const std::string& node) const {
+    if (!trace_dir.empty()) {
+      args.push_back("--trace.mode=all");
+      args.push_back("--trace.file=" + trace_dir + "/" + node + ".jsonl");
+    }
+    return args;
+  }
+
   std::unique_ptr<child_process> start_client(const std::string& name) {
-    auto c = std::make_unique<child_process>(std::vector<std::string>{
-      syncnode, "client", "--config", config_dir + "/client-" + name + ".ini",
-      "--client.db-path=" + dir.file(name + ".db"),
-      "--server.port=" + std::to_string(port), "--flush.debounce=0ns",
-      "--sync.push-debounce=0ns"});
+    auto c = std::make_unique<child_process>(with_trace(
+      {syncnode, "client", "--config", config_dir + "/client-" + name + ".ini",
+       "--client.db-path=" + dir.file(name + ".db"),
+       "--server.port=" + std::to_string(port), "--flush.debounce=0ns",
+       "--sync.push-debounce=0ns"},
+      name));
     expect(*c, "watch", "ok");
     return c;
   }
 
   void start() {
-    server = std::make_unique<child_process>(std::vector<std::string>{
-      syncnode, "server", "--config", config_dir + "/server.ini",
-      "--server.port=0", "--server.db-path=" + dir.file("server.db"),
-      "--server.tokens-file=" + config_dir + "/tokens.txt"});
+    server = std::make_unique<child_process>(with_trace(
+      {syncnode, "server", "--config", config_dir + "/server.ini",
+       "--server.port=0", "--server.db-path=" + dir.file("server.db"),
+       "--server.tokens-file=" + config_dir + "/tokens.txt"},
+      "server"));
     std::string line;
     if (!server->read_line(line) || line.find("listening on") == std::string::npos)
       throw std::runtime_error("server did not start: " + line);
@@ -128,12 +143,20 @@ double percentile(std::vector<double> v, double p) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::cerr << "usage: syncdemo SYNCNODE_BINARY CONFIG_DIR [CHANGES]\n";
+  std::vector<std::string> args{argv + 1, argv + argc};
+  std::string trace_dir;
+  for (auto it = args.begin(); it != args.end(); ++it)
+    if (*it == "--trace" && it + 1 != args.end()) {
+      trace_dir = *(it + 1);
+      args.erase(it, it + 2);
+      break;
+    }
+  if (args.size() < 2) {
+    std::cerr << "usage: syncdemo SYNCNODE_BINARY CONFIG_DIR [CHANGES] [--trace DIR]\n";
     return 2;
   }
-  int changes = argc > 3 ? std::stoi(argv[3]) : 200;
-  demo d{argv[1], argv[2], {}, nullptr, nullptr, nullptr};
+  int changes = args.size() > 2 ? std::stoi(args[2]) : 200;
+  demo d{args[0], args[1], trace_dir, {}, nullptr, nullptr, nullptr};
   try {
     d.start();
     std::cout << "\n== the review of src/review.cpp\n";
@@ -208,6 +231,11 @@ int main(int argc, char** argv) {
     for (auto* view : {&seen_by_alice, &seen_by_bob, &server_view})
       std::sort(view->begin(), view->end());
     bool converged = seen_by_alice == seen_by_bob && seen_by_alice == server_view;
+    if (!d.trace_dir.empty()) {
+      // The server's file is complete once it has stopped (above).
+      std::cout << "\n== traces of every node in " << d.trace_dir << "/"
+                << " (see the README: build/tools/trace stats|path|chrome|svg)\n";
+    }
     std::cout << "\n== convergence: alice " << seen_by_alice.size()
               << " entities, bob " << seen_by_bob.size() << ", server "
               << server_view.size() << ": "

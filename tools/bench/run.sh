@@ -3,6 +3,8 @@
 #   store_bench  get vs SQLite point query; put with and without a subscriber
 #   flush_bench  local_database::append vs raw batched SQLite writes; coalescing
 #   load_bench   start-up load of 1M entities; resident memory per entity
+#   log_bench    group commit of the replication log
+#   trace_bench  throughput with actor tracing off, sampled and all
 # Each program prints "SUMMARY" lines with ratios against the baseline it
 # measured in the same run; they are repeated at the end. Extra arguments go
 # to every program (e.g. --benchmark_filter=get).
@@ -12,11 +14,11 @@ cd "$(dirname "$0")/../.."
 build=build-bench
 cmake -S . -B "$build" -DMEMSYNC_BENCHMARKS=ON -DMEMSYNC_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Release >/dev/null
-nice -n 10 cmake --build "$build" -j2 --target store_bench flush_bench load_bench log_bench
+nice -n 10 cmake --build "$build" -j2 --target store_bench flush_bench load_bench log_bench trace_bench
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for prog in store_bench flush_bench load_bench log_bench; do
+for prog in store_bench flush_bench load_bench log_bench trace_bench; do
   echo "== $prog"
   "$build/tools/bench/$prog" --benchmark_counters_tabular=true "$@" | tee -a "$log"
   echo
