@@ -74,6 +74,7 @@ session_actor::behavior_type session_impl(self_ptr self,
     [=](push_atom, push_request& req) -> caf::result<push_reply> {
       auto& st = self->state;
       trace_scope ts{st.cfg.trace.get(), self, "push"};
+      ts.peer(st.cfg.client_id);
       if (ts) {
         auto now = trace_now_ns();
         for (auto& c : req.changes) {
@@ -118,6 +119,7 @@ session_actor::behavior_type session_impl(self_ptr self,
                     pull_atom::value, std::move(req))
         .then([=](pull_reply& reply) mutable {
                 trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
+                ts.peer(self->state.cfg.client_id);
                 if (ts)
                   for (size_t i = 0; i < reply.entities.size(); ++i)
                     ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
@@ -130,6 +132,7 @@ session_actor::behavior_type session_impl(self_ptr self,
     },
     [=](poke_atom, const poke& p) {
       trace_scope ts{self->state.cfg.trace.get(), self, "poke"};
+      ts.peer(self->state.cfg.client_id);
       ts.version(p.version);
       ts.mark(p.trace_id);
       auto sender = self->current_sender();

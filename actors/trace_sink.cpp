@@ -70,6 +70,10 @@ void format(std::string& out, const trace_event& ev) {
   out += "\",\"from\":\"";
   out += ev.from;
   out += '"';
+  if (!ev.peer.empty()) {
+    out += ",\"peer\":";
+    append_escaped(out, ev.peer);
+  }
   append_field(out, "t_ns", ev.start_ns);
   if (ev.wait_ns >= 0)
     append_field(out, "wait_ns", ev.wait_ns);
@@ -237,17 +241,12 @@ void trace_scope::finish() {
   sink_->record(std::move(ev_));
 }
 
-void trace_scope::item(uint64_t trace_id, const std::string& entity,
-                       uint64_t version, uint64_t mutation_id) {
-  if (!sink_ || !sink_->sampled(trace_id))
+void trace_scope::add(uint64_t trace_id, const std::string& entity,
+                      uint64_t version, uint64_t mutation_id) {
+  if (!sink_->sampled(trace_id))
     return;
   keep_ = true;
   ev_.items.push_back({trace_id, entity, version, mutation_id});
-}
-
-void trace_scope::mark(uint64_t trace_id) {
-  if (sink_ && sink_->sampled(trace_id))
-    keep_ = true;
 }
 
 } // namespace memsync

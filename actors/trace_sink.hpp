@@ -53,6 +53,7 @@ struct trace_event {
   const char* actor = "";
   const char* kind = "";
   const char* from = "";  ///< the sender's name, "remote" or "-"
+  std::string peer;       ///< sessions: the client they serve
   int64_t start_ns = 0;   ///< wall clock when handling began
   int64_t wait_ns = -1;   ///< in the mailbox; -1: unknown (no send stamp)
   int64_t dur_ns = 0;
@@ -144,14 +145,26 @@ public:
     if (sink_)
       ev_.version = v;
   }
+  void peer(const std::string& client_id) {
+    if (sink_)
+      ev_.peer = client_id;
+  }
   /// Adds a change (if its trace id is recorded).
   void item(uint64_t trace_id, const std::string& entity, uint64_t version = 0,
-            uint64_t mutation_id = 0);
+            uint64_t mutation_id = 0) {
+    if (sink_)
+      add(trace_id, entity, version, mutation_id);
+  }
   /// Keeps the event if `trace_id` is recorded, without an item.
-  void mark(uint64_t trace_id);
+  void mark(uint64_t trace_id) {
+    if (sink_ && sink_->sampled(trace_id))
+      keep_ = true;
+  }
 
 private:
   void start(caf::local_actor* self, const char* kind);
+  void add(uint64_t trace_id, const std::string& entity, uint64_t version,
+           uint64_t mutation_id);
   void finish();
 
   trace_sink* sink_;

@@ -31,5 +31,5 @@ build/tools/trace stats "$trace_dir"/*.jsonl
 echo
 echo "== build/tools/trace path --entity c1 $trace_dir/*.jsonl"
 build/tools/trace path --entity c1 "$trace_dir"/*.jsonl
-build/tools/trace chrome "$trace_dir"/*.jsonl -o "$trace_dir/chrome.json"
-build/tools/trace svg --entity c1 "$trace_dir"/*.jsonl -o "$trace_dir/c1.svg"
+build/tools/trace chrome "$trace_dir"/*.jsonl -o "$trace_dir/chrome.json" 2>&1 | grep '^wrote'
+build/tools/trace svg --entity c1 "$trace_dir"/*.jsonl -o "$trace_dir/c1.svg" 2>&1 | grep '^wrote'

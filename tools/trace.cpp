@@ -7,6 +7,7 @@
 //   trace svg (--entity ID | --trace HEX) FILES... -o OUT.svg   swimlane picture
 //
 // Lines it cannot use are reported (FILE:LINE) and skipped.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -68,9 +69,12 @@ void report(const trace_set& set) {
               << f.mode << ", " << f.events << " events";
     if (f.ended)
       std::cerr << ", " << f.dropped << " dropped";
-    if (!f.clocks.empty())
-      std::cerr << ", clock offset " << f.clocks.back().offset_ns / 1e6 << " ms +- "
-                << f.clocks.back().rtt_ns / 2e6 << " ms";
+    if (!f.clocks.empty()) {
+      auto best = std::min_element(f.clocks.begin(), f.clocks.end(),
+                                   [](auto& a, auto& b) { return a.rtt_ns < b.rtt_ns; });
+      std::cerr << ", clock offset " << best->offset_ns / 1e6 << " ms +- "
+                << best->rtt_ns / 2e6 << " ms (best of " << f.clocks.size() << ")";
+    }
     std::cerr << "\n";
   }
   std::size_t shown = 0;

@@ -28,6 +28,7 @@ struct event {
   std::string actor;
   std::string kind;
   std::string from;
+  std::string peer;     ///< sessions: the client served
   int64_t local_ns = 0; ///< start, as the node's clock read it
   int64_t t_ns = 0;     ///< start on the server's clock
   int64_t wait_ns = -1; ///< -1: unknown

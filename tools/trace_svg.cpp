@@ -24,7 +24,7 @@ std::string escape(const std::string& s) {
 }
 
 // Layout, in pixels.
-constexpr double left = 260, right = 40, top = 50, lane_h = 34, box_h = 20;
+constexpr double left = 300, right = 40, top = 50, lane_h = 34, box_h = 20;
 constexpr double plot_w = 1000, min_box = 4;
 
 } // namespace

@@ -1,12 +1,17 @@
 // What actor tracing costs: the same workload with tracing off, sampled (one
-// change in 100) and all, in one run, and the ratios to "off".
-//   BM_trace_local/M  a client without a server: put N changes, wait until
-//                     they are durable (memory_store, flush_scheduler,
-//                     local_db with synchronous=off, so actor work shows)
-//   BM_trace_sync/M   a client and a `syncnode server` child over loopback:
-//                     put N changes, `sync` (pushed, committed, poked,
-//                     pulled back): every actor on both nodes
-// M: 0 off, 1 sampled, 2 all. Both nodes trace in the same mode.
+// change in 100) and all, in one run, and the ratios to "off". The three
+// set-ups live side by side and take turns, round by round, so a shared
+// machine's changing load hits them alike.
+//   BM_trace_local  a client without a server: put 2,000 changes, wait until
+//                   they are durable (memory_store, flush_scheduler,
+//                   local_db with synchronous=off, so actor work shows)
+//   BM_trace_sync   a client and a `syncnode server` child over loopback:
+//                   put 2,000 changes, `sync` (pushed, committed, poked,
+//                   pulled back): every actor on both nodes
+//   BM_trace_scope  the recording alone: one handler's scope with one change
+// Both nodes of a set-up trace in the same mode. End to end, tracing also
+// shifts timing and so batch sizes (a slower handler lets more writes
+// queue up for one transaction): compare with BM_trace_scope.
 #include <chrono>
 #include <csignal>
 #include <memory>
@@ -15,6 +20,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include "bench_common.hpp"
 #include "messages/registry.hpp"
@@ -60,83 +66,152 @@ struct client {
   }
 };
 
-void BM_trace_local(benchmark::State& state) {
-  auto mode = static_cast<int>(state.range(0));
-  temp_dir dir;
-  auto opts = trace_options(mode, dir.file("client.jsonl"));
-  opts.insert(opts.end(), {"--client.id=bench", "--client.db-path=" + dir.file("c.db"),
-                           "--local-db.synchronous=off", "--flush.debounce=0ns"});
-  client c{opts};
-  std::size_t round = 0;
+/// Runs `rounds` rounds; each round does `step(mode)` once per mode, in
+/// turn, so the machine's load drifts alike for all three. Reports
+/// changes/s per mode and the ratios to "off".
+template <class Step>
+void interleave(benchmark::State& state, int rounds, Step step) {
+  std::chrono::nanoseconds spent[3]{};
   for (auto _ : state) {
-    c.write_batch(++round);
-    if (!c.node->flush_now(std::chrono::seconds(60))) {
-      state.SkipWithError("flush timed out");
-      return;
-    }
+    for (int r = 0; r < rounds; ++r)
+      for (int mode = 0; mode < 3; ++mode) {
+        auto t0 = std::chrono::steady_clock::now();
+        if (!step(mode, r)) {
+          state.SkipWithError("flush or sync timed out");
+          return;
+        }
+        spent[mode] += std::chrono::steady_clock::now() - t0;
+      }
+    state.SetIterationTime(std::chrono::duration<double>(spent[0] + spent[1] + spent[2]).count());
   }
-  state.counters["changes_per_s"] = benchmark::Counter(
-    static_cast<double>(round * changes_per_iteration), benchmark::Counter::kIsRate);
-  state.SetLabel(mode_names[mode]);
+  double rate[3];
+  for (int m = 0; m < 3; ++m) {
+    rate[m] = static_cast<double>(rounds) * changes_per_iteration
+              * static_cast<double>(state.iterations())
+              / std::chrono::duration<double>(spent[m]).count();
+    state.counters[std::string{mode_names[m]} + "_per_s"] = rate[m];
+  }
+  state.counters["sampled_vs_off"] = rate[1] / rate[0];
+  state.counters["all_vs_off"] = rate[2] / rate[0];
 }
-BENCHMARK(BM_trace_local)->DenseRange(0, 2)->Iterations(20)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_trace_local(benchmark::State& state) {
+  temp_dir dir;
+  std::vector<std::unique_ptr<client>> clients;
+  for (int mode = 0; mode < 3; ++mode) {
+    auto name = std::string{mode_names[mode]};
+    auto opts = trace_options(mode, dir.file(name + ".jsonl"));
+    opts.insert(opts.end(), {"--client.id=bench", "--client.db-path=" + dir.file(name + ".db"),
+                             "--local-db.synchronous=off", "--flush.debounce=0ns"});
+    clients.push_back(std::make_unique<client>(opts));
+  }
+  interleave(state, 20, [&](int mode, int round) {
+    auto& c = *clients[static_cast<size_t>(mode)];
+    c.write_batch(static_cast<size_t>(round) + 1);
+    return c.node->flush_now(std::chrono::seconds(60));
+  });
+}
+BENCHMARK(BM_trace_local)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+/// A `syncnode server` child tracing in `mode`; port 0 until it listens.
+struct server {
+  std::unique_ptr<memsync::testing::child_process> proc;
+  std::string port;
+
+  server(const temp_dir& dir, int mode) {
+    auto name = std::string{"server-"} + mode_names[mode];
+    std::vector<std::string> args{
+      SYNCNODE_PATH, "server", "--config", MEMSYNC_SOURCE_DIR "/config/server.ini",
+      "--server.port=0", "--server.db-path=" + dir.file(name + ".db"),
+      "--server.tokens-file=" + dir.file("tokens.txt")};
+    for (auto& o : trace_options(mode, dir.file(name + ".jsonl")))
+      args.push_back(o);
+    proc = std::make_unique<memsync::testing::child_process>(args);
+    std::string line;
+    if (proc->read_line(line) && line.find("listening on") != std::string::npos)
+      port = line.substr(line.rfind(':') + 1);
+  }
+  ~server() {
+    kill(proc->pid(), SIGTERM);
+    proc->wait();
+  }
+};
 
 void BM_trace_sync(benchmark::State& state) {
-  auto mode = static_cast<int>(state.range(0));
   temp_dir dir;
   std::ofstream{dir.file("tokens.txt")} << "bench-token bench\n";
-  std::vector<std::string> server_args{
-    SYNCNODE_PATH, "server", "--config", MEMSYNC_SOURCE_DIR "/config/server.ini",
-    "--server.port=0", "--server.db-path=" + dir.file("server.db"),
-    "--server.tokens-file=" + dir.file("tokens.txt")};
-  for (auto& o : trace_options(mode, dir.file("server.jsonl")))
-    server_args.push_back(o);
-  memsync::testing::child_process server{server_args};
-  std::string line;
-  if (!server.read_line(line) || line.find("listening on") == std::string::npos) {
-    state.SkipWithError("server did not start");
-    return;
-  }
-  auto port = line.substr(line.rfind(':') + 1);
-  auto opts = trace_options(mode, dir.file("client.jsonl"));
-  opts.insert(opts.end(),
-              {"--client.id=bench", "--client.db-path=" + dir.file("c.db"),
-               "--server.host=127.0.0.1", "--server.port=" + port,
-               "--server.token=bench-token", "--flush.debounce=0ns",
-               "--sync.push-debounce=0ns"});
-  {
-    client c{opts};
-    std::size_t round = 0;
-    for (auto _ : state) {
-      c.write_batch(++round);
-      if (!c.node->sync(std::chrono::seconds(60))) {
-        state.SkipWithError("sync timed out");
-        return;
-      }
+  std::vector<std::unique_ptr<server>> servers;
+  std::vector<std::unique_ptr<client>> clients;
+  for (int mode = 0; mode < 3; ++mode) {
+    servers.push_back(std::make_unique<server>(dir, mode));
+    if (servers.back()->port.empty()) {
+      state.SkipWithError("server did not start");
+      return;
     }
-    state.counters["changes_per_s"] = benchmark::Counter(
-      static_cast<double>(round * changes_per_iteration), benchmark::Counter::kIsRate);
-    state.SetLabel(mode_names[mode]);
+    auto name = std::string{mode_names[mode]};
+    auto opts = trace_options(mode, dir.file(name + ".jsonl"));
+    opts.insert(opts.end(),
+                {"--client.id=bench", "--client.db-path=" + dir.file(name + ".db"),
+                 "--server.host=127.0.0.1", "--server.port=" + servers.back()->port,
+                 "--server.token=bench-token", "--flush.debounce=0ns",
+                 "--sync.push-debounce=0ns"});
+    clients.push_back(std::make_unique<client>(opts));
   }
-  kill(server.pid(), SIGTERM);
-  server.wait();
+  interleave(state, 10, [&](int mode, int round) {
+    auto& c = *clients[static_cast<size_t>(mode)];
+    c.write_batch(static_cast<size_t>(round) + 1);
+    return c.node->sync(std::chrono::seconds(60));
+  });
+  clients.clear(); // before their servers
 }
-BENCHMARK(BM_trace_sync)->DenseRange(0, 2)->Iterations(10)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_trace_sync)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+/// The cost of recording itself: one handler's trace scope with one change
+/// (what a handler of a one-change message pays), by mode. Mode off is a
+/// null sink, as in a node without tracing.
+void BM_trace_scope(benchmark::State& state) {
+  auto mode = static_cast<int>(state.range(0));
+  temp_dir dir;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  std::unique_ptr<trace_sink> sink;
+  if (mode > 0)
+    sink = std::make_unique<trace_sink>(
+      trace_settings{mode == 1 ? trace_mode::sampled : trace_mode::all,
+                     dir.file("scope.jsonl"), 100, 1 << 20},
+      "bench", "client");
+  auto id = entity_id(42);
+  uint64_t trace_id = 0x9e3779b97f4a7c15ULL;
+  for (auto _ : state) {
+    trace_scope ts{sink.get(), self.ptr(), "write"};
+    ts.item(++trace_id, id);
+  }
+  if (sink) {
+    sink->close();
+    state.counters["dropped"] = static_cast<double>(sink->dropped());
+  }
+  state.SetLabel(mode_names[mode]);
+}
+BENCHMARK(BM_trace_scope)->DenseRange(0, 2);
 
 } // namespace
 
 int main(int argc, char** argv) {
   return run_main(argc, argv, [](const summary_reporter& r) {
+    summary("one handler's trace scope with one change: off %s ns | sampled 1/100 %s ns | "
+            "all %s ns",
+            fmt(r.ns_per_op("BM_trace_scope/0"), "%.1f").c_str(),
+            fmt(r.ns_per_op("BM_trace_scope/1"), "%.1f").c_str(),
+            fmt(r.ns_per_op("BM_trace_scope/2"), "%.1f").c_str());
     for (auto name : {"BM_trace_local", "BM_trace_sync"}) {
-      auto key = [&](int m) { return std::string{name} + "/" + std::to_string(m); };
-      auto off = r.counter(key(0), "changes_per_s");
-      auto sampled = r.counter(key(1), "changes_per_s");
-      auto all = r.counter(key(2), "changes_per_s");
-      summary("%s: tracing off %s changes/s | sampled 1/100 %s (%s of off) | "
+      auto get = [&](const char* c) { return r.counter(name, c); };
+      summary("%s: changes/s with tracing off %s | sampled 1/100 %s (%s of off) | "
               "all %s (%s of off)",
-              std::string{name}.substr(9).c_str(), fmt(off, "%.0f").c_str(),
-              fmt(sampled, "%.0f").c_str(), fmt(ratio(sampled, off), "%.2f").c_str(),
-              fmt(all, "%.0f").c_str(), fmt(ratio(all, off), "%.2f").c_str());
+              std::string{name}.substr(9).c_str(), fmt(get("off_per_s"), "%.0f").c_str(),
+              fmt(get("sampled_per_s"), "%.0f").c_str(),
+              fmt(get("sampled_vs_off"), "%.2f").c_str(),
+              fmt(get("all_per_s"), "%.0f").c_str(), fmt(get("all_vs_off"), "%.2f").c_str());
     }
   });
 }
