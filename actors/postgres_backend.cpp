@@ -44,6 +44,8 @@ const std::pair<const char*, const char*> statements[] = {
                    "deleted = excluded.deleted) "
                    "INSERT INTO @.log VALUES ($4, $6, $7, $8, $1, $5)"},
   {"commit_of", "SELECT commit_id FROM @.log WHERE version = $1"},
+  // Delivered to every LISTENing server node when the transaction commits.
+  {"notify", "SELECT pg_notify($1, $2)"},
   {"changed_since", "SELECT id, type, data, version, deleted FROM @.entities "
                     "WHERE version > $1 ORDER BY version"},
   {"all_live", "SELECT id, type, data, version, deleted FROM @.entities "
@@ -164,9 +166,12 @@ public:
   }
 
   void commit() override {
-    if (wrote_)
+    if (wrote_) {
       backend_.run("set_head", {num(head_), num(commit_id_)},
                    "cannot write the head");
+      backend_.run("notify", {backend_.channel_, num(head_)},
+                   "cannot notify other servers");
+    }
     done_ = true;
     backend_.commit_tx("commit failed");
     backend_.head_ = head_;
@@ -183,7 +188,9 @@ private:
 };
 
 postgres_backend::postgres_backend(std::string conninfo, std::string schema)
-  : conninfo_(std::move(conninfo)), schema_(quote_identifier(schema)) {
+  : conninfo_(std::move(conninfo)),
+    schema_(quote_identifier(schema)),
+    channel_(std::move(schema)) {
   char* err = nullptr;
   auto* options = PQconninfoParse(conninfo_.c_str(), &err); // no connection yet
   std::string what = err ? err : "";
