@@ -49,6 +49,9 @@ private:
     void set_last_mutation_id(const std::string& client_id, uint64_t mid) override {
       inner_->set_last_mutation_id(client_id, mid);
     }
+    void prefetch(const std::vector<std::string>& ids) override {
+      inner_->prefetch(ids);
+    }
     bool load_entity(const std::string& id, entity& out) override {
       return inner_->load_entity(id, out);
     }
@@ -131,6 +134,20 @@ uint64_t trace_commit(self_ptr self, trace_scope& ts,
   return poke_trace;
 }
 
+// Once per version: a node hears its own commits from the database as well.
+// `trace_id`: a traced change of that version's commit (0: none known).
+void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id) {
+  auto& st = self->state;
+  if (version <= st.poked_version)
+    return;
+  st.poked_version = version;
+  trace_scope ts{st.trace.get(), self, "poke_sent"};
+  ts.version(version);
+  ts.mark(trace_id);
+  for (auto& listener : st.listeners)
+    self->send(listener, poke_atom::value, poke{version, trace_id});
+}
+
 void commit(self_ptr self) {
   auto& st = self->state;
   st.commit_scheduled = false;
@@ -165,14 +182,7 @@ void commit(self_ptr self) {
       else
         batch[i].promise.deliver(make_error(outcome.error));
     }
-    if (result.version > st.poked_version) {
-      st.poked_version = result.version;
-      trace_scope poked{st.trace.get(), self, "poke_sent"};
-      poked.version(result.version);
-      poked.mark(poke_trace);
-      for (auto& listener : st.listeners)
-        self->send(listener, poke_atom::value, poke{result.version, poke_trace});
-    }
+    poke_listeners(self, result.version, poke_trace);
   } catch (const storage_error& e) {
     auto err = storage_failure(e);
     for (auto& q : batch)
@@ -237,6 +247,7 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
       self->monitor(listener);
       self->state.listeners.push_back(std::move(listener));
     },
+    [=](poke_atom, const poke& p) { poke_listeners(self, p.version, p.trace_id); },
     [=](get_atom) { return self->state.stats; },
     [=](commit_atom) { commit(self); },
   };
