@@ -67,14 +67,17 @@ struct client {
 };
 
 /// Runs `rounds` rounds; each round does `step(mode)` once per mode, in
-/// turn, so the machine's load drifts alike for all three. Reports
+/// turn, so the machine's load drifts alike for all three, starting with
+/// another mode each round (what one mode leaves behind, e.g. a trace
+/// writer still busy, must not always slow the same next one). Reports
 /// changes/s per mode and the ratios to "off".
 template <class Step>
 void interleave(benchmark::State& state, int rounds, Step step) {
   std::chrono::nanoseconds spent[3]{};
   for (auto _ : state) {
     for (int r = 0; r < rounds; ++r)
-      for (int mode = 0; mode < 3; ++mode) {
+      for (int k = 0; k < 3; ++k) {
+        auto mode = (r + k) % 3;
         auto t0 = std::chrono::steady_clock::now();
         if (!step(mode, r)) {
           state.SkipWithError("flush or sync timed out");
