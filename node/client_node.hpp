@@ -47,6 +47,13 @@ public:
   std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
   bool has_server() const { return static_cast<bool>(syncer_); }
 
+  /// Drops the connection and stays offline (false), or connects again and
+  /// pushes what accumulated (true). Writes work either way.
+  void set_online(bool online);
+
+  /// Sends `listener` a report after every batch that became durable.
+  void watch_flushes(flush_listener_actor listener);
+
   /// Flushes (best effort within `timeout`) and stops the actors.
   void shutdown(std::chrono::nanoseconds timeout);
 
