@@ -46,6 +46,9 @@ public:
   /// The syncer's view; nullopt without a server (or on timeout).
   std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
   bool has_server() const { return static_cast<bool>(syncer_); }
+  /// The syncer (invalid without a server), e.g. to ask many clients for
+  /// their status at once.
+  const network_syncer_actor& syncer() const { return syncer_; }
 
   /// Drops the connection and stays offline (false), or connects again and
   /// pushes what accumulated (true). Writes work either way.
