@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -346,7 +347,9 @@ void driver::write_one(sim_client& c) {
   ++c.writes;
   ++total_writes_;
   auto seq = app.counts().last_seq; // only this thread writes to this store
-  c.log.push_back({seq, s.n, del});
+  c.log.push_back({seq, s.n, del ? change_kind::del
+                              : patch ? change_kind::patch
+                                      : change_kind::put});
   std::lock_guard<std::mutex> guard{c.mtx};
   c.unflushed.emplace_back(seq, s.t_us);
 }
@@ -486,7 +489,7 @@ void driver::run_fixed() {
       ++c->writes;
       ++total_writes_;
       auto seq = app.counts().last_seq;
-      c->log.push_back({seq, s.n, false});
+      c->log.push_back({seq, s.n, change_kind::put});
       std::lock_guard<std::mutex> guard{c->mtx};
       c->unflushed.emplace_back(seq, s.t_us);
     }
@@ -553,12 +556,12 @@ void driver::check() {
   report_.propagation = rs_.propagation.snapshot();
   report_.flush_wait = rs_.flush_wait.snapshot();
   // Refusals per client, to tell refused mutations from lost ones.
-  std::map<size_t, uint64_t> refused;
+  // (A syncer keeps its 100 most recent refusals.)
+  std::map<size_t, std::set<uint64_t>> refused;
   for (size_t i = 0; i < statuses.size(); ++i)
     if (statuses[i])
-      for (auto& [kind, n] : statuses[i]->layers.errors)
-        if (kind.rfind("refused:", 0) == 0)
-          refused[i] += n;
+      for (auto& r : statuses[i]->refused)
+        refused[i].insert(r.mutation_id);
   // The server's state as a fresh client sees it: one per server node.
   for (size_t k = 0; k < addresses_.size(); ++k) {
     auto* any = clients_[k % clients_.size()].get();

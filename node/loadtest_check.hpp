@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,12 +19,12 @@ std::vector<std::string> visible_state(client_node& node);
 
 /// Reads a server's SQLite database (entities and replication log) and
 /// compares it with what its `clients` recorded: every mutation made exactly
-/// once in the log (less those the server refused, `refused` by client
-/// index) and every entity equal to the write of its last log entry. Adds
-/// to the counters of `report`.
+/// once in the log (less those the server refused: `refused` holds the
+/// mutation ids by client index) and every entity equal to the write of its
+/// last log entry. Adds to the counters of `report`.
 void check_server_log(const std::string& db_path,
                       const std::vector<sim_client*>& clients,
-                      const std::map<std::size_t, uint64_t>& refused,
+                      const std::map<std::size_t, std::set<uint64_t>>& refused,
                       loadtest_report& report);
 
 } // namespace memsync::loadtest

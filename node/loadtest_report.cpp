@@ -80,6 +80,7 @@ nlohmann::json to_json(const loadtest_report& r) {
                       {"changes_made", r.changes_made},
                       {"changes_on_server", r.changes_on_server},
                       {"changes_lost", r.changes_lost},
+                      {"changes_unaccounted", r.changes_unaccounted},
                       {"changes_duplicated", r.changes_duplicated},
                       {"final_values_wrong", r.final_values_wrong}};
   if (r.mode == "fixed")
@@ -133,6 +134,10 @@ void print_table(const loadtest_report& r, std::ostream& out) {
         << r.changes_on_server << ", lost " << r.changes_lost << ", duplicated "
         << r.changes_duplicated << ", final values wrong " << r.final_values_wrong
         << "\n";
+  if (r.changes_unaccounted > 0)
+    out << "  " << r.changes_unaccounted
+        << " patches/deletes are missing from the log without a refusal reported"
+           " (a refusal in a push reply that timed out is never reported)\n";
   out << "== resources\n"
       << "  memory per client " << fmt("%.1f", r.bytes_per_client_connected / 1024)
       << " KiB connected, " << fmt("%.1f", r.bytes_per_client_end / 1024)

@@ -57,6 +57,9 @@ struct loadtest_report {
   uint64_t changes_made = 0;    ///< mutations (coalesced writes) the clients made
   uint64_t changes_on_server = 0;
   uint64_t changes_lost = 0;
+  /// Patches/deletes missing from the log with no refusal reported (see
+  /// check_server_log): refused, most likely, in a push reply that was lost.
+  uint64_t changes_unaccounted = 0;
   uint64_t changes_duplicated = 0;
   uint64_t final_values_wrong = 0; ///< entity != the last change the server accepted
 

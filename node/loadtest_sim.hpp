@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "messages/entity.hpp"
 #include "messages/layer_stats.hpp"
 #include "node/client_node.hpp"
 
@@ -75,7 +76,7 @@ struct run_state {
 struct write_record {
   uint64_t seq = 0; ///< the store's sequence number of the write
   uint64_t n = 0;   ///< the writer's counter, stored in the data as lt_n
-  bool del = false;
+  change_kind kind = change_kind::put;
 };
 
 struct sim_client {

@@ -200,7 +200,8 @@ struct check_test : ::testing::Test {
     client.node = std::make_unique<client_node>(sys, cc);
     client.index = 0;
     // Three writes; mutations 1, 2, 3 end with them.
-    client.log = {{10, 1, false}, {11, 2, false}, {12, 3, false}};
+    client.log = {{10, 1, change_kind::put}, {11, 2, change_kind::put},
+                  {12, 3, change_kind::patch}};
     client.seq_of_mutation = {10, 11, 12};
   }
   ~check_test() override { client.node->shutdown(std::chrono::seconds(5)); }
@@ -241,18 +242,28 @@ TEST_F(check_test, a_clean_log_passes) {
 }
 
 TEST_F(check_test, finds_lost_duplicated_and_wrong_final_changes) {
-  // Mutation 2 missing, 1 applied twice, and the entity holds write 2
-  // although the log's last change for it is mutation 3 (write 3).
+  // Mutation 2 (a put) missing, 1 applied twice, and the entity holds
+  // write 2 although the log's last change for it is mutation 3 (write 3).
   auto path = server_db({{1, "e"}, {1, "e"}, {3, "e"}}, data_of(2));
   loadtest_report r;
   loadtest::check_server_log(path, {&client}, {}, r);
   EXPECT_EQ(r.changes_lost, 1u);
+  EXPECT_EQ(r.changes_unaccounted, 0u);
   EXPECT_EQ(r.changes_duplicated, 1u);
   EXPECT_EQ(r.final_values_wrong, 1u);
   // A refused mutation is not lost.
   loadtest_report r2;
-  loadtest::check_server_log(path, {&client}, {{0, 1}}, r2);
+  loadtest::check_server_log(path, {&client}, {{0, {2}}}, r2);
   EXPECT_EQ(r2.changes_lost, 0u);
+}
+
+TEST_F(check_test, a_missing_patch_without_a_reported_refusal_is_unaccounted_not_lost) {
+  auto path = server_db({{1, "e"}, {2, "e"}}, data_of(2));
+  loadtest_report r;
+  loadtest::check_server_log(path, {&client}, {}, r);
+  EXPECT_EQ(r.changes_lost, 0u);
+  EXPECT_EQ(r.changes_unaccounted, 1u);
+  EXPECT_EQ(r.final_values_wrong, 0u);
 }
 
 } // namespace
