@@ -101,7 +101,8 @@ void print_table(const loadtest_report& r, std::ostream& out) {
   out << "== loadtest: " << r.clients << " clients, " << r.mode
       << " workload, server " << r.server << "\n";
   out << "  all connected after " << fmt("%.2f", r.connect_s) << " s; measured "
-      << fmt("%.2f", r.measured_s) << " s after the warm-up\n";
+      << fmt("%.2f", r.measured_s)
+      << (r.mode == "fixed" ? " s from the first write\n" : " s after the warm-up\n");
   if (r.mode == "fixed")
     out << "  " << r.clients << " x " << r.fixed_entities_per_client
         << " entities: "
