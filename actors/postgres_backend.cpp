@@ -3,7 +3,9 @@
 #include <libpq-fe.h>
 
 #include <map>
+#include <optional>
 #include <random>
+#include <unordered_map>
 
 namespace memsync {
 
@@ -38,12 +40,21 @@ const std::pair<const char*, const char*> statements[] = {
                  "DO UPDATE SET last_mutation_id = excluded.last_mutation_id"},
   {"get_entity", "SELECT id, type, data, version, deleted FROM @.entities "
                  "WHERE id = $1"},
-  {"write_entity", "WITH e AS (INSERT INTO @.entities VALUES ($1, $2, $3, $4, $5) "
-                   "ON CONFLICT (id) DO UPDATE SET type = excluded.type, "
-                   "data = excluded.data, version = excluded.version, "
-                   "deleted = excluded.deleted) "
-                   "INSERT INTO @.log VALUES ($4, $6, $7, $8, $1, $5)"},
+  {"get_entities", "SELECT id, type, data, version, deleted FROM @.entities "
+                   "WHERE id = ANY($1::text[])"},
+  // A transaction's writes go in two statements at commit (arrays as
+  // parameters), not two per change: each statement is a round trip.
+  {"write_entities", "INSERT INTO @.entities SELECT * FROM unnest($1::text[], "
+                     "$2::text[], $3::text[], $4::bigint[], $5::boolean[]) "
+                     "ON CONFLICT (id) DO UPDATE SET type = excluded.type, "
+                     "data = excluded.data, version = excluded.version, "
+                     "deleted = excluded.deleted"},
+  {"write_log", "INSERT INTO @.log SELECT v, $2::bigint, c, m, e, d FROM "
+                "unnest($1::bigint[], $3::text[], $4::bigint[], $5::text[], "
+                "$6::boolean[]) AS t(v, c, m, e, d)"},
   {"commit_of", "SELECT commit_id FROM @.log WHERE version = $1"},
+  // Delivered to every LISTENing server node when the transaction commits.
+  {"notify", "SELECT pg_notify($1, $2)"},
   {"changed_since", "SELECT id, type, data, version, deleted FROM @.entities "
                     "WHERE version > $1 ORDER BY version"},
   {"all_live", "SELECT id, type, data, version, deleted FROM @.entities "
@@ -104,6 +115,24 @@ bool connection_state(const std::string& state) {
   return state.rfind("08", 0) == 0 || state.rfind("57P0", 0) == 0;
 }
 
+// A PostgreSQL array literal of quoted elements: {"a","b\"c"}.
+class array_literal {
+public:
+  void add(const std::string& item) {
+    text_ += text_.empty() ? "{\"" : ",\"";
+    for (char ch : item) {
+      if (ch == '"' || ch == '\\')
+        text_ += '\\';
+      text_ += ch;
+    }
+    text_ += '"';
+  }
+  std::string str() const { return text_.empty() ? "{}" : text_ + "}"; }
+
+private:
+  std::string text_;
+};
+
 // Columns id, type, data, version, deleted.
 entity entity_at(const PGresult* rows, int i) {
   return {PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2),
@@ -122,7 +151,7 @@ public:
 
   void start() {
     auto meta = backend_.begin_write();
-    head_ = meta.head;
+    head_ = base_ = meta.head;
     if (meta.epoch != backend_.epoch_) {
       // The push rules ran against the epoch apply_pushes read before this
       // transaction; another server renewed it since. Nothing is applied.
@@ -143,47 +172,108 @@ public:
                  "cannot write a client");
   }
 
+  void prefetch(const std::vector<std::string>& ids) override {
+    array_literal wanted;
+    for (auto& id : ids)
+      if (cache_.emplace(id, std::nullopt).second) // nullopt: never written
+        wanted.add(id);
+    auto r = backend_.run("get_entities", {wanted.str()}, "cannot read entities");
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      auto e = entity_at(r.get(), i);
+      cache_[e.id] = std::move(e);
+    }
+  }
+
   bool load_entity(const std::string& id, entity& out) override {
-    auto r = backend_.run("get_entity", {id}, "cannot read an entity");
-    if (PQntuples(r.get()) == 0)
+    auto it = cache_.find(id);
+    if (it == cache_.end()) {
+      auto r = backend_.run("get_entity", {id}, "cannot read an entity");
+      it = cache_.emplace(id, std::nullopt).first;
+      if (PQntuples(r.get()) > 0)
+        it->second = entity_at(r.get(), 0);
+    }
+    if (!it->second)
       return false;
-    out = entity_at(r.get(), 0);
+    out = *it->second;
     return true;
   }
 
   uint64_t write_entity(const entity& e, const std::string& client_id,
                         uint64_t mutation_id) override {
-    auto version = head_ + 1;
-    backend_.run("write_entity",
-                 {e.id, e.type, e.data, num(version), e.deleted ? "t" : "f",
-                  num(commit_id_), client_id, num(mutation_id)},
-                 "cannot write an entity");
-    head_ = version;
-    wrote_ = true;
+    auto& stored = cache_[e.id];
+    stored = e;
+    stored->version = ++head_;
+    writes_.push_back({e.id, client_id, mutation_id, head_, e.deleted});
     return head_;
   }
 
   void commit() override {
-    if (wrote_)
+    if (!writes_.empty()) {
+      write_rows();
       backend_.run("set_head", {num(head_), num(commit_id_)},
                    "cannot write the head");
+      backend_.run("notify", {backend_.channel_, num(head_)},
+                   "cannot notify other servers");
+    }
     done_ = true;
     backend_.commit_tx("commit failed");
     backend_.head_ = head_;
-    if (wrote_)
+    if (!writes_.empty())
       backend_.head_commit_ = commit_id_;
   }
 
 private:
+  struct log_row {
+    std::string entity_id;
+    std::string client_id;
+    uint64_t mutation_id;
+    uint64_t version;
+    bool deleted;
+  };
+
+  // Entities: the final state of each id (one row per id: an upsert may not
+  // touch a row twice); the log: every write.
+  void write_rows() {
+    array_literal ids, types, datas, versions, deleted;
+    for (auto& [id, e] : cache_)
+      if (e && e->version > base_) { // written by this transaction
+        ids.add(e->id);
+        types.add(e->type);
+        datas.add(e->data);
+        versions.add(num(e->version));
+        deleted.add(e->deleted ? "t" : "f");
+      }
+    backend_.run("write_entities",
+                 {ids.str(), types.str(), datas.str(), versions.str(), deleted.str()},
+                 "cannot write entities");
+    array_literal log_versions, clients, mutations, entity_ids, log_deleted;
+    for (auto& w : writes_) {
+      log_versions.add(num(w.version));
+      clients.add(w.client_id);
+      mutations.add(num(w.mutation_id));
+      entity_ids.add(w.entity_id);
+      log_deleted.add(w.deleted ? "t" : "f");
+    }
+    backend_.run("write_log",
+                 {log_versions.str(), num(commit_id_), clients.str(), mutations.str(),
+                  entity_ids.str(), log_deleted.str()},
+                 "cannot write the log");
+  }
+
   postgres_backend& backend_;
+  uint64_t base_ = 0; // the head this transaction started from
   uint64_t head_ = 0; // becomes the backend's only once committed
   uint64_t commit_id_ = new_commit_id();
-  bool wrote_ = false;
+  // What this transaction read or wrote; nullopt: no such entity.
+  std::unordered_map<std::string, std::optional<entity>> cache_;
+  std::vector<log_row> writes_;
   bool done_ = false;
 };
 
 postgres_backend::postgres_backend(std::string conninfo, std::string schema)
-  : conninfo_(std::move(conninfo)), schema_(quote_identifier(schema)) {
+  : conninfo_(std::move(conninfo)),
+    schema_(quote_identifier(schema)),
+    channel_(std::move(schema)) {
   char* err = nullptr;
   auto* options = PQconninfoParse(conninfo_.c_str(), &err); // no connection yet
   std::string what = err ? err : "";

@@ -13,6 +13,9 @@
 // before version n. Pulls read one REPEATABLE READ snapshot. A cookie of the
 // current epoch that this history never issued renews the epoch (the
 // database was replaced by an older copy), as with SQLite.
+// Every commit that wrote something sends NOTIFY on a channel named like the
+// schema, with the new head version as payload, so the other server nodes
+// can poke their clients (see postgres_listener).
 // synchronous_commit stays on: a push is acknowledged only once its commit
 // is durable. A lost connection or a serialization failure throws a
 // retryable storage_error; the next call reconnects. (A connection lost
@@ -78,6 +81,7 @@ private:
 
   std::string conninfo_;
   std::string schema_; // quoted identifier
+  std::string channel_; // of NOTIFY: the schema's name
   pg_conn* conn_ = nullptr;
   bool in_tx_ = false;
   std::string epoch_;

@@ -34,6 +34,16 @@ caf::error storage_failure(const storage_error& e) {
                     e.what());
 }
 
+// Once per version: a node hears its own commits from the database as well.
+void poke_listeners(self_ptr self, uint64_t version) {
+  auto& st = self->state;
+  if (version <= st.poked_version)
+    return;
+  st.poked_version = version;
+  for (auto& listener : st.listeners)
+    self->send(listener, poke_atom::value, poke{version});
+}
+
 void commit(self_ptr self) {
   auto& st = self->state;
   st.commit_scheduled = false;
@@ -59,11 +69,7 @@ void commit(self_ptr self) {
       else
         batch[i].promise.deliver(make_error(outcome.error));
     }
-    if (result.version > st.poked_version) {
-      st.poked_version = result.version;
-      for (auto& listener : st.listeners)
-        self->send(listener, poke_atom::value, poke{result.version});
-    }
+    poke_listeners(self, result.version);
   } catch (const storage_error& e) {
     auto err = storage_failure(e);
     for (auto& q : batch)
@@ -107,6 +113,7 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
       self->monitor(listener);
       self->state.listeners.push_back(std::move(listener));
     },
+    [=](poke_atom, const poke& p) { poke_listeners(self, p.version); },
     [=](get_atom) { return self->state.stats; },
     [=](commit_atom) { commit(self); },
   };

@@ -2,7 +2,8 @@
 // storage backend; applies pushes with group commit (every push that arrives
 // while a transaction is being written goes into the next one, so one disk
 // sync serves many clients), answers pulls, and pokes its subscribers after
-// every commit that produced a new version. Runs on its own thread: backend
+// every commit that produced a new version (its own, or one another server
+// node on the same database reported). Runs on its own thread: backend
 // calls block.
 #pragma once
 
@@ -31,6 +32,8 @@ using replication_log_actor = caf::typed_actor<
   caf::replies_to<pull_atom, pull_request>::with<pull_reply>,
   /// Adds a listener for pokes; it is dropped when it terminates.
   caf::reacts_to<subscribe_atom, poke_listener_actor>,
+  /// Another server node on the same database committed up to this version.
+  caf::reacts_to<poke_atom, poke>,
   caf::replies_to<get_atom>::with<log_stats>,
   /// Internal: commit the queued pushes.
   caf::reacts_to<commit_atom>>;

@@ -89,6 +89,11 @@ commit_result apply_pushes(storage_backend& backend,
   auto epoch = backend.epoch();
   commit_result out;
   auto tx = backend.begin();
+  std::vector<std::string> ids;
+  for (auto& push : pushes)
+    for (auto& c : push.request.changes)
+      ids.push_back(c.id);
+  tx->prefetch(ids);
   for (auto& push : pushes)
     out.outcomes.push_back(apply_push(*tx, push, epoch, limits));
   tx->commit();

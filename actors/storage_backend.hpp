@@ -38,6 +38,9 @@ public:
   virtual uint64_t last_mutation_id(const std::string& client_id) = 0;
   virtual void set_last_mutation_id(const std::string& client_id,
                                     uint64_t mutation_id) = 0;
+  /// A hint: the ids the transaction is about to load. A backend that pays a
+  /// network round trip per statement reads them all at once.
+  virtual void prefetch(const std::vector<std::string>& ids) { (void)ids; }
   /// The current entity or tombstone; false if the id was never written.
   virtual bool load_entity(const std::string& id, entity& out) = 0;
   /// Stores `e` (a tombstone when e.deleted) under the next server version,

@@ -46,6 +46,40 @@ bool depth_within(std::string_view text, std::size_t max_depth) {
 
 } // namespace
 
+namespace {
+
+// Where `text` stops being well-formed UTF-8 (overlong forms, surrogates and
+// code points above U+10FFFF are ill-formed), or npos. PostgreSQL rejects
+// such text, which would fail a whole group commit.
+std::size_t invalid_utf8_at(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t len = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2
+                    : lead >= 0xe0 && lead <= 0xef ? 3
+                    : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (len == 0 || i + len > text.size())
+      return i;
+    auto second = static_cast<unsigned char>(len > 1 ? text[i + 1] : 0x80);
+    // The ranges of the second byte that rule out overlongs, surrogates and
+    // code points past U+10FFFF (Unicode table 3-7).
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (lead == 0xe0) lo = 0xa0;
+    if (lead == 0xed) hi = 0x9f;
+    if (lead == 0xf0) lo = 0x90;
+    if (lead == 0xf4) hi = 0x8f;
+    if (second < lo || second > hi)
+      return i;
+    for (std::size_t k = 2; k < len; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80)
+        return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+} // namespace
+
 sync_error validate_id(std::string_view id) {
   if (id.empty())
     return fail(sync_errc::invalid_id, "entity id must not be empty");
@@ -61,6 +95,9 @@ sync_error validate_id(std::string_view id) {
                   "entity id contains a control character at byte "
                     + std::to_string(i));
   }
+  if (auto at = invalid_utf8_at(id); at != std::string_view::npos)
+    return fail(sync_errc::invalid_id,
+                "entity id is not valid UTF-8 at byte " + std::to_string(at));
   return {};
 }
 

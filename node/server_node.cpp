@@ -10,6 +10,8 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/postgres_backend.hpp"
+#include "actors/postgres_listener.hpp"
 #include "actors/sqlite_backend.hpp"
 #include "node/node_config.hpp"
 
@@ -23,9 +25,18 @@ config_schema server_schema() {
     .add_string("server.id", "server-1", "name of this server node")
     .add_string("server.host", "127.0.0.1", "address to listen on")
     .add_integer("server.port", 7878, 0, 65535, "port to listen on (0: any free)")
-    .add_string("server.backend", "sqlite", "storage of the replication log",
-                {"sqlite"})
-    .add_string("server.db-path", "server.db", "SQLite file of the replication log")
+    .add_string("server.backend", "sqlite",
+                "storage of the replication log: sqlite (one file, one node) or "
+                "postgres (several nodes may share one database)",
+                {"sqlite", "postgres"})
+    .add_string("server.db-path", "server.db",
+                "SQLite file of the replication log (backend = sqlite)")
+    .add_string("server.postgres", "",
+                "libpq connection string (backend = postgres), e.g. "
+                "'host=127.0.0.1 port=5432 dbname=memsync user=memsync'")
+    .add_string("server.postgres-schema", "memsync",
+                "schema of the tables (backend = postgres); nodes that share "
+                "one history use the same")
     .add_string("server.tokens-file", "",
                 "file of 'TOKEN CLIENT-NAME' lines: who may connect as whom")
     .add_integer("limits.max-data-bytes", 1 << 20, 2, 64 << 20,
@@ -72,6 +83,15 @@ server_config make_server_config(const config_values& v) {
   out.port = static_cast<uint16_t>(v.get_integer("server.port"));
   out.backend = v.get_string("server.backend");
   out.db_path = v.get_string("server.db-path");
+  out.postgres = v.get_string("server.postgres");
+  out.postgres_schema = v.get_string("server.postgres-schema");
+  if (out.backend == "postgres" && out.postgres.empty())
+    throw config_error(v.origin("server.backend")
+                       + ": server.postgres: required when server.backend is "
+                         "postgres (a libpq connection string)");
+  if (out.postgres_schema.empty() || out.postgres_schema.size() > 63)
+    throw config_error(v.origin("server.postgres-schema")
+                       + ": server.postgres-schema: 1 to 63 characters");
   auto tokens = v.get_string("server.tokens-file");
   if (tokens.empty())
     throw config_error(v.origin("server.tokens-file")
@@ -146,9 +166,17 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg)
   // peer spawn actors or read our settings.
   sys.registry().erase(caf::atom("SpawnServ"));
   sys.registry().erase(caf::atom("ConfigServ"));
-  auto backend = std::make_unique<sqlite_backend>(cfg.db_path);
+  std::unique_ptr<storage_backend> backend;
+  if (cfg.backend == "postgres")
+    backend = std::make_unique<postgres_backend>(cfg.postgres, cfg.postgres_schema);
+  else
+    backend = std::make_unique<sqlite_backend>(cfg.db_path);
   gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens, cfg.limits};
   log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data);
+  if (cfg.backend == "postgres") // other nodes' commits poke our clients too
+    listener_ = std::make_unique<postgres_listener>(
+      cfg.postgres, cfg.postgres_schema,
+      [log = log_](uint64_t head) { caf::anon_send(log, poke_atom::value, poke{head}); });
   auto gateway = spawn_gateway(sys, log_, gcfg);
   auto published = sys.middleman().publish(gateway, cfg.port, cfg.host.c_str(), true);
   if (!published) {
@@ -171,6 +199,7 @@ void server_node::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  listener_.reset();
   sys_.middleman().close(port_);
   caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);

@@ -1,10 +1,13 @@
 // Assembles a server node: storage backend -> replication_log, gateway
 // published on host:port, and a supervisor that republishes a fresh gateway
-// if the published one dies (so other clients are never locked out).
+// if the published one dies (so other clients are never locked out). With
+// the postgres backend, a listener hears the other nodes' commits on the
+// same database so this node pokes its clients for them too.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -19,12 +22,16 @@ class actor_system_config;
 
 namespace memsync {
 
+class postgres_listener;
+
 struct server_config {
   std::string server_id;
   std::string host;
   uint16_t port = 0; ///< 0: any free port
-  std::string backend;
-  std::string db_path;
+  std::string backend;         ///< "sqlite" or "postgres"
+  std::string db_path;         ///< sqlite
+  std::string postgres;        ///< libpq connection string
+  std::string postgres_schema; ///< postgres
   std::map<std::string, std::string> tokens; ///< token -> client name
   session_limits limits;
 };
@@ -52,6 +59,7 @@ private:
   caf::actor_system& sys_;
   replication_log_actor log_;
   caf::actor supervisor_;
+  std::unique_ptr<postgres_listener> listener_; // postgres only
   uint16_t port_ = 0;
   bool stopped_ = false;
 };

@@ -235,6 +235,41 @@ TEST_P(backend_conformance, deleting_a_missing_entity_changes_nothing) {
   EXPECT_EQ(version_of("e1"), 2u);
 }
 
+TEST_P(backend_conformance, one_group_writing_one_entity_many_times_keeps_the_last_state) {
+  auto ep = db->epoch();
+  apply({push("a", ep, {put(1, "e1", R"({"n":1})"), patch(2, "e1", R"({"m":2})"),
+                        del(3, "e1"), put(4, "e1", R"({"n":4})")}),
+         push("b", ep, {patch(1, "e1", R"({"by":"b"})"), put(2, "e2", "{}"),
+                        del(3, "e2")})});
+  auto all = by_id(pull_all());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all["e1"].data, R"({"by":"b","n":4})");
+  EXPECT_EQ(all["e1"].version, 5u);
+  EXPECT_FALSE(all["e1"].deleted);
+  EXPECT_TRUE(all["e2"].deleted);
+  EXPECT_EQ(all["e2"].version, 7u);
+  EXPECT_EQ(db->head_version(), 7u);
+  reopen();
+  EXPECT_EQ(data_of("e1"), R"({"by":"b","n":4})");
+}
+
+TEST_P(backend_conformance, ids_and_data_with_quotes_backslashes_and_unicode_survive) {
+  const std::vector<std::string> ids{R"(q"uote)", R"(back\slash)", "comma,{brace}",
+                                     "sp ace", "caf\u00e9-\U0001F600", "NULL", "\"\""};
+  std::vector<change> changes;
+  uint64_t mid = 0;
+  for (auto& id : ids)
+    changes.push_back(put(++mid, id, R"({"s":"a\"b\\c,{d}","u":"\u00fc"})"));
+  push1("a", changes);
+  reopen();
+  auto all = by_id(pull_all());
+  ASSERT_EQ(all.size(), ids.size());
+  for (auto& id : ids) {
+    ASSERT_TRUE(all.count(id)) << id;
+    EXPECT_EQ(all[id].data, R"({"s":"a\"b\\c,{d}","u":"\u00fc"})") << id;
+  }
+}
+
 // -- pulls --------------------------------------------------------------------
 
 TEST_P(backend_conformance, a_pull_from_version_zero_returns_the_latest_state_of_everything) {

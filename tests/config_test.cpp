@@ -1,4 +1,5 @@
 #include "node/config.hpp"
+#include "node/server_node.hpp"
 
 #include <gtest/gtest.h>
 
@@ -356,6 +357,42 @@ TEST(parse_duration_test, rejects_overflow) {
 TEST(parse_duration_test, accepts_signs) {
   EXPECT_EQ(parse_duration("-5ms"), -5ms);
   EXPECT_EQ(parse_duration("+5ms"), 5ms);
+}
+
+// -- the server node's options ---------------------------------------------
+
+memsync::server_config shipped_server_config(const std::string& name,
+                                             std::vector<std::string> overrides = {}) {
+  overrides.push_back("--server.tokens-file=" MEMSYNC_SOURCE_DIR "/config/tokens.txt");
+  return memsync::make_server_config(load_config(
+    memsync::server_schema(), MEMSYNC_SOURCE_DIR "/config/" + name, overrides));
+}
+
+TEST(server_config_test, the_two_node_example_shares_one_postgres_history) {
+  auto a = shipped_server_config("server-node-a.ini");
+  auto b = shipped_server_config("server-node-b.ini");
+  EXPECT_EQ(a.backend, "postgres");
+  EXPECT_EQ(a.postgres, b.postgres);
+  EXPECT_EQ(a.postgres_schema, b.postgres_schema);
+  EXPECT_NE(a.server_id, b.server_id);
+  EXPECT_NE(a.port, b.port);
+  EXPECT_EQ(shipped_server_config("server.ini").backend, "sqlite");
+}
+
+TEST(server_config_test, postgres_without_a_connection_string_names_the_key) {
+  auto err = error_of([] {
+    shipped_server_config("server.ini", {"--server.backend=postgres"});
+  });
+  EXPECT_TRUE(contains(err, "server.postgres: required")) << err;
+  EXPECT_TRUE(contains(err, "command line")) << err; // where backend was set
+}
+
+TEST(server_config_test, an_unknown_backend_lists_the_choices) {
+  auto err = error_of([] {
+    shipped_server_config("server.ini", {"--server.backend=mysql"});
+  });
+  EXPECT_TRUE(contains(err, "server.backend")) << err;
+  EXPECT_TRUE(contains(err, "postgres")) << err;
 }
 
 } // namespace

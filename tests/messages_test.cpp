@@ -359,6 +359,31 @@ TEST(validate_id, control_chars_rejected) {
   }
 }
 
+TEST(validate_id, utf8_text_accepted) {
+  for (std::string id : {"caf\u00e9", "\u4e2d\u6587", "emoji-\U0001F600",
+                         "max-\U0010FFFF"})
+    EXPECT_TRUE(validate_id(id).ok()) << id;
+}
+
+TEST(validate_id, ill_formed_utf8_rejected_with_its_position) {
+  const std::pair<std::string, const char*> cases[] = {
+    {"ab\xff", "byte 2"},          // never a UTF-8 byte
+    {"a\xc3", "byte 1"},           // truncated sequence
+    {"a\xc3(", "byte 1"},          // bad continuation byte
+    {"\xc0\xaf", "byte 0"},        // overlong '/'
+    {"x\xe0\x80\xaf", "byte 1"},   // overlong, three bytes
+    {"\xed\xa0\x80", "byte 0"},    // a UTF-16 surrogate
+    {"\xf4\x90\x80\x80", "byte 0"}, // above U+10FFFF
+    {"\x80", "byte 0"},            // a lone continuation byte
+  };
+  for (auto& [id, where] : cases) {
+    auto err = validate_id(id);
+    EXPECT_EQ(err.code, sync_errc::invalid_id) << where;
+    EXPECT_NE(err.message.find("UTF-8"), std::string::npos) << err.message;
+    EXPECT_NE(err.message.find(where), std::string::npos) << err.message;
+  }
+}
+
 TEST(validate_id, control_char_position_reported) {
   auto err = validate_id("abc\ndef");
   EXPECT_NE(err.message.find("byte 3"), std::string::npos) << err.message;

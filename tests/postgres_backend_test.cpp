@@ -5,6 +5,8 @@
 #include "tests/backend_conformance.hpp"
 #include "tests/pg_cluster.hpp"
 
+#include <libpq-fe.h>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -131,6 +133,93 @@ TEST_F(postgres_backend_test, concurrent_servers_never_let_a_chained_pull_miss_a
   EXPECT_EQ(sql("SELECT count(*) FROM (SELECT commit_id FROM memsync.log GROUP BY "
                 "commit_id HAVING max(version) - min(version) + 1 <> count(*)) t"),
             "0");
+}
+
+// The interleaving that breaks a log numbered by a bare sequence: writer 1
+// draws version 1 and is slow to commit, writer 2 draws version 2 and
+// commits, a puller reads up to 2, then writer 1 commits version 1 behind
+// the puller's cookie. The same chained-pull check runs against a bare
+// sequence (it must catch the skipped version, or it proves nothing) and
+// against the backend (it must find none).
+struct chained_puller {
+  std::set<uint64_t> seen;
+  uint64_t cookie = 0;
+  // `pull(since)` returns the versions above `since` and the new cookie.
+  template <class Pull>
+  void step(Pull pull) {
+    auto [versions, next] = pull(cookie);
+    seen.insert(versions.begin(), versions.end());
+    cookie = next;
+  }
+  std::vector<uint64_t> missed(uint64_t head) const {
+    std::vector<uint64_t> out;
+    for (uint64_t v = 1; v <= head; ++v)
+      if (!seen.count(v))
+        out.push_back(v);
+    return out;
+  }
+};
+
+TEST_F(postgres_backend_test, a_bare_sequence_lets_a_chained_pull_skip_a_version) {
+  auto connect = [&] {
+    std::unique_ptr<PGconn, void (*)(PGconn*)> c{
+      PQconnectdb(cluster().conninfo(name).c_str()), PQfinish};
+    EXPECT_EQ(PQstatus(c.get()), CONNECTION_OK);
+    return c;
+  };
+  auto exec = [](PGconn* c, const std::string& q) {
+    std::unique_ptr<PGresult, void (*)(PGresult*)> r{PQexec(c, q.c_str()), PQclear};
+    EXPECT_TRUE(PQresultStatus(r.get()) == PGRES_COMMAND_OK
+                || PQresultStatus(r.get()) == PGRES_TUPLES_OK)
+      << q << ": " << PQresultErrorMessage(r.get());
+    std::vector<uint64_t> column;
+    for (int i = 0; i < PQntuples(r.get()); ++i)
+      column.push_back(std::stoull(PQgetvalue(r.get(), i, 0)));
+    return column;
+  };
+  auto w1 = connect(), w2 = connect(), reader = connect();
+  exec(w1.get(), "CREATE TABLE naive_log(version bigserial PRIMARY KEY, id text)");
+  auto pull = [&](uint64_t since) {
+    auto rows = exec(reader.get(), "SELECT version FROM naive_log WHERE version > "
+                                     + std::to_string(since) + " ORDER BY version");
+    auto head = exec(reader.get(), "SELECT coalesce(max(version), 0) FROM naive_log");
+    return std::pair{rows, head.at(0)};
+  };
+  chained_puller puller;
+  exec(w1.get(), "BEGIN; INSERT INTO naive_log(id) VALUES ('slow')");
+  exec(w2.get(), "INSERT INTO naive_log(id) VALUES ('fast')");
+  puller.step(pull);
+  exec(w1.get(), "COMMIT");
+  puller.step(pull);
+  EXPECT_EQ(puller.missed(2), std::vector<uint64_t>{1});
+}
+
+TEST_F(postgres_backend_test, the_same_interleaving_skips_nothing_with_the_locked_head) {
+  auto w1 = open(), w2 = open(), reader = open();
+  cookie since{reader->epoch(), 0, 0}; // the whole cookie, as a client keeps it
+  auto pull = [&](uint64_t) {
+    auto reply = reader->pull("reader", since);
+    EXPECT_FALSE(reply.reset);
+    std::vector<uint64_t> versions;
+    for (auto& e : reply.entities)
+      versions.push_back(e.version);
+    since = reply.next;
+    return std::pair{versions, since.version};
+  };
+  chained_puller puller;
+  std::future<push_outcome> fast;
+  auto slow = w1->begin();
+  slow->write_entity({"slow", "note", "{}", 0, false}, "a", 1);
+  slow->set_last_mutation_id("a", 1);
+  fast = std::async(std::launch::async,
+                    [&] { return push1(*w2, "b", {put(1, "fast", "{}")}); });
+  EXPECT_EQ(fast.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  puller.step(pull); // what is committed: nothing yet
+  slow->commit();
+  EXPECT_TRUE(fast.get().error.ok());
+  puller.step(pull);
+  EXPECT_EQ(reader->head_version(), 2u);
+  EXPECT_EQ(puller.missed(2), std::vector<uint64_t>{});
 }
 
 TEST_F(postgres_backend_test, servers_on_one_database_share_the_epoch_and_its_renewal) {
