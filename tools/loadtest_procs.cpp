@@ -107,8 +107,10 @@ int run(const std::string& syncnode, const std::string& config_dir, size_t k,
     writers.emplace_back([&, i] {
       for (size_t j = 0; j < m; ++j) {
         memsync::loadtest::stamp s{i, j + 1, now_us(), false};
-        clients[i].proc->send("put f" + std::to_string(i) + "-" + std::to_string(j)
-                              + " item " + memsync::loadtest::make_data(s, payload));
+        std::string line = "put f";
+        line += std::to_string(i) + "-" + std::to_string(j) + " item "
+                + memsync::loadtest::make_data(s, payload);
+        clients[i].proc->send(line);
       }
     });
   for (auto& w : writers)
