@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,5 +123,32 @@ bool read_stamp(std::string_view data, stamp& out);
 /// The data of a write: `{"lt_n":N[,"lt_o":1],"lt_t":T,"lt_w":W[,"p":"xxx..."]}`,
 /// already canonical (keys sorted, compact).
 std::string make_data(const stamp& s, std::size_t payload_bytes);
+
+/// Spawns the actor that tells the test which of `c`'s writes became
+/// durable (flush wait) and which mutation id each write ended in.
+flush_listener_actor spawn_flush_probe(caf::actor_system& sys, sim_client* c,
+                                       run_state* rs);
+
+/// The subscription callback of client `c`. Runs on its memory_store
+/// actor: counts and times the changes of other clients as they become
+/// visible. Cheap, never blocks.
+event_callback on_events(sim_client* c, run_state* rs);
+
+/// The status of every client (by index), asked all at once (replies arrive
+/// in any order). A client that does not answer within `timeout` is missing.
+std::vector<std::optional<sync_status>>
+poll_status(caf::actor_system& sys, const std::vector<std::unique_ptr<sim_client>>& clients,
+            std::chrono::nanoseconds timeout);
+
+/// The clients' statuses added up.
+struct status_totals {
+  uint64_t acknowledged = 0;
+  uint64_t pulls = 0;
+  std::size_t connected = 0;
+  std::size_t answered = 0;
+  layer_stats layers;
+};
+
+status_totals sum_up(const std::vector<std::optional<sync_status>>& statuses);
 
 } // namespace memsync::loadtest
