@@ -1,5 +1,7 @@
 #include "node/loadtest_config.hpp"
 
+#include <sys/resource.h>
+
 #include <stdexcept>
 
 #include "node/node_config.hpp"
@@ -143,6 +145,8 @@ loadtest_config make_loadtest_config(const config_values& v) {
   if (out.offline_clients > out.clients)
     throw fail("workload.offline-clients", "more than loadtest.clients");
   out.offline_for = v.get_duration("workload.offline-for");
+  if (out.fixed && out.offline_clients > 0)
+    throw fail("workload.offline-clients", "not used by the fixed workload; set it to 0");
   if (out.offline_clients > 0 && !out.fixed
       && out.offline_for >= out.duration - out.warm_up)
     throw fail("workload.offline-for",
@@ -151,6 +155,13 @@ loadtest_config make_loadtest_config(const config_values& v) {
     = static_cast<size_t>(v.get_integer("workload.latency-observers"));
 
   out.db_in_memory = v.get_string("client.local-db") == "memory";
+  // A client's SQLite file in WAL mode holds three descriptors.
+  if (rlimit nofile{}; !out.db_in_memory && getrlimit(RLIMIT_NOFILE, &nofile) == 0
+      && nofile.rlim_cur != RLIM_INFINITY && 3 * out.clients + 100 > nofile.rlim_cur)
+    throw fail("client.local-db",
+               "\"files\" needs about " + std::to_string(3 * out.clients + 100)
+                 + " file descriptors, the limit is " + std::to_string(nofile.rlim_cur)
+                 + " (raise it with ulimit -n, or use \"memory\")");
   out.synchronous = v.get_string("local-db.synchronous");
   out.flush.debounce = v.get_duration("flush.debounce");
   out.flush.max_batch = static_cast<size_t>(v.get_integer("flush.max-batch"));

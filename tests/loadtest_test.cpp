@@ -146,6 +146,10 @@ TEST(loadtest_config, shares_must_add_up_and_overrides_work_like_for_nodes) {
   err = config_error_of(path, {"--workload.del-percent=30", "--server.mode=address",
                                "--server.addresses=127.0.0.1:7878,localhost:99999"});
   EXPECT_NE(err.find("bad port in 'localhost:99999'"), std::string::npos) << err;
+  err = config_error_of(path, {"--workload.del-percent=30", "--workload.mode=fixed",
+                               "--workload.offline-clients=3"});
+  EXPECT_NE(err.find("command line: workload.offline-clients: not used by the fixed"),
+            std::string::npos) << err;
   auto list = parse_server_list("127.0.0.1:7878,h:1");
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[1].host, "h");
