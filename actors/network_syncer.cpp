@@ -6,6 +6,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/middleman_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -25,6 +26,8 @@ struct syncer_state {
   std::shared_ptr<trace_sink> trace;
 
   session_actor session;
+  poke_listener_actor relay; ///< this connection's poke listener
+  bool offline = false;      ///< told to stay offline: no (re)connects
   bool connecting = false;
   uint64_t link = 0;        ///< bumps on every (dis)connect; stale replies are dropped
   int failures = 0;         ///< consecutive failures, for backoff
@@ -35,6 +38,8 @@ struct syncer_state {
   bool pull_in_flight = false;
   bool pull_again = false;
   uint64_t pulls_done = 0;
+  /// When the first poke not yet served by a pull arrived (layer stats).
+  caf::actor_clock::time_point poked_at{};
   uint64_t durable_mid = 0; ///< highest mutation id known in the outbox
   sync_status status;
   struct waiter {
@@ -92,13 +97,51 @@ void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1,
 }
 
 void note_error(self_ptr self, const caf::error& err) {
-  self->state.status.last_error = to_sync_error(err).describe();
+  auto e = to_sync_error(err);
+  ++self->state.status.layers.errors[to_string(e.code)];
+  self->state.status.last_error = e.describe();
+}
+
+uint64_t micros_since(self_ptr self, caf::actor_clock::time_point t) {
+  auto d = self->clock().now() - t;
+  return static_cast<uint64_t>(
+    std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+}
+
+// One per connection, named as the poke listener in the hello: the session
+// monitors it, so ending it tells the server this client left, as a lost
+// connection would (the BASP connection itself may be shared with other
+// clients of this process).
+poke_listener_actor::behavior_type
+poke_relay(poke_listener_actor::pointer self, network_syncer_actor syncer) {
+  self->monitor(syncer);
+  self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
+  return {
+    [=](poke_atom, const poke& p) { self->send(syncer, poke_atom::value, p); },
+  };
 }
 
 void schedule_reconnect(self_ptr self) {
   auto& st = self->state;
   ++st.failures;
   self->delayed_send(self, backoff(self), connect_atom::value, st.link);
+}
+
+/// Forgets the connection (or the attempt); stale replies are dropped.
+void drop_link(self_ptr self) {
+  auto& st = self->state;
+  if (st.session)
+    self->demonitor(st.session.address());
+  if (st.relay)
+    caf::anon_send_exit(st.relay, caf::exit_reason::user_shutdown);
+  st.relay = nullptr;
+  st.session = nullptr;
+  st.status.connected = false;
+  st.connecting = false;
+  st.push_in_flight = false; // in-flight requests would only time out
+  st.pull_in_flight = false;
+  st.push_paused = false; // the new connection pushes right away
+  ++st.link;
 }
 
 void disconnected(self_ptr self, const caf::error& reason) {
@@ -108,14 +151,8 @@ void disconnected(self_ptr self, const caf::error& reason) {
   if (reason)
     note_error(self, reason);
   if (st.session)
-    self->demonitor(st.session.address());
-  st.session = nullptr;
-  st.status.connected = false;
-  st.connecting = false;
-  st.push_in_flight = false; // in-flight requests would only time out
-  st.pull_in_flight = false;
-  st.push_paused = false; // the new connection pushes right away
-  ++st.link;
+    ++st.status.layers.disconnects;
+  drop_link(self);
   schedule_reconnect(self);
 }
 
@@ -134,10 +171,11 @@ void connected(self_ptr self, const hello_reply& hello, session_actor session) {
 
 void connect(self_ptr self) {
   auto& st = self->state;
-  if (st.connecting || st.session)
+  if (st.connecting || st.session || st.offline)
     return;
   st.connecting = true;
   auto link = ++st.link;
+  st.relay = self->spawn(poke_relay, caf::actor_cast<network_syncer_actor>(self));
   auto timeout = st.cfg.settings.request_timeout;
   self->request(st.connector, timeout, connect_atom::value)
     .then(
@@ -151,7 +189,7 @@ void connect(self_ptr self) {
         hello.client_time_us = now_us();
         auto hello_sent_us = hello.client_time_us;
         self->request(gateway, timeout, hello_atom::value, std::move(hello),
-                      caf::actor_cast<poke_listener_actor>(self))
+                      st.relay)
           .then(
             [=](hello_reply& reply, session_actor& session) {
               auto& st = self->state;
@@ -194,10 +232,13 @@ void arm_push(self_ptr self, caf::timespan delay) {
   self->delayed_send(self, delay, push_atom::value, st.timer_gen);
 }
 
-void on_pushed(self_ptr self, push_reply& reply) {
+void on_pushed(self_ptr self, push_reply& reply,
+               caf::actor_clock::time_point sent) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "push_reply"};
   st.push_in_flight = false;
+  ++st.status.layers.pushes;
+  st.status.layers.push_round_trip.record(micros_since(self, sent));
   st.failures = 0;
   st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
   if (!reply.epoch.empty() && reply.epoch != st.cfg.push_epoch) {
@@ -208,6 +249,8 @@ void on_pushed(self_ptr self, push_reply& reply) {
   if (!reply.refused.empty()) {
     auto& kept = st.status.refused;
     kept.insert(kept.end(), reply.refused.begin(), reply.refused.end());
+    for (auto& r : reply.refused)
+      ++st.status.layers.errors[std::string{"refused:"} + to_string(r.reason.code)];
     if (kept.size() > max_kept_refusals)
       kept.erase(kept.begin(), kept.end() - max_kept_refusals);
     self->send(st.store, refused_atom::value, std::move(reply.refused));
@@ -243,12 +286,13 @@ void try_push(self_ptr self) {
           return;
         }
         push_request req{st.cfg.client_id, st.cfg.push_epoch, std::move(changes)};
+        auto sent = self->clock().now();
         self->request(st.session, st.cfg.settings.request_timeout,
                       push_atom::value, std::move(req))
           .then(
             [=](push_reply& reply) {
               if (link == self->state.link)
-                on_pushed(self, reply);
+                on_pushed(self, reply, sent);
             },
             [=](caf::error& err) {
               auto& st = self->state;
@@ -274,11 +318,18 @@ void try_push(self_ptr self) {
       });
 }
 
-void on_pulled(self_ptr self, pull_reply reply) {
+void on_pulled(self_ptr self, pull_reply reply,
+               caf::actor_clock::time_point poked,
+               caf::actor_clock::time_point received) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "pulled"};
   st.pull_in_flight = false;
   ++st.pulls_done;
+  auto& layers = st.status.layers;
+  ++layers.pulls;
+  layers.apply.record(micros_since(self, received));
+  if (poked != caf::actor_clock::time_point{})
+    layers.poke_to_pull.record(micros_since(self, poked));
   st.status.cursor = reply.next;
   st.status.last_mutation_id = reply.last_mutation_id;
   if (reply.reset) // another epoch: its record of us is what counts now
@@ -301,6 +352,7 @@ void try_pull(self_ptr self) {
   }
   st.pull_in_flight = true;
   auto link = st.link;
+  auto poked = std::exchange(st.poked_at, caf::actor_clock::time_point{});
   auto timeout = st.cfg.settings.request_timeout;
   auto failed = [=](caf::error& err) {
     auto& st = self->state;
@@ -316,6 +368,7 @@ void try_pull(self_ptr self) {
       [=](pull_reply& reply) {
         if (link != self->state.link)
           return;
+        auto received = self->clock().now();
         clock_sample(self, sent_us, reply.server_time_us, now_us(), false);
         trace_scope ts{self->state.trace.get(), self, "pull_reply"};
         if (ts)
@@ -343,7 +396,7 @@ void try_pull(self_ptr self) {
                 .then(
                   [=](ok_atom) {
                     if (link == self->state.link)
-                      on_pulled(self, std::move(reply));
+                      on_pulled(self, std::move(reply), poked, received);
                   },
                   failed);
             },
@@ -381,11 +434,15 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
                      uint64_t{0});
   return {
     [=](poke_atom, const poke& p) {
-      trace_scope ts{self->state.trace.get(), self, "poke"};
+      auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "poke"};
       ts.version(p.version);
       ts.mark(p.trace_id);
-      if (p.version > self->state.status.cursor.version)
-        try_pull(self);
+      if (p.version <= st.status.cursor.version)
+        return;
+      if (st.poked_at == caf::actor_clock::time_point{})
+        st.poked_at = self->clock().now();
+      try_pull(self);
     },
     [=](flushed_atom, const flush_report& report) {
       auto& st = self->state;
@@ -408,6 +465,18 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
       return promise;
     },
     [=](status_atom) { return self->state.status; },
+    [=](online_atom, bool online) {
+      auto& st = self->state;
+      if (st.offline != online)
+        return;
+      st.offline = !online;
+      if (online) {
+        st.failures = 0;
+        connect(self);
+      } else {
+        drop_link(self);
+      }
+    },
     [=](connect_atom, uint64_t link) {
       if (link == self->state.link)
         connect(self);

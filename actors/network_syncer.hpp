@@ -24,6 +24,7 @@
 #include "actors/memory_store.hpp"
 #include "actors/trace_sink.hpp"
 #include "messages/atoms.hpp"
+#include "messages/layer_stats.hpp"
 #include "messages/local.hpp"
 #include "messages/protocol.hpp"
 
@@ -60,13 +61,14 @@ struct sync_status {
   uint64_t connects = 0;
   std::vector<refusal> refused;  ///< most recent refusals, oldest first
   std::string last_error;
+  layer_stats layers;            ///< counters and time spent per layer
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_status& x) {
   return f(caf::meta::type_name("memsync::sync_status"), x.connected,
            x.server_id, x.cursor, x.last_mutation_id, x.acknowledged,
-           x.connects, x.refused, x.last_error);
+           x.connects, x.refused, x.last_error, x.layers);
 }
 
 using network_syncer_actor = caf::typed_actor<
@@ -79,6 +81,9 @@ using network_syncer_actor = caf::typed_actor<
   /// request in any case).
   caf::replies_to<sync_atom>::with<ok_atom>,
   caf::replies_to<status_atom>::with<sync_status>,
+  /// false: drop the connection and stay offline (writes keep accumulating);
+  /// true: connect again and push what accumulated.
+  caf::reacts_to<online_atom, bool>,
   /// Internal timers: reconnect, push debounce, pull interval (with the
   /// generation that armed them).
   caf::reacts_to<connect_atom, uint64_t>,

@@ -46,6 +46,8 @@ using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using refused_atom = caf::atom_constant<caf::atom("refused")>;
 /// Wait until everything local is pushed, acknowledged and pulled.
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
+/// Go offline or come back online (network_syncer).
+using online_atom = caf::atom_constant<caf::atom("online")>;
 /// (Re)connect to the server.
 using connect_atom = caf::connect_atom;
 

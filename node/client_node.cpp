@@ -76,6 +76,15 @@ std::optional<sync_status> client_node::sync_state(std::chrono::nanoseconds time
   return out;
 }
 
+void client_node::set_online(bool online) {
+  if (syncer_)
+    caf::anon_send(syncer_, online_atom::value, online);
+}
+
+void client_node::watch_flushes(flush_listener_actor listener) {
+  caf::anon_send(flusher_, subscribe_atom::value, std::move(listener));
+}
+
 void client_node::shutdown(std::chrono::nanoseconds timeout) {
   if (stopped_)
     return;

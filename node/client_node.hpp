@@ -48,6 +48,16 @@ public:
   bool has_server() const { return static_cast<bool>(syncer_); }
   /// Null when tracing is off.
   trace_sink* trace() const { return trace_.get(); }
+  /// The syncer (invalid without a server), e.g. to ask many clients for
+  /// their status at once.
+  const network_syncer_actor& syncer() const { return syncer_; }
+
+  /// Drops the connection and stays offline (false), or connects again and
+  /// pushes what accumulated (true). Writes work either way.
+  void set_online(bool online);
+
+  /// Sends `listener` a report after every batch that became durable.
+  void watch_flushes(flush_listener_actor listener);
 
   /// Flushes (best effort within `timeout`) and stops the actors.
   void shutdown(std::chrono::nanoseconds timeout);

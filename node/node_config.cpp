@@ -18,7 +18,11 @@ void add_node_options(config_schema& schema) {
     .add_duration("middleman.heartbeat-interval", 500ms, 0ns, 1min,
                   "heartbeat between nodes (set the same on both sides)")
     .add_duration("middleman.connection-timeout", 5s, 0ns, 1h,
-                  "a peer silent this long is considered gone")
+                  "a peer silent this long is considered gone");
+}
+
+void add_trace_options(config_schema& schema) {
+  schema
     .add_string("trace.mode", "off",
                 "actor traces: off, sampled (one change in sample-every, the "
                 "same ones on every node) or all",
@@ -88,6 +92,7 @@ config_schema client_schema() {
     .add_integer("sync.max-push-bytes", 1 << 20, 1024, 256 << 20,
                  "bytes of data per push (flow control)");
   add_node_options(schema);
+  add_trace_options(schema);
   return schema;
 }
 

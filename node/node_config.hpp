@@ -37,8 +37,11 @@ config_schema client_schema();
 client_config make_client_config(const config_values& values);
 
 /// Declares the options every node kind has: CAF's scheduler and
-/// middleman (heartbeats) settings, and [trace].
+/// middleman (heartbeats) settings.
 void add_node_options(config_schema& schema);
+
+/// Declares [trace] (client and server nodes).
+void add_trace_options(config_schema& schema);
 
 /// The [trace] section. Throws config_error when tracing is on without a file.
 trace_settings make_trace_settings(const config_values& values);

@@ -49,6 +49,7 @@ config_schema server_schema() {
     .add_duration("limits.log-timeout", 30s, 1ms, 1h,
                   "how long a session waits for the replication log");
   add_node_options(schema);
+  add_trace_options(schema);
   return schema;
 }
 

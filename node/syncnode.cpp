@@ -1,9 +1,11 @@
 // syncnode: the one program of the engine.
 //   syncnode client --config FILE   a client node with a command prompt
 //   syncnode server --config FILE   a server node, until SIGINT/SIGTERM
+//   syncnode loadtest --config FILE many simulated clients against servers
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "messages/registry.hpp"
 #include "node/client_cli.hpp"
 #include "node/client_node.hpp"
+#include "node/loadtest.hpp"
 #include "node/node_config.hpp"
 #include "node/server_node.hpp"
 
@@ -27,7 +30,8 @@ using namespace memsync;
 const char* usage =
   "usage: syncnode client --config FILE [--section.key=value ...] [--timeout=DUR]\n"
   "       syncnode server --config FILE [--section.key=value ...]\n"
-  "       syncnode client|server --help-options   (list every option)\n";
+  "       syncnode loadtest --config FILE [--section.key=value ...]\n"
+  "       syncnode client|server|loadtest --help-options   (list every option)\n";
 
 struct command_line {
   std::string config_path;
@@ -165,6 +169,41 @@ int run_server(const command_line& args) {
   }
 }
 
+int run_loadtest_command(const command_line& args) {
+  int rc = 0;
+  auto values = load(loadtest_schema(), args, rc);
+  if (!values)
+    return rc;
+  try {
+    auto cfg = make_loadtest_config(*values);
+    auto report = run_loadtest(cfg, *values, &std::cerr);
+    print_table(report, std::cout);
+    if (!cfg.report_json.empty()) {
+      std::ofstream out{cfg.report_json};
+      out << to_json(report).dump(2) << '\n';
+      if (!out)
+        throw std::runtime_error("cannot write " + cfg.report_json);
+    }
+    if (!cfg.report_svg.empty()) {
+      std::ofstream out{cfg.report_svg};
+      out << render_svg(report);
+      if (!out)
+        throw std::runtime_error("cannot write " + cfg.report_svg);
+    }
+    // Not converged, or changes lost: the deployment did not hold up.
+    bool ok = report.clients_differing == 0 && report.changes_lost == 0
+              && report.changes_duplicated == 0 && report.final_values_wrong == 0
+              && (report.mode != "fixed" || report.all_visible);
+    return ok ? 0 : 1;
+  } catch (const config_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return 1;
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -173,6 +212,8 @@ int main(int argc, char** argv) {
     return run_client(parse_args(argc, argv));
   if (cmd == "server")
     return run_server(parse_args(argc, argv));
+  if (cmd == "loadtest")
+    return run_loadtest_command(parse_args(argc, argv));
   std::cerr << usage;
   return 2;
 }

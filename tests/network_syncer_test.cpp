@@ -480,7 +480,7 @@ TEST_F(network_syncer_test, connects_at_start_says_hello_once_then_pulls_with_th
   EXPECT_EQ(s->hellos[0].client_id, "client-1");
   EXPECT_EQ(s->hellos[0].token, "token-1");
   ASSERT_EQ(s->listeners.size(), 1u);
-  EXPECT_EQ(s->listeners[0].address(), syncer.address()); // pokes reach the syncer
+  // The listener is this connection's relay (see the poke at the end).
   ASSERT_EQ(s->pulls.size(), 1u);
   EXPECT_EQ(s->pulls[0].session, 0u);
   EXPECT_EQ(s->pulls[0].msg.client_id, "client-1");
@@ -496,6 +496,8 @@ TEST_F(network_syncer_test, connects_at_start_says_hello_once_then_pulls_with_th
   EXPECT_EQ(s->hellos.size(), 1u);
   EXPECT_EQ(s->pulls.size(), 1u);
   EXPECT_TRUE(s->pushes.empty());
+  poke_with(s->server_cookie.version + 1); // pokes reach the syncer
+  EXPECT_EQ(s->pulls.size(), 2u);
 }
 
 // -- 2. backoff ---------------------------------------------------------------
@@ -886,4 +888,60 @@ TEST_F(network_syncer_test, status_reports_connection_cookie_ids_and_refusals) {
   EXPECT_FALSE(st.connected);
   EXPECT_EQ(st.connects, 1u);
   EXPECT_EQ(st.refused.size(), 1u); // kept across the disconnect
+}
+
+// -- going offline on request (load tests) ----------------------------------
+
+TEST_F(network_syncer_test, going_offline_drops_the_connection_and_stops_reconnecting_until_back_online) {
+  start(config());
+  ASSERT_EQ(s->hellos.size(), 1u);
+  ASSERT_EQ(s->pulls.size(), 1u);
+  auto old_listener = s->listeners.back();
+  self->send(syncer, online_atom::value, false);
+  sched.run();
+  EXPECT_FALSE(status().connected);
+  // The connection's poke listener is gone, so its session learns that the
+  // client left, and pokes no longer cause pulls.
+  poke_with(s->server_cookie.version + 1);
+  EXPECT_EQ(s->pulls.size(), 1u);
+  // Writes keep becoming durable offline; nothing is pushed, no reconnects.
+  flushed({1, 2});
+  advance(30s);
+  EXPECT_EQ(s->connects.size(), 1u);
+  EXPECT_TRUE(s->pushes.empty());
+  EXPECT_EQ(s->pulls.size(), 1u);
+  // Back online: one new connection with a new listener, then pull and push.
+  self->send(syncer, online_atom::value, true);
+  sched.run();
+  ASSERT_EQ(s->hellos.size(), 2u);
+  EXPECT_NE(s->listeners.back().address(), old_listener.address());
+  EXPECT_EQ(s->pulls.size(), 2u);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  std::vector<uint64_t> pushed;
+  for (auto& c : s->pushes[0].msg.changes)
+    pushed.push_back(c.mutation_id);
+  EXPECT_EQ(pushed, (std::vector<uint64_t>{1, 2}));
+  auto st = status();
+  EXPECT_TRUE(st.connected);
+  EXPECT_EQ(st.connects, 2u);
+  EXPECT_EQ(st.layers.pushes, 1u);
+  EXPECT_EQ(st.layers.pulls, 2u);
+  EXPECT_EQ(st.layers.disconnects, 0u); // going offline is not a lost connection
+  EXPECT_EQ(st.layers.push_round_trip.count, 1u);
+}
+
+TEST_F(network_syncer_test, layer_stats_count_errors_by_kind_and_pulls_caused_by_pokes) {
+  start(config());
+  s->pull_script = {mode::hold};
+  poke_with(s->server_cookie.version + 1); // the pull it causes is never answered
+  advance(settings.request_timeout + 1ms);
+  auto st = status();
+  EXPECT_EQ(st.layers.errors["timeout"], 1u) << st.last_error;
+  EXPECT_EQ(st.layers.pulls, 1u); // the one at start
+  EXPECT_EQ(st.layers.poke_to_pull.count, 0u);
+  poke_with(s->server_cookie.version + 2);
+  st = status();
+  EXPECT_EQ(st.layers.pulls, 2u);
+  EXPECT_EQ(st.layers.poke_to_pull.count, 1u);
+  EXPECT_EQ(st.layers.apply.count, 2u);
 }
