@@ -112,8 +112,13 @@ uint64_t micros_since(self_ptr self, caf::actor_clock::time_point t) {
 // monitors it, so ending it tells the server this client left, as a lost
 // connection would (the BASP connection itself may be shared with other
 // clients of this process).
+struct relay_state {
+  const char* name = "poke_relay"; // the syncer's traces name it as sender
+};
+
 poke_listener_actor::behavior_type
-poke_relay(poke_listener_actor::pointer self, network_syncer_actor syncer) {
+poke_relay(poke_listener_actor::stateful_pointer<relay_state> self,
+           network_syncer_actor syncer) {
   self->monitor(syncer);
   self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
   return {
