@@ -188,8 +188,16 @@ sync_error validate_entity(const entity& e, const data_limits& limits) {
     return err;
   if (e.deleted)
     return {};
-  nlohmann::json parsed;
-  return parse_object(e.data, limits, parsed);
+  // Every client checks every pulled entity: validate without building a
+  // document (a valid JSON text starting with '{' is an object).
+  if (auto err = check_limits(e.data, limits); !err.ok())
+    return err;
+  if (!nlohmann::json::accept(e.data))
+    return fail(sync_errc::invalid_json, "data is not valid JSON");
+  auto first = e.data.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || e.data[first] != '{')
+    return fail(sync_errc::invalid_json, "data must be a JSON object");
+  return {};
 }
 
 sync_error validate_change(const change& c, const data_limits& limits) {

@@ -459,6 +459,37 @@ std::string object_with_array(size_t depth) {
 
 } // namespace
 
+// What a client checks on every entity a server sends.
+TEST(validate_entity, objects_and_tombstones_accepted) {
+  EXPECT_TRUE(validate_entity({"e1", "note", R"({"a":[1,{"b":null}]})", 3, false}, {}).ok());
+  EXPECT_TRUE(validate_entity({"e1", "note", " \n{}", 3, false}, {}).ok());
+  EXPECT_TRUE(validate_entity({"e1", "note", "", 4, true}, {}).ok());
+}
+
+TEST(validate_entity, anything_but_a_json_object_rejected) {
+  for (std::string data : {"", "[1]", " [1]", "\"text\"", "42", "null", "{", R"({"a":})",
+                           "{} x", R"({"a":1}})", "{\"a\xff\":1}"}) {
+    auto err = validate_entity({"e1", "note", data, 1, false}, {});
+    EXPECT_EQ(err.code, sync_errc::invalid_json) << data;
+  }
+}
+
+TEST(validate_entity, bad_ids_types_and_limits_rejected) {
+  EXPECT_EQ(validate_entity({"", "note", "{}", 1, false}, {}).code, sync_errc::invalid_id);
+  EXPECT_EQ(validate_entity({"e\xff", "note", "{}", 1, false}, {}).code,
+            sync_errc::invalid_id);
+  EXPECT_EQ(validate_entity({"e1", "No te", "{}", 1, false}, {}).code,
+            sync_errc::invalid_type);
+  data_limits small;
+  small.max_depth = 2;
+  EXPECT_EQ(validate_entity({"e1", "note", R"({"a":{"b":{}}})", 1, false}, small).code,
+            sync_errc::too_deep);
+  small = {};
+  small.max_bytes = 8;
+  EXPECT_EQ(validate_entity({"e1", "note", R"({"a":"long"})", 1, false}, small).code,
+            sync_errc::too_large);
+}
+
 TEST(parse_object, object_accepted) {
   nlohmann::json out;
   auto err = parse_object(R"({"b":[1,2],"a":{"c":null}})", {}, out);
