@@ -110,12 +110,6 @@ const char* to_string(trace_mode x) {
   return "invalid";
 }
 
-int64_t trace_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 trace_sink::trace_sink(trace_settings settings, std::string node,
                        std::string role)
   : cfg_(std::move(settings)) {
