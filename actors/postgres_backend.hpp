@@ -23,6 +23,7 @@
 // duplicates are skipped.)
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,7 @@ private:
   std::string conninfo_;
   std::string schema_; // quoted identifier
   std::string channel_; // of NOTIFY: the schema's name
+  std::map<std::string, std::string> per_call_; // name -> SQL, not prepared
   pg_conn* conn_ = nullptr;
   bool in_tx_ = false;
   std::string epoch_;
