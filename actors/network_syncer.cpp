@@ -56,6 +56,10 @@ struct syncer_state {
 
 using self_ptr = network_syncer_actor::stateful_pointer<syncer_state>;
 
+// The two timers that send (pull_atom, why) to the syncer.
+constexpr uint64_t fallback_pull = 0; ///< every pull_interval, re-armed
+constexpr uint64_t retry_pull = 1;    ///< once, after a failed pull
+
 void try_push(self_ptr self);
 void try_pull(self_ptr self);
 void connect(self_ptr self);
@@ -365,6 +369,10 @@ void try_pull(self_ptr self) {
       return;
     st.pull_in_flight = false;
     note_error(self, err);
+    // Not only at the next poke or fallback tick: what this pull (and any
+    // poke held back behind it) was to fetch is fetched after a pause.
+    st.pull_again = false;
+    self->delayed_send(self, backoff(self), pull_atom::value, retry_pull);
   };
   auto sent_us = now_us();
   self->request(st.session, timeout, pull_atom::value,
@@ -436,7 +444,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   });
   connect(self);
   self->delayed_send(self, st.cfg.settings.pull_interval, pull_atom::value,
-                     uint64_t{0});
+                     fallback_pull);
   return {
     [=](poke_atom, const poke& p) {
       auto& st = self->state;
@@ -494,10 +502,11 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
       st.push_paused = false;
       try_push(self);
     },
-    [=](pull_atom, uint64_t) { // the fallback timer
+    [=](pull_atom, uint64_t why) {
       try_pull(self);
-      self->delayed_send(self, self->state.cfg.settings.pull_interval,
-                         pull_atom::value, uint64_t{0});
+      if (why == fallback_pull) // periodic: arm the next tick
+        self->delayed_send(self, self->state.cfg.settings.pull_interval,
+                           pull_atom::value, fallback_pull);
     },
   };
 }

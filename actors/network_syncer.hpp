@@ -84,8 +84,8 @@ using network_syncer_actor = caf::typed_actor<
   /// false: drop the connection and stay offline (writes keep accumulating);
   /// true: connect again and push what accumulated.
   caf::reacts_to<online_atom, bool>,
-  /// Internal timers: reconnect, push debounce, pull interval (with the
-  /// generation that armed them).
+  /// Internal timers: reconnect, push debounce (with the generation that
+  /// armed them), pull (the fallback interval, or a retry after a failure).
   caf::reacts_to<connect_atom, uint64_t>,
   caf::reacts_to<push_atom, uint64_t>,
   caf::reacts_to<pull_atom, uint64_t>>;

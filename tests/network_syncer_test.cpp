@@ -572,6 +572,22 @@ TEST_F(network_syncer_test, pokes_during_a_pull_cause_exactly_one_more_pull_and_
   EXPECT_EQ(s->pulls.size(), 3u);
 }
 
+TEST_F(network_syncer_test, a_failed_pull_and_the_poke_behind_it_are_retried_after_a_backoff_pause) {
+  s->pull_script = {mode::hold};
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 1u);
+  poke_with(s->server_cookie.version + 1); // waits behind the pull in flight
+  advance(settings.request_timeout);       // the pull times out
+  EXPECT_EQ(s->pulls.size(), 1u);
+  EXPECT_FALSE(status().last_error.empty());
+  advance(settings.retry_min / 2 - 1ms);   // the earliest a jittered retry may come
+  EXPECT_EQ(s->pulls.size(), 1u) << "retried without a pause";
+  advance(settings.retry_min / 2 + 1ms);   // long before the fallback tick (60 s)
+  ASSERT_EQ(s->pulls.size(), 2u) << "the failed pull was never retried";
+  advance(5s);
+  EXPECT_EQ(s->pulls.size(), 2u) << "a retry is not a periodic timer";
+}
+
 // -- 4. pull results: local_db, then the memory store ----------------------------
 
 TEST_F(network_syncer_test, pull_results_go_to_local_db_first_then_to_the_store_and_advance_the_cookie) {
