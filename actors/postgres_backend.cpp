@@ -88,13 +88,6 @@ uint64_t new_commit_id() { // positive as a bigint, never 0 (no commit yet)
   return (((uint64_t{rd()} << 32) ^ rd()) >> 1) + 1;
 }
 
-std::string quote_identifier(const std::string& name) {
-  std::string out = "\"";
-  for (char ch : name)
-    out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return out + "\"";
-}
-
 uint64_t to_u64(const std::string& text) {
   try {
     return std::stoull(text);
@@ -149,6 +142,13 @@ entity entity_at(const PGresult* rows, int i) {
 
 } // namespace
 
+std::string quote_identifier(const std::string& name) {
+  std::string out = "\"";
+  for (char ch : name)
+    out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
 class postgres_backend::tx : public storage_tx {
 public:
   explicit tx(postgres_backend& backend) : backend_(backend) {}
@@ -180,11 +180,12 @@ public:
                  "cannot write a client");
   }
 
-  void prefetch(const std::vector<std::string>& ids) override {
+  void prefetch(const std::vector<log_push>& pushes) override {
     array_literal wanted;
-    for (auto& id : ids)
-      if (cache_.emplace(id, std::nullopt).second) // nullopt: never written
-        wanted.add(id);
+    for (auto& push : pushes)
+      for (auto& c : push.request.changes)
+        if (cache_.emplace(c.id, std::nullopt).second) // nullopt: never written
+          wanted.add(c.id);
     auto r = backend_.run("get_entities", {wanted.str()}, "cannot read entities");
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       auto e = entity_at(r.get(), i);

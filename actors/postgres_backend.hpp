@@ -35,6 +35,9 @@ struct pg_result;
 
 namespace memsync {
 
+/// `name` as a quoted SQL identifier (a schema, a LISTEN channel).
+std::string quote_identifier(const std::string& name);
+
 class postgres_backend : public storage_backend {
 public:
   /// Connects with the libpq connection string `conninfo` and creates the

@@ -1,5 +1,7 @@
 #include "actors/postgres_listener.hpp"
 
+#include "actors/postgres_backend.hpp" // quote_identifier
+
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -16,13 +18,6 @@ namespace memsync {
 namespace {
 
 using connection = std::unique_ptr<PGconn, void (*)(PGconn*)>;
-
-std::string quote_identifier(const std::string& name) {
-  std::string out = "\"";
-  for (char ch : name)
-    out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return out + "\"";
-}
 
 bool exec_ok(PGconn* conn, const std::string& sql) {
   auto* res = PQexec(conn, sql.c_str());

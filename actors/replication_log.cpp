@@ -1,8 +1,6 @@
 #include "actors/replication_log.hpp"
 
 #include <algorithm>
-#include <map>
-#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -12,64 +10,6 @@
 namespace memsync {
 
 namespace {
-
-/// While tracing: wraps the backend for one commit to learn which version
-/// each written change got (apply_pushes does not report it, and the
-/// backends' schemas stay as they are).
-class version_recorder : public storage_backend {
-public:
-  struct written {
-    std::string client_id;
-    uint64_t mutation_id;
-    std::string entity;
-    uint64_t version;
-  };
-
-  explicit version_recorder(storage_backend& inner) : inner_(inner) {}
-
-  std::string epoch() override { return inner_.epoch(); }
-  uint64_t head_version() override { return inner_.head_version(); }
-  pull_reply pull(const std::string& client_id, const cookie& since) override {
-    return inner_.pull(client_id, since);
-  }
-  std::unique_ptr<storage_tx> begin() override {
-    return std::make_unique<tx>(inner_.begin(), writes);
-  }
-
-  std::vector<written> writes;
-
-private:
-  class tx : public storage_tx {
-  public:
-    tx(std::unique_ptr<storage_tx> inner, std::vector<written>& out)
-      : inner_(std::move(inner)), out_(out) {}
-    uint64_t last_mutation_id(const std::string& client_id) override {
-      return inner_->last_mutation_id(client_id);
-    }
-    void set_last_mutation_id(const std::string& client_id, uint64_t mid) override {
-      inner_->set_last_mutation_id(client_id, mid);
-    }
-    void prefetch(const std::vector<std::string>& ids) override {
-      inner_->prefetch(ids);
-    }
-    bool load_entity(const std::string& id, entity& out) override {
-      return inner_->load_entity(id, out);
-    }
-    uint64_t write_entity(const entity& e, const std::string& client_id,
-                          uint64_t mutation_id) override {
-      auto version = inner_->write_entity(e, client_id, mutation_id);
-      out_.push_back({client_id, mutation_id, e.id, version});
-      return version;
-    }
-    void commit() override { inner_->commit(); }
-
-  private:
-    std::unique_ptr<storage_tx> inner_;
-    std::vector<written>& out_;
-  };
-
-  storage_backend& inner_;
-};
 
 /// Trace ids of recently written versions, so pull replies can name them.
 class recent_traces {
@@ -116,18 +56,14 @@ caf::error storage_failure(const storage_error& e) {
 /// commit for its pokes (0: none).
 uint64_t trace_commit(self_ptr self, trace_scope& ts,
                       const std::vector<log_push>& pushes,
-                      const std::vector<version_recorder::written>& writes) {
+                      const std::vector<written_change>& written) {
   auto& st = self->state;
-  std::map<std::pair<std::string, uint64_t>, uint64_t> traces;
-  for (auto& p : pushes)
-    for (auto& c : p.request.changes)
-      traces[{p.request.client_id, c.mutation_id}] = c.trace.trace_id;
   uint64_t poke_trace = 0;
-  for (auto& w : writes) {
-    auto it = traces.find({w.client_id, w.mutation_id});
-    auto trace_id = it == traces.end() ? 0 : it->second;
+  for (auto& w : written) {
+    auto& c = pushes[w.push].request.changes[w.change];
+    auto trace_id = c.trace.trace_id;
     st.recent->put(w.version, trace_id);
-    ts.item(trace_id, w.entity, w.version, w.mutation_id);
+    ts.item(trace_id, c.id, w.version, c.mutation_id);
     if (trace_id && (!poke_trace || !st.trace->sampled(poke_trace)))
       poke_trace = trace_id; // prefer one that sampling records
   }
@@ -161,14 +97,10 @@ void commit(self_ptr self) {
   for (auto& q : batch)
     pushes.push_back(std::move(q.push));
   try {
-    std::optional<version_recorder> recorder;
-    if (st.trace)
-      recorder.emplace(*st.backend);
-    auto result = recorder ? apply_pushes(*recorder, pushes, st.limits)
-                           : apply_pushes(*st.backend, pushes, st.limits);
+    auto result = apply_pushes(*st.backend, pushes, st.limits);
     uint64_t poke_trace = 0;
-    if (recorder)
-      poke_trace = trace_commit(self, ts, pushes, recorder->writes);
+    if (st.trace)
+      poke_trace = trace_commit(self, ts, pushes, result.written);
     ts.version(result.version);
     ++st.stats.commits;
     st.stats.pushes += pushes.size();

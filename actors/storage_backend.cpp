@@ -6,8 +6,10 @@ namespace memsync {
 
 namespace {
 
+// `version`: what the change was written under (left alone if nothing was).
 sync_error apply_change(storage_tx& tx, const std::string& client_id,
-                        const change& c, const data_limits& limits) {
+                        const change& c, const data_limits& limits,
+                        uint64_t& version) {
   entity current;
   bool exists = tx.load_entity(c.id, current) && !current.deleted;
   entity next{c.id, c.type, c.data, 0, false};
@@ -38,12 +40,14 @@ sync_error apply_change(storage_tx& tx, const std::string& client_id,
       next.deleted = true;
       break;
   }
-  tx.write_entity(next, client_id, c.mutation_id);
+  version = tx.write_entity(next, client_id, c.mutation_id);
   return {};
 }
 
-push_outcome apply_push(storage_tx& tx, const log_push& push,
-                        const std::string& epoch, const data_limits& limits) {
+// Appends what it wrote to `written` (as push `index`).
+push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
+                        const std::string& epoch, const data_limits& limits,
+                        std::vector<written_change>& written) {
   auto& req = push.request;
   auto last = tx.last_mutation_id(req.client_id);
   // Check the ids before touching anything: a gap rejects the whole push.
@@ -69,8 +73,11 @@ push_outcome apply_push(storage_tx& tx, const log_push& push,
     if (c.mutation_id <= last)
       continue;
     auto verdict = i < push.verdicts.size() ? push.verdicts[i] : sync_error{};
+    uint64_t version = 0;
     if (verdict.ok())
-      verdict = apply_change(tx, req.client_id, c, limits);
+      verdict = apply_change(tx, req.client_id, c, limits, version);
+    if (version != 0)
+      written.push_back({index, static_cast<uint32_t>(i), version});
     if (!verdict.ok())
       out.reply.refused.push_back({c.mutation_id, std::move(verdict)});
     last = c.mutation_id;
@@ -89,13 +96,10 @@ commit_result apply_pushes(storage_backend& backend,
   auto epoch = backend.epoch();
   commit_result out;
   auto tx = backend.begin();
-  std::vector<std::string> ids;
-  for (auto& push : pushes)
-    for (auto& c : push.request.changes)
-      ids.push_back(c.id);
-  tx->prefetch(ids);
-  for (auto& push : pushes)
-    out.outcomes.push_back(apply_push(*tx, push, epoch, limits));
+  tx->prefetch(pushes);
+  for (uint32_t i = 0; i < pushes.size(); ++i)
+    out.outcomes.push_back(
+      apply_push(*tx, pushes[i], i, epoch, limits, out.written));
   tx->commit();
   out.version = backend.head_version();
   return out;

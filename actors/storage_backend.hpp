@@ -38,9 +38,9 @@ public:
   virtual uint64_t last_mutation_id(const std::string& client_id) = 0;
   virtual void set_last_mutation_id(const std::string& client_id,
                                     uint64_t mutation_id) = 0;
-  /// A hint: the ids the transaction is about to load. A backend that pays a
-  /// network round trip per statement reads them all at once.
-  virtual void prefetch(const std::vector<std::string>& ids) { (void)ids; }
+  /// A hint: the entities of these changes are about to be loaded. A backend
+  /// that pays a network round trip per statement reads them all at once.
+  virtual void prefetch(const std::vector<log_push>& pushes) { (void)pushes; }
   /// The current entity or tombstone; false if the id was never written.
   virtual bool load_entity(const std::string& id, entity& out) = 0;
   /// Stores `e` (a tombstone when e.deleted) under the next server version,
@@ -85,8 +85,15 @@ struct push_outcome {
 ///   tombstone (deleting what does not exist changes nothing);
 /// - a refused change still uses up its id.
 /// Throws storage_error; nothing is applied then.
+/// Which change got which version: changes[change] of pushes[push].
+struct written_change {
+  uint32_t push = 0;
+  uint32_t change = 0;
+  uint64_t version = 0;
+};
 struct commit_result {
   std::vector<push_outcome> outcomes;
+  std::vector<written_change> written; ///< in version order
   uint64_t version = 0;
 };
 commit_result apply_pushes(storage_backend& backend,

@@ -14,8 +14,6 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "actors/local_database.hpp"
-#include "actors/storage_backend.hpp"
 #include "messages/registry.hpp"
 #include "node/client_cli.hpp"
 #include "node/client_node.hpp"
@@ -129,10 +127,7 @@ int run_client(const command_line& args) {
     node.shutdown(cfg.sync_timeout);
     report_trace(node.trace());
     return rc;
-  } catch (const local_db_error& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return 1;
-  } catch (const std::runtime_error& e) { // e.g. the trace file
+  } catch (const std::runtime_error& e) { // local_db_error, the trace file
     std::cerr << "error: " << e.what() << '\n';
     return 1;
   }
@@ -160,10 +155,7 @@ int run_server(const command_line& args) {
     report_trace(node.trace());
     std::cout << "server " << cfg.server_id << " stopped" << std::endl;
     return 0;
-  } catch (const storage_error& e) {
-    std::cerr << "error: " << e.what() << '\n';
-    return 1;
-  } catch (const std::runtime_error& e) {
+  } catch (const std::runtime_error& e) { // storage_error, a taken port
     std::cerr << "error: " << e.what() << '\n';
     return 1;
   }

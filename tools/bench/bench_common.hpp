@@ -9,7 +9,6 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -22,6 +21,8 @@
 
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
+
+#include "tests/temp_dir.hpp"
 
 namespace memsync::bench {
 
@@ -64,26 +65,7 @@ inline void raw_exec(sqlite3* db, const char* sql) {
 // -- environment -------------------------------------------------------------
 
 /// A fresh directory under the system's temp dir, removed with its contents.
-class temp_dir {
-public:
-  temp_dir() {
-    auto tmpl = (std::filesystem::temp_directory_path() / "memsync-bench-XXXXXX")
-                  .string();
-    if (mkdtemp(tmpl.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  std::filesystem::path path_;
-};
+using memsync::testing::temp_dir;
 
 /// VmRSS of this process in bytes, -1 if unknown.
 inline long long rss_bytes() {
