@@ -2,25 +2,16 @@
 
 #include <caf/actor_system_config.hpp>
 
-#include "actors/gateway.hpp"
-#include "actors/network_syncer.hpp"
 #include <caf/message.hpp>
 
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
-#include "messages/local.hpp"
+#include "messages/client_local.hpp"
 #include "messages/protocol.hpp"
+#include "messages/remote.hpp"
+#include "messages/server_local.hpp"
 
 namespace memsync {
-
-const char* to_string(change_kind x) {
-  switch (x) {
-    case change_kind::put: return "put";
-    case change_kind::patch: return "patch";
-    case change_kind::del: return "del";
-  }
-  return "invalid";
-}
 
 void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<trace_context>("memsync::trace_context")

@@ -4,7 +4,7 @@
 
 #include <iosfwd>
 
-#include "node/client_node.hpp"
+#include "node/client/client_node.hpp"
 
 namespace memsync {
 

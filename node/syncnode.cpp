@@ -16,10 +16,11 @@
 
 #include "messages/registry.hpp"
 #include "node/client_cli.hpp"
-#include "node/client_node.hpp"
-#include "node/loadtest.hpp"
-#include "node/node_config.hpp"
-#include "node/server_node.hpp"
+#include "node/client/client_node.hpp"
+#include "node/loadtest/loadtest.hpp"
+#include "node/client/client_config.hpp"
+#include "node/config/node_options.hpp"
+#include "node/server/server_node.hpp"
 
 namespace {
 

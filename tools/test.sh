@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs the whole test suite: every test
 # registered with ctest, then the concurrency test of the hot layer under
-# ThreadSanitizer (built separately: it does not link CAF, whose
-# uninstrumented libraries would only produce noise).
+# ThreadSanitizer (a build of its own that compiles only the hot layer and
+# what it links; no actor runs in it, so CAF's uninstrumented libraries
+# cannot produce noise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
+tools/check_layers.sh
 
 ctest --test-dir build --output-on-failure -j2 --timeout 300
 

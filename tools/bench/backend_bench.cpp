@@ -3,10 +3,10 @@
 // durable on return: SQLite synchronous=FULL, PostgreSQL synchronous_commit
 // on), and the latency of pulling 1,000 changes. PostgreSQL is a throwaway
 // local cluster started by this program (as the tests do), on loopback.
-#include "actors/postgres_backend.hpp"
-#include "actors/sqlite_backend.hpp"
-#include "bench_common.hpp"
-#include "tests/pg_cluster.hpp"
+#include "actors/storage/postgres_backend.hpp"
+#include "actors/storage/sqlite_backend.hpp"
+#include "tools/bench/bench_common.hpp"
+#include "tests/support/pg_cluster.hpp"
 
 using namespace memsync;
 using namespace memsync::bench;

@@ -22,7 +22,7 @@
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
 
-#include "tests/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace memsync::bench {
 

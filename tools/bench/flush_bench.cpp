@@ -21,9 +21,9 @@
 
 #include <sqlite3.h>
 
-#include "actors/local_database.hpp"
-#include "actors/merge_patch.hpp"
-#include "bench_common.hpp"
+#include "actors/client/local_database.hpp"
+#include "actors/common/merge_patch.hpp"
+#include "tools/bench/bench_common.hpp"
 
 namespace {
 

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/local_database.hpp"
-#include "actors/store_core.hpp"
-#include "bench_common.hpp"
+#include "actors/client/local_database.hpp"
+#include "actors/hot/store_core.hpp"
+#include "tools/bench/bench_common.hpp"
 
 namespace {
 

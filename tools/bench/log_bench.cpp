@@ -7,9 +7,9 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include "actors/replication_log.hpp"
-#include "actors/sqlite_backend.hpp"
-#include "bench_common.hpp"
+#include "actors/server/replication_log.hpp"
+#include "actors/storage/sqlite_backend.hpp"
+#include "tools/bench/bench_common.hpp"
 #include "messages/registry.hpp"
 
 using namespace memsync;

@@ -15,9 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench_common.hpp"
-#include "tests/pg_cluster.hpp"
-#include "tests/process.hpp"
+#include "tools/bench/bench_common.hpp"
+#include "tests/support/pg_cluster.hpp"
+#include "tests/support/process.hpp"
 
 using namespace std::chrono;
 using memsync::testing::child_process;

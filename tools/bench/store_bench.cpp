@@ -16,10 +16,10 @@
 
 #include <sqlite3.h>
 
-#include "actors/local_database.hpp"
-#include "actors/store_core.hpp"
-#include "actors/subscribers.hpp"
-#include "bench_common.hpp"
+#include "actors/client/local_database.hpp"
+#include "actors/hot/store_core.hpp"
+#include "actors/hot/subscribers.hpp"
+#include "tools/bench/bench_common.hpp"
 
 namespace {
 

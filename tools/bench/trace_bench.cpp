@@ -22,11 +22,12 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include "bench_common.hpp"
+#include "tools/bench/bench_common.hpp"
 #include "messages/registry.hpp"
-#include "node/client_node.hpp"
-#include "node/node_config.hpp"
-#include "process.hpp"
+#include "node/client/client_node.hpp"
+#include "node/client/client_config.hpp"
+#include "node/config/node_options.hpp"
+#include "tests/support/process.hpp"
 
 namespace {
 

@@ -1,0 +1,115 @@
+// The client's SQLite file, owned by the local_db actor. Layout (schema
+// version 1, application_id 'MSYN'):
+//   meta(key, value)      client_id, next_mutation_id, last_mutation_id,
+//                         cookie_epoch, cookie_version, cookie_commit,
+//                         push_epoch (epoch of the last acknowledged push)
+//   entities(id, type, data, version)   the base: last state pulled from the
+//                                       server (deleted entities have no row)
+//   outbox(mutation_id, kind, id, type, data, trace_id)
+//                         local changes not yet confirmed by the server
+// Every write is one transaction: a batch is in the file whole or not at all,
+// and next_mutation_id moves in the same transaction as the outbox rows it
+// numbers, so ids are never reused. A file that is not ours, is corrupt, is
+// locked by another process or comes from a newer schema is refused and never
+// written to.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "actors/common/sqlite.hpp"
+#include "messages/entity.hpp"
+#include "messages/errors.hpp"
+#include "messages/protocol.hpp"
+
+namespace memsync {
+
+constexpr int64_t local_schema_version = 1;
+
+struct local_db_settings {
+  std::string path;               ///< file, or ":memory:"
+  std::string client_name;        ///< the configured [client] id
+  std::string synchronous = "normal"; ///< "off", "normal" or "full"
+  std::chrono::milliseconds busy_timeout{1000};
+};
+
+/// Everything the client needs to become interactive.
+struct local_snapshot {
+  std::string client_id;
+  cookie cursor;
+  uint64_t last_mutation_id = 0; ///< confirmed by the server
+  uint64_t next_mutation_id = 1;
+  std::string push_epoch;
+  std::vector<entity> base;
+  std::vector<change> outbox; ///< in mutation-id order
+};
+
+/// Thrown when the file cannot be used; `error()` says why and how.
+class local_db_error : public std::runtime_error {
+public:
+  explicit local_db_error(sync_error err)
+    : std::runtime_error(err.describe()), err_(std::move(err)) {}
+  const sync_error& error() const { return err_; }
+
+private:
+  sync_error err_;
+};
+
+class local_database {
+public:
+  /// Opens or creates the database. Throws local_db_error.
+  explicit local_database(const local_db_settings& settings);
+
+  /// The sync client id: the configured name plus a random suffix chosen
+  /// when the file was created, so a lost database starts a new client.
+  const std::string& client_id() const { return client_id_; }
+  uint64_t next_mutation_id() const { return next_mutation_id_; }
+
+  local_snapshot load();
+
+  /// Appends changes to the outbox in one transaction and returns the
+  /// mutation id given to each, in order. Throws local_db_error; the file is
+  /// then unchanged.
+  std::vector<uint64_t> append(const std::vector<change>& changes);
+
+  /// Stores a pull result in one transaction: base entities, cookie, and the
+  /// outbox without what the server has seen.
+  void apply_pull(const pull_reply& reply);
+
+  /// Outbox changes with a mutation id above `after`, in order, at most
+  /// `max_changes` of them and (beyond the first) at most `max_bytes` of data.
+  std::vector<change> outbox(uint64_t after, std::size_t max_changes,
+                             std::size_t max_bytes);
+
+  /// The highest mutation id in the outbox; 0 when it is empty.
+  uint64_t last_outbox_id();
+
+  /// Remembers the epoch in which the server last acknowledged a push.
+  void set_push_epoch(const std::string& epoch);
+
+  /// Runs PRAGMA integrity_check; returns "ok" or the problems found.
+  std::string integrity_check();
+
+private:
+  void check_and_migrate(const local_db_settings& settings);
+  void prepare_statements();
+  void set_meta(const std::string& key, const std::string& value);
+  std::string get_meta(const std::string& key);
+  [[noreturn]] void fail(const sqlite_error& e, const std::string& what);
+
+  std::string path_;
+  std::unique_ptr<sqlite_db> db_;
+  std::string client_id_;
+  uint64_t next_mutation_id_ = 1;
+  sqlite_stmt insert_outbox_;
+  sqlite_stmt set_meta_;
+  sqlite_stmt upsert_entity_;
+  sqlite_stmt delete_entity_;
+  sqlite_stmt select_outbox_;
+};
+
+} // namespace memsync

@@ -1,0 +1,89 @@
+// network_syncer: connects a client node to a server and keeps it in sync.
+// It connects without blocking (every request has a timeout), says hello to
+// the gateway and talks to the session it gets back; pushes the durable
+// outbox in bounded batches, one push in flight (after `push_debounce`);
+// pulls on poke, after reconnecting and every `pull_interval`, never stacking
+// pulls; hands each pull to local_db and then to the memory store's rebase.
+// A dead or frozen server (down_msg, heartbeats) means reconnecting with
+// exponential backoff and jitter; until then writes simply accumulate.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/client/local_db.hpp"
+#include "actors/client/memory_store.hpp"
+#include "actors/common/trace_sink.hpp"
+#include "messages/atoms.hpp"
+#include "messages/client_local.hpp"
+#include "messages/protocol.hpp"
+#include "messages/remote.hpp"
+
+namespace memsync {
+
+/// Finds the server's gateway: the middleman in a real node, a local actor
+/// in unit tests.
+using connector_actor
+  = caf::typed_actor<caf::replies_to<connect_atom>::with<gateway_actor>>;
+
+/// Connects through CAF's middleman to host:port.
+connector_actor spawn_connector(caf::actor_system& sys, std::string host,
+                                uint16_t port, caf::timespan timeout);
+
+/// Tunables; defaults from the design, all configurable under [sync].
+struct sync_settings {
+  std::string token;
+  caf::timespan push_debounce = std::chrono::seconds(1);
+  caf::timespan pull_interval = std::chrono::seconds(5);
+  caf::timespan retry_min = std::chrono::milliseconds(100);
+  caf::timespan retry_max = std::chrono::seconds(10);
+  caf::timespan request_timeout = std::chrono::seconds(10);
+  uint64_t max_push_changes = 500;
+  uint64_t max_push_bytes = 1 << 20;
+};
+
+using network_syncer_actor = caf::typed_actor<
+  /// From the server: something new exists.
+  caf::reacts_to<poke_atom, poke>,
+  /// From the flush scheduler: the outbox grew.
+  caf::reacts_to<flushed_atom, flush_report>,
+  /// Replies once every change in the outbox at the time of the request is
+  /// pushed, acknowledged and pulled back (a pull completes after the
+  /// request in any case).
+  caf::replies_to<sync_atom>::with<ok_atom>,
+  caf::replies_to<status_atom>::with<sync_status>,
+  /// false: drop the connection and stay offline (writes keep accumulating);
+  /// true: connect again and push what accumulated.
+  caf::reacts_to<online_atom, bool>,
+  /// Internal timers: reconnect, push debounce (with the generation that
+  /// armed them), pull (the fallback interval, or a retry after a failure).
+  caf::reacts_to<connect_atom, uint64_t>,
+  caf::reacts_to<push_atom, uint64_t>,
+  caf::reacts_to<pull_atom, uint64_t>>;
+
+struct syncer_config {
+  std::string client_id;
+  cookie cursor;                 ///< as stored locally
+  uint64_t last_mutation_id = 0; ///< as stored locally
+  std::string push_epoch;        ///< as stored locally
+  sync_settings settings;
+};
+
+network_syncer_actor spawn_network_syncer(caf::actor_system& sys,
+                                          syncer_config cfg,
+                                          connector_actor connector,
+                                          local_db_actor db,
+                                          memory_store_actor store,
+                                          flush_scheduler_actor flusher,
+                                          std::shared_ptr<trace_sink> trace
+                                          = nullptr);
+
+} // namespace memsync

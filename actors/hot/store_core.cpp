@@ -1,0 +1,420 @@
+#include "actors/hot/store_core.hpp"
+
+#include "actors/common/trace_sink.hpp"
+
+#include <algorithm>
+#include <random>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+namespace memsync {
+
+namespace {
+
+bool same_value(const entity_ptr& a, const entity_ptr& b) {
+  if (!a || !b)
+    return a == b;
+  return a == b || (a->type == b->type && a->data == b->data);
+}
+
+entity_ptr make_entity(std::string id, std::string type, std::string data,
+                       uint64_t version) {
+  return std::make_shared<const entity>(
+    entity{std::move(id), std::move(type), std::move(data), version, false});
+}
+
+} // namespace
+
+store_core::store_core(data_limits limits)
+  : limits_(limits), trace_base_(std::random_device{}() * 0x9e3779b97f4a7c15ULL) {
+  // nop
+}
+
+// -- reads ------------------------------------------------------------------
+
+entity_ptr store_core::get(std::string_view id) const {
+  auto h = entity_table::hash(id);
+  return visible_.read([&](const visible_state& v) -> entity_ptr {
+    auto found = v.by_id.find(id, h);
+    return found ? *found : nullptr;
+  });
+}
+
+std::vector<entity_ptr> store_core::by_type(std::string_view type) const {
+  return visible_.read([&](const visible_state& v) {
+    std::vector<entity_ptr> out;
+    auto it = v.by_type.find(std::string{type});
+    if (it != v.by_type.end()) {
+      out.reserve(it->second.size());
+      it->second.for_each([&](const entity_ptr& e) { out.push_back(e); });
+    }
+    return out;
+  });
+}
+
+std::vector<entity_ptr> store_core::all() const {
+  return visible_.read([&](const visible_state& v) {
+    std::vector<entity_ptr> result;
+    result.reserve(v.by_id.size());
+    v.by_id.for_each([&](const entity_ptr& e) { result.push_back(e); });
+    return result;
+  });
+}
+
+std::size_t store_core::size() const {
+  return visible_.read([](const visible_state& v) { return v.by_id.size(); });
+}
+
+// -- local writes -----------------------------------------------------------
+
+sync_error store_core::put_json(std::string_view id, std::string_view type,
+                                std::string_view json) {
+  nlohmann::json data;
+  if (auto err = parse_object(json, limits_, data); !err.ok())
+    return err;
+  return put(id, type, data);
+}
+
+// Both put overloads end here: the canonical text is checked against the
+// limits (size, depth) without parsing it again.
+
+sync_error store_core::put(std::string_view id, std::string_view type,
+                           const nlohmann::json& data) {
+  if (auto err = validate_id(id); !err.ok())
+    return err;
+  if (auto err = validate_type(type); !err.ok())
+    return err;
+  if (!data.is_object())
+    return {sync_errc::invalid_json, "data must be a JSON object"};
+  auto text = data.dump();
+  if (auto err = check_limits(text, limits_); !err.ok())
+    return err;
+  change c;
+  c.kind = change_kind::put;
+  c.id = id;
+  c.type = type;
+  c.data = text;
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  auto old = get(id);
+  auto value = make_entity(c.id, c.type, std::move(text), old ? old->version : 0);
+  queue_local(std::move(c), std::move(old), std::move(value));
+  return {};
+}
+
+sync_error store_core::patch_json(std::string_view id, std::string_view json) {
+  nlohmann::json data;
+  if (auto err = parse_object(json, limits_, data); !err.ok())
+    return err;
+  return patch(id, data);
+}
+
+sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
+  if (auto err = validate_id(id); !err.ok())
+    return err;
+  if (!patch.is_object())
+    return {sync_errc::invalid_json, "a merge patch must be a JSON object"};
+  auto patch_text = patch.dump();
+  if (auto err = check_limits(patch_text, limits_); !err.ok())
+    return err;
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  auto old = get(id);
+  if (!old)
+    return {sync_errc::not_found, "no entity with id '" + std::string{id} + "'"};
+  auto doc = nlohmann::json::parse(old->data, nullptr, false);
+  if (doc.is_discarded())
+    return {sync_errc::invalid_json, "the stored entity is not JSON"};
+  doc.merge_patch(patch);
+  auto text = doc.dump();
+  if (auto err = check_limits(text, limits_); !err.ok())
+    return {err.code, "patched entity would be invalid: " + err.message};
+  change c;
+  c.kind = change_kind::patch;
+  c.id = id;
+  c.type = old->type;
+  c.data = std::move(patch_text);
+  auto value = make_entity(c.id, c.type, std::move(text), old->version);
+  queue_local(std::move(c), std::move(old), std::move(value));
+  return {};
+}
+
+sync_error store_core::erase(std::string_view id) {
+  if (auto err = validate_id(id); !err.ok())
+    return err;
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  auto old = get(id);
+  if (!old)
+    return {sync_errc::not_found, "no entity with id '" + std::string{id} + "'"};
+  change c;
+  c.kind = change_kind::del;
+  c.id = id;
+  c.type = old->type;
+  queue_local(std::move(c), std::move(old), nullptr);
+  return {};
+}
+
+void store_core::queue_local(change c, entity_ptr old, entity_ptr value) {
+  c.seq = last_seq_.load() + 1;
+  c.trace.trace_id = trace_base_ + c.seq;
+  c.trace.sent_ns = trace_now_ns(); // the memory store's mailbox wait starts here
+  auto [it, added] = shadows_.try_emplace(c.id);
+  if (added)
+    it->second.base = old; // no pending change yet: visible is the base
+  it->second.seqs.push_back(c.seq);
+  pending_.emplace(c.seq, c);
+  pending_count_.store(pending_.size());
+  publish({{c.id, value}});
+  bool was_empty = queue_.changes.empty() && queue_.events.empty();
+  if (!same_value(old, value))
+    queue_.events.push_back({c.id, c.type, value});
+  queue_.changes.push_back(std::move(c));
+  last_seq_.fetch_add(1); // after publish: a waiter never sees an unapplied seq
+  if (was_empty && wake_)
+    wake_();
+}
+
+// -- visible map ------------------------------------------------------------
+
+void store_core::apply_update(visible_state& v, const std::string& id,
+                              uint64_t hash, const entity_ptr& value) {
+  if (auto old = v.by_id.find(id, hash)) {
+    if (!value || value->type != (*old)->type)
+      v.by_type[(*old)->type].erase(id, hash);
+    if (!value)
+      v.by_id.erase(id, hash);
+  }
+  if (value) {
+    v.by_id.assign(value, hash);
+    v.by_type[value->type].assign(value, hash);
+  }
+}
+
+void store_core::publish(const update_list& updates) {
+  if (updates.empty())
+    return;
+  std::vector<uint64_t> hashes;
+  hashes.reserve(updates.size());
+  for (auto& u : updates)
+    hashes.push_back(entity_table::hash(u.id));
+  visible_.write([&](visible_state& v) {
+    for (size_t i = 0; i < updates.size(); ++i)
+      apply_update(v, updates[i].id, hashes[i], updates[i].value);
+  });
+}
+
+entity_ptr store_core::fold_pending(const std::string& id,
+                                    const shadow& sh) const {
+  entity_ptr cur = sh.base;
+  auto version = sh.base ? sh.base->version : 0;
+  for (auto seq : sh.seqs) {
+    auto& c = pending_.at(seq);
+    switch (c.kind) {
+      case change_kind::put:
+        cur = make_entity(id, c.type, c.data, version);
+        break;
+      case change_kind::patch:
+        if (cur) { // a patch of a missing entity has no visible effect
+          auto doc = nlohmann::json::parse(cur->data);
+          doc.merge_patch(nlohmann::json::parse(c.data));
+          cur = make_entity(id, cur->type, doc.dump(), version);
+        }
+        break;
+      case change_kind::del:
+        cur = nullptr;
+        break;
+    }
+  }
+  return cur;
+}
+
+// -- owner operations -------------------------------------------------------
+
+void store_core::on_first_queued(std::function<void()> wake) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  wake_ = std::move(wake);
+}
+
+void store_core::load(std::vector<entity> base, std::vector<change> outbox) {
+  std::vector<entity_ptr> values;
+  values.reserve(base.size());
+  for (auto& e : base)
+    if (!e.deleted)
+      values.push_back(std::make_shared<const entity>(std::move(e)));
+  visible_.initialize([&](visible_state& v) {
+    v.by_id.reserve(values.size());
+    for (auto& value : values)
+      apply_update(v, value->id, entity_table::hash(value->id), value);
+  });
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  std::vector<std::string> touched;
+  uint64_t seq = 0;
+  for (auto& c : outbox) {
+    c.seq = ++seq;
+    auto [it, added] = shadows_.try_emplace(c.id);
+    if (added) {
+      it->second.base = get(c.id);
+      touched.push_back(c.id);
+    }
+    it->second.seqs.push_back(c.seq);
+    pending_.emplace(c.seq, std::move(c));
+  }
+  update_list updates;
+  for (auto& id : touched)
+    updates.push_back({id, fold_pending(id, shadows_.at(id))});
+  publish(updates);
+  pending_count_.store(pending_.size());
+  last_seq_.store(seq);
+  durable_seq_.store(seq);
+}
+
+drained store_core::take_locked() {
+  drained out;
+  std::swap(out, queue_);
+  return out;
+}
+
+drained store_core::take() {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  return take_locked();
+}
+
+drained store_core::rebase(const pull_reply& reply) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  auto out = take_locked();
+  std::vector<std::string> touched; // ids whose shadow changed
+  // 1. Drop what the server has seen.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    auto mid = it->second.mutation_id;
+    if (mid != 0 && mid <= reply.last_mutation_id) {
+      auto& seqs = shadows_.at(it->second.id).seqs;
+      seqs.erase(std::find(seqs.begin(), seqs.end(), it->first));
+      touched.push_back(it->second.id);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // 2. The new base.
+  std::unordered_map<std::string, entity_ptr> direct; // ids without pending
+  for (auto& e : reply.entities) {
+    entity_ptr value;
+    if (!e.deleted)
+      value = make_entity(e.id, e.type, e.data, e.version);
+    if (auto sh = shadows_.find(e.id); sh != shadows_.end()) {
+      sh->second.base = std::move(value);
+      touched.push_back(e.id);
+    } else {
+      direct[e.id] = std::move(value);
+    }
+  }
+  if (reply.reset) { // a full state: every base entity it lacks is gone
+    std::unordered_set<std::string_view> present;
+    for (auto& e : reply.entities)
+      present.insert(e.id);
+    for (auto& value : all())
+      if (!present.count(value->id) && !shadows_.count(value->id))
+        direct[value->id] = nullptr;
+    for (auto& [id, sh] : shadows_)
+      if (!present.count(id)) {
+        sh.base = nullptr;
+        touched.push_back(id);
+      }
+  }
+  // 3. Re-apply pending changes on the new base.
+  update_list updates;
+  for (auto& [id, value] : direct)
+    updates.push_back({id, std::move(value)});
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (auto& id : touched) {
+    auto sh = shadows_.find(id);
+    updates.push_back({id, fold_pending(id, sh->second)});
+    if (sh->second.seqs.empty())
+      shadows_.erase(sh);
+  }
+  // 4. Publish in one batch; events only for values that really changed.
+  update_list changed;
+  for (auto& u : updates) {
+    auto old = get(u.id);
+    if (old == u.value)
+      continue;
+    if (!same_value(old, u.value)) {
+      auto type = u.value ? u.value->type : old->type;
+      out.events.push_back({u.id, std::move(type), u.value});
+    }
+    changed.push_back(std::move(u));
+  }
+  publish(changed);
+  pending_count_.store(pending_.size());
+  return out;
+}
+
+std::vector<change_event>
+store_core::refuse(const std::vector<refusal>& refused) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  std::vector<change_event> out;
+  for (auto& r : refused) {
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& kvp) {
+      return kvp.second.mutation_id == r.mutation_id;
+    });
+    std::string id = it != pending_.end() ? it->second.id : std::string{};
+    refusals_.push_back({r.mutation_id, id, r.reason});
+    if (it == pending_.end())
+      continue;
+    auto value = get(id);
+    out.push_back({id, value ? value->type : it->second.type, value, r.reason});
+  }
+  if (refusals_.size() > 100)
+    refusals_.erase(refusals_.begin(), refusals_.end() - 100);
+  return out;
+}
+
+std::vector<refused_change> store_core::refusals() const {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  return refusals_;
+}
+
+void store_core::mark_durable(const std::vector<flushed_change>& flushed,
+                              uint64_t durable_seq) {
+  {
+    std::lock_guard<std::mutex> guard{write_mtx_};
+    for (auto& fc : flushed) {
+      auto sh = shadows_.find(fc.id);
+      if (sh == shadows_.end())
+        continue;
+      for (auto seq : sh->second.seqs) {
+        auto& c = pending_.at(seq);
+        if (seq <= fc.last_seq && c.mutation_id == 0)
+          c.mutation_id = fc.mutation_id;
+      }
+    }
+  }
+  std::lock_guard<std::mutex> guard{durable_mtx_};
+  if (durable_seq > durable_seq_.load())
+    durable_seq_.store(durable_seq);
+  durable_cv_.notify_all();
+}
+
+// -- waiting and inspection -------------------------------------------------
+
+bool store_core::wait_durable(uint64_t seq,
+                              std::chrono::nanoseconds timeout) const {
+  std::unique_lock<std::mutex> guard{durable_mtx_};
+  return durable_cv_.wait_for(guard, timeout,
+                              [&] { return durable_seq_.load() >= seq; });
+}
+
+store_counts store_core::counts() const {
+  return {size(), pending_count_.load(), last_seq_.load(), durable_seq_.load()};
+}
+
+std::vector<change> store_core::pending() const {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  std::vector<change> out;
+  out.reserve(pending_.size());
+  for (auto& kvp : pending_)
+    out.push_back(kvp.second);
+  return out;
+}
+
+} // namespace memsync

@@ -1,0 +1,176 @@
+// The hot layer's data: the visible entity map that application threads read
+// without locks or messages, the base (last server state) and the pending
+// local changes layered on top of it. The memory_store actor owns it; the
+// application handle (`store`) is its synchronous front door.
+//
+// Invariants, all guarded by the write lock:
+// - visible(id) = pending changes of id, in seq order, applied to base(id);
+// - an id has a `shadow` (its base) exactly while it has pending changes; for
+//   every other id base(id) = visible(id), so base is not stored twice;
+// - the write queue holds every local change not yet taken by the actor, in
+//   seq order, with the events of the writes that changed a visible value.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "actors/hot/entity_table.hpp"
+#include "actors/hot/left_right.hpp"
+#include "messages/entity.hpp"
+#include "messages/errors.hpp"
+#include "messages/client_local.hpp"
+#include "messages/protocol.hpp"
+#include "messages/validation.hpp"
+
+namespace memsync {
+
+/// A visible value changed: `value` is the new one, null if the entity is
+/// gone. When `refusal` is set, the server refused a change to this entity
+/// (the next pull undoes it) and `value` is what is visible now.
+struct change_event {
+  std::string id;
+  std::string type;
+  entity_ptr value;
+  sync_error refusal;
+};
+
+/// A local change the server refused, and why.
+struct refused_change {
+  uint64_t mutation_id = 0;
+  std::string id;
+  sync_error reason;
+};
+
+/// What the owning actor takes out after an operation, in write order.
+struct drained {
+  std::vector<change> changes;       ///< local writes, for the flush scheduler
+  std::vector<change_event> events;  ///< for subscribers
+};
+
+struct store_counts {
+  std::size_t entities = 0;
+  std::size_t pending = 0;
+  uint64_t last_seq = 0;
+  uint64_t durable_seq = 0;
+};
+
+class store_core {
+public:
+  explicit store_core(data_limits limits = {});
+
+  // -- reads: any thread, never block ---------------------------------------
+
+  /// The visible entity, or null.
+  entity_ptr get(std::string_view id) const;
+  /// Visible entities of one type, in no particular order.
+  std::vector<entity_ptr> by_type(std::string_view type) const;
+  /// All visible entities, in no particular order.
+  std::vector<entity_ptr> all() const;
+  std::size_t size() const;
+
+  // -- writes: any thread; visible to every read that starts after return ---
+
+  /// Validates and applies a local write; on error nothing changes. The
+  /// *_json variants take JSON text.
+  sync_error put_json(std::string_view id, std::string_view type,
+                      std::string_view json);
+  sync_error put(std::string_view id, std::string_view type,
+                 const nlohmann::json& data);
+  /// Merge patch (RFC 7386) on a visible entity; `not_found` if there is none.
+  sync_error patch_json(std::string_view id, std::string_view json);
+  sync_error patch(std::string_view id, const nlohmann::json& patch);
+  /// Deletes a visible entity; `not_found` if there is none.
+  sync_error erase(std::string_view id);
+
+  // -- for the owning actor -------------------------------------------------
+
+  /// Called under the write lock whenever the write queue stops being empty,
+  /// so the actor can drain it. Set once, before any write.
+  void on_first_queued(std::function<void()> wake);
+
+  /// Start-up: base entities and the durable outbox (mutation-id order).
+  /// REQUIRES: no reader or writer yet.
+  void load(std::vector<entity> base, std::vector<change> outbox);
+
+  /// Takes the queued writes and events.
+  drained take();
+
+  /// Applies a pull: new base entities, drops pending changes the server has
+  /// seen (mutation id <= last_mutation_id), re-applies the rest. Events are
+  /// only for visible values that changed. Queued local writes come first in
+  /// the result so subscribers see everything in order.
+  drained rebase(const pull_reply& reply);
+
+  /// Records refusals from the server; returns one event per refused change
+  /// that is still pending (the next pull will undo it).
+  std::vector<change_event> refuse(const std::vector<refusal>& refused);
+  /// The most recent refusals (at most 100), oldest first.
+  std::vector<refused_change> refusals() const;
+
+  /// Records mutation ids of durable writes and the durable watermark.
+  void mark_durable(const std::vector<flushed_change>& flushed,
+                    uint64_t durable_seq);
+
+  // -- waiting and inspection -----------------------------------------------
+
+  uint64_t last_seq() const { return last_seq_.load(); }
+  /// Blocks until every write up to `seq` is durable; false on timeout.
+  bool wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) const;
+  store_counts counts() const;
+  /// Pending changes in seq order (a copy).
+  std::vector<change> pending() const;
+
+private:
+  struct visible_state {
+    entity_table by_id;
+    std::unordered_map<std::string, entity_table> by_type;
+  };
+  struct shadow {
+    entity_ptr base;
+    std::vector<uint64_t> seqs;
+  };
+  struct update {
+    std::string id;
+    entity_ptr value; ///< null: remove
+  };
+  using update_list = std::vector<update>;
+
+  static void apply_update(visible_state& v, const std::string& id,
+                           uint64_t hash, const entity_ptr& value);
+  void publish(const update_list& updates);
+  // REQUIRES: write_mtx_ held; `old` is the visible value of c.id.
+  void queue_local(change c, entity_ptr old, entity_ptr value);
+  entity_ptr fold_pending(const std::string& id, const shadow& sh) const;
+  drained take_locked();
+
+  data_limits limits_;
+  left_right<visible_state> visible_;
+  uint64_t trace_base_;
+
+  mutable std::mutex write_mtx_;
+  std::map<uint64_t, change> pending_; // by seq
+  std::unordered_map<std::string, shadow> shadows_;
+  drained queue_;
+  std::function<void()> wake_;
+  std::vector<refused_change> refusals_;
+
+  std::atomic<uint64_t> last_seq_{0};
+  std::atomic<std::size_t> pending_count_{0};
+  std::atomic<uint64_t> durable_seq_{0};
+  mutable std::mutex durable_mtx_;
+  mutable std::condition_variable durable_cv_;
+};
+
+} // namespace memsync

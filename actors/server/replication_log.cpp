@@ -1,0 +1,201 @@
+#include "actors/server/replication_log.hpp"
+
+#include <algorithm>
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+namespace memsync {
+
+namespace {
+
+/// Trace ids of recently written versions, so pull replies can name them.
+class recent_traces {
+public:
+  void put(uint64_t version, uint64_t trace_id) {
+    slots_[version % slots_.size()] = {version, trace_id};
+  }
+  uint64_t get(uint64_t version) const {
+    auto& s = slots_[version % slots_.size()];
+    return s.first == version ? s.second : 0;
+  }
+
+private:
+  std::vector<std::pair<uint64_t, uint64_t>> slots_ =
+    std::vector<std::pair<uint64_t, uint64_t>>(1 << 16);
+};
+
+struct queued_push {
+  log_push push;
+  caf::typed_response_promise<push_reply> promise;
+};
+
+struct replication_log_state {
+  std::shared_ptr<storage_backend> backend;
+  data_limits limits;
+  std::vector<queued_push> queue;
+  bool commit_scheduled = false;
+  std::vector<poke_listener_actor> listeners;
+  uint64_t poked_version = 0;
+  log_stats stats;
+  std::shared_ptr<trace_sink> trace;
+  std::unique_ptr<recent_traces> recent; ///< while tracing
+  const char* name = "replication_log";
+};
+
+using self_ptr = replication_log_actor::stateful_pointer<replication_log_state>;
+
+caf::error storage_failure(const storage_error& e) {
+  return make_error(e.retryable() ? sync_errc::unavailable : sync_errc::db_error,
+                    e.what());
+}
+
+/// Records the version each traced change got; returns a trace id of the
+/// commit for its pokes (0: none).
+uint64_t trace_commit(self_ptr self, trace_scope& ts,
+                      const std::vector<log_push>& pushes,
+                      const std::vector<written_change>& written) {
+  auto& st = self->state;
+  uint64_t poke_trace = 0;
+  for (auto& w : written) {
+    auto& c = pushes[w.push].request.changes[w.change];
+    auto trace_id = c.trace.trace_id;
+    st.recent->put(w.version, trace_id);
+    ts.item(trace_id, c.id, w.version, c.mutation_id);
+    if (trace_id && (!poke_trace || !st.trace->sampled(poke_trace)))
+      poke_trace = trace_id; // prefer one that sampling records
+  }
+  return poke_trace;
+}
+
+// Once per version: a node hears its own commits from the database as well.
+// `trace_id`: a traced change of that version's commit (0: none known).
+void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id) {
+  auto& st = self->state;
+  if (version <= st.poked_version)
+    return;
+  st.poked_version = version;
+  trace_scope ts{st.trace.get(), self, "poke_sent"};
+  ts.version(version);
+  ts.mark(trace_id);
+  for (auto& listener : st.listeners)
+    self->send(listener, poke_atom::value, poke{version, trace_id});
+}
+
+void commit(self_ptr self) {
+  auto& st = self->state;
+  st.commit_scheduled = false;
+  auto batch = std::move(st.queue);
+  st.queue.clear();
+  if (batch.empty())
+    return;
+  trace_scope ts{st.trace.get(), self, "commit"};
+  std::vector<log_push> pushes;
+  pushes.reserve(batch.size());
+  for (auto& q : batch)
+    pushes.push_back(std::move(q.push));
+  try {
+    auto result = apply_pushes(*st.backend, pushes, st.limits);
+    uint64_t poke_trace = 0;
+    if (st.trace)
+      poke_trace = trace_commit(self, ts, pushes, result.written);
+    ts.version(result.version);
+    ++st.stats.commits;
+    st.stats.pushes += pushes.size();
+    for (auto& p : pushes)
+      st.stats.changes += p.request.changes.size();
+    st.stats.version = result.version;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& outcome = result.outcomes[i];
+      if (outcome.error.ok())
+        batch[i].promise.deliver(std::move(outcome.reply));
+      else
+        batch[i].promise.deliver(make_error(outcome.error));
+    }
+    poke_listeners(self, result.version, poke_trace);
+  } catch (const storage_error& e) {
+    auto err = storage_failure(e);
+    for (auto& q : batch)
+      q.promise.deliver(err);
+  }
+}
+
+replication_log_actor::behavior_type
+replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
+                     data_limits limits, std::shared_ptr<trace_sink> trace) {
+  self->state.backend = std::move(backend);
+  self->state.limits = limits;
+  if (trace)
+    self->state.recent = std::make_unique<recent_traces>();
+  self->state.trace = std::move(trace);
+  self->state.poked_version = self->state.backend->head_version();
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& ls = self->state.listeners;
+    ls.erase(std::remove_if(ls.begin(), ls.end(),
+                            [&](auto& l) { return l.address() == msg.source; }),
+             ls.end());
+  });
+  return {
+    [=](push_atom, log_push& push) {
+      auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "push"};
+      if (ts) {
+        auto& cs = push.request.changes;
+        if (!cs.empty())
+          ts.sent(cs.front().trace.sent_ns);
+        for (auto& c : cs)
+          ts.item(c.trace.trace_id, c.id, 0, c.mutation_id);
+      }
+      auto promise = self->make_response_promise<push_reply>();
+      st.queue.push_back({std::move(push), promise});
+      // Every push already in the mailbox is handled before this message,
+      // so they all join the same commit.
+      if (!st.commit_scheduled) {
+        st.commit_scheduled = true;
+        self->send(self, commit_atom::value);
+      }
+      return promise;
+    },
+    [=](pull_atom, const pull_request& req) -> caf::result<pull_reply> {
+      auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "pull"};
+      try {
+        auto reply = st.backend->pull(req.client_id, req.since);
+        if (st.recent) {
+          reply.traces.reserve(reply.entities.size());
+          for (auto& e : reply.entities) {
+            reply.traces.push_back(st.recent->get(e.version));
+            ts.item(reply.traces.back(), e.id, e.version);
+          }
+        }
+        return reply;
+      } catch (const storage_error& e) {
+        return storage_failure(e);
+      }
+    },
+    [=](subscribe_atom, poke_listener_actor& listener) {
+      self->monitor(listener);
+      self->state.listeners.push_back(std::move(listener));
+    },
+    [=](poke_atom, const poke& p) { poke_listeners(self, p.version, p.trace_id); },
+    [=](get_atom) { return self->state.stats; },
+    [=](commit_atom) { commit(self); },
+  };
+}
+
+} // namespace
+
+replication_log_actor spawn_replication_log(caf::actor_system& sys,
+                                            std::unique_ptr<storage_backend> backend,
+                                            data_limits limits, bool detached,
+                                            std::shared_ptr<trace_sink> trace) {
+  std::shared_ptr<storage_backend> shared{std::move(backend)};
+  if (detached)
+    return sys.spawn<caf::detached>(replication_log_impl, shared, limits,
+                                    std::move(trace));
+  return sys.spawn(replication_log_impl, shared, limits, std::move(trace));
+}
+
+} // namespace memsync

@@ -1,0 +1,530 @@
+#include "actors/storage/postgres_backend.hpp"
+
+#include <libpq-fe.h>
+
+#include <map>
+#include <optional>
+#include <random>
+#include <unordered_map>
+
+namespace memsync {
+
+namespace {
+
+constexpr uint64_t server_schema_version = 1;
+
+// '@' stands for the schema. The advisory lock ('MSRL') serialises servers
+// that start together on one empty database; IF NOT EXISTS lets the later
+// ones pass.
+const char* schema_v1 = R"sql(
+BEGIN; SELECT pg_advisory_xact_lock(1297306188); CREATE SCHEMA IF NOT EXISTS @;
+CREATE TABLE IF NOT EXISTS @.meta(key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS @.entities(id text PRIMARY KEY, type text NOT NULL,
+  data text NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL);
+CREATE INDEX IF NOT EXISTS entities_by_version ON @.entities(version);
+CREATE TABLE IF NOT EXISTS @.clients(client_id text PRIMARY KEY,
+  last_mutation_id bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS @.log(version bigint PRIMARY KEY,
+  commit_id bigint NOT NULL, client_id text NOT NULL, mutation_id bigint NOT NULL,
+  entity_id text NOT NULL, deleted boolean NOT NULL);
+)sql";
+
+// Prepared on every connection, once the schema exists.
+const std::pair<const char*, const char*> statements[] = {
+  {"read_meta", "SELECT key, value FROM @.meta"},
+  {"set_meta", "UPDATE @.meta SET value = $2 WHERE key = $1"},
+  {"set_head", "UPDATE @.meta SET value = CASE key WHEN 'head_version' THEN $1 "
+               "ELSE $2 END WHERE key IN ('head_version', 'head_commit')"},
+  {"get_client", "SELECT last_mutation_id FROM @.clients WHERE client_id = $1"},
+  {"set_client", "INSERT INTO @.clients VALUES ($1, $2) ON CONFLICT (client_id) "
+                 "DO UPDATE SET last_mutation_id = excluded.last_mutation_id"},
+  {"get_entity", "SELECT id, type, data, version, deleted FROM @.entities "
+                 "WHERE id = $1"},
+  {"get_entities", "SELECT id, type, data, version, deleted FROM @.entities "
+                   "WHERE id = ANY($1::text[])"},
+  // A transaction's writes go in two statements at commit (arrays as
+  // parameters), not two per change: each statement is a round trip.
+  {"write_entities", "INSERT INTO @.entities SELECT * FROM unnest($1::text[], "
+                     "$2::text[], $3::text[], $4::bigint[], $5::boolean[]) "
+                     "ON CONFLICT (id) DO UPDATE SET type = excluded.type, "
+                     "data = excluded.data, version = excluded.version, "
+                     "deleted = excluded.deleted"},
+  {"write_log", "INSERT INTO @.log SELECT v, $2::bigint, c, m, e, d FROM "
+                "unnest($1::bigint[], $3::text[], $4::bigint[], $5::text[], "
+                "$6::boolean[]) AS t(v, c, m, e, d)"},
+  {"commit_of", "SELECT commit_id FROM @.log WHERE version = $1"},
+  // Delivered to every LISTENing server node when the transaction commits.
+  {"notify", "SELECT pg_notify($1, $2)"},
+  {"changed_since", "SELECT id, type, data, version, deleted FROM @.entities "
+                    "WHERE version > $1 ORDER BY version"},
+  {"all_live", "SELECT id, type, data, version, deleted FROM @.entities "
+               "WHERE NOT deleted ORDER BY version"},
+};
+
+// The statements with array parameters are planned on every call: after
+// five calls PostgreSQL may switch a prepared statement to a generic plan,
+// and for `id = ANY($1)` with an array of unknown size that was a sequential
+// scan (100-change pushes ran three times slower).
+bool planned_per_call(const std::string& name) {
+  return name == "get_entities" || name == "write_entities" || name == "write_log";
+}
+
+std::string with_schema(std::string sql, const std::string& schema) {
+  for (auto at = sql.find('@'); at != std::string::npos;
+       at = sql.find('@', at + schema.size()))
+    sql.replace(at, 1, schema);
+  return sql;
+}
+
+std::string new_epoch() {
+  std::random_device rd;
+  char buf[33];
+  snprintf(buf, sizeof(buf), "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return buf;
+}
+
+uint64_t new_commit_id() { // positive as a bigint, never 0 (no commit yet)
+  std::random_device rd;
+  return (((uint64_t{rd()} << 32) ^ rd()) >> 1) + 1;
+}
+
+uint64_t to_u64(const std::string& text) {
+  try {
+    return std::stoull(text);
+  } catch (const std::exception&) {
+    throw storage_error("not a number in the database: '" + text + "'", false);
+  }
+}
+std::string num(uint64_t n) { return std::to_string(n); }
+
+std::string trimmed(std::string message) {
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+    message.pop_back();
+  return message;
+}
+
+// Worth another try: the transaction was rolled back by a conflict, or the
+// connection (or the server behind it) went away.
+bool retryable_state(const std::string& state) {
+  return state == "40001" || state == "40P01"         // serialization, deadlock
+         || state.rfind("08", 0) == 0                  // connection exception
+         || state == "57P01" || state == "57P02"       // admin / crash shutdown
+         || state == "57P03" || state == "53300";      // starting up, too many
+}
+
+bool connection_state(const std::string& state) {
+  return state.rfind("08", 0) == 0 || state.rfind("57P0", 0) == 0;
+}
+
+// A PostgreSQL array literal of quoted elements: {"a","b\"c"}.
+class array_literal {
+public:
+  void add(const std::string& item) {
+    text_ += text_.empty() ? "{\"" : ",\"";
+    for (char ch : item) {
+      if (ch == '"' || ch == '\\')
+        text_ += '\\';
+      text_ += ch;
+    }
+    text_ += '"';
+  }
+  std::string str() const { return text_.empty() ? "{}" : text_ + "}"; }
+
+private:
+  std::string text_;
+};
+
+// Columns id, type, data, version, deleted.
+entity entity_at(const PGresult* rows, int i) {
+  return {PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2),
+          to_u64(PQgetvalue(rows, i, 3)), *PQgetvalue(rows, i, 4) == 't'};
+}
+
+} // namespace
+
+std::string quote_identifier(const std::string& name) {
+  std::string out = "\"";
+  for (char ch : name)
+    out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+class postgres_backend::tx : public storage_tx {
+public:
+  explicit tx(postgres_backend& backend) : backend_(backend) {}
+  ~tx() override {
+    if (!done_)
+      backend_.rollback_quietly();
+  }
+
+  void start() {
+    auto meta = backend_.begin_write();
+    head_ = base_ = meta.head;
+    if (meta.epoch != backend_.epoch_) {
+      // The push rules ran against the epoch apply_pushes read before this
+      // transaction; another server renewed it since. Nothing is applied.
+      backend_.epoch_ = meta.epoch;
+      throw storage_error("the epoch was renewed by another server; push again",
+                          true);
+    }
+  }
+
+  uint64_t last_mutation_id(const std::string& client_id) override {
+    auto r = backend_.run("get_client", {client_id}, "cannot read a client");
+    return PQntuples(r.get()) > 0 ? to_u64(PQgetvalue(r.get(), 0, 0)) : 0;
+  }
+
+  void set_last_mutation_id(const std::string& client_id,
+                            uint64_t mutation_id) override {
+    backend_.run("set_client", {client_id, num(mutation_id)},
+                 "cannot write a client");
+  }
+
+  void prefetch(const std::vector<log_push>& pushes) override {
+    array_literal wanted;
+    for (auto& push : pushes)
+      for (auto& c : push.request.changes)
+        if (cache_.emplace(c.id, std::nullopt).second) // nullopt: never written
+          wanted.add(c.id);
+    auto r = backend_.run("get_entities", {wanted.str()}, "cannot read entities");
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      auto e = entity_at(r.get(), i);
+      cache_[e.id] = std::move(e);
+    }
+  }
+
+  bool load_entity(const std::string& id, entity& out) override {
+    auto it = cache_.find(id);
+    if (it == cache_.end()) {
+      auto r = backend_.run("get_entity", {id}, "cannot read an entity");
+      it = cache_.emplace(id, std::nullopt).first;
+      if (PQntuples(r.get()) > 0)
+        it->second = entity_at(r.get(), 0);
+    }
+    if (!it->second)
+      return false;
+    out = *it->second;
+    return true;
+  }
+
+  uint64_t write_entity(const entity& e, const std::string& client_id,
+                        uint64_t mutation_id) override {
+    auto& stored = cache_[e.id];
+    stored = e;
+    stored->version = ++head_;
+    writes_.push_back({e.id, client_id, mutation_id, head_, e.deleted});
+    return head_;
+  }
+
+  void commit() override {
+    if (!writes_.empty()) {
+      write_rows();
+      backend_.run("set_head", {num(head_), num(commit_id_)},
+                   "cannot write the head");
+      backend_.run("notify", {backend_.channel_, num(head_)},
+                   "cannot notify other servers");
+    }
+    done_ = true;
+    backend_.commit_tx("commit failed");
+    backend_.head_ = head_;
+    if (!writes_.empty())
+      backend_.head_commit_ = commit_id_;
+  }
+
+private:
+  struct log_row {
+    std::string entity_id;
+    std::string client_id;
+    uint64_t mutation_id;
+    uint64_t version;
+    bool deleted;
+  };
+
+  // Entities: the final state of each id (one row per id: an upsert may not
+  // touch a row twice); the log: every write.
+  void write_rows() {
+    array_literal ids, types, datas, versions, deleted;
+    for (auto& [id, e] : cache_)
+      if (e && e->version > base_) { // written by this transaction
+        ids.add(e->id);
+        types.add(e->type);
+        datas.add(e->data);
+        versions.add(num(e->version));
+        deleted.add(e->deleted ? "t" : "f");
+      }
+    backend_.run("write_entities",
+                 {ids.str(), types.str(), datas.str(), versions.str(), deleted.str()},
+                 "cannot write entities");
+    array_literal log_versions, clients, mutations, entity_ids, log_deleted;
+    for (auto& w : writes_) {
+      log_versions.add(num(w.version));
+      clients.add(w.client_id);
+      mutations.add(num(w.mutation_id));
+      entity_ids.add(w.entity_id);
+      log_deleted.add(w.deleted ? "t" : "f");
+    }
+    backend_.run("write_log",
+                 {log_versions.str(), num(commit_id_), clients.str(), mutations.str(),
+                  entity_ids.str(), log_deleted.str()},
+                 "cannot write the log");
+  }
+
+  postgres_backend& backend_;
+  uint64_t base_ = 0; // the head this transaction started from
+  uint64_t head_ = 0; // becomes the backend's only once committed
+  uint64_t commit_id_ = new_commit_id();
+  // What this transaction read or wrote; nullopt: no such entity.
+  std::unordered_map<std::string, std::optional<entity>> cache_;
+  std::vector<log_row> writes_;
+  bool done_ = false;
+};
+
+postgres_backend::postgres_backend(std::string conninfo, std::string schema)
+  : conninfo_(std::move(conninfo)),
+    schema_(quote_identifier(schema)),
+    channel_(std::move(schema)) {
+  char* err = nullptr;
+  auto* options = PQconninfoParse(conninfo_.c_str(), &err); // no connection yet
+  std::string what = err ? err : "";
+  PQfreemem(err);
+  if (!options)
+    throw storage_error("invalid PostgreSQL connection string: " + what, false);
+  PQconninfoFree(options);
+  connect();
+}
+
+postgres_backend::~postgres_backend() {
+  if (conn_)
+    PQfinish(conn_);
+}
+
+void postgres_backend::connect() {
+  if (conn_)
+    PQfinish(conn_);
+  in_tx_ = false;
+  conn_ = PQconnectdb(conninfo_.c_str());
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    auto what = trimmed(PQerrorMessage(conn_));
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw storage_error("cannot connect to PostgreSQL: " + what, true);
+  }
+  // Notices (IF NOT EXISTS, ROLLBACK outside a transaction) are expected.
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  try {
+    // A commit is acknowledged only once durable, whatever the server's default.
+    run_sql("SELECT set_config('synchronous_commit', 'on', false) "
+            "WHERE current_setting('synchronous_commit') = 'off'",
+            "cannot configure the connection");
+    create_schema();
+    auto meta = run_sql(with_schema("SELECT key, value FROM @.meta", schema_),
+                        "cannot read the head");
+    epoch_ = read_meta(meta.get()).epoch;
+    for (auto& [name, sql] : statements)
+      if (planned_per_call(name))
+        per_call_[name] = with_schema(sql, schema_);
+      else
+        prepare(name, with_schema(sql, schema_));
+  } catch (...) {
+    if (conn_)
+      PQfinish(conn_);
+    conn_ = nullptr;
+    throw;
+  }
+}
+
+void postgres_backend::create_schema() {
+  auto& s = schema_;
+  prepare("find_schema", "SELECT to_regclass($1) IS NOT NULL");
+  auto found = run("find_schema", {s + ".meta"}, "cannot look for the schema");
+  if (*PQgetvalue(found.get(), 0, 0) != 't') {
+    in_tx_ = true;
+    try {
+      run_sql(with_schema(schema_v1, s), "cannot create the schema");
+      prepare("init_meta", with_schema("INSERT INTO @.meta VALUES ('epoch', $1), "
+              "('head_version', '0'), ('head_commit', '0'), "
+              "('schema_version', $2) ON CONFLICT (key) DO NOTHING", s));
+      run("init_meta", {new_epoch(), std::to_string(server_schema_version)},
+          "cannot create the schema");
+      commit_tx("cannot create the schema");
+    } catch (...) {
+      rollback_quietly();
+      throw;
+    }
+  }
+}
+
+void postgres_backend::prepare(const char* name, const std::string& sql) {
+  result r{PQprepare(conn_, name, sql.c_str(), 0, nullptr), PQclear};
+  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+    fail(r.get(), std::string("cannot prepare ") + name);
+}
+
+postgres_backend::result
+postgres_backend::run(const char* name, const std::vector<std::string>& params,
+                      const std::string& what) {
+  std::vector<const char*> values;
+  for (auto& p : params)
+    values.push_back(p.c_str());
+  auto text = per_call_.find(name);
+  auto n = static_cast<int>(values.size());
+  result r{text != per_call_.end()
+             ? PQexecParams(conn_, text->second.c_str(), n, nullptr, values.data(),
+                            nullptr, nullptr, 0)
+             : PQexecPrepared(conn_, name, n, values.data(), nullptr, nullptr, 0),
+           PQclear};
+  auto status = PQresultStatus(r.get());
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+    fail(r.get(), what);
+  return r;
+}
+
+postgres_backend::result postgres_backend::run_sql(const std::string& sql,
+                                                   const std::string& what) {
+  result r{PQexec(conn_, sql.c_str()), PQclear};
+  auto status = PQresultStatus(r.get());
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+    fail(r.get(), what);
+  return r;
+}
+
+void postgres_backend::fail(const pg_result* res, const std::string& what) {
+  auto* field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string state = field ? field : "";
+  auto message = trimmed(res && *PQresultErrorMessage(res)
+                          ? PQresultErrorMessage(res) : PQerrorMessage(conn_));
+  bool lost = PQstatus(conn_) != CONNECTION_OK || connection_state(state);
+  if (lost) { // the next call connects again
+    PQfinish(conn_);
+    conn_ = nullptr;
+    in_tx_ = false;
+  }
+  if (!state.empty())
+    message += " [" + state + "]";
+  throw storage_error(what + ": " + message, lost || retryable_state(state));
+}
+
+void postgres_backend::commit_tx(const std::string& what) {
+  auto r = run_sql("COMMIT", what);
+  in_tx_ = false;
+  if (std::string(PQcmdStatus(r.get())) != "COMMIT") // it had failed before
+    throw storage_error(what + ": the transaction was rolled back", true);
+}
+
+void postgres_backend::rollback_quietly() {
+  if (conn_ && in_tx_)
+    PQclear(PQexec(conn_, "ROLLBACK"));
+  in_tx_ = false;
+}
+
+void postgres_backend::ensure_open() {
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK)
+    connect();
+}
+
+postgres_backend::meta_row postgres_backend::read_meta(const pg_result* rows) {
+  std::map<std::string, std::string> values;
+  for (int i = 0; i < PQntuples(rows); ++i)
+    values[PQgetvalue(rows, i, 0)] = PQgetvalue(rows, i, 1);
+  for (auto key : {"epoch", "head_version", "head_commit", "schema_version"})
+    if (!values.count(key))
+      throw storage_error("schema " + schema_ + " is not a memsync server database",
+                          false);
+  if (to_u64(values["schema_version"]) > server_schema_version)
+    throw storage_error("schema " + schema_ + " has a newer version ("
+                          + values["schema_version"] + ")", false);
+  // Committed, if perhaps by another server.
+  head_ = to_u64(values["head_version"]);
+  head_commit_ = to_u64(values["head_commit"]);
+  return {values["epoch"], head_, head_commit_};
+}
+
+postgres_backend::meta_row postgres_backend::begin_write() {
+  ensure_open();
+  in_tx_ = true;
+  try {
+    // Lock the head row first, then read: in READ COMMITTED each statement
+    // sees every commit before it, so this one sees the last writer's head.
+    auto rows = run_sql(with_schema("BEGIN ISOLATION LEVEL READ COMMITTED; "
+                                    "SELECT 1 FROM @.meta WHERE key = "
+                                    "'head_version' FOR UPDATE; "
+                                    "SELECT key, value FROM @.meta", schema_),
+                        "cannot begin a transaction");
+    return read_meta(rows.get());
+  } catch (...) {
+    rollback_quietly();
+    throw;
+  }
+}
+
+std::unique_ptr<storage_tx> postgres_backend::begin() {
+  auto out = std::make_unique<tx>(*this);
+  out->start(); // throws: out rolls back
+  return out;
+}
+
+bool postgres_backend::issued(const cookie& c, uint64_t head) {
+  if (c.version == 0)
+    return true;
+  if (c.version > head)
+    return false;
+  auto r = run("commit_of", {num(c.version)}, "cannot read the log");
+  return PQntuples(r.get()) == 1 && to_u64(PQgetvalue(r.get(), 0, 0)) == c.commit;
+}
+
+void postgres_backend::renew_epoch(const cookie& since) {
+  auto meta = begin_write();
+  try {
+    // Checked again under the lock: another server may have renewed it.
+    if (meta.epoch == since.epoch && !issued(since, meta.head)) {
+      auto epoch = new_epoch();
+      run("set_meta", {"epoch", epoch}, "cannot renew the epoch");
+      commit_tx("cannot renew the epoch");
+      epoch_ = epoch;
+    } else {
+      rollback_quietly();
+      epoch_ = meta.epoch;
+    }
+  } catch (...) {
+    rollback_quietly();
+    throw;
+  }
+}
+
+pull_reply postgres_backend::pull(const std::string& client_id,
+                                  const cookie& since) {
+  for (int attempt = 0;; ++attempt) {
+    ensure_open();
+    in_tx_ = true;
+    try {
+      // One snapshot for every row below.
+      run_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "pull failed");
+      auto meta = read_meta(run("read_meta", {}, "pull failed").get());
+      epoch_ = meta.epoch;
+      if (since.epoch == meta.epoch && !issued(since, meta.head)) {
+        rollback_quietly(); // this database is an older copy of the history
+        if (attempt > 0)
+          throw storage_error("pull failed: the epoch keeps changing", true);
+        renew_epoch(since);
+        continue;
+      }
+      pull_reply out;
+      out.reset = since.epoch != meta.epoch;
+      auto rows = out.reset ? run("all_live", {}, "pull failed")
+                            : run("changed_since", {num(since.version)}, "pull failed");
+      for (int i = 0; i < PQntuples(rows.get()); ++i)
+        out.entities.push_back(entity_at(rows.get(), i));
+      auto client = run("get_client", {client_id}, "pull failed");
+      out.last_mutation_id
+        = PQntuples(client.get()) > 0 ? to_u64(PQgetvalue(client.get(), 0, 0)) : 0;
+      commit_tx("pull failed");
+      out.next = {meta.epoch, meta.head, meta.head_commit};
+      return out;
+    } catch (...) {
+      rollback_quietly();
+      throw;
+    }
+  }
+}
+
+} // namespace memsync

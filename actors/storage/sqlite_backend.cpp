@@ -1,0 +1,242 @@
+#include "actors/storage/sqlite_backend.hpp"
+
+#include <random>
+
+namespace memsync {
+
+namespace {
+
+constexpr int64_t server_application_id = 0x4D53524C; // 'MSRL'
+constexpr int64_t server_schema_version = 1;
+
+const char* schema_v1 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE entities(id TEXT PRIMARY KEY, type TEXT NOT NULL,
+                      data TEXT NOT NULL, version INTEGER NOT NULL,
+                      deleted INTEGER NOT NULL);
+CREATE INDEX entities_by_version ON entities(version);
+CREATE TABLE clients(client_id TEXT PRIMARY KEY,
+                     last_mutation_id INTEGER NOT NULL);
+CREATE TABLE log(version INTEGER PRIMARY KEY, commit_id INTEGER NOT NULL,
+                 client_id TEXT NOT NULL, mutation_id INTEGER NOT NULL,
+                 entity_id TEXT NOT NULL, deleted INTEGER NOT NULL);
+)sql";
+
+std::string new_epoch() {
+  std::random_device rd;
+  char buf[33];
+  snprintf(buf, sizeof(buf), "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return buf;
+}
+
+int64_t new_commit_id() {
+  std::random_device rd;
+  return static_cast<int64_t>(((uint64_t{rd()} << 32) ^ rd()) >> 1) + 1;
+}
+
+[[noreturn]] void rethrow(const sqlite_error& e, const std::string& what) {
+  // Busy or locked: another writer held the file; trying again can succeed.
+  bool retryable = e.code() == 5 /* SQLITE_BUSY */ || e.code() == 6;
+  throw storage_error(what + ": " + e.what(), retryable);
+}
+
+} // namespace
+
+class sqlite_backend::tx : public storage_tx {
+public:
+  explicit tx(sqlite_backend& backend)
+    : backend_(backend), guard_(*backend.db_), head_(backend.head_),
+      commit_id_(new_commit_id()) {}
+
+  uint64_t last_mutation_id(const std::string& client_id) override {
+    auto& stmt = backend_.get_client_;
+    stmt.bind(1, client_id);
+    uint64_t out = stmt.step() ? static_cast<uint64_t>(stmt.column_int(0)) : 0;
+    stmt.reset();
+    return out;
+  }
+
+  void set_last_mutation_id(const std::string& client_id,
+                            uint64_t mutation_id) override {
+    backend_.set_client_.bind(1, client_id)
+      .bind(2, static_cast<int64_t>(mutation_id))
+      .exec();
+  }
+
+  bool load_entity(const std::string& id, entity& out) override {
+    auto& stmt = backend_.get_entity_;
+    stmt.bind(1, id);
+    bool found = stmt.step();
+    if (found)
+      out = {id, stmt.column_text(0), stmt.column_text(1),
+             static_cast<uint64_t>(stmt.column_int(2)), stmt.column_int(3) != 0};
+    stmt.reset();
+    return found;
+  }
+
+  uint64_t write_entity(const entity& e, const std::string& client_id,
+                        uint64_t mutation_id) override {
+    auto version = static_cast<int64_t>(++head_);
+    backend_.put_entity_.bind(1, e.id)
+      .bind(2, e.type)
+      .bind(3, e.data)
+      .bind(4, version)
+      .bind(5, int64_t{e.deleted ? 1 : 0})
+      .exec();
+    backend_.append_log_.bind(1, version)
+      .bind(2, commit_id_)
+      .bind(3, client_id)
+      .bind(4, static_cast<int64_t>(mutation_id))
+      .bind(5, e.id)
+      .bind(6, int64_t{e.deleted ? 1 : 0})
+      .exec();
+    wrote_ = true;
+    return head_;
+  }
+
+  void commit() override {
+    try {
+      if (wrote_) {
+        backend_.set_meta_.bind(1, "head_version").bind(2, std::to_string(head_)).exec();
+        backend_.set_meta_.bind(1, "head_commit")
+          .bind(2, std::to_string(commit_id_))
+          .exec();
+      }
+      guard_.commit();
+      backend_.head_ = head_;
+      if (wrote_)
+        backend_.head_commit_ = static_cast<uint64_t>(commit_id_);
+    } catch (const sqlite_error& e) {
+      rethrow(e, "commit failed");
+    }
+  }
+
+private:
+  sqlite_backend& backend_;
+  sqlite_tx guard_;
+  uint64_t head_; // becomes the backend's only once committed
+  int64_t commit_id_;
+  bool wrote_ = false;
+};
+
+sqlite_backend::sqlite_backend(const std::string& path) {
+  try {
+    db_ = std::make_unique<sqlite_db>(path, true);
+    auto app_id = db_->query_int("PRAGMA application_id");
+    auto version = db_->query_int("PRAGMA user_version");
+    auto tables = db_->query_int("SELECT count(*) FROM sqlite_master");
+    if (app_id != server_application_id && (app_id != 0 || tables != 0))
+      throw storage_error(path + " is not a memsync server database", false);
+    if (version > server_schema_version)
+      throw storage_error(path + " has a newer schema ("
+                            + std::to_string(version) + ")", false);
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=FULL");
+    if (version == 0) {
+      sqlite_tx guard{*db_};
+      db_->exec(schema_v1);
+      db_->exec("PRAGMA application_id=" + std::to_string(server_application_id));
+      db_->exec("PRAGMA user_version=" + std::to_string(server_schema_version));
+      auto stmt = db_->prepare("INSERT INTO meta VALUES(?1, ?2)");
+      auto epoch = new_epoch();
+      stmt.bind(1, "epoch").bind(2, epoch).exec();
+      stmt.bind(1, "head_version").bind(2, "0").exec();
+      stmt.bind(1, "head_commit").bind(2, "0").exec();
+      guard.commit();
+    }
+    epoch_ = db_->query_text("SELECT value FROM meta WHERE key = 'epoch'");
+    head_ = std::stoull(
+      db_->query_text("SELECT value FROM meta WHERE key = 'head_version'"));
+    head_commit_ = std::stoull(
+      db_->query_text("SELECT value FROM meta WHERE key = 'head_commit'"));
+    get_client_ = db_->prepare(
+      "SELECT last_mutation_id FROM clients WHERE client_id = ?1");
+    set_client_ = db_->prepare(
+      "INSERT INTO clients VALUES(?1, ?2) ON CONFLICT(client_id) DO UPDATE "
+      "SET last_mutation_id = excluded.last_mutation_id");
+    get_entity_ = db_->prepare(
+      "SELECT type, data, version, deleted FROM entities WHERE id = ?1");
+    put_entity_ = db_->prepare(
+      "INSERT INTO entities VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO "
+      "UPDATE SET type = excluded.type, data = excluded.data, "
+      "version = excluded.version, deleted = excluded.deleted");
+    append_log_ = db_->prepare("INSERT INTO log VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    set_meta_ = db_->prepare("UPDATE meta SET value = ?2 WHERE key = ?1");
+    commit_of_ = db_->prepare("SELECT commit_id FROM log WHERE version = ?1");
+    changed_since_ = db_->prepare(
+      "SELECT id, type, data, version, deleted FROM entities "
+      "WHERE version > ?1 ORDER BY version");
+    all_live_ = db_->prepare(
+      "SELECT id, type, data, version, deleted FROM entities WHERE deleted = 0");
+  } catch (const sqlite_error& e) {
+    rethrow(e, "cannot open server database " + path);
+  }
+}
+
+std::unique_ptr<storage_tx> sqlite_backend::begin() {
+  try {
+    return std::make_unique<tx>(*this);
+  } catch (const sqlite_error& e) {
+    rethrow(e, "cannot begin a transaction");
+  }
+}
+
+bool sqlite_backend::issued(const cookie& c) {
+  if (c.version == 0)
+    return true;
+  if (c.version > head_)
+    return false;
+  commit_of_.bind(1, static_cast<int64_t>(c.version));
+  bool same = commit_of_.step()
+              && static_cast<uint64_t>(commit_of_.column_int(0)) == c.commit;
+  commit_of_.reset();
+  return same;
+}
+
+void sqlite_backend::renew_epoch() {
+  sqlite_tx guard{*db_};
+  auto epoch = new_epoch();
+  set_meta_.bind(1, "epoch").bind(2, epoch).exec();
+  guard.commit();
+  epoch_ = epoch;
+}
+
+pull_reply sqlite_backend::pull(const std::string& client_id,
+                                const cookie& since) {
+  try {
+    if (since.epoch == epoch_ && !issued(since))
+      renew_epoch(); // this file is an older copy of the history
+    // One read transaction: every row below comes from the same snapshot.
+    db_->exec("BEGIN");
+    struct end_read {
+      sqlite_db& db;
+      ~end_read() {
+        try {
+          db.exec("COMMIT");
+        } catch (...) {
+        }
+      }
+    } guard{*db_};
+    pull_reply out;
+    out.reset = since.epoch != epoch_;
+    auto& rows = out.reset ? all_live_ : changed_since_;
+    if (!out.reset)
+      rows.bind(1, static_cast<int64_t>(since.version));
+    while (rows.step())
+      out.entities.push_back({rows.column_text(0), rows.column_text(1),
+                              rows.column_text(2),
+                              static_cast<uint64_t>(rows.column_int(3)),
+                              rows.column_int(4) != 0});
+    rows.reset();
+    get_client_.bind(1, client_id);
+    out.last_mutation_id
+      = get_client_.step() ? static_cast<uint64_t>(get_client_.column_int(0)) : 0;
+    get_client_.reset();
+    out.next = {epoch_, head_, head_commit_};
+    return out;
+  } catch (const sqlite_error& e) {
+    rethrow(e, "pull failed");
+  }
+}
+
+} // namespace memsync

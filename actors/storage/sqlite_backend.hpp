@@ -1,0 +1,53 @@
+// The replication log on one SQLite file (the embedded default). Layout:
+//   meta(key, value)       epoch, head_version, head_commit
+//   entities(id, type, data, version, deleted)   current state; tombstones kept
+//   clients(client_id, last_mutation_id)
+//   log(version, commit_id, client_id, mutation_id, entity_id, deleted)
+//                          the history; commit_id is random per transaction
+// A pull whose cookie names a version this history does not have (above the
+// head, or written by another commit) proves the file was replaced by an
+// older copy: the epoch is renewed and every client resets.
+// WAL with synchronous=FULL: a commit is on disk (one fsync for a whole group
+// of pushes) before any push in it is acknowledged.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "actors/common/sqlite.hpp"
+#include "actors/storage/storage_backend.hpp"
+
+namespace memsync {
+
+class sqlite_backend : public storage_backend {
+public:
+  /// Opens or creates the database at `path`. Throws storage_error.
+  explicit sqlite_backend(const std::string& path);
+
+  std::string epoch() override { return epoch_; }
+  uint64_t head_version() override { return head_; }
+  std::unique_ptr<storage_tx> begin() override;
+  pull_reply pull(const std::string& client_id, const cookie& since) override;
+
+private:
+  class tx;
+
+  bool issued(const cookie& c); // did this history hand out `c`?
+  void renew_epoch();
+
+  std::unique_ptr<sqlite_db> db_;
+  std::string epoch_;
+  uint64_t head_ = 0;
+  uint64_t head_commit_ = 0;
+  sqlite_stmt get_client_;
+  sqlite_stmt set_client_;
+  sqlite_stmt get_entity_;
+  sqlite_stmt put_entity_;
+  sqlite_stmt append_log_;
+  sqlite_stmt set_meta_;
+  sqlite_stmt changed_since_;
+  sqlite_stmt all_live_;
+  sqlite_stmt commit_of_;
+};
+
+} // namespace memsync

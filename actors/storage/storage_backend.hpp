@@ -1,0 +1,103 @@
+// The replication log's storage behind one narrow interface, implemented by
+// the SQLite backend (embedded default) and the PostgreSQL backend. The push
+// rules live once, in apply_pushes(), written against the few primitives a
+// write transaction offers; backends only store and fetch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "messages/entity.hpp"
+#include "messages/errors.hpp"
+#include "messages/server_local.hpp"
+#include "messages/protocol.hpp"
+#include "messages/validation.hpp"
+
+namespace memsync {
+
+/// Thrown by backends. A retryable error (lost connection, busy database)
+/// leaves nothing applied and the client may simply push again.
+class storage_error : public std::runtime_error {
+public:
+  storage_error(const std::string& what, bool retryable)
+    : std::runtime_error(what), retryable_(retryable) {}
+  bool retryable() const { return retryable_; }
+
+private:
+  bool retryable_;
+};
+
+/// One write transaction; destroying it without commit() rolls back.
+class storage_tx {
+public:
+  virtual ~storage_tx() = default;
+  /// 0 for a client never seen.
+  virtual uint64_t last_mutation_id(const std::string& client_id) = 0;
+  virtual void set_last_mutation_id(const std::string& client_id,
+                                    uint64_t mutation_id) = 0;
+  /// A hint: the entities of these changes are about to be loaded. A backend
+  /// that pays a network round trip per statement reads them all at once.
+  virtual void prefetch(const std::vector<log_push>& pushes) { (void)pushes; }
+  /// The current entity or tombstone; false if the id was never written.
+  virtual bool load_entity(const std::string& id, entity& out) = 0;
+  /// Stores `e` (a tombstone when e.deleted) under the next server version,
+  /// appends the change to the log, and returns that version.
+  virtual uint64_t write_entity(const entity& e, const std::string& client_id,
+                                uint64_t mutation_id) = 0;
+  virtual void commit() = 0;
+};
+
+class storage_backend {
+public:
+  virtual ~storage_backend() = default;
+  /// Names this database; created with it, never changes.
+  virtual std::string epoch() = 0;
+  /// The highest version committed.
+  virtual uint64_t head_version() = 0;
+  virtual std::unique_ptr<storage_tx> begin() = 0;
+  /// From one consistent snapshot: every entity (tombstones included) with a
+  /// version above `since.version`, the new cookie and the client's
+  /// last_mutation_id. A cookie from another epoch gets `reset` and every
+  /// live entity.
+  virtual pull_reply pull(const std::string& client_id, const cookie& since) = 0;
+};
+
+/// What became of one push: `error` set means the whole push was rejected
+/// (nothing of it applied); otherwise `reply` is the answer for the client.
+struct push_outcome {
+  sync_error error;
+  push_reply reply;
+};
+
+/// Applies every push in one transaction (group commit) and returns one
+/// outcome per push plus the head version after the commit. The rules:
+/// - a change whose mutation id is not above the client's last is a
+///   duplicate: skipped, acknowledged again;
+/// - the first new id must be last + 1 (else the push is rejected as a gap),
+///   except when the push names another epoch than the server's (its last
+///   push was acknowledged by another history, or it never pushed): then
+///   the first new id is taken as the client's new start;
+/// - put replaces the entity, patch merges into the current one (refused if
+///   there is none, or if the result breaks `limits`), del writes a
+///   tombstone (deleting what does not exist changes nothing);
+/// - a refused change still uses up its id.
+/// Throws storage_error; nothing is applied then.
+/// Which change got which version: changes[change] of pushes[push].
+struct written_change {
+  uint32_t push = 0;
+  uint32_t change = 0;
+  uint64_t version = 0;
+};
+struct commit_result {
+  std::vector<push_outcome> outcomes;
+  std::vector<written_change> written; ///< in version order
+  uint64_t version = 0;
+};
+commit_result apply_pushes(storage_backend& backend,
+                           const std::vector<log_push>& pushes,
+                           const data_limits& limits);
+
+} // namespace memsync

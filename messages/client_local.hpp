@@ -1,0 +1,64 @@
+// Messages that never leave a client node: between its actors, and the
+// syncer's status for the node and the application.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "messages/errors.hpp"
+#include "messages/layer_stats.hpp"
+#include "messages/protocol.hpp"
+
+namespace memsync {
+
+/// A coalesced write became durable: every pending change of `id` with a seq
+/// up to `last_seq` and no mutation id yet now has `mutation_id`.
+struct flushed_change {
+  std::string id;
+  uint64_t last_seq = 0;
+  uint64_t mutation_id = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flushed_change& x) {
+  return f(caf::meta::type_name("memsync::flushed_change"), x.id, x.last_seq,
+           x.mutation_id);
+}
+
+/// Sent by the flush scheduler after each durable batch. `durable_seq`: every
+/// write with a seq up to it is in the local database.
+struct flush_report {
+  std::vector<flushed_change> changes;
+  uint64_t durable_seq = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flush_report& x) {
+  return f(caf::meta::type_name("memsync::flush_report"), x.changes,
+           x.durable_seq);
+}
+
+/// Where this client stands, for `status`.
+struct sync_status {
+  bool connected = false;
+  std::string server_id;
+  cookie cursor;
+  uint64_t last_mutation_id = 0; ///< confirmed by the last pull
+  uint64_t acknowledged = 0;     ///< by the last push reply
+  uint64_t connects = 0;
+  std::vector<refusal> refused;  ///< most recent refusals, oldest first
+  std::string last_error;
+  layer_stats layers;            ///< counters and time spent per layer
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sync_status& x) {
+  return f(caf::meta::type_name("memsync::sync_status"), x.connected,
+           x.server_id, x.cursor, x.last_mutation_id, x.acknowledged,
+           x.connects, x.refused, x.last_error, x.layers);
+}
+
+} // namespace memsync

@@ -1,0 +1,42 @@
+// Messages that never leave a server node: between its sessions and the
+// replication log.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "messages/errors.hpp"
+#include "messages/protocol.hpp"
+
+namespace memsync {
+
+/// A push as a session hands it to the replication log. `verdicts` holds one
+/// entry per change (or none): a change the session found invalid is refused
+/// with that reason; its mutation id is used up all the same.
+struct log_push {
+  push_request request;
+  std::vector<sync_error> verdicts;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, log_push& x) {
+  return f(caf::meta::type_name("memsync::log_push"), x.request, x.verdicts);
+}
+
+/// Counters of a replication log, for benchmarks and status.
+struct log_stats {
+  uint64_t commits = 0; ///< transactions (groups)
+  uint64_t pushes = 0;
+  uint64_t changes = 0;
+  uint64_t version = 0; ///< head version
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, log_stats& x) {
+  return f(caf::meta::type_name("memsync::log_stats"), x.commits, x.pushes,
+           x.changes, x.version);
+}
+
+} // namespace memsync

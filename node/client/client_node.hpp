@@ -1,0 +1,81 @@
+// Assembles a client node: opens the local database, loads it into the
+// memory store, and spawns memory_store -> flush_scheduler -> local_db, plus
+// the network_syncer when a server is configured. The node is the parent of
+// its actors: it starts them and stops them.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/client/flush_scheduler.hpp"
+#include "actors/client/local_db.hpp"
+#include "actors/client/memory_store.hpp"
+#include "actors/client/network_syncer.hpp"
+#include "node/client/client_config.hpp"
+
+namespace memsync {
+
+class client_node {
+public:
+  /// Opens the database and starts the actors. Throws local_db_error if the
+  /// database cannot be used (it is then left untouched).
+  client_node(caf::actor_system& sys, const client_config& cfg);
+  ~client_node();
+
+  store& app() { return app_; }
+  const std::string& client_id() const { return snapshot_meta_.client_id; }
+  /// Confirmed by the server, as loaded or last pulled.
+  uint64_t last_mutation_id() const { return snapshot_meta_.last_mutation_id; }
+  const cookie& cursor() const { return snapshot_meta_.cursor; }
+
+  /// Time from opening the database until the store was interactive.
+  std::chrono::nanoseconds load_time() const { return load_time_; }
+
+  /// Flushes every write made so far, skipping the debounce. False on timeout
+  /// or if the database keeps failing.
+  bool flush_now(std::chrono::nanoseconds timeout);
+
+  /// Flushes, then (with a server) waits until every change is pushed,
+  /// acknowledged and pulled back. False on timeout.
+  bool sync(std::chrono::nanoseconds timeout);
+
+  /// The syncer's view; nullopt without a server (or on timeout).
+  std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
+  bool has_server() const { return static_cast<bool>(syncer_); }
+  /// Null when tracing is off.
+  trace_sink* trace() const { return trace_.get(); }
+  /// The syncer (invalid without a server), e.g. to ask many clients for
+  /// their status at once.
+  const network_syncer_actor& syncer() const { return syncer_; }
+
+  /// Drops the connection and stays offline (false), or connects again and
+  /// pushes what accumulated (true). Writes work either way.
+  void set_online(bool online);
+
+  /// Sends `listener` a report after every batch that became durable.
+  void watch_flushes(flush_listener_actor listener);
+
+  /// Flushes (best effort within `timeout`) and stops the actors.
+  void shutdown(std::chrono::nanoseconds timeout);
+
+private:
+  caf::actor_system& sys_;
+  local_snapshot snapshot_meta_; // without entities and outbox
+  std::shared_ptr<store_core> core_;
+  std::shared_ptr<subscriber_list> subs_;
+  std::shared_ptr<trace_sink> trace_;
+  store app_;
+  local_db_actor db_;
+  flush_scheduler_actor flusher_;
+  memory_store_actor memory_;
+  connector_actor connector_;
+  network_syncer_actor syncer_;
+  std::chrono::nanoseconds load_time_{0};
+  bool stopped_ = false;
+};
+
+} // namespace memsync

@@ -1,0 +1,36 @@
+// A server node's options ([server], [limits], [trace]), their defaults and
+// ranges, the tokens file, and their translation into the settings the
+// server actors take.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "actors/common/trace_sink.hpp"
+#include "actors/server/session.hpp"
+#include "node/config/config.hpp"
+
+namespace memsync {
+
+struct server_config {
+  std::string server_id;
+  std::string host;
+  uint16_t port = 0; ///< 0: any free port
+  std::string backend;         ///< "sqlite" or "postgres"
+  std::string db_path;         ///< sqlite
+  std::string postgres;        ///< libpq connection string
+  std::string postgres_schema; ///< postgres
+  std::map<std::string, std::string> tokens; ///< token -> client name
+  session_limits limits;
+  trace_settings trace;
+};
+
+config_schema server_schema();
+/// Throws config_error (also for a bad tokens file, naming file and line).
+server_config make_server_config(const config_values& values);
+
+/// Reads "TOKEN CLIENT-NAME" lines ('#' starts a comment).
+std::map<std::string, std::string> load_tokens(const std::string& path);
+
+} // namespace memsync

@@ -1,0 +1,51 @@
+// Assembles a server node: storage backend -> replication_log, gateway
+// published on host:port, and a supervisor that republishes a fresh gateway
+// if the published one dies (so other clients are never locked out). With
+// the postgres backend, a listener hears the other nodes' commits on the
+// same database so this node pokes its clients for them too.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/server/gateway.hpp"
+#include "actors/server/replication_log.hpp"
+#include "node/server/server_config.hpp"
+
+namespace caf {
+class actor_system_config;
+}
+
+namespace memsync {
+
+class postgres_listener;
+
+class server_node {
+public:
+  /// Opens the database and publishes the gateway. Throws storage_error or
+  /// std::runtime_error (e.g. the port is taken).
+  server_node(caf::actor_system& sys, const server_config& cfg);
+  ~server_node();
+
+  uint16_t port() const { return port_; }
+  /// Null when tracing is off.
+  trace_sink* trace() const { return trace_.get(); }
+
+  /// Stops accepting clients and stops every actor of the node.
+  void stop();
+
+private:
+  caf::actor_system& sys_;
+  std::shared_ptr<trace_sink> trace_;
+  replication_log_actor log_;
+  caf::actor supervisor_;
+  std::unique_ptr<postgres_listener> listener_; // postgres only
+  uint16_t port_ = 0;
+  bool stopped_ = false;
+};
+
+} // namespace memsync

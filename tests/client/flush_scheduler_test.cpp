@@ -1,0 +1,218 @@
+// flush_scheduler alone, on virtual time, against a scripted local_db that
+// records every batch and fails when told to.
+#include "actors/client/flush_scheduler.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "tests/support/actor_fixture.hpp"
+
+using namespace memsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct db_log {
+  std::vector<std::vector<change>> attempts; ///< every batch received
+  std::vector<std::vector<change>> committed;
+  int fail_next = 0;
+  uint64_t next_mid = 1;
+  std::vector<flush_report> reports;
+};
+
+local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
+                                          std::shared_ptr<db_log> log) {
+  return {
+    [=](flush_atom, const std::vector<change>& batch)
+      -> caf::result<std::vector<uint64_t>> {
+      log->attempts.push_back(batch);
+      if (log->fail_next > 0) {
+        --log->fail_next;
+        return make_error(sync_errc::db_error, "disk I/O error");
+      }
+      log->committed.push_back(batch);
+      std::vector<uint64_t> ids;
+      for (size_t i = 0; i < batch.size(); ++i)
+        ids.push_back(log->next_mid++);
+      return ids;
+    },
+    [=](rebase_atom, const pull_reply&) { return ok_atom::value; },
+    [=](outbox_atom, uint64_t, uint64_t, uint64_t) {
+      return std::vector<change>{};
+    },
+    [=](epoch_atom, const std::string&) { return ok_atom::value; },
+    [=](get_atom) { return log->next_mid - 1; },
+  };
+}
+
+flush_listener_actor::behavior_type recorder(flush_listener_actor::pointer,
+                                             std::shared_ptr<db_log> log) {
+  return {
+    [=](flushed_atom, const flush_report& r) { log->reports.push_back(r); },
+  };
+}
+
+change put(uint64_t seq, std::string id, std::string data = "{}") {
+  return {seq, 0, change_kind::put, std::move(id), "t", std::move(data), {seq, 0}};
+}
+
+change patch(uint64_t seq, std::string id, std::string data) {
+  return {seq, 0, change_kind::patch, std::move(id), "t", std::move(data), {seq, 0}};
+}
+
+struct flush_scheduler_test : memsync::testing::actor_test {
+  std::shared_ptr<db_log> log = std::make_shared<db_log>();
+  flush_scheduler_actor flusher;
+
+  void start(flush_settings settings = {}) {
+    auto db = keep(sys.spawn(scripted_db, log));
+    flusher = keep(spawn_flush_scheduler(sys, db, settings));
+    self->send(flusher, subscribe_atom::value, keep(sys.spawn(recorder, log)));
+    sched.run();
+  }
+
+  void write(std::vector<change> changes) {
+    self->send(flusher, write_atom::value, std::move(changes));
+    sched.run();
+  }
+};
+
+} // namespace
+
+TEST_F(flush_scheduler_test, a_burst_inside_the_debounce_becomes_one_coalesced_batch) {
+  start();
+  write({put(1, "a", R"({"v":1})")});
+  advance(20ms);
+  write({patch(2, "a", R"({"w":2})")});
+  advance(20ms);
+  write({put(3, "b")});
+  advance(20ms);
+  write({patch(4, "a", R"({"v":3})")});
+  advance(20ms);
+  write({put(5, "b", R"({"x":1})")});
+  advance(19ms); // t = 99 ms
+  EXPECT_TRUE(log->attempts.empty());
+  advance(1ms); // t = 100 ms
+  ASSERT_EQ(log->committed.size(), 1u);
+  auto& batch = log->committed[0];
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch[0].id, "a"); // ordered by their last write
+  EXPECT_EQ(batch[0].kind, change_kind::put);
+  EXPECT_EQ(batch[0].data, R"({"v":3,"w":2})");
+  EXPECT_EQ(batch[0].seq, 4u); // the highest seq is kept
+  EXPECT_EQ(batch[1].data, R"({"x":1})");
+  ASSERT_EQ(log->reports.size(), 1u);
+  EXPECT_EQ(log->reports[0].durable_seq, 5u);
+  ASSERT_EQ(log->reports[0].changes.size(), 2u);
+  EXPECT_EQ(log->reports[0].changes[0].mutation_id, 1u);
+  EXPECT_EQ(log->reports[0].changes[0].last_seq, 4u);
+  advance(1s); // nothing left to flush, nothing flushed again
+  EXPECT_EQ(log->attempts.size(), 1u);
+}
+
+TEST_F(flush_scheduler_test, patches_that_do_not_compose_stay_separate_in_order) {
+  start();
+  write({patch(1, "a", R"({"k":null})"), patch(2, "a", R"({"k":{"x":1}})")});
+  advance(100ms);
+  ASSERT_EQ(log->committed.size(), 1u);
+  ASSERT_EQ(log->committed[0].size(), 2u);
+  EXPECT_EQ(log->committed[0][0].seq, 1u);
+  EXPECT_EQ(log->committed[0][1].seq, 2u);
+}
+
+TEST_F(flush_scheduler_test, a_failing_database_gets_the_same_batch_again_later) {
+  flush_settings settings;
+  settings.retry_min = 100ms;
+  settings.retry_max = 1s;
+  start(settings);
+  log->fail_next = 2;
+  write({put(1, "a"), put(2, "b")});
+  advance(100ms);
+  ASSERT_EQ(log->attempts.size(), 1u);
+  write({put(3, "c"), put(4, "a", R"({"late":1})")}); // arrive while failing
+  advance(99ms);
+  EXPECT_EQ(log->attempts.size(), 1u); // backing off
+  advance(1ms);
+  ASSERT_EQ(log->attempts.size(), 2u); // retry after 100 ms, fails again
+  advance(199ms);
+  EXPECT_EQ(log->attempts.size(), 2u); // backoff doubled
+  advance(1ms);
+  ASSERT_EQ(log->committed.size(), 1u);
+  // Nothing dropped: the failed changes went back to the buffer, where the
+  // later write to "a" folded into its entry.
+  auto& batch = log->committed[0];
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_EQ(batch[0].id, "b");
+  EXPECT_EQ(batch[1].id, "c");
+  EXPECT_EQ(batch[2].id, "a");
+  EXPECT_EQ(batch[2].data, R"({"late":1})");
+  ASSERT_EQ(log->reports.size(), 1u);
+  EXPECT_EQ(log->reports[0].durable_seq, 4u);
+}
+
+TEST_F(flush_scheduler_test, a_write_during_a_flush_is_not_folded_into_the_batch_in_flight) {
+  start();
+  write({put(1, "a", R"({"v":1})")});
+  sched.advance_time(100ms);
+  sched.run_once(); // the debounce timer: the batch leaves for local_db
+  ASSERT_TRUE(log->attempts.empty());
+  self->send(flusher, write_atom::value,
+             std::vector<change>{put(2, "a", R"({"v":2})")});
+  sched.run();
+  ASSERT_EQ(log->committed.size(), 1u);
+  EXPECT_EQ(log->committed[0][0].seq, 1u);
+  EXPECT_EQ(log->reports.back().durable_seq, 1u);
+  advance(100ms);
+  ASSERT_EQ(log->committed.size(), 2u);
+  EXPECT_EQ(log->committed[1][0].data, R"({"v":2})");
+  EXPECT_EQ(log->reports.back().durable_seq, 2u);
+}
+
+TEST_F(flush_scheduler_test, the_batch_cap_splits_a_large_burst) {
+  flush_settings settings;
+  settings.max_batch = 100;
+  start(settings);
+  std::vector<change> burst;
+  for (uint64_t seq = 1; seq <= 250; ++seq)
+    burst.push_back(put(seq, std::string("e").append(std::to_string(seq)))); // not "e" + ...: a false -Wrestrict in GCC 12
+  write(std::move(burst)); // a full buffer does not wait for the debounce
+  ASSERT_EQ(log->committed.size(), 3u);
+  EXPECT_EQ(log->committed[0].size(), 100u);
+  EXPECT_EQ(log->committed[1].size(), 100u);
+  EXPECT_EQ(log->committed[2].size(), 50u);
+  uint64_t last = 0;
+  for (auto& batch : log->committed)
+    for (auto& c : batch) {
+      EXPECT_EQ(c.seq, last + 1);
+      last = c.seq;
+    }
+  EXPECT_EQ(log->reports.back().durable_seq, 250u);
+}
+
+TEST_F(flush_scheduler_test, the_durable_watermark_waits_for_the_oldest_write) {
+  flush_settings settings;
+  settings.max_batch = 1;
+  start(settings);
+  // "a" (seq 1) and "a" (seq 3) fold into one change that goes after "b".
+  self->send(flusher, write_atom::value,
+             std::vector<change>{put(1, "a"), put(2, "b"), put(3, "a")});
+  sched.run_once(); // the write only
+  sched.run_once(); // the first batch: "b"
+  sched.run();
+  ASSERT_EQ(log->reports.size(), 2u);
+  EXPECT_EQ(log->committed[0][0].id, "b");
+  EXPECT_EQ(log->reports[0].durable_seq, 0u); // seq 1 is not durable yet
+  EXPECT_EQ(log->reports[1].durable_seq, 3u);
+}
+
+TEST_F(flush_scheduler_test, a_flush_request_skips_the_debounce) {
+  start();
+  write({put(1, "a")});
+  auto rh = self->request(flusher, caf::infinite, flush_atom::value);
+  sched.run();
+  uint64_t durable = 0;
+  rh.receive([&](uint64_t seq) { durable = seq; },
+             [&](caf::error& err) { FAIL() << sys.render(err); });
+  EXPECT_EQ(durable, 1u);
+  EXPECT_EQ(log->committed.size(), 1u);
+}

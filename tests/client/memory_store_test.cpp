@@ -1,0 +1,105 @@
+// memory_store with the real flush scheduler and local_db (SQLite in memory),
+// on virtual time: the application's writes reach the database, durability
+// comes back, subscribers hear each real change once, off the writer's path.
+#include "actors/client/memory_store.hpp"
+
+#include "actors/client/local_database.hpp"
+#include "tests/support/actor_fixture.hpp"
+
+#include <nlohmann/json.hpp>
+
+using namespace memsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct memory_store_test : memsync::testing::actor_test {
+  std::shared_ptr<store_core> core = std::make_shared<store_core>();
+  std::shared_ptr<subscriber_list> subs = std::make_shared<subscriber_list>();
+  store app{core, subs};
+  local_database* db = nullptr; // owned by the local_db actor
+  memory_store_actor memory;
+
+  memory_store_test() {
+    auto file = std::make_unique<local_database>(
+      local_db_settings{":memory:", "alice", "normal", 100ms});
+    db = file.get();
+    auto db_actor = keep(spawn_local_db(sys, std::move(file)));
+    auto flusher = keep(spawn_flush_scheduler(sys, db_actor, flush_settings{}));
+    memory = keep(spawn_memory_store(sys, core, subs, flusher));
+    sched.run();
+  }
+
+  template <class T>
+  T ask(caf::message msg) {
+    T result{};
+    auto rh = self->request(caf::actor_cast<caf::actor>(memory), caf::infinite,
+                            std::move(msg));
+    sched.run();
+    rh.receive([&](T& x) { result = std::move(x); },
+               [&](caf::error& err) { ADD_FAILURE() << sys.render(err); });
+    return result;
+  }
+};
+
+} // namespace
+
+TEST_F(memory_store_test, writes_become_durable_after_the_debounce) {
+  ASSERT_TRUE(app.put("c1", "comment", {{"line", 1}}).ok());
+  ASSERT_TRUE(app.patch("c1", {{"msg", "hi"}}).ok());
+  sched.run();
+  EXPECT_FALSE(app.flushed(0ms));
+  advance(100ms);
+  EXPECT_TRUE(app.flushed(0ms));
+  auto pending = app.pending();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].mutation_id, 1u); // both folded into mutation 1
+  EXPECT_EQ(pending[1].mutation_id, 1u);
+  auto snapshot = db->load();
+  ASSERT_EQ(snapshot.outbox.size(), 1u);
+  EXPECT_EQ(snapshot.outbox[0].data, R"({"line":1,"msg":"hi"})");
+}
+
+TEST_F(memory_store_test, a_flush_request_skips_the_debounce) {
+  ASSERT_TRUE(app.put("c1", "comment", {{"line", 1}}).ok());
+  EXPECT_EQ(ask<uint64_t>(caf::make_message(flush_atom::value)), 1u);
+  EXPECT_TRUE(app.flushed(0ms));
+  EXPECT_EQ(db->load().outbox.size(), 1u);
+}
+
+TEST_F(memory_store_test, subscribers_hear_each_real_change_once_off_the_writer_path) {
+  std::vector<std::string> seen;
+  int batches = 0;
+  auto sub = app.subscribe("comment", [&](const std::vector<change_event>& evs) {
+    ++batches;
+    for (auto& ev : evs)
+      seen.push_back(ev.id + (ev.value ? "=" + ev.value->data : " deleted"));
+  });
+  ASSERT_TRUE(app.put("c1", "comment", {{"v", 1}}).ok());
+  ASSERT_TRUE(app.put("c1", "comment", {{"v", 1}}).ok()); // no change
+  ASSERT_TRUE(app.put("t1", "task", {{"v", 1}}).ok());    // other type
+  ASSERT_TRUE(app.erase("c1").ok());
+  EXPECT_TRUE(seen.empty()); // the writer never runs callbacks
+  sched.run();
+  EXPECT_EQ(batches, 1);
+  EXPECT_EQ(seen, (std::vector<std::string>{R"(c1={"v":1})", "c1 deleted"}));
+}
+
+TEST_F(memory_store_test, local_writes_reach_subscribers_before_a_later_rebase) {
+  std::vector<std::string> seen;
+  auto sub = app.subscribe("", [&](const std::vector<change_event>& evs) {
+    for (auto& ev : evs)
+      seen.push_back(ev.id + "=" + (ev.value ? ev.value->data : "-"));
+  });
+  ASSERT_TRUE(app.put("mine", "note", {{"v", 1}}).ok());
+  pull_reply reply;
+  reply.next = {"e1", 1};
+  reply.entities.push_back({"theirs", "note", R"({"v":2})", 1, false});
+  reply.entities.push_back({"mine", "note", R"({"v":0})", 1, false});
+  // The rebase message may overtake the write's wake-up; order still holds.
+  EXPECT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, reply)),
+            ok_atom::value);
+  EXPECT_EQ(seen, (std::vector<std::string>{R"(mine={"v":1})",
+                                            R"(theirs={"v":2})"}));
+  EXPECT_EQ(app.get("mine")->data, R"({"v":1})"); // pending stays on top
+}

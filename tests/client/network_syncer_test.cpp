@@ -1,0 +1,963 @@
+// network_syncer alone, on virtual time, against scripted peers that
+// implement the exact interfaces: a connector (fails while the "server" is
+// down), a gateway (hands out a new session per hello), sessions that answer
+// per script (reply, fail, or never answer), a local_db with an outbox the
+// test controls, a memory store and a flush scheduler that only record.
+#include "actors/client/network_syncer.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "tests/support/actor_fixture.hpp"
+
+using namespace memsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+using time_point = caf::actor_clock::time_point;
+
+/// What a scripted peer does with the next request of a kind.
+enum class mode {
+  reply, ///< answer at once
+  fail,  ///< answer with an error at once
+  hold,  ///< keep the promise and never answer (a lost reply)
+};
+
+/// A request a fake peer keeps without answering, and who keeps it.
+template <class T>
+struct held {
+  caf::typed_response_promise<T> promise;
+  caf::strong_actor_ptr holder;
+};
+
+/// Answers a held request from the test body. (response_promise::deliver
+/// enqueues with the holder's execution unit, which the test coordinator
+/// only provides while the holder runs; from here it would crash.)
+template <class T>
+void answer(held<T>& h, T value) {
+  caf::response_promise& rp = h.promise;
+  auto dest = rp.next();
+  if (!dest) {
+    ADD_FAILURE() << "answered twice";
+    return;
+  }
+  dest->enqueue(h.holder, rp.id().response_id(),
+                caf::make_message(std::move(value)), nullptr);
+}
+
+template <class T>
+struct recorded {
+  T msg;
+  size_t session = 0; ///< index of the fake session that got it
+  time_point at;
+};
+
+/// Shared by every fake peer and the test: the script and the record.
+struct script {
+  caf::actor_clock* clock = nullptr;
+  time_point now() const { return clock->now(); }
+
+  std::vector<std::string> events; ///< every request, in arrival order
+
+  // -- connector --------------------------------------------------------------
+  bool server_down = false;
+  std::vector<time_point> connects;
+
+  // -- gateway ----------------------------------------------------------------
+  std::string server_id = "server-A";
+  std::vector<hello_request> hellos;
+  std::vector<poke_listener_actor> listeners;
+  std::vector<session_actor> sessions;
+
+  // -- sessions (one fake server behind them) ----------------------------------
+  cookie server_cookie{"e1", 9, 90};
+  uint64_t server_lmid = 0;
+  std::string server_epoch = "e1";
+  std::vector<entity> server_entities;
+  std::map<uint64_t, sync_error> refuse; ///< mutation id -> reason
+  std::deque<mode> push_script;
+  std::deque<mode> pull_script;
+  std::vector<recorded<push_request>> pushes;
+  std::vector<recorded<pull_request>> pulls;
+  std::vector<held<push_reply>> held_pushes;
+  std::vector<held<pull_reply>> held_pulls;
+
+  // -- local_db ---------------------------------------------------------------
+  struct outbox_read {
+    uint64_t after;
+    uint64_t max_changes;
+    uint64_t max_bytes;
+  };
+  std::vector<change> outbox;
+  uint64_t highest_mid = 0;
+  size_t get_requests = 0;
+  std::vector<outbox_read> outbox_reads;
+  std::vector<pull_reply> db_rebases;
+  std::deque<mode> db_rebase_script;
+  std::vector<held<ok_atom>> held_db_rebases;
+  std::vector<std::string> db_epochs;
+
+  // -- memory store -----------------------------------------------------------
+  std::vector<pull_reply> store_rebases;
+  std::vector<std::vector<refusal>> store_refused;
+
+  // -- flush scheduler --------------------------------------------------------
+  std::vector<flush_listener_actor> flush_listeners;
+
+  // -- a client of `sync` -----------------------------------------------------
+  bool synced = false;
+  size_t pulls_when_synced = 0;
+  uint64_t store_lmid_when_synced = 0;
+  std::string sync_failure;
+
+  /// More requests than any test needs: the fake server stops answering.
+  static constexpr size_t max_requests = 100;
+
+  static mode next(std::deque<mode>& q) {
+    if (q.empty())
+      return mode::reply;
+    auto m = q.front();
+    q.pop_front();
+    return m;
+  }
+};
+
+using script_ptr = std::shared_ptr<script>;
+
+std::string session_name(size_t index) {
+  return "session" + std::to_string(index);
+}
+
+session_actor::behavior_type fake_session(session_actor::pointer self,
+                                          script_ptr s, size_t index) {
+  return {
+    [=](push_atom, push_request& req) -> caf::result<push_reply> {
+      s->events.push_back(session_name(index) + ".push");
+      s->pushes.push_back({req, index, s->now()});
+      // A syncer pushing in a loop fails the test instead of hanging it.
+      if (s->pushes.size() > script::max_requests)
+        s->push_script.push_front(mode::hold);
+      switch (script::next(s->push_script)) {
+        case mode::fail:
+          return make_error(sync_errc::invalid_request,
+                            "a push is already in flight for this client");
+        case mode::hold: {
+          auto rp = self->make_response_promise<push_reply>();
+          s->held_pushes.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+          return rp;
+        }
+        case mode::reply:
+          break;
+      }
+      push_reply reply;
+      bool applied = false;
+      for (auto& c : req.changes) {
+        if (c.mutation_id <= s->server_lmid)
+          continue; // a duplicate: skipped, acknowledged again
+        s->server_lmid = c.mutation_id;
+        if (auto it = s->refuse.find(c.mutation_id); it != s->refuse.end())
+          reply.refused.push_back({c.mutation_id, it->second});
+        else
+          applied = true;
+      }
+      if (applied)
+        ++s->server_cookie.version;
+      reply.last_mutation_id = s->server_lmid;
+      reply.epoch = s->server_epoch;
+      return reply;
+    },
+    [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
+      s->events.push_back(session_name(index) + ".pull");
+      s->pulls.push_back({req, index, s->now()});
+      if (s->pulls.size() > script::max_requests)
+        s->pull_script.push_front(mode::hold);
+      switch (script::next(s->pull_script)) {
+        case mode::fail:
+          return make_error(sync_errc::unavailable, "pull failed");
+        case mode::hold: {
+          auto rp = self->make_response_promise<pull_reply>();
+          s->held_pulls.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+          return rp;
+        }
+        case mode::reply:
+          break;
+      }
+      return pull_reply{s->server_cookie, s->server_lmid, false,
+                        s->server_entities};
+    },
+    [=](poke_atom, const poke&) {},
+  };
+}
+
+gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self,
+                                          script_ptr s) {
+  return {
+    [=](hello_atom, hello_request& req, poke_listener_actor& listener)
+      -> caf::result<hello_reply, session_actor> {
+      s->events.push_back("gateway.hello");
+      s->hellos.push_back(req);
+      s->listeners.push_back(listener);
+      auto index = s->sessions.size();
+      auto session = self->system().spawn(fake_session, s, index);
+      s->sessions.push_back(session);
+      hello_reply reply;
+      reply.server_id = s->server_id;
+      reply.epoch = s->server_epoch;
+      return caf::make_result(std::move(reply), std::move(session));
+    },
+  };
+}
+
+connector_actor::behavior_type fake_connector(connector_actor::pointer,
+                                              script_ptr s,
+                                              gateway_actor gateway) {
+  return {
+    [=](connect_atom) -> caf::result<gateway_actor> {
+      s->events.push_back("connector.connect");
+      s->connects.push_back(s->now());
+      if (s->server_down)
+        return make_error(sync_errc::unavailable, "server down");
+      return gateway;
+    },
+  };
+}
+
+local_db_actor::behavior_type fake_db(local_db_actor::pointer self,
+                                      script_ptr s) {
+  return {
+    [=](flush_atom, const std::vector<change>& batch) {
+      std::vector<uint64_t> ids;
+      for (size_t i = 0; i < batch.size(); ++i)
+        ids.push_back(++s->highest_mid);
+      return ids;
+    },
+    [=](rebase_atom, const pull_reply& reply) -> caf::result<ok_atom> {
+      s->events.push_back("db.rebase");
+      s->db_rebases.push_back(reply);
+      if (script::next(s->db_rebase_script) == mode::hold) {
+        auto rp = self->make_response_promise<ok_atom>();
+        s->held_db_rebases.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+        return rp;
+      }
+      return ok_atom::value;
+    },
+    [=](outbox_atom, uint64_t after, uint64_t max_changes, uint64_t max_bytes) {
+      s->events.push_back("db.outbox");
+      s->outbox_reads.push_back({after, max_changes, max_bytes});
+      std::vector<change> out;
+      for (auto& c : s->outbox)
+        if (c.mutation_id > after && out.size() < max_changes)
+          out.push_back(c);
+      return out;
+    },
+    [=](epoch_atom, const std::string& epoch) {
+      s->db_epochs.push_back(epoch);
+      return ok_atom::value;
+    },
+    [=](get_atom) {
+      ++s->get_requests;
+      return s->highest_mid;
+    },
+  };
+}
+
+memory_store_actor::behavior_type fake_store(memory_store_actor::pointer,
+                                             script_ptr s) {
+  return {
+    [=](write_atom) {},
+    [=](flushed_atom, const flush_report&) {},
+    [=](rebase_atom, const pull_reply& reply) {
+      s->events.push_back("store.rebase");
+      s->store_rebases.push_back(reply);
+      return ok_atom::value;
+    },
+    [=](flush_atom) { return uint64_t{0}; },
+    [=](refused_atom, const std::vector<refusal>& refused) {
+      s->events.push_back("store.refused");
+      s->store_refused.push_back(refused);
+    },
+  };
+}
+
+flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer,
+                                                  script_ptr s) {
+  return {
+    [=](write_atom, const std::vector<change>&) {},
+    [=](subscribe_atom, const flush_listener_actor& listener) {
+      s->flush_listeners.push_back(listener);
+    },
+    [=](flush_atom) { return uint64_t{0}; },
+    [=](tick_atom, uint64_t) {},
+  };
+}
+
+/// Asks the syncer for `sync` and notes when (and with what around) it
+/// gets the answer.
+caf::behavior sync_client(caf::event_based_actor* self,
+                          network_syncer_actor syncer, script_ptr s) {
+  self->request(syncer, caf::infinite, sync_atom::value)
+    .then(
+      [=](ok_atom) {
+        s->synced = true;
+        s->pulls_when_synced = s->pulls.size();
+        if (!s->store_rebases.empty())
+          s->store_lmid_when_synced = s->store_rebases.back().last_mutation_id;
+      },
+      [=](caf::error& err) { s->sync_failure = to_sync_error(err).describe(); });
+  return {[](int) {}};
+}
+
+change outbox_change(uint64_t mid) {
+  change c;
+  c.seq = mid;
+  c.mutation_id = mid;
+  c.kind = change_kind::put;
+  c.id = "e" + std::to_string(mid);
+  c.type = "note";
+  c.data = R"({"n":)" + std::to_string(mid) + "}";
+  return c;
+}
+
+std::vector<uint64_t> mids(const push_request& req) {
+  std::vector<uint64_t> out;
+  for (auto& c : req.changes)
+    out.push_back(c.mutation_id);
+  return out;
+}
+
+bool same_cookie(const cookie& a, const cookie& b) {
+  return a.epoch == b.epoch && a.version == b.version && a.commit == b.commit;
+}
+
+std::string show(const cookie& c) {
+  return "{" + c.epoch + "," + std::to_string(c.version) + ","
+         + std::to_string(c.commit) + "}";
+}
+
+size_t index_of(const std::vector<std::string>& events, const std::string& x,
+                size_t from = 0) {
+  auto it = std::find(events.begin() + std::min(from, events.size()),
+                      events.end(), x);
+  return static_cast<size_t>(it - events.begin());
+}
+
+long long ms(caf::timespan x) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(x).count();
+}
+
+struct network_syncer_test : memsync::testing::actor_test {
+  script_ptr s = std::make_shared<script>();
+  network_syncer_actor syncer;
+  sync_settings settings;
+
+  network_syncer_test() {
+    s->clock = &sched.clock();
+    settings.token = "token-1";
+    settings.push_debounce = 50ms;
+    settings.pull_interval = 60s; // longer than any test: no fallback pulls
+    settings.retry_min = 100ms;
+    settings.retry_max = 800ms;
+    settings.request_timeout = 2s;
+    settings.max_push_changes = 50;
+    settings.max_push_bytes = 4096;
+  }
+
+  ~network_syncer_test() override {
+    s->held_pushes.clear();
+    s->held_pulls.clear();
+    s->held_db_rebases.clear();
+    for (auto& session : s->sessions)
+      caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+    s->listeners.clear();
+    s->flush_listeners.clear();
+  }
+
+  syncer_config config() {
+    syncer_config cfg;
+    cfg.client_id = "client-1";
+    cfg.cursor = cookie{"e1", 7, 70};
+    cfg.last_mutation_id = 0;
+    cfg.push_epoch = "e1";
+    cfg.settings = settings;
+    return cfg;
+  }
+
+  void start(syncer_config cfg) {
+    auto gateway = keep(sys.spawn(fake_gateway, s));
+    auto connector = keep(sys.spawn(fake_connector, s, gateway));
+    auto db = keep(sys.spawn(fake_db, s));
+    auto store = keep(sys.spawn(fake_store, s));
+    auto flusher = keep(sys.spawn(fake_flusher, s));
+    syncer = keep(spawn_network_syncer(sys, std::move(cfg), connector, db,
+                                       store, flusher));
+    sched.run();
+  }
+
+  time_point now() {
+    return sched.clock().now();
+  }
+
+  /// Advances virtual time in steps of 1 ms until `pred` holds; false if it
+  /// still does not after `limit`.
+  template <class Pred>
+  bool advance_until(Pred pred, caf::timespan limit) {
+    caf::timespan waited{0};
+    while (!pred()) {
+      if (waited >= limit)
+        return false;
+      advance(1ms);
+      waited += 1ms;
+    }
+    return true;
+  }
+
+  /// The flush scheduler reports that these mutation ids became durable
+  /// (and the outbox holds them).
+  void flushed(std::vector<uint64_t> ids) {
+    flush_report report;
+    for (auto id : ids) {
+      auto c = outbox_change(id);
+      auto known = std::any_of(s->outbox.begin(), s->outbox.end(),
+                               [&](const change& x) { return x.mutation_id == id; });
+      if (!known)
+        s->outbox.push_back(c);
+      s->highest_mid = std::max(s->highest_mid, id);
+      report.changes.push_back({c.id, c.seq, id});
+      report.durable_seq = std::max(report.durable_seq, c.seq);
+    }
+    if (s->flush_listeners.empty()) {
+      ADD_FAILURE() << "the syncer did not subscribe to the flush scheduler";
+      return;
+    }
+    self->send(s->flush_listeners.back(), flushed_atom::value, report);
+    sched.run();
+  }
+
+  /// The server pokes through the listener the syncer named in its hello.
+  void poke_with(uint64_t version) {
+    if (s->listeners.empty()) {
+      ADD_FAILURE() << "no hello yet: nobody to poke";
+      return;
+    }
+    self->send(s->listeners.back(), poke_atom::value, poke{version});
+    sched.run();
+  }
+
+  sync_status status() {
+    sync_status out;
+    auto rh = self->request(syncer, caf::infinite, status_atom::value);
+    sched.run();
+    rh.receive([&](sync_status& st) { out = std::move(st); },
+               [&](caf::error& err) { ADD_FAILURE() << sys.render(err); });
+    return out;
+  }
+
+  void kill_session(size_t index) {
+    caf::anon_send_exit(s->sessions.at(index), caf::exit_reason::kill);
+    sched.run();
+  }
+};
+
+} // namespace
+
+// -- 1. connecting -------------------------------------------------------------
+
+TEST_F(network_syncer_test, connects_at_start_says_hello_once_then_pulls_with_the_stored_cookie) {
+  start(config());
+  ASSERT_EQ(s->connects.size(), 1u);
+  ASSERT_EQ(s->hellos.size(), 1u);
+  EXPECT_EQ(s->hellos[0].protocol, protocol_version);
+  EXPECT_EQ(s->hellos[0].client_id, "client-1");
+  EXPECT_EQ(s->hellos[0].token, "token-1");
+  ASSERT_EQ(s->listeners.size(), 1u);
+  // The listener is this connection's relay (see the poke at the end).
+  ASSERT_EQ(s->pulls.size(), 1u);
+  EXPECT_EQ(s->pulls[0].session, 0u);
+  EXPECT_EQ(s->pulls[0].msg.client_id, "client-1");
+  EXPECT_TRUE(same_cookie(s->pulls[0].msg.since, cookie{"e1", 7, 70}))
+    << show(s->pulls[0].msg.since);
+  // Nothing durable: no outbox read, no push.
+  EXPECT_EQ(s->events,
+            (std::vector<std::string>{"connector.connect", "gateway.hello",
+                                      "session0.pull", "db.rebase",
+                                      "store.rebase"}));
+  advance(10s);
+  EXPECT_EQ(s->connects.size(), 1u);
+  EXPECT_EQ(s->hellos.size(), 1u);
+  EXPECT_EQ(s->pulls.size(), 1u);
+  EXPECT_TRUE(s->pushes.empty());
+  poke_with(s->server_cookie.version + 1); // pokes reach the syncer
+  EXPECT_EQ(s->pulls.size(), 2u);
+}
+
+// -- 2. backoff ---------------------------------------------------------------
+
+TEST_F(network_syncer_test, reconnect_attempts_back_off_exponentially_with_jitter_up_to_retry_max) {
+  // Not a power-of-two multiple of retry_min: the cap itself must apply.
+  settings.retry_max = 500ms;
+  s->server_down = true;
+  start(config());
+  ASSERT_EQ(s->connects.size(), 1u); // the first attempt is immediate
+  EXPECT_TRUE(s->hellos.empty());
+  const size_t retries = 9;
+  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 1 + retries; },
+                            20s))
+    << "only " << s->connects.size() << " attempts";
+  // 100, 200, 400, then capped at 500 ms; each within [d/2, d].
+  for (size_t k = 1; k <= retries; ++k) {
+    auto expected = settings.retry_min;
+    for (size_t i = 1; i < k; ++i)
+      expected = std::min(expected * 2, settings.retry_max);
+    caf::timespan gap = s->connects[k] - s->connects[k - 1];
+    EXPECT_GE(gap, expected / 2) << "retry " << k << " after " << ms(gap) << " ms";
+    EXPECT_LE(gap, expected) << "retry " << k << " after " << ms(gap) << " ms";
+    EXPECT_LE(gap, settings.retry_max) << "retry " << k;
+  }
+  auto st = status();
+  EXPECT_FALSE(st.connected);
+  EXPECT_EQ(st.connects, 0u);
+  EXPECT_NE(st.last_error.find("server down"), std::string::npos) << st.last_error;
+  EXPECT_TRUE(s->hellos.empty());
+  // The server comes back: the next attempt connects...
+  s->server_down = false;
+  ASSERT_TRUE(advance_until([&] { return s->hellos.size() == 1; },
+                            settings.retry_max));
+  EXPECT_TRUE(status().connected);
+  // ...and the backoff starts again from retry_min after a success.
+  auto attempts = s->connects.size();
+  auto lost = now();
+  kill_session(0);
+  ASSERT_TRUE(advance_until([&] { return s->connects.size() == attempts + 1; },
+                            2 * settings.retry_max));
+  caf::timespan gap = s->connects.back() - lost;
+  EXPECT_GE(gap, settings.retry_min / 2) << ms(gap) << " ms";
+  EXPECT_LE(gap, settings.retry_min) << ms(gap) << " ms";
+}
+
+// -- 3. pull coalescing ---------------------------------------------------------
+
+TEST_F(network_syncer_test, pokes_during_a_pull_cause_exactly_one_more_pull_and_stale_pokes_none) {
+  s->pull_script = {mode::hold};
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 1u);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  poke_with(10);
+  poke_with(11);
+  poke_with(12);
+  EXPECT_EQ(s->pulls.size(), 1u); // never two pulls at once
+  s->server_cookie = cookie{"e1", 12, 120};
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  ASSERT_EQ(s->pulls.size(), 2u); // one more, not three
+  EXPECT_TRUE(same_cookie(s->pulls[1].msg.since, cookie{"e1", 12, 120}))
+    << show(s->pulls[1].msg.since);
+  advance(5s);
+  EXPECT_EQ(s->pulls.size(), 2u);
+  // Pokes not above the cookie's version: nothing new to fetch.
+  poke_with(12);
+  poke_with(5);
+  EXPECT_EQ(s->pulls.size(), 2u);
+  // Control: a newer version does pull.
+  poke_with(13);
+  EXPECT_EQ(s->pulls.size(), 3u);
+}
+
+TEST_F(network_syncer_test, a_failed_pull_and_the_poke_behind_it_are_retried_after_a_backoff_pause) {
+  s->pull_script = {mode::hold};
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 1u);
+  poke_with(s->server_cookie.version + 1); // waits behind the pull in flight
+  advance(settings.request_timeout);       // the pull times out
+  EXPECT_EQ(s->pulls.size(), 1u);
+  EXPECT_FALSE(status().last_error.empty());
+  advance(settings.retry_min / 2 - 1ms);   // the earliest a jittered retry may come
+  EXPECT_EQ(s->pulls.size(), 1u) << "retried without a pause";
+  advance(settings.retry_min / 2 + 1ms);   // long before the fallback tick (60 s)
+  ASSERT_EQ(s->pulls.size(), 2u) << "the failed pull was never retried";
+  advance(5s);
+  EXPECT_EQ(s->pulls.size(), 2u) << "a retry is not a periodic timer";
+}
+
+// -- 4. pull results: local_db, then the memory store ----------------------------
+
+TEST_F(network_syncer_test, pull_results_go_to_local_db_first_then_to_the_store_and_advance_the_cookie) {
+  s->server_cookie = cookie{"e1", 12, 120};
+  s->server_entities = {entity{"a", "note", R"({"v":1})", 12, false}};
+  s->db_rebase_script = {mode::hold};
+  start(config());
+  ASSERT_EQ(s->db_rebases.size(), 1u);
+  EXPECT_TRUE(same_cookie(s->db_rebases[0].next, s->server_cookie));
+  EXPECT_EQ(s->db_rebases[0].entities, s->server_entities);
+  EXPECT_TRUE(s->store_rebases.empty()) << "visible before it is durable";
+  ASSERT_EQ(s->held_db_rebases.size(), 1u);
+  answer(s->held_db_rebases[0], ok_atom{});
+  sched.run();
+  ASSERT_EQ(s->store_rebases.size(), 1u);
+  EXPECT_TRUE(same_cookie(s->store_rebases[0].next, s->server_cookie));
+  EXPECT_EQ(s->store_rebases[0].entities, s->server_entities);
+  EXPECT_LT(index_of(s->events, "db.rebase"), index_of(s->events, "store.rebase"));
+  EXPECT_TRUE(same_cookie(status().cursor, cookie{"e1", 12, 120}));
+  // The next pull starts from the new cookie.
+  poke_with(13);
+  ASSERT_EQ(s->pulls.size(), 2u);
+  EXPECT_TRUE(same_cookie(s->pulls[1].msg.since, cookie{"e1", 12, 120}))
+    << show(s->pulls[1].msg.since);
+}
+
+TEST_F(network_syncer_test, pulls_again_every_pull_interval_without_pokes) {
+  settings.pull_interval = 5s;
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 1u);
+  advance(5s - 1ms);
+  EXPECT_EQ(s->pulls.size(), 1u);
+  advance(1ms);
+  EXPECT_EQ(s->pulls.size(), 2u);
+  advance(5s);
+  EXPECT_EQ(s->pulls.size(), 3u);
+}
+
+// -- 5. pushing -----------------------------------------------------------------
+
+TEST_F(network_syncer_test, pushes_the_outbox_above_the_acknowledged_id_after_the_debounce) {
+  auto cfg = config();
+  cfg.last_mutation_id = 2;
+  s->server_lmid = 2;
+  s->outbox = {outbox_change(1), outbox_change(2)};
+  s->highest_mid = 2;
+  s->refuse[3] = sync_error{sync_errc::invalid_json, "bad data"};
+  start(cfg);
+  // Already acknowledged: nothing to push.
+  flushed({1, 2});
+  advance(4 * settings.push_debounce);
+  EXPECT_TRUE(s->outbox_reads.empty());
+  EXPECT_TRUE(s->pushes.empty());
+  // New durable changes: pushed after the debounce.
+  flushed({3, 4});
+  advance(settings.push_debounce - 1ms);
+  EXPECT_TRUE(s->outbox_reads.empty());
+  EXPECT_TRUE(s->pushes.empty());
+  advance(1ms);
+  ASSERT_EQ(s->outbox_reads.size(), 1u);
+  EXPECT_EQ(s->outbox_reads[0].after, 2u);
+  EXPECT_EQ(s->outbox_reads[0].max_changes, 50u);
+  EXPECT_EQ(s->outbox_reads[0].max_bytes, 4096u);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.client_id, "client-1");
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1");
+  EXPECT_EQ(mids(s->pushes[0].msg), (std::vector<uint64_t>{3, 4}));
+  // The refusal in the reply reaches the memory store.
+  ASSERT_EQ(s->store_refused.size(), 1u);
+  ASSERT_EQ(s->store_refused[0].size(), 1u);
+  EXPECT_EQ(s->store_refused[0][0].mutation_id, 3u);
+  EXPECT_EQ(s->store_refused[0][0].reason.code, sync_errc::invalid_json);
+  EXPECT_EQ(s->store_refused[0][0].reason.message, "bad data");
+  EXPECT_EQ(status().acknowledged, 4u);
+  // The acknowledged id moves what the next push asks for.
+  flushed({5});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->outbox_reads.size(), 2u);
+  EXPECT_EQ(s->outbox_reads[1].after, 4u);
+  ASSERT_EQ(s->pushes.size(), 2u);
+  EXPECT_EQ(mids(s->pushes[1].msg), (std::vector<uint64_t>{5}));
+  EXPECT_EQ(s->store_refused.size(), 1u); // nothing new refused
+  advance(5s);
+  EXPECT_EQ(s->pushes.size(), 2u);
+}
+
+TEST_F(network_syncer_test, a_new_push_epoch_from_the_server_is_stored_and_used_next_time) {
+  s->server_epoch = "e2";
+  start(config());
+  flushed({1});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1");
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{"e2"}));
+  flushed({2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 2u);
+  EXPECT_EQ(s->pushes[1].msg.epoch, "e2");
+  EXPECT_EQ(s->db_epochs.size(), 1u); // unchanged epoch: not stored again
+}
+
+// -- 6. lost push reply ----------------------------------------------------------
+
+TEST_F(network_syncer_test, a_push_whose_reply_is_lost_is_sent_again_after_the_request_timeout) {
+  start(config());
+  s->push_script = {mode::hold};
+  flushed({1, 2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  auto sent = s->pushes[0].at;
+  advance(settings.request_timeout - 1ms);
+  EXPECT_EQ(s->pushes.size(), 1u) << "pushed again before the timeout";
+  ASSERT_TRUE(advance_until([&] { return s->pushes.size() == 2; },
+                            settings.retry_min + 1ms));
+  caf::timespan gap = s->pushes[1].at - sent;
+  EXPECT_GE(gap, settings.request_timeout);
+  EXPECT_LE(gap, settings.request_timeout + settings.retry_min);
+  EXPECT_EQ(mids(s->pushes[1].msg), mids(s->pushes[0].msg));
+  EXPECT_EQ(mids(s->pushes[1].msg), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(s->pushes[1].msg.epoch, s->pushes[0].msg.epoch);
+  EXPECT_EQ(s->pushes[1].session, 0u); // same session, no reconnect
+  EXPECT_EQ(s->connects.size(), 1u);
+  advance(5s);
+  EXPECT_EQ(s->pushes.size(), 2u);
+  EXPECT_EQ(status().acknowledged, 2u);
+}
+
+TEST_F(network_syncer_test, a_failed_push_is_retried_only_after_a_backoff_pause) {
+  // E.g. the session refuses a push while the previous one is still in the
+  // server's log: retrying at once only hammers the server.
+  start(config());
+  s->push_script = {mode::fail, mode::fail};
+  flushed({1});
+  advance(settings.push_debounce);
+  ASSERT_GE(s->pushes.size(), 1u);
+  auto failed = s->pushes[0].at;
+  EXPECT_EQ(s->pushes.size(), 1u)
+    << "pushed " << s->pushes.size() << " times at the instant of the first failure";
+  ASSERT_TRUE(advance_until([&] { return s->pushes.size() >= 3; }, 2s));
+  caf::timespan first = s->pushes[1].at - failed;
+  caf::timespan second = s->pushes[2].at - s->pushes[1].at;
+  EXPECT_GE(first, settings.retry_min / 2) << ms(first) << " ms";
+  EXPECT_LE(first, settings.retry_min) << ms(first) << " ms";
+  EXPECT_GE(second, settings.retry_min) << ms(second) << " ms";
+  EXPECT_LE(second, 2 * settings.retry_min) << ms(second) << " ms";
+  EXPECT_EQ(mids(s->pushes[2].msg), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(status().acknowledged, 1u);
+}
+
+// -- 7. reconnecting -------------------------------------------------------------
+
+TEST_F(network_syncer_test, a_dead_session_means_reconnect_after_backoff_then_pull_and_push_again) {
+  start(config());
+  ASSERT_EQ(s->sessions.size(), 1u);
+  s->push_script = {mode::hold};
+  flushed({1, 2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  ASSERT_TRUE(status().connected);
+  auto lost = now();
+  auto events_before = s->events.size();
+  kill_session(0);
+  auto st = status();
+  EXPECT_FALSE(st.connected);
+  EXPECT_FALSE(st.last_error.empty());
+  EXPECT_EQ(s->connects.size(), 1u); // not at once
+  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 2; },
+                            2 * settings.retry_max));
+  caf::timespan gap = s->connects[1] - lost;
+  EXPECT_GE(gap, settings.retry_min / 2) << ms(gap) << " ms";
+  EXPECT_LE(gap, settings.retry_min) << ms(gap) << " ms";
+  ASSERT_EQ(s->hellos.size(), 2u);
+  EXPECT_EQ(s->hellos[1].client_id, "client-1");
+  ASSERT_EQ(s->sessions.size(), 2u);
+  // connect, hello, then a pull on the new session from the current cookie.
+  std::vector<std::string> after(s->events.begin() + events_before,
+                                 s->events.end());
+  ASSERT_GE(after.size(), 3u);
+  EXPECT_EQ(after[0], "connector.connect");
+  EXPECT_EQ(after[1], "gateway.hello");
+  EXPECT_EQ(after[2], "session1.pull");
+  auto pull = std::find_if(s->pulls.begin(), s->pulls.end(),
+                           [](auto& p) { return p.session == 1; });
+  ASSERT_NE(pull, s->pulls.end());
+  EXPECT_TRUE(same_cookie(pull->msg.since, cookie{"e1", 9, 90}))
+    << show(pull->msg.since);
+  // The push that was in flight goes again, on the new session.
+  ASSERT_EQ(s->pushes.size(), 2u);
+  EXPECT_EQ(s->pushes[1].session, 1u);
+  EXPECT_EQ(mids(s->pushes[1].msg), (std::vector<uint64_t>{1, 2}));
+  st = status();
+  EXPECT_TRUE(st.connected);
+  EXPECT_EQ(st.connects, 2u);
+  EXPECT_EQ(st.acknowledged, 2u);
+  // The old push's timeout changes nothing.
+  advance(2 * settings.request_timeout);
+  EXPECT_EQ(s->pushes.size(), 2u);
+  EXPECT_EQ(s->connects.size(), 2u);
+}
+
+TEST_F(network_syncer_test, push_failures_on_a_healthy_connection_do_not_slow_down_the_next_reconnect) {
+  // Three refused pushes, then one acknowledged: the connection is healthy
+  // again, so losing it later is a first failure.
+  start(config());
+  s->push_script = {mode::fail, mode::fail, mode::fail};
+  flushed({1});
+  ASSERT_TRUE(advance_until([&] { return status().acknowledged == 1; }, 5s));
+  EXPECT_EQ(s->pushes.size(), 4u);
+  advance(1s); // all good for a while
+  auto lost = now();
+  kill_session(0);
+  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 2; },
+                            2 * settings.retry_max));
+  caf::timespan gap = s->connects[1] - lost;
+  // The first failure since the last success: [retry_min / 2, retry_min].
+  EXPECT_GE(gap, settings.retry_min / 2) << ms(gap) << " ms";
+  EXPECT_LE(gap, settings.retry_min) << ms(gap) << " ms";
+}
+
+// -- 8. sync -----------------------------------------------------------------
+
+TEST_F(network_syncer_test, sync_replies_only_after_a_pull_confirms_every_durable_mutation) {
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 1u);
+  // Durable before the request, not yet reported by the flush scheduler.
+  s->outbox = {outbox_change(1), outbox_change(2), outbox_change(3)};
+  s->highest_mid = 3;
+  s->push_script = {mode::hold};
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  ASSERT_EQ(s->pushes.size(), 1u); // no debounce for a sync
+  EXPECT_EQ(mids(s->pushes[0].msg), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_FALSE(s->synced) << "replied before the push was acknowledged";
+  // The server applies the push and acknowledges it.
+  s->server_lmid = 3;
+  s->server_cookie.version = 10;
+  ASSERT_EQ(s->held_pushes.size(), 1u);
+  answer(s->held_pushes[0], push_reply{3, {}, "e1"});
+  sched.run();
+  EXPECT_EQ(status().acknowledged, 3u);
+  EXPECT_FALSE(s->synced) << "replied before a pull confirmed the push";
+  auto pulls = s->pulls.size();
+  // The server pokes after its commit; the pull brings last_mutation_id 3.
+  poke_with(10);
+  ASSERT_EQ(s->pulls.size(), pulls + 1);
+  EXPECT_TRUE(s->synced);
+  EXPECT_EQ(s->pulls_when_synced, pulls + 1);
+  EXPECT_EQ(s->store_lmid_when_synced, 3u);
+  EXPECT_EQ(status().last_mutation_id, 3u);
+  EXPECT_TRUE(s->sync_failure.empty()) << s->sync_failure;
+}
+
+TEST_F(network_syncer_test, sync_with_everything_confirmed_still_waits_for_one_pull) {
+  start(config());
+  s->pull_script = {mode::hold};
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  EXPECT_TRUE(s->pushes.empty());
+  EXPECT_FALSE(s->synced);
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  EXPECT_TRUE(s->synced);
+}
+
+// -- 9. status ---------------------------------------------------------------
+
+TEST_F(network_syncer_test, status_reports_connection_cookie_ids_and_refusals) {
+  auto cfg = config();
+  cfg.last_mutation_id = 2;
+  s->server_down = true;
+  start(cfg);
+  auto st = status();
+  EXPECT_FALSE(st.connected);
+  EXPECT_TRUE(same_cookie(st.cursor, cookie{"e1", 7, 70})) << show(st.cursor);
+  EXPECT_EQ(st.last_mutation_id, 2u);
+  EXPECT_EQ(st.acknowledged, 2u);
+  EXPECT_EQ(st.connects, 0u);
+  EXPECT_TRUE(st.refused.empty());
+  EXPECT_NE(st.last_error.find("server down"), std::string::npos) << st.last_error;
+
+  s->server_down = false;
+  s->server_lmid = 2;
+  ASSERT_TRUE(advance_until([&] { return s->hellos.size() == 1; },
+                            settings.retry_max));
+  st = status();
+  EXPECT_TRUE(st.connected);
+  EXPECT_EQ(st.server_id, "server-A");
+  EXPECT_TRUE(same_cookie(st.cursor, cookie{"e1", 9, 90})) << show(st.cursor);
+  EXPECT_EQ(st.last_mutation_id, 2u);
+  EXPECT_EQ(st.acknowledged, 2u);
+  EXPECT_EQ(st.connects, 1u);
+
+  s->refuse[3] = sync_error{sync_errc::too_large, "too big"};
+  flushed({3, 4});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  st = status();
+  EXPECT_EQ(st.acknowledged, 4u);
+  EXPECT_EQ(st.last_mutation_id, 2u); // not pulled back yet
+  ASSERT_EQ(st.refused.size(), 1u);
+  EXPECT_EQ(st.refused[0].mutation_id, 3u);
+  EXPECT_EQ(st.refused[0].reason.code, sync_errc::too_large);
+  EXPECT_EQ(st.refused[0].reason.message, "too big");
+
+  poke_with(s->server_cookie.version);
+  st = status();
+  EXPECT_EQ(st.last_mutation_id, 4u);
+  EXPECT_TRUE(same_cookie(st.cursor, s->server_cookie)) << show(st.cursor);
+  EXPECT_EQ(st.cursor.version, 10u);
+
+  kill_session(0);
+  st = status();
+  EXPECT_FALSE(st.connected);
+  EXPECT_EQ(st.connects, 1u);
+  EXPECT_EQ(st.refused.size(), 1u); // kept across the disconnect
+}
+
+// -- going offline on request (load tests) ----------------------------------
+
+TEST_F(network_syncer_test, going_offline_drops_the_connection_and_stops_reconnecting_until_back_online) {
+  start(config());
+  ASSERT_EQ(s->hellos.size(), 1u);
+  ASSERT_EQ(s->pulls.size(), 1u);
+  auto old_listener = s->listeners.back();
+  self->send(syncer, online_atom::value, false);
+  sched.run();
+  EXPECT_FALSE(status().connected);
+  // The connection's poke listener is gone, so its session learns that the
+  // client left, and pokes no longer cause pulls.
+  poke_with(s->server_cookie.version + 1);
+  EXPECT_EQ(s->pulls.size(), 1u);
+  // Writes keep becoming durable offline; nothing is pushed, no reconnects.
+  flushed({1, 2});
+  advance(30s);
+  EXPECT_EQ(s->connects.size(), 1u);
+  EXPECT_TRUE(s->pushes.empty());
+  EXPECT_EQ(s->pulls.size(), 1u);
+  // Back online: one new connection with a new listener, then pull and push.
+  self->send(syncer, online_atom::value, true);
+  sched.run();
+  ASSERT_EQ(s->hellos.size(), 2u);
+  EXPECT_NE(s->listeners.back().address(), old_listener.address());
+  EXPECT_EQ(s->pulls.size(), 2u);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  std::vector<uint64_t> pushed;
+  for (auto& c : s->pushes[0].msg.changes)
+    pushed.push_back(c.mutation_id);
+  EXPECT_EQ(pushed, (std::vector<uint64_t>{1, 2}));
+  auto st = status();
+  EXPECT_TRUE(st.connected);
+  EXPECT_EQ(st.connects, 2u);
+  EXPECT_EQ(st.layers.pushes, 1u);
+  EXPECT_EQ(st.layers.pulls, 2u);
+  EXPECT_EQ(st.layers.disconnects, 0u); // going offline is not a lost connection
+  EXPECT_EQ(st.layers.push_round_trip.count, 1u);
+}
+
+TEST_F(network_syncer_test, layer_stats_count_errors_by_kind_and_pulls_caused_by_pokes) {
+  start(config());
+  s->pull_script = {mode::hold};
+  poke_with(s->server_cookie.version + 1); // the pull it causes is never answered
+  advance(settings.request_timeout + 1ms);
+  auto st = status();
+  EXPECT_EQ(st.layers.errors["timeout"], 1u) << st.last_error;
+  EXPECT_EQ(st.layers.pulls, 1u); // the one at start
+  EXPECT_EQ(st.layers.poke_to_pull.count, 0u);
+  poke_with(s->server_cookie.version + 2);
+  st = status();
+  EXPECT_EQ(st.layers.pulls, 2u);
+  EXPECT_EQ(st.layers.poke_to_pull.count, 1u);
+  EXPECT_EQ(st.layers.apply.count, 2u);
+}

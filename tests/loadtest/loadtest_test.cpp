@@ -1,0 +1,273 @@
+// The load test's parts alone: the histogram and its percentiles, the
+// stamp written into every value, the config (strict, with file:line:key
+// errors), the report's JSON, and the check that finds lost, duplicated
+// and wrong changes in a server's database.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "actors/common/sqlite.hpp"
+#include "messages/layer_stats.hpp"
+#include "messages/registry.hpp"
+#include "node/loadtest/loadtest_check.hpp"
+#include "node/loadtest/loadtest_config.hpp"
+#include "node/loadtest/loadtest_report.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace memsync;
+using memsync::testing::temp_dir;
+
+namespace {
+
+TEST(log_histogram, buckets_are_contiguous_and_at_most_an_eighth_wide) {
+  for (size_t i = 0; i < 300; ++i) {
+    auto lo = log_histogram::lower_bound(i);
+    auto hi = log_histogram::lower_bound(i + 1);
+    ASSERT_LT(lo, hi) << i;
+    EXPECT_EQ(log_histogram::bucket_of(lo), i);
+    EXPECT_EQ(log_histogram::bucket_of(hi - 1), i);
+    if (lo >= 8) {
+      EXPECT_LE((hi - lo) * 8, lo) << i;
+    }
+  }
+}
+
+TEST(log_histogram, percentiles_of_a_uniform_sample_are_within_the_bucket_error) {
+  log_histogram h;
+  for (uint64_t v = 1; v <= 100000; ++v)
+    h.record(v);
+  EXPECT_EQ(h.count, 100000u);
+  EXPECT_EQ(h.max, 100000u);
+  EXPECT_DOUBLE_EQ(h.mean(), 50000.5);
+  for (double q : {0.5, 0.9, 0.99, 0.999}) {
+    auto got = static_cast<double>(h.percentile(q));
+    EXPECT_NEAR(got, q * 100000, q * 100000 * 0.07) << q;
+  }
+  EXPECT_EQ(h.percentile(1.0), 100000u);
+}
+
+TEST(log_histogram, a_rare_slow_value_shows_in_the_tail_only) {
+  log_histogram h;
+  for (int i = 0; i < 999; ++i)
+    h.record(1000);
+  h.record(5'000'000);
+  EXPECT_NEAR(static_cast<double>(h.percentile(0.99)), 1000, 70);
+  EXPECT_GT(h.percentile(0.9995), 4'000'000u);
+  EXPECT_EQ(h.max, 5'000'000u);
+  log_histogram empty;
+  EXPECT_EQ(empty.percentile(0.99), 0u);
+}
+
+TEST(log_histogram, merging_equals_recording_everything_in_one) {
+  log_histogram a, b, all;
+  std::minstd_rand rng{7};
+  for (int i = 0; i < 5000; ++i) {
+    auto v = rng() % 1'000'000;
+    (i % 3 ? a : b).record(v);
+    all.record(v);
+  }
+  a.merge(b);
+  EXPECT_EQ(a.buckets, all.buckets);
+  EXPECT_EQ(a.count, all.count);
+  EXPECT_EQ(a.sum, all.sum);
+  EXPECT_EQ(a.max, all.max);
+}
+
+TEST(loadtest_stamp, round_trips_through_the_written_data) {
+  loadtest::stamp s{17, 42, 123456789, false};
+  loadtest::stamp got;
+  ASSERT_TRUE(loadtest::read_stamp(loadtest::make_data(s, 10), got));
+  EXPECT_EQ(got.writer, 17u);
+  EXPECT_EQ(got.n, 42u);
+  EXPECT_EQ(got.t_us, 123456789u);
+  EXPECT_FALSE(got.offline);
+  s.offline = true;
+  ASSERT_TRUE(loadtest::read_stamp(loadtest::make_data(s, 0), got));
+  EXPECT_TRUE(got.offline);
+  EXPECT_FALSE(loadtest::read_stamp(R"({"a":1})", got));
+  // Written canonical: keys sorted, compact.
+  auto data = nlohmann::json::parse(loadtest::make_data(s, 3));
+  EXPECT_EQ(data.dump(), loadtest::make_data(s, 3));
+}
+
+// -- config ---------------------------------------------------------------------
+
+std::string write_file(const temp_dir& dir, const std::string& text) {
+  auto path = dir.file("lt.ini");
+  std::ofstream{path} << text;
+  return path;
+}
+
+std::string config_error_of(const std::string& path,
+                            std::vector<std::string> overrides = {}) {
+  try {
+    make_loadtest_config(load_config(loadtest_schema(), path, overrides));
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(loadtest_config, the_example_configs_load) {
+  for (auto name : {"loadtest.ini", "loadtest-fixed.ini"}) {
+    auto path = std::string{MEMSYNC_SOURCE_DIR} + "/config/" + name;
+    EXPECT_EQ(config_error_of(path), "no error") << name;
+  }
+  auto cfg = make_loadtest_config(load_config(
+    loadtest_schema(), std::string{MEMSYNC_SOURCE_DIR} + "/config/loadtest-fixed.ini"));
+  EXPECT_TRUE(cfg.fixed);
+  EXPECT_EQ(cfg.clients, 10u);
+  EXPECT_EQ(cfg.entities_per_client, 1000u);
+}
+
+TEST(loadtest_config, a_bad_key_names_file_line_and_key) {
+  temp_dir dir;
+  auto path = write_file(dir, "[loadtest]\nclients = 5\n[workload]\nwrites-per-sec = 3\n");
+  auto err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":4: workload.writes-per-sec"), std::string::npos) << err;
+  path = write_file(dir, "[loadtest]\nclients = 0\n");
+  err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":2: loadtest.clients"), std::string::npos) << err;
+}
+
+TEST(loadtest_config, shares_must_add_up_and_overrides_work_like_for_nodes) {
+  temp_dir dir;
+  auto path = write_file(dir, "[workload]\nput-percent = 50\npatch-percent = 20\ndel-percent = 20\n");
+  auto err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":4: workload.del-percent: put-percent + patch-percent"),
+            std::string::npos) << err;
+  EXPECT_EQ(config_error_of(path, {"--workload.del-percent=30"}), "no error");
+  err = config_error_of(path, {"--workload.del-percent=30", "--server.mode=address"});
+  EXPECT_NE(err.find("server.addresses"), std::string::npos) << err;
+  err = config_error_of(path, {"--workload.del-percent=30", "--server.mode=address",
+                               "--server.addresses=127.0.0.1:7878,localhost:99999"});
+  EXPECT_NE(err.find("bad port in 'localhost:99999'"), std::string::npos) << err;
+  err = config_error_of(path, {"--workload.del-percent=30", "--workload.mode=fixed",
+                               "--workload.offline-clients=3"});
+  EXPECT_NE(err.find("command line: workload.offline-clients: not used by the fixed"),
+            std::string::npos) << err;
+  auto list = parse_server_list("127.0.0.1:7878,h:1");
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1].host, "h");
+  EXPECT_EQ(list[1].port, 1);
+}
+
+// -- report -----------------------------------------------------------------------
+
+TEST(loadtest_report, json_has_every_figure_and_svg_is_drawn) {
+  loadtest_report r;
+  r.mode = "steady";
+  r.clients = 3;
+  for (uint64_t v : {1000, 2000, 3000})
+    r.propagation.record(v);
+  r.timeline.push_back({1.0, 10, 20, 3000, 3});
+  auto j = to_json(r);
+  for (auto key : {"changes_pushed_per_s", "changes_applied_per_s", "pulls_per_s"})
+    EXPECT_TRUE(j["throughput"].contains(key)) << key;
+  for (auto key : {"p50", "p90", "p99", "p99_9", "max"})
+    EXPECT_TRUE(j["propagation_latency_ms"].contains(key)) << key;
+  EXPECT_DOUBLE_EQ(j["propagation_latency_ms"]["max"].get<double>(), 3.0);
+  for (auto key : {"flush_wait", "push_round_trip", "poke_to_pull", "apply"})
+    EXPECT_TRUE(j["layers_ms"].contains(key)) << key;
+  EXPECT_TRUE(j["convergence"].contains("clients_differing"));
+  EXPECT_TRUE(j["resources"].contains("bytes_per_client_connected"));
+  EXPECT_TRUE(j.contains("errors"));
+  EXPECT_EQ(j["propagation_histogram"].size(), 3u);
+  auto svg = render_svg(r);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+}
+
+// -- the check of a server's database ---------------------------------------------
+
+struct check_test : ::testing::Test {
+  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
+    register_message_types(cfg);
+    cfg.set("logger.console", caf::atom("none"));
+    return cfg;
+  }
+  caf::actor_system_config cfg;
+  caf::actor_system sys{init(cfg)};
+  temp_dir dir;
+  loadtest::sim_client client;
+
+  check_test() {
+    client_config cc;
+    cc.client_name = "lt-1";
+    cc.db.path = ":memory:";
+    cc.db.client_name = "lt-1";
+    client.node = std::make_unique<client_node>(sys, cc);
+    client.index = 0;
+    // Three writes; mutations 1, 2, 3 end with them.
+    client.log = {{10, 1, change_kind::put}, {11, 2, change_kind::put},
+                  {12, 3, change_kind::patch}};
+    client.seq_of_mutation = {10, 11, 12};
+  }
+  ~check_test() override { client.node->shutdown(std::chrono::seconds(5)); }
+
+  std::string server_db(const std::vector<std::pair<uint64_t, std::string>>& log,
+                        const std::string& final_data) {
+    auto path = dir.file("server.db");
+    sqlite_db db{path, true};
+    db.exec("CREATE TABLE log(version INTEGER PRIMARY KEY, client_id TEXT, "
+            "mutation_id INTEGER, entity_id TEXT, deleted INTEGER);"
+            "CREATE TABLE entities(id TEXT PRIMARY KEY, data TEXT, deleted INTEGER);");
+    auto ins = db.prepare("INSERT INTO log(client_id, mutation_id, entity_id, deleted) "
+                          "VALUES (?, ?, ?, 0)");
+    for (auto& [mid, id] : log) {
+      ins.bind(1, client.node->client_id()).bind(2, static_cast<int64_t>(mid)).bind(3, id);
+      ins.exec();
+    }
+    auto ent = db.prepare("INSERT INTO entities VALUES ('e', ?, 0)");
+    ent.bind(1, final_data);
+    ent.exec();
+    return path;
+  }
+
+  std::string data_of(uint64_t n) {
+    return loadtest::make_data({0, n, 5, false}, 0);
+  }
+};
+
+TEST_F(check_test, a_clean_log_passes) {
+  auto path = server_db({{1, "e"}, {2, "e"}, {3, "e"}}, data_of(3));
+  loadtest_report r;
+  loadtest::check_server_log(path, {&client}, {}, r);
+  EXPECT_EQ(r.changes_made, 3u);
+  EXPECT_EQ(r.changes_on_server, 3u);
+  EXPECT_EQ(r.changes_lost, 0u);
+  EXPECT_EQ(r.changes_duplicated, 0u);
+  EXPECT_EQ(r.final_values_wrong, 0u);
+}
+
+TEST_F(check_test, finds_lost_duplicated_and_wrong_final_changes) {
+  // Mutation 2 (a put) missing, 1 applied twice, and the entity holds
+  // write 2 although the log's last change for it is mutation 3 (write 3).
+  auto path = server_db({{1, "e"}, {1, "e"}, {3, "e"}}, data_of(2));
+  loadtest_report r;
+  loadtest::check_server_log(path, {&client}, {}, r);
+  EXPECT_EQ(r.changes_lost, 1u);
+  EXPECT_EQ(r.changes_unaccounted, 0u);
+  EXPECT_EQ(r.changes_duplicated, 1u);
+  EXPECT_EQ(r.final_values_wrong, 1u);
+  // A refused mutation is not lost.
+  loadtest_report r2;
+  loadtest::check_server_log(path, {&client}, {{0, {2}}}, r2);
+  EXPECT_EQ(r2.changes_lost, 0u);
+}
+
+TEST_F(check_test, a_missing_patch_without_a_reported_refusal_is_unaccounted_not_lost) {
+  auto path = server_db({{1, "e"}, {2, "e"}}, data_of(2));
+  loadtest_report r;
+  loadtest::check_server_log(path, {&client}, {}, r);
+  EXPECT_EQ(r.changes_lost, 0u);
+  EXPECT_EQ(r.changes_unaccounted, 1u);
+  EXPECT_EQ(r.final_values_wrong, 0u);
+}
+
+} // namespace
