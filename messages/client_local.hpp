@@ -37,8 +37,7 @@ struct flush_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, flush_report& x) {
-  return f(caf::meta::type_name("memsync::flush_report"), x.changes,
-           x.durable_seq);
+  return f(caf::meta::type_name("memsync::flush_report"), x.changes, x.durable_seq);
 }
 
 /// Where this client stands, for `status`.
@@ -49,16 +48,16 @@ struct sync_status {
   uint64_t last_mutation_id = 0; ///< confirmed by the last pull
   uint64_t acknowledged = 0;     ///< by the last push reply
   uint64_t connects = 0;
-  std::vector<refusal> refused;  ///< most recent refusals, oldest first
+  std::vector<refusal> refused; ///< most recent refusals, oldest first
   std::string last_error;
-  layer_stats layers;            ///< counters and time spent per layer
+  layer_stats layers; ///< counters and time spent per layer
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_status& x) {
-  return f(caf::meta::type_name("memsync::sync_status"), x.connected,
-           x.server_id, x.cursor, x.last_mutation_id, x.acknowledged,
-           x.connects, x.refused, x.last_error, x.layers);
+  return f(caf::meta::type_name("memsync::sync_status"), x.connected, x.server_id,
+           x.cursor, x.last_mutation_id, x.acknowledged, x.connects, x.refused,
+           x.last_error, x.layers);
 }
 
 } // namespace memsync

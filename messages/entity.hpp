@@ -23,8 +23,8 @@ struct trace_context {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trace_context& x) {
-  return f(caf::meta::type_name("memsync::trace_context"), x.trace_id,
-           x.span_id, x.sent_ns);
+  return f(caf::meta::type_name("memsync::trace_context"), x.trace_id, x.span_id,
+           x.sent_ns);
 }
 
 /// One entity: `data` is a JSON object in canonical form (compact, keys
@@ -39,8 +39,8 @@ struct entity {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, entity& x) {
-  return f(caf::meta::type_name("memsync::entity"), x.id, x.type, x.data,
-           x.version, x.deleted);
+  return f(caf::meta::type_name("memsync::entity"), x.id, x.type, x.data, x.version,
+           x.deleted);
 }
 
 enum class change_kind : uint8_t {
@@ -67,21 +67,20 @@ struct change {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, change& x) {
-  return f(caf::meta::type_name("memsync::change"), x.seq, x.mutation_id,
-           x.kind, x.id, x.type, x.data, x.trace);
+  return f(caf::meta::type_name("memsync::change"), x.seq, x.mutation_id, x.kind, x.id,
+           x.type, x.data, x.trace);
 }
 
 inline bool operator==(const trace_context& a, const trace_context& b) {
   return a.trace_id == b.trace_id && a.span_id == b.span_id;
 }
 inline bool operator==(const entity& a, const entity& b) {
-  return a.id == b.id && a.type == b.type && a.data == b.data
-         && a.version == b.version && a.deleted == b.deleted;
+  return a.id == b.id && a.type == b.type && a.data == b.data && a.version == b.version
+         && a.deleted == b.deleted;
 }
 inline bool operator==(const change& a, const change& b) {
   return a.seq == b.seq && a.mutation_id == b.mutation_id && a.kind == b.kind
-         && a.id == b.id && a.type == b.type && a.data == b.data
-         && a.trace == b.trace;
+         && a.id == b.id && a.type == b.type && a.data == b.data && a.trace == b.trace;
 }
 
 } // namespace memsync

@@ -91,8 +91,8 @@ struct log_histogram {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, log_histogram& x) {
-  return f(caf::meta::type_name("memsync::log_histogram"), x.buckets, x.count,
-           x.sum, x.max);
+  return f(caf::meta::type_name("memsync::log_histogram"), x.buckets, x.count, x.sum,
+           x.max);
 }
 
 /// What a network_syncer measured since it started. Durations in

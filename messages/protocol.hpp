@@ -31,8 +31,7 @@ struct cookie {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cookie& x) {
-  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version,
-           x.commit);
+  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version, x.commit);
 }
 
 /// First message of a connection.
@@ -45,8 +44,8 @@ struct hello_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello_request& x) {
-  return f(caf::meta::type_name("memsync::hello_request"), x.protocol,
-           x.client_id, x.token, x.client_time_us);
+  return f(caf::meta::type_name("memsync::hello_request"), x.protocol, x.client_id,
+           x.token, x.client_time_us);
 }
 
 struct hello_reply {
@@ -58,8 +57,8 @@ struct hello_reply {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello_reply& x) {
-  return f(caf::meta::type_name("memsync::hello_reply"), x.protocol,
-           x.server_id, x.epoch, x.server_time_us);
+  return f(caf::meta::type_name("memsync::hello_reply"), x.protocol, x.server_id, x.epoch,
+           x.server_time_us);
 }
 
 /// Changes in mutation-id order, all from one client. `epoch` is the epoch
@@ -74,8 +73,8 @@ struct push_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, push_request& x) {
-  return f(caf::meta::type_name("memsync::push_request"), x.client_id,
-           x.epoch, x.changes);
+  return f(caf::meta::type_name("memsync::push_request"), x.client_id, x.epoch,
+           x.changes);
 }
 
 /// A change the server refused; its mutation id is used up all the same.
@@ -97,8 +96,8 @@ struct push_reply {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, push_reply& x) {
-  return f(caf::meta::type_name("memsync::push_reply"), x.last_mutation_id,
-           x.refused, x.epoch);
+  return f(caf::meta::type_name("memsync::push_reply"), x.last_mutation_id, x.refused,
+           x.epoch);
 }
 
 struct pull_request {
@@ -108,8 +107,7 @@ struct pull_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
-  return f(caf::meta::type_name("memsync::pull_request"), x.client_id,
-           x.since);
+  return f(caf::meta::type_name("memsync::pull_request"), x.client_id, x.since);
 }
 
 /// Every entity whose version is above the request's cookie (latest state,
@@ -129,8 +127,8 @@ struct pull_reply {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_reply& x) {
-  return f(caf::meta::type_name("memsync::pull_reply"), x.next,
-           x.last_mutation_id, x.reset, x.entities, x.traces, x.server_time_us);
+  return f(caf::meta::type_name("memsync::pull_reply"), x.next, x.last_mutation_id,
+           x.reset, x.entities, x.traces, x.server_time_us);
 }
 
 /// Sent by the server after a commit: something newer than `version` exists.

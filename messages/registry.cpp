@@ -4,9 +4,9 @@
 
 #include <caf/message.hpp>
 
+#include "messages/client_local.hpp"
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
-#include "messages/client_local.hpp"
 #include "messages/protocol.hpp"
 #include "messages/remote.hpp"
 #include "messages/server_local.hpp"
@@ -39,16 +39,16 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<gateway_actor>("memsync::gateway_actor")
     .add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
   // CAF 0.17.6's add_error_category<T> does not compile; give the renderer.
-  cfg.add_error_category(
-    error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
-      std::string out = "memsync: ";
-      out += to_string(static_cast<sync_errc>(code));
-      if (ctx.match_elements<std::string>()) {
-        out += ": ";
-        out += ctx.get_as<std::string>(0);
-      }
-      return out;
-    });
+  cfg.add_error_category(error_category,
+                         [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+                           std::string out = "memsync: ";
+                           out += to_string(static_cast<sync_errc>(code));
+                           if (ctx.match_elements<std::string>()) {
+                             out += ": ";
+                             out += ctx.get_as<std::string>(0);
+                           }
+                           return out;
+                         });
 }
 
 } // namespace memsync

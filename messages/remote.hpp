@@ -24,7 +24,7 @@ using session_actor = caf::typed_actor<
 
 using gateway_actor = caf::typed_actor<
   /// The client introduces itself and names the actor that receives pokes.
-  caf::replies_to<hello_atom, hello_request, poke_listener_actor>::with<
-    hello_reply, session_actor>>;
+  caf::replies_to<hello_atom, hello_request, poke_listener_actor>::with<hello_reply,
+                                                                        session_actor>>;
 
 } // namespace memsync

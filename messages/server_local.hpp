@@ -35,8 +35,8 @@ struct log_stats {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, log_stats& x) {
-  return f(caf::meta::type_name("memsync::log_stats"), x.commits, x.pushes,
-           x.changes, x.version);
+  return f(caf::meta::type_name("memsync::log_stats"), x.commits, x.pushes, x.changes,
+           x.version);
 }
 
 } // namespace memsync

@@ -55,19 +55,25 @@ std::size_t invalid_utf8_at(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t len = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2
-                    : lead >= 0xe0 && lead <= 0xef ? 3
-                    : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    std::size_t len = lead < 0x80                    ? 1
+                      : lead >= 0xc2 && lead <= 0xdf ? 2
+                      : lead >= 0xe0 && lead <= 0xef ? 3
+                      : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                     : 0;
     if (len == 0 || i + len > text.size())
       return i;
     auto second = static_cast<unsigned char>(len > 1 ? text[i + 1] : 0x80);
     // The ranges of the second byte that rule out overlongs, surrogates and
     // code points past U+10FFFF (Unicode table 3-7).
     unsigned char lo = 0x80, hi = 0xbf;
-    if (lead == 0xe0) lo = 0xa0;
-    if (lead == 0xed) hi = 0x9f;
-    if (lead == 0xf0) lo = 0x90;
-    if (lead == 0xf4) hi = 0x8f;
+    if (lead == 0xe0)
+      lo = 0xa0;
+    if (lead == 0xed)
+      hi = 0x9f;
+    if (lead == 0xf0)
+      lo = 0x90;
+    if (lead == 0xf4)
+      hi = 0x8f;
     if (second < lo || second > hi)
       return i;
     for (std::size_t k = 2; k < len; ++k)
@@ -84,16 +90,14 @@ sync_error validate_id(std::string_view id) {
   if (id.empty())
     return fail(sync_errc::invalid_id, "entity id must not be empty");
   if (id.size() > max_id_bytes)
-    return fail(sync_errc::invalid_id,
-                "entity id is " + std::to_string(id.size())
-                  + " bytes, at most " + std::to_string(max_id_bytes)
-                  + " allowed");
+    return fail(sync_errc::invalid_id, "entity id is " + std::to_string(id.size())
+                                         + " bytes, at most "
+                                         + std::to_string(max_id_bytes) + " allowed");
   for (std::size_t i = 0; i < id.size(); ++i) {
     auto ch = static_cast<unsigned char>(id[i]);
     if (ch < 0x20 || ch == 0x7f)
       return fail(sync_errc::invalid_id,
-                  "entity id contains a control character at byte "
-                    + std::to_string(i));
+                  "entity id contains a control character at byte " + std::to_string(i));
   }
   if (auto at = invalid_utf8_at(id); at != std::string_view::npos)
     return fail(sync_errc::invalid_id,
@@ -103,9 +107,9 @@ sync_error validate_id(std::string_view id) {
 
 sync_error validate_type(std::string_view type) {
   if (type.empty() || type.size() > max_type_bytes)
-    return fail(sync_errc::invalid_type,
-                "entity type must be 1 to " + std::to_string(max_type_bytes)
-                  + " characters");
+    return fail(sync_errc::invalid_type, "entity type must be 1 to "
+                                           + std::to_string(max_type_bytes)
+                                           + " characters");
   for (char ch : type) {
     bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'
               || ch == '-';
@@ -118,8 +122,8 @@ sync_error validate_type(std::string_view type) {
 }
 
 bool client_id_belongs_to(std::string_view client_id, std::string_view name) {
-  if (client_id.size() != name.size() + 17
-      || client_id.substr(0, name.size()) != name || client_id[name.size()] != '-')
+  if (client_id.size() != name.size() + 17 || client_id.substr(0, name.size()) != name
+      || client_id[name.size()] != '-')
     return false;
   return client_id.find_first_not_of("0123456789abcdef", name.size() + 1)
          == std::string_view::npos;
@@ -127,13 +131,12 @@ bool client_id_belongs_to(std::string_view client_id, std::string_view name) {
 
 sync_error check_limits(std::string_view text, const data_limits& limits) {
   if (text.size() > limits.max_bytes)
-    return fail(sync_errc::too_large,
-                "data is " + std::to_string(text.size()) + " bytes, at most "
-                  + std::to_string(limits.max_bytes) + " allowed");
+    return fail(sync_errc::too_large, "data is " + std::to_string(text.size())
+                                        + " bytes, at most "
+                                        + std::to_string(limits.max_bytes) + " allowed");
   if (!depth_within(text, limits.max_depth))
-    return fail(sync_errc::too_deep, "data nests deeper than "
-                                       + std::to_string(limits.max_depth)
-                                       + " levels");
+    return fail(sync_errc::too_deep,
+                "data nests deeper than " + std::to_string(limits.max_depth) + " levels");
   return {};
 }
 
@@ -145,8 +148,8 @@ sync_error parse_object(std::string_view text, const data_limits& limits,
   if (out.is_discarded())
     return fail(sync_errc::invalid_json, "data is not valid JSON");
   if (!out.is_object())
-    return fail(sync_errc::invalid_json, "data must be a JSON object, got "
-                                           + std::string{out.type_name()});
+    return fail(sync_errc::invalid_json,
+                "data must be a JSON object, got " + std::string{out.type_name()});
   return {};
 }
 
@@ -156,8 +159,7 @@ sync_error check_envelope(const change& c) {
   if (c.kind != change_kind::put && c.kind != change_kind::patch
       && c.kind != change_kind::del)
     return fail(sync_errc::invalid_request,
-                "unknown change kind "
-                  + std::to_string(static_cast<int>(c.kind)));
+                "unknown change kind " + std::to_string(static_cast<int>(c.kind)));
   if (auto err = validate_id(c.id); !err.ok())
     return err;
   if (auto err = validate_type(c.type); !err.ok())

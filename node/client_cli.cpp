@@ -11,17 +11,17 @@ namespace memsync {
 
 namespace {
 
-const char* help_text =
-  "commands:\n"
-  "  put ID TYPE JSON   create or replace an entity\n"
-  "  patch ID JSON      apply a JSON merge patch\n"
-  "  del ID             delete an entity\n"
-  "  get ID             print an entity as JSON\n"
-  "  ls [TYPE]          print every entity (of TYPE), one per line\n"
-  "  status             print the client's state as JSON\n"
-  "  watch [TYPE]       print change events as they happen\n"
-  "  sync               wait until every change is flushed\n"
-  "  quit               flush and exit";
+const char* help_text = "commands:\n"
+                        "  put ID TYPE JSON   create or replace an entity\n"
+                        "  patch ID JSON      apply a JSON merge patch\n"
+                        "  del ID             delete an entity\n"
+                        "  get ID             print an entity as JSON\n"
+                        "  ls [TYPE]          print every entity (of TYPE), one per "
+                        "line\n"
+                        "  status             print the client's state as JSON\n"
+                        "  watch [TYPE]       print change events as they happen\n"
+                        "  sync               wait until every change is flushed\n"
+                        "  quit               flush and exit";
 
 /// Data that is not JSON (only a misbehaving server could send it) is shown
 /// as a string rather than ending the client.
@@ -70,7 +70,7 @@ std::string next_word(std::string_view& rest) {
 class cli {
 public:
   cli(client_node& node, const client_config& cfg, std::ostream& out)
-    : node_(node), cfg_(cfg), out_(out) {}
+      : node_(node), cfg_(cfg), out_(out) {}
 
   /// Returns false when the loop should end.
   bool execute(std::string_view line) {
@@ -111,8 +111,7 @@ public:
       if (!line.empty())
         return usage("ls [TYPE]");
       auto all = type.empty() ? node_.app().all() : node_.app().by_type(type);
-      std::sort(all.begin(), all.end(),
-                [](auto& a, auto& b) { return a->id < b->id; });
+      std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a->id < b->id; });
       std::lock_guard<std::mutex> guard{mtx_};
       for (auto& e : all)
         out_ << to_json_line(*e) << '\n';
@@ -137,11 +136,11 @@ public:
         print("ok");
       else
         print(std::string{"error: timeout: not everything was "}
-              + (node_.has_server() ? "pushed, acknowledged and pulled"
-                                    : "flushed")
+              + (node_.has_server() ? "pushed, acknowledged and pulled" : "flushed")
               + " within "
-              + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 cfg_.sync_timeout).count())
+              + std::to_string(
+                std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.sync_timeout)
+                  .count())
               + " ms");
       return true;
     }
@@ -196,9 +195,8 @@ private:
                     {"recorded", trace->recorded()},
                     {"dropped", trace->dropped()}};
     if (!refused.empty())
-      j["last_refusal"] = "mutation " + std::to_string(refused.back().mutation_id)
-                          + " (" + refused.back().id
-                          + "): " + refused.back().reason.describe();
+      j["last_refusal"] = "mutation " + std::to_string(refused.back().mutation_id) + " ("
+                          + refused.back().id + "): " + refused.back().reason.describe();
     return j.dump();
   }
 
@@ -211,8 +209,8 @@ private:
 
 } // namespace
 
-int run_client_cli(client_node& node, const client_config& cfg,
-                   std::istream& in, std::ostream& out, bool interactive) {
+int run_client_cli(client_node& node, const client_config& cfg, std::istream& in,
+                   std::ostream& out, bool interactive) {
   cli session{node, cfg, out};
   std::string line;
   for (;;) {

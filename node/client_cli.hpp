@@ -9,7 +9,7 @@
 namespace memsync {
 
 /// Runs commands until `quit` or end of input. Returns the exit code.
-int run_client_cli(client_node& node, const client_config& cfg,
-                   std::istream& in, std::ostream& out, bool interactive);
+int run_client_cli(client_node& node, const client_config& cfg, std::istream& in,
+                   std::ostream& out, bool interactive);
 
 } // namespace memsync

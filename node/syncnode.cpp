@@ -15,22 +15,22 @@
 #include <caf/actor_system_config.hpp>
 
 #include "messages/registry.hpp"
-#include "node/client_cli.hpp"
-#include "node/client/client_node.hpp"
-#include "node/loadtest/loadtest.hpp"
 #include "node/client/client_config.hpp"
+#include "node/client/client_node.hpp"
+#include "node/client_cli.hpp"
 #include "node/config/node_options.hpp"
+#include "node/loadtest/loadtest.hpp"
 #include "node/server/server_node.hpp"
 
 namespace {
 
 using namespace memsync;
 
-const char* usage =
-  "usage: syncnode client --config FILE [--section.key=value ...] [--timeout=DUR]\n"
-  "       syncnode server --config FILE [--section.key=value ...]\n"
-  "       syncnode loadtest --config FILE [--section.key=value ...]\n"
-  "       syncnode client|server|loadtest --help-options   (list every option)\n";
+const char* usage
+  = "usage: syncnode client --config FILE [--section.key=value ...] [--timeout=DUR]\n"
+    "       syncnode server --config FILE [--section.key=value ...]\n"
+    "       syncnode loadtest --config FILE [--section.key=value ...]\n"
+    "       syncnode client|server|loadtest --help-options   (list every option)\n";
 
 struct command_line {
   std::string config_path;
@@ -58,8 +58,8 @@ command_line parse_args(int argc, char** argv) {
 
 /// Loads and validates the config; prints the problem and returns nullopt
 /// (exit code in `rc`) when the program should stop.
-std::optional<config_values> load(const config_schema& schema,
-                                  const command_line& args, int& rc) {
+std::optional<config_values> load(const config_schema& schema, const command_line& args,
+                                  int& rc) {
   if (args.help_options) {
     std::cout << schema.describe();
     rc = 0;
@@ -103,9 +103,8 @@ bool prepare(const config_schema& schema, const command_line& args, Make make,
 /// Drops are reported where the user sees them, not only in the file.
 void report_trace(const trace_sink* trace) {
   if (trace)
-    std::cerr << "trace: " << trace->recorded() << " events written to "
-              << trace->file() << ", " << trace->dropped()
-              << " dropped (buffer full)\n";
+    std::cerr << "trace: " << trace->recorded() << " events written to " << trace->file()
+              << ", " << trace->dropped() << " dropped (buffer full)\n";
 }
 
 int run_client(const command_line& args) {
@@ -119,11 +118,11 @@ int run_client(const command_line& args) {
     client_node node{sys, cfg};
     bool interactive = isatty(STDIN_FILENO) != 0;
     if (interactive)
-      std::cout << "client " << node.client_id() << " ready ("
-                << node.app().size() << " entities loaded in "
-                << std::chrono::duration_cast<std::chrono::milliseconds>(
-                     node.load_time()).count()
-                << " ms); type 'help'\n";
+      std::cout
+        << "client " << node.client_id() << " ready (" << node.app().size()
+        << " entities loaded in "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(node.load_time()).count()
+        << " ms); type 'help'\n";
     rc = run_client_cli(node, cfg, std::cin, std::cout, interactive);
     node.shutdown(cfg.sync_timeout);
     report_trace(node.trace());
@@ -148,8 +147,8 @@ int run_server(const command_line& args) {
     std::signal(SIGINT, [](int) { stop_requested = 1; });
     std::signal(SIGTERM, [](int) { stop_requested = 1; });
     // One line a script can wait for (the port matters when 0 was asked).
-    std::cout << "server " << cfg.server_id << " listening on " << cfg.host
-              << ":" << node.port() << std::endl;
+    std::cout << "server " << cfg.server_id << " listening on " << cfg.host << ":"
+              << node.port() << std::endl;
     while (!stop_requested)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     node.stop();

@@ -28,7 +28,7 @@ struct flush_scheduler_state {
   std::shared_ptr<trace_sink> trace;
   std::vector<flush_listener_actor> listeners;
 
-  buffer_list buffer; ///< sorted by c.seq
+  buffer_list buffer;                                            ///< sorted by c.seq
   std::unordered_map<std::string, buffer_list::iterator> latest; ///< by id
   std::vector<buffered> in_flight;
 
@@ -39,8 +39,7 @@ struct flush_scheduler_state {
   bool due = false;        ///< the debounce elapsed: flush when possible
   bool retry_wait = false; ///< the last batch failed; wait for the timer
   int failures = 0;
-  std::vector<std::pair<uint64_t, caf::typed_response_promise<uint64_t>>>
-    waiters;
+  std::vector<std::pair<uint64_t, caf::typed_response_promise<uint64_t>>> waiters;
 
   const char* name = "flush_scheduler";
 
@@ -65,8 +64,7 @@ struct flush_scheduler_state {
     batch.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       auto it = buffer.begin();
-      if (auto hit = latest.find(it->c.id);
-          hit != latest.end() && hit->second == it)
+      if (auto hit = latest.find(it->c.id); hit != latest.end() && hit->second == it)
         latest.erase(hit);
       batch.push_back(it->c);
       in_flight.push_back(std::move(*it));
@@ -216,12 +214,10 @@ flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg,
 
 } // namespace
 
-flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys,
-                                            local_db_actor db,
+flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys, local_db_actor db,
                                             flush_settings settings,
                                             std::shared_ptr<trace_sink> trace) {
-  return sys.spawn(flush_scheduler_impl, std::move(db), settings,
-                   std::move(trace));
+  return sys.spawn(flush_scheduler_impl, std::move(db), settings, std::move(trace));
 }
 
 } // namespace memsync

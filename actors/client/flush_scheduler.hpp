@@ -20,8 +20,8 @@
 #include "actors/client/local_db.hpp"
 #include "actors/common/trace_sink.hpp"
 #include "messages/atoms.hpp"
-#include "messages/entity.hpp"
 #include "messages/client_local.hpp"
+#include "messages/entity.hpp"
 
 namespace memsync {
 
@@ -35,8 +35,7 @@ struct flush_settings {
 };
 
 /// Who learns about durable batches (the memory store, later the syncer).
-using flush_listener_actor
-  = caf::typed_actor<caf::reacts_to<flushed_atom, flush_report>>;
+using flush_listener_actor = caf::typed_actor<caf::reacts_to<flushed_atom, flush_report>>;
 
 using flush_scheduler_actor = caf::typed_actor<
   /// Local changes in seq order.
@@ -49,10 +48,8 @@ using flush_scheduler_actor = caf::typed_actor<
   /// Internal: debounce or retry timer of generation N.
   caf::reacts_to<tick_atom, uint64_t>>;
 
-flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys,
-                                            local_db_actor db,
+flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys, local_db_actor db,
                                             flush_settings settings,
-                                            std::shared_ptr<trace_sink> trace
-                                            = nullptr);
+                                            std::shared_ptr<trace_sink> trace = nullptr);
 
 } // namespace memsync

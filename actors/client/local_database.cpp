@@ -42,12 +42,10 @@ CREATE TABLE outbox(mutation_id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,
 
 } // namespace
 
-local_database::local_database(const local_db_settings& settings)
-  : path_(settings.path) {
+local_database::local_database(const local_db_settings& settings) : path_(settings.path) {
   try {
     db_ = std::make_unique<sqlite_db>(path_, true);
-    sqlite3_busy_timeout(db_->handle(),
-                         static_cast<int>(settings.busy_timeout.count()));
+    sqlite3_busy_timeout(db_->handle(), static_cast<int>(settings.busy_timeout.count()));
     check_and_migrate(settings);
     prepare_statements();
   } catch (const sqlite_error& e) {
@@ -81,21 +79,21 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
   auto version = db_->query_int("PRAGMA user_version");
   auto tables = db_->query_int("SELECT count(*) FROM sqlite_master");
   if (app_id != application_id && (app_id != 0 || tables != 0))
-    throw local_db_error({sync_errc::db_foreign,
-                          path_ + " is not a memsync client database; "
-                                  "refusing to modify it"});
+    throw local_db_error({sync_errc::db_foreign, path_
+                                                   + " is not a memsync client database; "
+                                                     "refusing to modify it"});
   if (version > local_schema_version)
-    throw local_db_error(
-      {sync_errc::db_schema_newer,
-       path_ + " has schema version " + std::to_string(version)
-         + ", newer than this program supports ("
-         + std::to_string(local_schema_version) + "); upgrade memsync"});
+    throw local_db_error({sync_errc::db_schema_newer,
+                          path_ + " has schema version " + std::to_string(version)
+                            + ", newer than this program supports ("
+                            + std::to_string(local_schema_version)
+                            + "); upgrade memsync"});
   if (version != 0) {
     auto owner = get_meta("client_id");
     if (!client_id_belongs_to(owner, settings.client_name))
-      throw local_db_error({sync_errc::db_foreign,
-                            path_ + " belongs to client '" + owner
-                              + "', not to '" + settings.client_name + "'"});
+      throw local_db_error({sync_errc::db_foreign, path_ + " belongs to client '" + owner
+                                                     + "', not to '"
+                                                     + settings.client_name + "'"});
   }
   // An exclusive lock for the life of the process: two processes appending
   // to one outbox would hand out the same mutation ids.
@@ -124,8 +122,7 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
 }
 
 void local_database::prepare_statements() {
-  insert_outbox_ = db_->prepare(
-    "INSERT INTO outbox VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+  insert_outbox_ = db_->prepare("INSERT INTO outbox VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
   set_meta_ = db_->prepare("UPDATE meta SET value = ?2 WHERE key = ?1");
   upsert_entity_ = db_->prepare(
     "INSERT INTO entities VALUES(?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE "
@@ -161,8 +158,7 @@ local_snapshot local_database::load() {
     out.push_epoch = get_meta("push_epoch");
     auto rows = db_->prepare("SELECT id, type, data, version FROM entities");
     while (rows.step())
-      out.base.push_back({rows.column_text(0), rows.column_text(1),
-                          rows.column_text(2),
+      out.base.push_back({rows.column_text(0), rows.column_text(1), rows.column_text(2),
                           static_cast<uint64_t>(rows.column_int(3)), false});
     auto outbox = db_->prepare("SELECT mutation_id, kind, id, type, data, "
                                "trace_id FROM outbox ORDER BY mutation_id");
@@ -226,8 +222,7 @@ void local_database::apply_pull(const pull_reply& reply) {
   }
 }
 
-std::vector<change> local_database::outbox(uint64_t after,
-                                           std::size_t max_changes,
+std::vector<change> local_database::outbox(uint64_t after, std::size_t max_changes,
                                            std::size_t max_bytes) {
   try {
     std::vector<change> out;

@@ -31,8 +31,8 @@ namespace memsync {
 constexpr int64_t local_schema_version = 1;
 
 struct local_db_settings {
-  std::string path;               ///< file, or ":memory:"
-  std::string client_name;        ///< the configured [client] id
+  std::string path;                   ///< file, or ":memory:"
+  std::string client_name;            ///< the configured [client] id
   std::string synchronous = "normal"; ///< "off", "normal" or "full"
   std::chrono::milliseconds busy_timeout{1000};
 };
@@ -52,7 +52,7 @@ struct local_snapshot {
 class local_db_error : public std::runtime_error {
 public:
   explicit local_db_error(sync_error err)
-    : std::runtime_error(err.describe()), err_(std::move(err)) {}
+      : std::runtime_error(err.describe()), err_(std::move(err)) {}
   const sync_error& error() const { return err_; }
 
 private:

@@ -18,8 +18,7 @@ struct local_db_state {
 
 local_db_actor::behavior_type
 local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
-              std::shared_ptr<local_database> db,
-              std::shared_ptr<trace_sink> trace) {
+              std::shared_ptr<local_database> db, std::shared_ptr<trace_sink> trace) {
   self->state.db = std::move(db);
   self->state.trace = std::move(trace);
   return {
@@ -42,8 +41,8 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
       trace_scope ts{self->state.trace.get(), self, "rebase"};
       if (ts)
         for (size_t i = 0; i < reply.entities.size(); ++i)
-          ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
-                  reply.entities[i].id, reply.entities[i].version);
+          ts.item(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
+                  reply.entities[i].version);
       try {
         self->state.db->apply_pull(reply);
         return ok_atom::value;
@@ -84,8 +83,7 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
 
 } // namespace
 
-local_db_actor spawn_local_db(caf::actor_system& sys,
-                              std::unique_ptr<local_database> db,
+local_db_actor spawn_local_db(caf::actor_system& sys, std::unique_ptr<local_database> db,
                               std::shared_ptr<trace_sink> trace) {
   // Spawn arguments must be copyable, hence the shared_ptr; the actor is the
   // only owner once spawned.

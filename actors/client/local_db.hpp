@@ -27,16 +27,14 @@ using local_db_actor = caf::typed_actor<
   /// Stores a pull result (base, cookie, confirmed outbox) in one transaction.
   caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>,
   /// Outbox changes above a mutation id: (after, max changes, max bytes).
-  caf::replies_to<outbox_atom, uint64_t, uint64_t, uint64_t>::with<
-    std::vector<change>>,
+  caf::replies_to<outbox_atom, uint64_t, uint64_t, uint64_t>::with<std::vector<change>>,
   /// Remembers the epoch of the last acknowledged push.
   caf::replies_to<epoch_atom, std::string>::with<ok_atom>,
   /// The highest mutation id in the outbox (0: the outbox is empty).
   caf::replies_to<get_atom>::with<uint64_t>>;
 
 /// Spawns the actor; it takes ownership of the open database.
-local_db_actor spawn_local_db(caf::actor_system& sys,
-                              std::unique_ptr<local_database> db,
+local_db_actor spawn_local_db(caf::actor_system& sys, std::unique_ptr<local_database> db,
                               std::shared_ptr<trace_sink> trace = nullptr);
 
 } // namespace memsync

@@ -46,8 +46,7 @@ void take_writes(self_ptr self) {
 
 memory_store_actor::behavior_type
 memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
-                  std::shared_ptr<subscriber_list> subs,
-                  flush_scheduler_actor flusher,
+                  std::shared_ptr<subscriber_list> subs, flush_scheduler_actor flusher,
                   std::shared_ptr<trace_sink> trace) {
   auto& st = self->state;
   st.core = core;
@@ -59,12 +58,10 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
   caf::weak_actor_ptr weak{self->ctrl()};
   core->on_first_queued([weak] {
     if (auto strong = weak.lock())
-      caf::anon_send(caf::actor_cast<memory_store_actor>(strong),
-                     write_atom::value);
+      caf::anon_send(caf::actor_cast<memory_store_actor>(strong), write_atom::value);
   });
   self->attach_functor([core] { core->on_first_queued(nullptr); });
-  self->send(flusher, subscribe_atom::value,
-             caf::actor_cast<flush_listener_actor>(self));
+  self->send(flusher, subscribe_atom::value, caf::actor_cast<flush_listener_actor>(self));
   // Writes made before we were spawned are waiting in the queue.
   take_writes(self);
   return {
@@ -77,8 +74,8 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
       trace_scope ts{self->state.trace.get(), self, "rebase"};
       if (ts)
         for (size_t i = 0; i < reply.entities.size(); ++i)
-          ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
-                  reply.entities[i].id, reply.entities[i].version);
+          ts.item(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
+                  reply.entities[i].version);
       forward(self, self->state.core->rebase(reply), ts);
       return ok_atom::value;
     },
@@ -98,11 +95,10 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
 
 } // namespace
 
-memory_store_actor spawn_memory_store(caf::actor_system& sys,
-                                      std::shared_ptr<store_core> core,
-                                      std::shared_ptr<subscriber_list> subs,
-                                      flush_scheduler_actor flusher,
-                                      std::shared_ptr<trace_sink> trace) {
+memory_store_actor
+spawn_memory_store(caf::actor_system& sys, std::shared_ptr<store_core> core,
+                   std::shared_ptr<subscriber_list> subs, flush_scheduler_actor flusher,
+                   std::shared_ptr<trace_sink> trace) {
   return sys.spawn(memory_store_impl, std::move(core), std::move(subs),
                    std::move(flusher), std::move(trace));
 }

@@ -16,9 +16,9 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/client/flush_scheduler.hpp"
+#include "actors/common/trace_sink.hpp"
 #include "actors/hot/store_core.hpp"
 #include "actors/hot/subscribers.hpp"
-#include "actors/common/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 
@@ -37,11 +37,10 @@ using memory_store_actor = caf::typed_actor<
   /// The server refused these changes.
   caf::reacts_to<refused_atom, std::vector<refusal>>>;
 
-memory_store_actor spawn_memory_store(caf::actor_system& sys,
-                                      std::shared_ptr<store_core> core,
-                                      std::shared_ptr<subscriber_list> subs,
-                                      flush_scheduler_actor flusher,
-                                      std::shared_ptr<trace_sink> trace = nullptr);
+memory_store_actor
+spawn_memory_store(caf::actor_system& sys, std::shared_ptr<store_core> core,
+                   std::shared_ptr<subscriber_list> subs, flush_scheduler_actor flusher,
+                   std::shared_ptr<trace_sink> trace = nullptr);
 
 /// The application's handle. Reads never block and never send a message; a
 /// write is visible to the next read on any thread as soon as it returns.
@@ -49,7 +48,7 @@ memory_store_actor spawn_memory_store(caf::actor_system& sys,
 class store {
 public:
   store(std::shared_ptr<store_core> core, std::shared_ptr<subscriber_list> subs)
-    : core_(std::move(core)), subs_(std::move(subs)) {}
+      : core_(std::move(core)), subs_(std::move(subs)) {}
 
   entity_ptr get(std::string_view id) const { return core_->get(id); }
   std::vector<entity_ptr> by_type(std::string_view type) const {
@@ -60,12 +59,10 @@ public:
 
   /// Each returns an error (and changes nothing) for an invalid id, type or
   /// data, or for patch/erase of an entity that is not visible.
-  sync_error put(std::string_view id, std::string_view type,
-                 const nlohmann::json& data) {
+  sync_error put(std::string_view id, std::string_view type, const nlohmann::json& data) {
     return core_->put(id, type, data);
   }
-  sync_error put_json(std::string_view id, std::string_view type,
-                      std::string_view json) {
+  sync_error put_json(std::string_view id, std::string_view type, std::string_view json) {
     return core_->put_json(id, type, json);
   }
   sync_error patch(std::string_view id, const nlohmann::json& patch) {

@@ -43,14 +43,14 @@ struct syncer_state {
   uint64_t durable_mid = 0; ///< highest mutation id known in the outbox
   sync_status status;
   struct waiter {
-    uint64_t target;       ///< mutation id that must be confirmed
-    uint64_t after_pulls;  ///< a pull must complete after this count
+    uint64_t target;      ///< mutation id that must be confirmed
+    uint64_t after_pulls; ///< a pull must complete after this count
     caf::typed_response_promise<ok_atom> promise;
   };
   std::vector<waiter> waiters;
   std::minstd_rand rng{std::random_device{}()};
-  int64_t clock_rtt_us = 0;  ///< of the best offset sample in force; 0: none
-  int64_t clock_at_us = 0;   ///< when it was taken
+  int64_t clock_rtt_us = 0; ///< of the best offset sample in force; 0: none
+  int64_t clock_at_us = 0;  ///< when it was taken
   const char* name = "network_syncer";
 };
 
@@ -86,8 +86,7 @@ int64_t now_us() {
 /// An NTP-style offset sample: the server read its clock at `server_us`,
 /// between our `t0` and `t1`. A sample with a shorter round trip bounds the
 /// offset more tightly; one is kept at least every 30 s against drift.
-void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1,
-                  bool fresh) {
+void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1, bool fresh) {
   auto& st = self->state;
   if (!st.trace || server_us == 0)
     return;
@@ -108,8 +107,8 @@ void note_error(self_ptr self, const caf::error& err) {
 
 uint64_t micros_since(self_ptr self, caf::actor_clock::time_point t) {
   auto d = self->clock().now() - t;
-  return static_cast<uint64_t>(
-    std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+  return static_cast<uint64_t>(std::max<int64_t>(
+    0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
 }
 
 // One per connection, named as the poke listener in the hello: the session
@@ -197,14 +196,12 @@ void connect(self_ptr self) {
         hello.token = st.cfg.settings.token;
         hello.client_time_us = now_us();
         auto hello_sent_us = hello.client_time_us;
-        self->request(gateway, timeout, hello_atom::value, std::move(hello),
-                      st.relay)
+        self->request(gateway, timeout, hello_atom::value, std::move(hello), st.relay)
           .then(
             [=](hello_reply& reply, session_actor& session) {
               auto& st = self->state;
               trace_scope ts{st.trace.get(), self, "hello_reply"};
-              clock_sample(self, hello_sent_us, reply.server_time_us, now_us(),
-                           true);
+              clock_sample(self, hello_sent_us, reply.server_time_us, now_us(), true);
               if (link == st.link)
                 connected(self, reply, std::move(session));
             },
@@ -223,8 +220,7 @@ void complete_waiters(self_ptr self) {
   auto& st = self->state;
   auto& ws = st.waiters;
   for (auto it = ws.begin(); it != ws.end();) {
-    if (st.status.last_mutation_id >= it->target
-        && st.pulls_done > it->after_pulls) {
+    if (st.status.last_mutation_id >= it->target && st.pulls_done > it->after_pulls) {
       it->promise.deliver(ok_atom::value);
       it = ws.erase(it);
     } else {
@@ -241,8 +237,7 @@ void arm_push(self_ptr self, caf::timespan delay) {
   self->delayed_send(self, delay, push_atom::value, st.timer_gen);
 }
 
-void on_pushed(self_ptr self, push_reply& reply,
-               caf::actor_clock::time_point sent) {
+void on_pushed(self_ptr self, push_reply& reply, caf::actor_clock::time_point sent) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "push_reply"};
   st.push_in_flight = false;
@@ -280,8 +275,9 @@ void try_push(self_ptr self) {
   ++st.timer_gen;
   auto link = st.link;
   auto& s = st.cfg.settings;
-  self->request(st.db, s.request_timeout, outbox_atom::value,
-                st.status.acknowledged, s.max_push_changes, s.max_push_bytes)
+  self
+    ->request(st.db, s.request_timeout, outbox_atom::value, st.status.acknowledged,
+              s.max_push_changes, s.max_push_bytes)
     .then(
       [=](std::vector<change>& changes) {
         auto& st = self->state;
@@ -296,8 +292,9 @@ void try_push(self_ptr self) {
         }
         push_request req{st.cfg.client_id, st.cfg.push_epoch, std::move(changes)};
         auto sent = self->clock().now();
-        self->request(st.session, st.cfg.settings.request_timeout,
-                      push_atom::value, std::move(req))
+        self
+          ->request(st.session, st.cfg.settings.request_timeout, push_atom::value,
+                    std::move(req))
           .then(
             [=](push_reply& reply) {
               if (link == self->state.link)
@@ -314,8 +311,7 @@ void try_push(self_ptr self) {
               ++st.failures;
               st.push_paused = true;
               st.push_armed = true;
-              self->delayed_send(self, backoff(self), push_atom::value,
-                                 ++st.timer_gen);
+              self->delayed_send(self, backoff(self), push_atom::value, ++st.timer_gen);
               try_pull(self);
             });
       },
@@ -327,8 +323,7 @@ void try_push(self_ptr self) {
       });
 }
 
-void on_pulled(self_ptr self, pull_reply reply,
-               caf::actor_clock::time_point poked,
+void on_pulled(self_ptr self, pull_reply reply, caf::actor_clock::time_point poked,
                caf::actor_clock::time_point received) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "pulled"};
@@ -375,8 +370,9 @@ void try_pull(self_ptr self) {
     self->delayed_send(self, backoff(self), pull_atom::value, retry_pull);
   };
   auto sent_us = now_us();
-  self->request(st.session, timeout, pull_atom::value,
-                pull_request{st.cfg.client_id, st.status.cursor})
+  self
+    ->request(st.session, timeout, pull_atom::value,
+              pull_request{st.cfg.client_id, st.status.cursor})
     .then(
       [=](pull_reply& reply) {
         if (link != self->state.link)
@@ -386,8 +382,8 @@ void try_pull(self_ptr self) {
         trace_scope ts{self->state.trace.get(), self, "pull_reply"};
         if (ts)
           for (size_t i = 0; i < reply.entities.size(); ++i)
-            ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
-                    reply.entities[i].id, reply.entities[i].version);
+            ts.item(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
+                    reply.entities[i].version);
         // What a server sends is checked like what a client sends: an
         // invalid entity never reaches the local database or the store.
         auto& es = reply.entities;
@@ -395,9 +391,8 @@ void try_pull(self_ptr self) {
           return !validate_entity(e, data_limits{}).ok();
         });
         if (bad != es.end()) {
-          self->state.status.last_error
-            = "ignored " + std::to_string(es.end() - bad)
-              + " invalid entities from the server";
+          self->state.status.last_error = "ignored " + std::to_string(es.end() - bad)
+                                          + " invalid entities from the server";
           es.erase(bad, es.end());
         }
         // Durable first, then visible: after a crash between the two the
@@ -421,8 +416,7 @@ void try_pull(self_ptr self) {
 network_syncer_actor::behavior_type
 network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
                     local_db_actor db, memory_store_actor store,
-                    flush_scheduler_actor flusher,
-                    std::shared_ptr<trace_sink> trace) {
+                    flush_scheduler_actor flusher, std::shared_ptr<trace_sink> trace) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.trace = std::move(trace);
@@ -432,8 +426,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   st.status.cursor = st.cfg.cursor;
   st.status.last_mutation_id = st.cfg.last_mutation_id;
   st.status.acknowledged = st.cfg.last_mutation_id;
-  self->send(flusher, subscribe_atom::value,
-             caf::actor_cast<flush_listener_actor>(self));
+  self->send(flusher, subscribe_atom::value, caf::actor_cast<flush_listener_actor>(self));
   self->request(st.db, caf::infinite, get_atom::value).then([=](uint64_t mid) {
     self->state.durable_mid = std::max(self->state.durable_mid, mid);
     try_push(self);
@@ -468,13 +461,14 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
     [=](sync_atom) -> caf::result<ok_atom> {
       auto& st = self->state;
       auto promise = self->make_response_promise<ok_atom>();
-      self->request(st.db, caf::infinite, get_atom::value).then([=](uint64_t mid) mutable {
-        auto& st = self->state;
-        st.durable_mid = std::max(st.durable_mid, mid);
-        st.waiters.push_back({mid, st.pulls_done, promise});
-        try_push(self);
-        try_pull(self);
-      });
+      self->request(st.db, caf::infinite, get_atom::value)
+        .then([=](uint64_t mid) mutable {
+          auto& st = self->state;
+          st.durable_mid = std::max(st.durable_mid, mid);
+          st.waiters.push_back({mid, st.pulls_done, promise});
+          try_push(self);
+          try_pull(self);
+        });
       return promise;
     },
     [=](status_atom) { return self->state.status; },
@@ -505,8 +499,8 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
     [=](pull_atom, uint64_t why) {
       try_pull(self);
       if (why == fallback_pull) // periodic: arm the next tick
-        self->delayed_send(self, self->state.cfg.settings.pull_interval,
-                           pull_atom::value, fallback_pull);
+        self->delayed_send(self, self->state.cfg.settings.pull_interval, pull_atom::value,
+                           fallback_pull);
     },
   };
 }
@@ -521,8 +515,8 @@ struct connector_state {
 };
 
 connector_actor::behavior_type
-connector_impl(connector_actor::stateful_pointer<connector_state> self,
-               std::string host, uint16_t port, caf::timespan timeout) {
+connector_impl(connector_actor::stateful_pointer<connector_state> self, std::string host,
+               uint16_t port, caf::timespan timeout) {
   self->state.host = std::move(host);
   self->state.port = port;
   self->state.timeout = timeout;
@@ -549,21 +543,17 @@ connector_impl(connector_actor::stateful_pointer<connector_state> self,
 
 } // namespace
 
-connector_actor spawn_connector(caf::actor_system& sys, std::string host,
-                                uint16_t port, caf::timespan timeout) {
+connector_actor spawn_connector(caf::actor_system& sys, std::string host, uint16_t port,
+                                caf::timespan timeout) {
   return sys.spawn(connector_impl, std::move(host), port, timeout);
 }
 
-network_syncer_actor spawn_network_syncer(caf::actor_system& sys,
-                                          syncer_config cfg,
-                                          connector_actor connector,
-                                          local_db_actor db,
-                                          memory_store_actor store,
-                                          flush_scheduler_actor flusher,
-                                          std::shared_ptr<trace_sink> trace) {
+network_syncer_actor
+spawn_network_syncer(caf::actor_system& sys, syncer_config cfg, connector_actor connector,
+                     local_db_actor db, memory_store_actor store,
+                     flush_scheduler_actor flusher, std::shared_ptr<trace_sink> trace) {
   return sys.spawn(network_syncer_impl, std::move(cfg), std::move(connector),
-                   std::move(db), std::move(store), std::move(flusher),
-                   std::move(trace));
+                   std::move(db), std::move(store), std::move(flusher), std::move(trace));
 }
 
 } // namespace memsync

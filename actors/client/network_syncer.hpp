@@ -31,12 +31,12 @@ namespace memsync {
 
 /// Finds the server's gateway: the middleman in a real node, a local actor
 /// in unit tests.
-using connector_actor
-  = caf::typed_actor<caf::replies_to<connect_atom>::with<gateway_actor>>;
+using connector_actor = caf::typed_actor<
+  caf::replies_to<connect_atom>::with<gateway_actor>>;
 
 /// Connects through CAF's middleman to host:port.
-connector_actor spawn_connector(caf::actor_system& sys, std::string host,
-                                uint16_t port, caf::timespan timeout);
+connector_actor spawn_connector(caf::actor_system& sys, std::string host, uint16_t port,
+                                caf::timespan timeout);
 
 /// Tunables; defaults from the design, all configurable under [sync].
 struct sync_settings {
@@ -65,8 +65,7 @@ using network_syncer_actor = caf::typed_actor<
   caf::reacts_to<online_atom, bool>,
   /// Internal timers: reconnect, push debounce (with the generation that
   /// armed them), pull (the fallback interval, or a retry after a failure).
-  caf::reacts_to<connect_atom, uint64_t>,
-  caf::reacts_to<push_atom, uint64_t>,
+  caf::reacts_to<connect_atom, uint64_t>, caf::reacts_to<push_atom, uint64_t>,
   caf::reacts_to<pull_atom, uint64_t>>;
 
 struct syncer_config {
@@ -77,13 +76,10 @@ struct syncer_config {
   sync_settings settings;
 };
 
-network_syncer_actor spawn_network_syncer(caf::actor_system& sys,
-                                          syncer_config cfg,
-                                          connector_actor connector,
-                                          local_db_actor db,
+network_syncer_actor spawn_network_syncer(caf::actor_system& sys, syncer_config cfg,
+                                          connector_actor connector, local_db_actor db,
                                           memory_store_actor store,
                                           flush_scheduler_actor flusher,
-                                          std::shared_ptr<trace_sink> trace
-                                          = nullptr);
+                                          std::shared_ptr<trace_sink> trace = nullptr);
 
 } // namespace memsync

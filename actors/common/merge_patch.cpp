@@ -32,8 +32,7 @@ void compose(nlohmann::json& earlier, const nlohmann::json& later) {
 
 } // namespace
 
-bool compose_merge_patches(nlohmann::json& earlier,
-                           const nlohmann::json& later) {
+bool compose_merge_patches(nlohmann::json& earlier, const nlohmann::json& later) {
   if (!earlier.is_object() || !later.is_object() || !composable(earlier, later))
     return false;
   compose(earlier, later);

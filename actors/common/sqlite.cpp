@@ -23,7 +23,7 @@ sqlite_stmt::sqlite_stmt(sqlite3* db, std::string_view sql) : db_(db) {
 }
 
 sqlite_stmt::sqlite_stmt(sqlite_stmt&& other) noexcept
-  : db_(other.db_), stmt_(other.stmt_) {
+    : db_(other.db_), stmt_(other.stmt_) {
   other.stmt_ = nullptr;
 }
 
@@ -46,8 +46,8 @@ sqlite_stmt& sqlite_stmt::bind(int index, int64_t value) {
 
 sqlite_stmt& sqlite_stmt::bind(int index, std::string_view value) {
   // SQLITE_STATIC: no copy; see the contract in the header.
-  auto rc = sqlite3_bind_text(stmt_, index, value.data(),
-                              static_cast<int>(value.size()), SQLITE_STATIC);
+  auto rc = sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                              SQLITE_STATIC);
   if (rc != SQLITE_OK)
     raise(db_, rc, "bind");
   return *this;

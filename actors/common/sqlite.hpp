@@ -16,7 +16,7 @@ namespace memsync {
 class sqlite_error : public std::runtime_error {
 public:
   sqlite_error(int code, const std::string& what)
-    : std::runtime_error(what), code_(code) {}
+      : std::runtime_error(what), code_(code) {}
   /// The primary SQLite result code (SQLITE_BUSY, SQLITE_CORRUPT, ...).
   int code() const { return code_; }
 

@@ -110,9 +110,8 @@ const char* to_string(trace_mode x) {
   return "invalid";
 }
 
-trace_sink::trace_sink(trace_settings settings, std::string node,
-                       std::string role)
-  : cfg_(std::move(settings)) {
+trace_sink::trace_sink(trace_settings settings, std::string node, std::string role)
+    : cfg_(std::move(settings)) {
   if (cfg_.sample_every == 0)
     cfg_.sample_every = 1;
   out_ = std::fopen(cfg_.file.c_str(), "w");
@@ -126,13 +125,16 @@ trace_sink::trace_sink(trace_settings settings, std::string node,
   head += to_string(cfg_.mode);
   head += '"';
   append_field(head, "sample_every",
-               cfg_.mode == trace_mode::all ? 1 : static_cast<int64_t>(cfg_.sample_every));
+               cfg_.mode == trace_mode::all ? 1
+                                            : static_cast<int64_t>(cfg_.sample_every));
   append_field(head, "pid", static_cast<int64_t>(getpid()));
   append_field(head, "t_ns", trace_now_ns());
   head += "}\n";
   std::fputs(head.c_str(), out_);
   pending_.reserve(std::min<std::size_t>(cfg_.buffer, 4096));
-  writer_ = std::thread{[this] { run(); }};
+  writer_ = std::thread{[this] {
+    run();
+  }};
 }
 
 trace_sink::~trace_sink() {
@@ -235,8 +237,8 @@ void trace_scope::finish() {
   sink_->record(std::move(ev_));
 }
 
-void trace_scope::add(uint64_t trace_id, const std::string& entity,
-                      uint64_t version, uint64_t mutation_id) {
+void trace_scope::add(uint64_t trace_id, const std::string& entity, uint64_t version,
+                      uint64_t mutation_id) {
   if (!sink_->sampled(trace_id))
     return;
   keep_ = true;

@@ -43,7 +43,7 @@ struct trace_settings {
 
 /// A change or entity that a handled message carried.
 struct trace_item {
-  uint64_t trace_id = 0;    ///< 0: unknown (e.g. pulled from another server)
+  uint64_t trace_id = 0; ///< 0: unknown (e.g. pulled from another server)
   std::string entity;
   uint64_t version = 0;     ///< server version, where known
   uint64_t mutation_id = 0; ///< where known
@@ -53,16 +53,16 @@ struct trace_item {
 struct trace_event {
   const char* actor = "";
   const char* kind = "";
-  const char* from = "";  ///< the sender's name, "remote" or "-"
-  std::string peer;       ///< sessions: the client they serve
-  int64_t start_ns = 0;   ///< wall clock when handling began
-  int64_t wait_ns = -1;   ///< in the mailbox; -1: unknown (no send stamp)
+  const char* from = ""; ///< the sender's name, "remote" or "-"
+  std::string peer;      ///< sessions: the client they serve
+  int64_t start_ns = 0;  ///< wall clock when handling began
+  int64_t wait_ns = -1;  ///< in the mailbox; -1: unknown (no send stamp)
   int64_t dur_ns = 0;
-  uint64_t version = 0;   ///< poke and commit: the head version
+  uint64_t version = 0; ///< poke and commit: the head version
   std::vector<trace_item> items;
-  bool clock = false;     ///< offset_ns / rtt_ns hold an estimate
-  int64_t offset_ns = 0;  ///< server clock minus this node's clock
-  int64_t rtt_ns = 0;     ///< round trip of the estimate (error <= rtt/2)
+  bool clock = false;    ///< offset_ns / rtt_ns hold an estimate
+  int64_t offset_ns = 0; ///< server clock minus this node's clock
+  int64_t rtt_ns = 0;    ///< round trip of the estimate (error <= rtt/2)
 };
 
 /// Wall clock in ns since the epoch: the one time base of every trace file.
@@ -127,8 +127,7 @@ private:
 class trace_scope {
 public:
   // Inline: with tracing off a scope costs one branch here and one below.
-  trace_scope(trace_sink* sink, caf::local_actor* self, const char* kind)
-    : sink_(sink) {
+  trace_scope(trace_sink* sink, caf::local_actor* self, const char* kind) : sink_(sink) {
     if (sink_)
       start(self, kind);
   }

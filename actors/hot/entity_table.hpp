@@ -20,9 +20,7 @@ using entity_ptr = std::shared_ptr<const entity>;
 
 class entity_table {
 public:
-  static uint64_t hash(std::string_view id) {
-    return std::hash<std::string_view>{}(id);
-  }
+  static uint64_t hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
   /// The slot holding `id`, or null. `h` must be hash(id).
   const entity_ptr* find(std::string_view id, uint64_t h) const {

@@ -27,7 +27,7 @@ entity_ptr make_entity(std::string id, std::string type, std::string data,
 } // namespace
 
 store_core::store_core(data_limits limits)
-  : limits_(limits), trace_base_(std::random_device{}() * 0x9e3779b97f4a7c15ULL) {
+    : limits_(limits), trace_base_(std::random_device{}() * 0x9e3779b97f4a7c15ULL) {
   // nop
 }
 
@@ -175,8 +175,8 @@ void store_core::queue_local(change c, entity_ptr old, entity_ptr value) {
 
 // -- visible map ------------------------------------------------------------
 
-void store_core::apply_update(visible_state& v, const std::string& id,
-                              uint64_t hash, const entity_ptr& value) {
+void store_core::apply_update(visible_state& v, const std::string& id, uint64_t hash,
+                              const entity_ptr& value) {
   if (auto old = v.by_id.find(id, hash)) {
     if (!value || value->type != (*old)->type)
       v.by_type[(*old)->type].erase(id, hash);
@@ -202,16 +202,13 @@ void store_core::publish(const update_list& updates) {
   });
 }
 
-entity_ptr store_core::fold_pending(const std::string& id,
-                                    const shadow& sh) const {
+entity_ptr store_core::fold_pending(const std::string& id, const shadow& sh) const {
   entity_ptr cur = sh.base;
   auto version = sh.base ? sh.base->version : 0;
   for (auto seq : sh.seqs) {
     auto& c = pending_.at(seq);
     switch (c.kind) {
-      case change_kind::put:
-        cur = make_entity(id, c.type, c.data, version);
-        break;
+      case change_kind::put: cur = make_entity(id, c.type, c.data, version); break;
       case change_kind::patch:
         if (cur) { // a patch of a missing entity has no visible effect
           auto doc = nlohmann::json::parse(cur->data);
@@ -219,9 +216,7 @@ entity_ptr store_core::fold_pending(const std::string& id,
           cur = make_entity(id, cur->type, doc.dump(), version);
         }
         break;
-      case change_kind::del:
-        cur = nullptr;
-        break;
+      case change_kind::del: cur = nullptr; break;
     }
   }
   return cur;
@@ -349,8 +344,7 @@ drained store_core::rebase(const pull_reply& reply) {
   return out;
 }
 
-std::vector<change_event>
-store_core::refuse(const std::vector<refusal>& refused) {
+std::vector<change_event> store_core::refuse(const std::vector<refusal>& refused) {
   std::lock_guard<std::mutex> guard{write_mtx_};
   std::vector<change_event> out;
   for (auto& r : refused) {
@@ -397,11 +391,9 @@ void store_core::mark_durable(const std::vector<flushed_change>& flushed,
 
 // -- waiting and inspection -------------------------------------------------
 
-bool store_core::wait_durable(uint64_t seq,
-                              std::chrono::nanoseconds timeout) const {
+bool store_core::wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) const {
   std::unique_lock<std::mutex> guard{durable_mtx_};
-  return durable_cv_.wait_for(guard, timeout,
-                              [&] { return durable_seq_.load() >= seq; });
+  return durable_cv_.wait_for(guard, timeout, [&] { return durable_seq_.load() >= seq; });
 }
 
 store_counts store_core::counts() const {

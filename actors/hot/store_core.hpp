@@ -28,9 +28,9 @@
 
 #include "actors/hot/entity_table.hpp"
 #include "actors/hot/left_right.hpp"
+#include "messages/client_local.hpp"
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
-#include "messages/client_local.hpp"
 #include "messages/protocol.hpp"
 #include "messages/validation.hpp"
 
@@ -55,8 +55,8 @@ struct refused_change {
 
 /// What the owning actor takes out after an operation, in write order.
 struct drained {
-  std::vector<change> changes;       ///< local writes, for the flush scheduler
-  std::vector<change_event> events;  ///< for subscribers
+  std::vector<change> changes;      ///< local writes, for the flush scheduler
+  std::vector<change_event> events; ///< for subscribers
 };
 
 struct store_counts {
@@ -84,10 +84,8 @@ public:
 
   /// Validates and applies a local write; on error nothing changes. The
   /// *_json variants take JSON text.
-  sync_error put_json(std::string_view id, std::string_view type,
-                      std::string_view json);
-  sync_error put(std::string_view id, std::string_view type,
-                 const nlohmann::json& data);
+  sync_error put_json(std::string_view id, std::string_view type, std::string_view json);
+  sync_error put(std::string_view id, std::string_view type, const nlohmann::json& data);
   /// Merge patch (RFC 7386) on a visible entity; `not_found` if there is none.
   sync_error patch_json(std::string_view id, std::string_view json);
   sync_error patch(std::string_view id, const nlohmann::json& patch);
@@ -120,8 +118,7 @@ public:
   std::vector<refused_change> refusals() const;
 
   /// Records mutation ids of durable writes and the durable watermark.
-  void mark_durable(const std::vector<flushed_change>& flushed,
-                    uint64_t durable_seq);
+  void mark_durable(const std::vector<flushed_change>& flushed, uint64_t durable_seq);
 
   // -- waiting and inspection -----------------------------------------------
 
@@ -147,8 +144,8 @@ private:
   };
   using update_list = std::vector<update>;
 
-  static void apply_update(visible_state& v, const std::string& id,
-                           uint64_t hash, const entity_ptr& value);
+  static void apply_update(visible_state& v, const std::string& id, uint64_t hash,
+                           const entity_ptr& value);
   void publish(const update_list& updates);
   // REQUIRES: write_mtx_ held; `old` is the visible value of c.id.
   void queue_local(change c, entity_ptr old, entity_ptr value);

@@ -20,7 +20,7 @@ using event_callback = std::function<void(const std::vector<change_event>&)>;
 
 namespace detail {
 struct subscriber {
-  std::string type; ///< empty: every type
+  std::string type;         ///< empty: every type
   std::recursive_mutex mtx; ///< recursive: a callback may end its own subscription
   event_callback callback;
 };
@@ -30,8 +30,7 @@ struct subscriber {
 class subscription {
 public:
   subscription() = default;
-  explicit subscription(std::shared_ptr<detail::subscriber> sub)
-    : sub_(std::move(sub)) {}
+  explicit subscription(std::shared_ptr<detail::subscriber> sub) : sub_(std::move(sub)) {}
   subscription(subscription&&) = default;
   subscription& operator=(subscription&& other) noexcept;
   ~subscription() { cancel(); }

@@ -27,37 +27,33 @@ int64_t now_us() {
     .count();
 }
 
-gateway_actor::behavior_type gateway_impl(self_ptr self,
-                                          replication_log_actor log,
+gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor log,
                                           gateway_config cfg) {
   self->state.log = std::move(log);
   self->state.cfg = std::move(cfg);
   return {
-    [=](hello_atom, const hello_request& req, poke_listener_actor& listener)
-      -> caf::result<hello_reply, session_actor> {
+    [=](hello_atom, const hello_request& req,
+        poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
       auto& st = self->state;
       trace_scope ts{st.cfg.trace.get(), self, "hello"};
       if (req.protocol != protocol_version)
         return make_error(sync_errc::protocol_mismatch,
-                          "client speaks protocol "
-                            + std::to_string(req.protocol) + ", server "
-                            + std::to_string(protocol_version));
+                          "client speaks protocol " + std::to_string(req.protocol)
+                            + ", server " + std::to_string(protocol_version));
       auto token = st.cfg.tokens.find(req.token);
       if (token == st.cfg.tokens.end())
         return make_error(sync_errc::unauthorized, "unknown token");
       if (!client_id_belongs_to(req.client_id, token->second))
-        return make_error(sync_errc::unauthorized,
-                          "token of client '" + token->second
-                            + "' does not permit client id '" + req.client_id
-                            + "'");
+        return make_error(sync_errc::unauthorized, "token of client '" + token->second
+                                                     + "' does not permit client id '"
+                                                     + req.client_id + "'");
       auto sender = self->current_sender();
       if (!sender || !listener)
         return make_error(sync_errc::invalid_request, "no poke listener");
       session_config scfg{req.client_id, sender->node(), std::move(listener),
                           st.cfg.limits, st.cfg.trace};
       auto session = spawn_session(self->system(), st.log, std::move(scfg));
-      return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch,
-                          now_us()},
+      return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch, now_us()},
               std::move(session)};
     },
   };

@@ -23,8 +23,8 @@ public:
   }
 
 private:
-  std::vector<std::pair<uint64_t, uint64_t>> slots_ =
-    std::vector<std::pair<uint64_t, uint64_t>>(1 << 16);
+  std::vector<std::pair<uint64_t, uint64_t>>
+    slots_ = std::vector<std::pair<uint64_t, uint64_t>>(1 << 16);
 };
 
 struct queued_push {
@@ -54,8 +54,7 @@ caf::error storage_failure(const storage_error& e) {
 
 /// Records the version each traced change got; returns a trace id of the
 /// commit for its pokes (0: none).
-uint64_t trace_commit(self_ptr self, trace_scope& ts,
-                      const std::vector<log_push>& pushes,
+uint64_t trace_commit(self_ptr self, trace_scope& ts, const std::vector<log_push>& pushes,
                       const std::vector<written_change>& written) {
   auto& st = self->state;
   uint64_t poke_trace = 0;

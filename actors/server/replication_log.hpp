@@ -14,8 +14,8 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/storage/storage_backend.hpp"
 #include "actors/common/trace_sink.hpp"
+#include "actors/storage/storage_backend.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 #include "messages/remote.hpp"
@@ -32,8 +32,7 @@ using replication_log_actor = caf::typed_actor<
   /// Adds a listener for pokes; it is dropped when it terminates.
   caf::reacts_to<subscribe_atom, poke_listener_actor>,
   /// Another server node on the same database committed up to this version.
-  caf::reacts_to<poke_atom, poke>,
-  caf::replies_to<get_atom>::with<log_stats>,
+  caf::reacts_to<poke_atom, poke>, caf::replies_to<get_atom>::with<log_stats>,
   /// Internal: commit the queued pushes.
   caf::reacts_to<commit_atom>>;
 
@@ -41,9 +40,7 @@ using replication_log_actor = caf::typed_actor<
 /// unit tests on the deterministic scheduler pass false.
 replication_log_actor spawn_replication_log(caf::actor_system& sys,
                                             std::unique_ptr<storage_backend> backend,
-                                            data_limits limits,
-                                            bool detached = true,
-                                            std::shared_ptr<trace_sink> trace
-                                            = nullptr);
+                                            data_limits limits, bool detached = true,
+                                            std::shared_ptr<trace_sink> trace = nullptr);
 
 } // namespace memsync

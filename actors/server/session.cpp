@@ -28,9 +28,8 @@ caf::error check_origin(self_ptr self, const std::string& client_id) {
     return make_error(sync_errc::unauthorized,
                       "request from a node that did not open this session");
   if (client_id != cfg.client_id)
-    return make_error(sync_errc::unauthorized,
-                      "this session belongs to " + cfg.client_id + ", not to "
-                        + client_id);
+    return make_error(sync_errc::unauthorized, "this session belongs to " + cfg.client_id
+                                                 + ", not to " + client_id);
   return {};
 }
 
@@ -38,8 +37,8 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
   if (req.changes.size() > limits.max_push_changes)
     return make_error(sync_errc::too_large,
                       "push of " + std::to_string(req.changes.size())
-                        + " changes; at most "
-                        + std::to_string(limits.max_push_changes) + " allowed");
+                        + " changes; at most " + std::to_string(limits.max_push_changes)
+                        + " allowed");
   std::size_t bytes = 0;
   uint64_t previous = 0;
   for (auto& c : req.changes) {
@@ -56,8 +55,7 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
   return {};
 }
 
-session_actor::behavior_type session_impl(self_ptr self,
-                                          replication_log_actor log,
+session_actor::behavior_type session_impl(self_ptr self, replication_log_actor log,
                                           session_config cfg) {
   self->state.log = log;
   self->state.cfg = std::move(cfg);
@@ -68,8 +66,7 @@ session_actor::behavior_type session_impl(self_ptr self,
   // node's shutdown (which stops the log) ends every session.
   self->link_to(log);
   self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
-  self->send(log, subscribe_atom::value,
-             caf::actor_cast<poke_listener_actor>(self));
+  self->send(log, subscribe_atom::value, caf::actor_cast<poke_listener_actor>(self));
   return {
     [=](push_atom, push_request& req) -> caf::result<push_reply> {
       auto& st = self->state;
@@ -96,8 +93,7 @@ session_actor::behavior_type session_impl(self_ptr self,
       push.request = std::move(req);
       st.push_in_flight = true;
       auto promise = self->make_response_promise<push_reply>();
-      self->request(st.log, st.cfg.limits.log_timeout, push_atom::value,
-                    std::move(push))
+      self->request(st.log, st.cfg.limits.log_timeout, push_atom::value, std::move(push))
         .then(
           [=](push_reply& reply) mutable {
             self->state.push_in_flight = false;
@@ -115,19 +111,21 @@ session_actor::behavior_type session_impl(self_ptr self,
       // Not delegate(): the reply would come from the log and hand the
       // client the log's handle. The answer goes through this session.
       auto promise = self->make_response_promise<pull_reply>();
-      self->request(self->state.log, self->state.cfg.limits.log_timeout,
-                    pull_atom::value, std::move(req))
-        .then([=](pull_reply& reply) mutable {
-                trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
-                ts.peer(self->state.cfg.client_id);
-                if (ts)
-                  for (size_t i = 0; i < reply.entities.size(); ++i)
-                    ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
-                            reply.entities[i].id, reply.entities[i].version);
-                reply.server_time_us = trace_now_ns() / 1000;
-                promise.deliver(std::move(reply));
-              },
-              [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+      self
+        ->request(self->state.log, self->state.cfg.limits.log_timeout, pull_atom::value,
+                  std::move(req))
+        .then(
+          [=](pull_reply& reply) mutable {
+            trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
+            ts.peer(self->state.cfg.client_id);
+            if (ts)
+              for (size_t i = 0; i < reply.entities.size(); ++i)
+                ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
+                        reply.entities[i].id, reply.entities[i].version);
+            reply.server_time_us = trace_now_ns() / 1000;
+            promise.deliver(std::move(reply));
+          },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
       return promise;
     },
     [=](poke_atom, const poke& p) {

@@ -16,8 +16,8 @@
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/server/replication_log.hpp"
 #include "actors/common/trace_sink.hpp"
+#include "actors/server/replication_log.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 #include "messages/remote.hpp"

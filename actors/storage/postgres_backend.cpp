@@ -95,7 +95,9 @@ uint64_t to_u64(const std::string& text) {
     throw storage_error("not a number in the database: '" + text + "'", false);
   }
 }
-std::string num(uint64_t n) { return std::to_string(n); }
+std::string num(uint64_t n) {
+  return std::to_string(n);
+}
 
 std::string trimmed(std::string message) {
   while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
@@ -106,10 +108,10 @@ std::string trimmed(std::string message) {
 // Worth another try: the transaction was rolled back by a conflict, or the
 // connection (or the server behind it) went away.
 bool retryable_state(const std::string& state) {
-  return state == "40001" || state == "40P01"         // serialization, deadlock
-         || state.rfind("08", 0) == 0                  // connection exception
-         || state == "57P01" || state == "57P02"       // admin / crash shutdown
-         || state == "57P03" || state == "53300";      // starting up, too many
+  return state == "40001" || state == "40P01"     // serialization, deadlock
+         || state.rfind("08", 0) == 0             // connection exception
+         || state == "57P01" || state == "57P02"  // admin / crash shutdown
+         || state == "57P03" || state == "53300"; // starting up, too many
 }
 
 bool connection_state(const std::string& state) {
@@ -164,8 +166,7 @@ public:
       // The push rules ran against the epoch apply_pushes read before this
       // transaction; another server renewed it since. Nothing is applied.
       backend_.epoch_ = meta.epoch;
-      throw storage_error("the epoch was renewed by another server; push again",
-                          true);
+      throw storage_error("the epoch was renewed by another server; push again", true);
     }
   }
 
@@ -174,10 +175,8 @@ public:
     return PQntuples(r.get()) > 0 ? to_u64(PQgetvalue(r.get(), 0, 0)) : 0;
   }
 
-  void set_last_mutation_id(const std::string& client_id,
-                            uint64_t mutation_id) override {
-    backend_.run("set_client", {client_id, num(mutation_id)},
-                 "cannot write a client");
+  void set_last_mutation_id(const std::string& client_id, uint64_t mutation_id) override {
+    backend_.run("set_client", {client_id, num(mutation_id)}, "cannot write a client");
   }
 
   void prefetch(const std::vector<log_push>& pushes) override {
@@ -219,8 +218,7 @@ public:
   void commit() override {
     if (!writes_.empty()) {
       write_rows();
-      backend_.run("set_head", {num(head_), num(commit_id_)},
-                   "cannot write the head");
+      backend_.run("set_head", {num(head_), num(commit_id_)}, "cannot write the head");
       backend_.run("notify", {backend_.channel_, num(head_)},
                    "cannot notify other servers");
     }
@@ -280,9 +278,8 @@ private:
 };
 
 postgres_backend::postgres_backend(std::string conninfo, std::string schema)
-  : conninfo_(std::move(conninfo)),
-    schema_(quote_identifier(schema)),
-    channel_(std::move(schema)) {
+    : conninfo_(std::move(conninfo)), schema_(quote_identifier(schema)),
+      channel_(std::move(schema)) {
   char* err = nullptr;
   auto* options = PQconninfoParse(conninfo_.c_str(), &err); // no connection yet
   std::string what = err ? err : "";
@@ -310,7 +307,8 @@ void postgres_backend::connect() {
     throw storage_error("cannot connect to PostgreSQL: " + what, true);
   }
   // Notices (IF NOT EXISTS, ROLLBACK outside a transaction) are expected.
-  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+    conn_, [](void*, const char*) {}, nullptr);
   try {
     // A commit is acknowledged only once durable, whatever the server's default.
     run_sql("SELECT set_config('synchronous_commit', 'on', false) "
@@ -341,9 +339,11 @@ void postgres_backend::create_schema() {
     in_tx_ = true;
     try {
       run_sql(with_schema(schema_v1, s), "cannot create the schema");
-      prepare("init_meta", with_schema("INSERT INTO @.meta VALUES ('epoch', $1), "
-              "('head_version', '0'), ('head_commit', '0'), "
-              "('schema_version', $2) ON CONFLICT (key) DO NOTHING", s));
+      prepare("init_meta",
+              with_schema("INSERT INTO @.meta VALUES ('epoch', $1), "
+                          "('head_version', '0'), ('head_commit', '0'), "
+                          "('schema_version', $2) ON CONFLICT (key) DO NOTHING",
+                          s));
       run("init_meta", {new_epoch(), std::to_string(server_schema_version)},
           "cannot create the schema");
       commit_tx("cannot create the schema");
@@ -360,9 +360,9 @@ void postgres_backend::prepare(const char* name, const std::string& sql) {
     fail(r.get(), std::string("cannot prepare ") + name);
 }
 
-postgres_backend::result
-postgres_backend::run(const char* name, const std::vector<std::string>& params,
-                      const std::string& what) {
+postgres_backend::result postgres_backend::run(const char* name,
+                                               const std::vector<std::string>& params,
+                                               const std::string& what) {
   std::vector<const char*> values;
   for (auto& p : params)
     values.push_back(p.c_str());
@@ -391,8 +391,8 @@ postgres_backend::result postgres_backend::run_sql(const std::string& sql,
 void postgres_backend::fail(const pg_result* res, const std::string& what) {
   auto* field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   std::string state = field ? field : "";
-  auto message = trimmed(res && *PQresultErrorMessage(res)
-                          ? PQresultErrorMessage(res) : PQerrorMessage(conn_));
+  auto message = trimmed(res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                           : PQerrorMessage(conn_));
   bool lost = PQstatus(conn_) != CONNECTION_OK || connection_state(state);
   if (lost) { // the next call connects again
     PQfinish(conn_);
@@ -432,7 +432,8 @@ postgres_backend::meta_row postgres_backend::read_meta(const pg_result* rows) {
                           false);
   if (to_u64(values["schema_version"]) > server_schema_version)
     throw storage_error("schema " + schema_ + " has a newer version ("
-                          + values["schema_version"] + ")", false);
+                          + values["schema_version"] + ")",
+                        false);
   // Committed, if perhaps by another server.
   head_ = to_u64(values["head_version"]);
   head_commit_ = to_u64(values["head_commit"]);
@@ -448,7 +449,8 @@ postgres_backend::meta_row postgres_backend::begin_write() {
     auto rows = run_sql(with_schema("BEGIN ISOLATION LEVEL READ COMMITTED; "
                                     "SELECT 1 FROM @.meta WHERE key = "
                                     "'head_version' FOR UPDATE; "
-                                    "SELECT key, value FROM @.meta", schema_),
+                                    "SELECT key, value FROM @.meta",
+                                    schema_),
                         "cannot begin a transaction");
     return read_meta(rows.get());
   } catch (...) {
@@ -491,8 +493,7 @@ void postgres_backend::renew_epoch(const cookie& since) {
   }
 }
 
-pull_reply postgres_backend::pull(const std::string& client_id,
-                                  const cookie& since) {
+pull_reply postgres_backend::pull(const std::string& client_id, const cookie& since) {
   for (int attempt = 0;; ++attempt) {
     ensure_open();
     in_tx_ = true;
@@ -515,8 +516,9 @@ pull_reply postgres_backend::pull(const std::string& client_id,
       for (int i = 0; i < PQntuples(rows.get()); ++i)
         out.entities.push_back(entity_at(rows.get(), i));
       auto client = run("get_client", {client_id}, "pull failed");
-      out.last_mutation_id
-        = PQntuples(client.get()) > 0 ? to_u64(PQgetvalue(client.get(), 0, 0)) : 0;
+      out.last_mutation_id = PQntuples(client.get()) > 0
+                               ? to_u64(PQgetvalue(client.get(), 0, 0))
+                               : 0;
       commit_tx("pull failed");
       out.next = {meta.epoch, meta.head, meta.head_commit};
       return out;

@@ -77,15 +77,15 @@ private:
   [[noreturn]] void fail(const pg_result* res, const std::string& what);
   void commit_tx(const std::string& what); // throws if it did not commit
   void rollback_quietly();
-  meta_row read_meta(const pg_result* rows); // also updates head_
+  meta_row read_meta(const pg_result* rows);   // also updates head_
   bool issued(const cookie& c, uint64_t head); // did this history hand out `c`?
   void renew_epoch(const cookie& since);
   /// BEGIN, lock the head row, then read meta; the caller owns the tx.
   meta_row begin_write();
 
   std::string conninfo_;
-  std::string schema_; // quoted identifier
-  std::string channel_; // of NOTIFY: the schema's name
+  std::string schema_;                          // quoted identifier
+  std::string channel_;                         // of NOTIFY: the schema's name
   std::map<std::string, std::string> per_call_; // name -> SQL, not prepared
   pg_conn* conn_ = nullptr;
   bool in_tx_ = false;

@@ -44,10 +44,8 @@ bool read_head(PGconn* conn, const std::string& schema, uint64_t& out) {
 postgres_listener::postgres_listener(std::string conninfo, std::string schema,
                                      on_head callback,
                                      std::chrono::milliseconds retry_max)
-  : conninfo_(std::move(conninfo)),
-    schema_(std::move(schema)),
-    callback_(std::move(callback)),
-    retry_max_(retry_max) {
+    : conninfo_(std::move(conninfo)), schema_(std::move(schema)),
+      callback_(std::move(callback)), retry_max_(retry_max) {
   if (pipe2(stop_pipe_, O_CLOEXEC) != 0)
     throw std::runtime_error("postgres_listener: cannot create a pipe");
   thread_ = std::thread([this] { run(); });
@@ -107,17 +105,13 @@ void postgres_listener::run() {
     auto fd = PQsocket(conn.get());
     for (bool alive = true; alive;) {
       switch (wait(fd, std::chrono::seconds(2))) {
-        case woke::stopped:
-          listening_ = false;
-          return;
+        case woke::stopped: listening_ = false; return;
         case woke::timeout:
           // Quiet: make sure the server is still there (a dead peer that
           // sent no FIN would otherwise leave us deaf).
           alive = exec_ok(conn.get(), "SELECT 1");
           break;
-        case woke::readable:
-          alive = PQconsumeInput(conn.get()) != 0;
-          break;
+        case woke::readable: alive = PQconsumeInput(conn.get()) != 0; break;
       }
       while (auto* note = PQnotifies(conn.get())) {
         report(std::strtoull(note->extra, nullptr, 10));

@@ -45,8 +45,8 @@ int64_t new_commit_id() {
 class sqlite_backend::tx : public storage_tx {
 public:
   explicit tx(sqlite_backend& backend)
-    : backend_(backend), guard_(*backend.db_), head_(backend.head_),
-      commit_id_(new_commit_id()) {}
+      : backend_(backend), guard_(*backend.db_), head_(backend.head_),
+        commit_id_(new_commit_id()) {}
 
   uint64_t last_mutation_id(const std::string& client_id) override {
     auto& stmt = backend_.get_client_;
@@ -56,8 +56,7 @@ public:
     return out;
   }
 
-  void set_last_mutation_id(const std::string& client_id,
-                            uint64_t mutation_id) override {
+  void set_last_mutation_id(const std::string& client_id, uint64_t mutation_id) override {
     backend_.set_client_.bind(1, client_id)
       .bind(2, static_cast<int64_t>(mutation_id))
       .exec();
@@ -128,8 +127,8 @@ sqlite_backend::sqlite_backend(const std::string& path) {
     if (app_id != server_application_id && (app_id != 0 || tables != 0))
       throw storage_error(path + " is not a memsync server database", false);
     if (version > server_schema_version)
-      throw storage_error(path + " has a newer schema ("
-                            + std::to_string(version) + ")", false);
+      throw storage_error(path + " has a newer schema (" + std::to_string(version) + ")",
+                          false);
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec("PRAGMA synchronous=FULL");
     if (version == 0) {
@@ -163,9 +162,8 @@ sqlite_backend::sqlite_backend(const std::string& path) {
     append_log_ = db_->prepare("INSERT INTO log VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     set_meta_ = db_->prepare("UPDATE meta SET value = ?2 WHERE key = ?1");
     commit_of_ = db_->prepare("SELECT commit_id FROM log WHERE version = ?1");
-    changed_since_ = db_->prepare(
-      "SELECT id, type, data, version, deleted FROM entities "
-      "WHERE version > ?1 ORDER BY version");
+    changed_since_ = db_->prepare("SELECT id, type, data, version, deleted FROM entities "
+                                  "WHERE version > ?1 ORDER BY version");
     all_live_ = db_->prepare(
       "SELECT id, type, data, version, deleted FROM entities WHERE deleted = 0");
   } catch (const sqlite_error& e) {
@@ -201,8 +199,7 @@ void sqlite_backend::renew_epoch() {
   epoch_ = epoch;
 }
 
-pull_reply sqlite_backend::pull(const std::string& client_id,
-                                const cookie& since) {
+pull_reply sqlite_backend::pull(const std::string& client_id, const cookie& since) {
   try {
     if (since.epoch == epoch_ && !issued(since))
       renew_epoch(); // this file is an older copy of the history
@@ -223,14 +220,14 @@ pull_reply sqlite_backend::pull(const std::string& client_id,
     if (!out.reset)
       rows.bind(1, static_cast<int64_t>(since.version));
     while (rows.step())
-      out.entities.push_back({rows.column_text(0), rows.column_text(1),
-                              rows.column_text(2),
-                              static_cast<uint64_t>(rows.column_int(3)),
-                              rows.column_int(4) != 0});
+      out.entities.push_back(
+        {rows.column_text(0), rows.column_text(1), rows.column_text(2),
+         static_cast<uint64_t>(rows.column_int(3)), rows.column_int(4) != 0});
     rows.reset();
     get_client_.bind(1, client_id);
-    out.last_mutation_id
-      = get_client_.step() ? static_cast<uint64_t>(get_client_.column_int(0)) : 0;
+    out.last_mutation_id = get_client_.step()
+                             ? static_cast<uint64_t>(get_client_.column_int(0))
+                             : 0;
     get_client_.reset();
     out.next = {epoch_, head_, head_commit_};
     return out;

@@ -7,19 +7,16 @@ namespace memsync {
 namespace {
 
 // `version`: what the change was written under (left alone if nothing was).
-sync_error apply_change(storage_tx& tx, const std::string& client_id,
-                        const change& c, const data_limits& limits,
-                        uint64_t& version) {
+sync_error apply_change(storage_tx& tx, const std::string& client_id, const change& c,
+                        const data_limits& limits, uint64_t& version) {
   entity current;
   bool exists = tx.load_entity(c.id, current) && !current.deleted;
   entity next{c.id, c.type, c.data, 0, false};
   switch (c.kind) {
-    case change_kind::put:
-      break;
+    case change_kind::put: break;
     case change_kind::patch: {
       if (!exists)
-        return {sync_errc::not_found,
-                "cannot patch '" + c.id + "': no such entity"};
+        return {sync_errc::not_found, "cannot patch '" + c.id + "': no such entity"};
       // Sessions validate patches; a log fed directly must not throw here.
       auto doc = nlohmann::json::parse(current.data, nullptr, false);
       auto patch = nlohmann::json::parse(c.data, nullptr, false);
@@ -60,10 +57,10 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
       expected = c.mutation_id; // a restored server lost the ids below
     first = false;
     if (c.mutation_id != expected)
-      return {{sync_errc::mutation_gap,
-               "mutation " + std::to_string(c.mutation_id) + " of "
-                 + req.client_id + " follows " + std::to_string(expected - 1)
-                 + "; expected " + std::to_string(expected)},
+      return {{sync_errc::mutation_gap, "mutation " + std::to_string(c.mutation_id)
+                                          + " of " + req.client_id + " follows "
+                                          + std::to_string(expected - 1) + "; expected "
+                                          + std::to_string(expected)},
               {last, {}, epoch}};
     ++expected;
   }
@@ -90,16 +87,14 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
 
 } // namespace
 
-commit_result apply_pushes(storage_backend& backend,
-                           const std::vector<log_push>& pushes,
+commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>& pushes,
                            const data_limits& limits) {
   auto epoch = backend.epoch();
   commit_result out;
   auto tx = backend.begin();
   tx->prefetch(pushes);
   for (uint32_t i = 0; i < pushes.size(); ++i)
-    out.outcomes.push_back(
-      apply_push(*tx, pushes[i], i, epoch, limits, out.written));
+    out.outcomes.push_back(apply_push(*tx, pushes[i], i, epoch, limits, out.written));
   tx->commit();
   out.version = backend.head_version();
   return out;

@@ -12,8 +12,8 @@
 
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
-#include "messages/server_local.hpp"
 #include "messages/protocol.hpp"
+#include "messages/server_local.hpp"
 #include "messages/validation.hpp"
 
 namespace memsync {
@@ -23,7 +23,7 @@ namespace memsync {
 class storage_error : public std::runtime_error {
 public:
   storage_error(const std::string& what, bool retryable)
-    : std::runtime_error(what), retryable_(retryable) {}
+      : std::runtime_error(what), retryable_(retryable) {}
   bool retryable() const { return retryable_; }
 
 private:
@@ -36,8 +36,8 @@ public:
   virtual ~storage_tx() = default;
   /// 0 for a client never seen.
   virtual uint64_t last_mutation_id(const std::string& client_id) = 0;
-  virtual void set_last_mutation_id(const std::string& client_id,
-                                    uint64_t mutation_id) = 0;
+  virtual void set_last_mutation_id(const std::string& client_id, uint64_t mutation_id)
+    = 0;
   /// A hint: the entities of these changes are about to be loaded. A backend
   /// that pays a network round trip per statement reads them all at once.
   virtual void prefetch(const std::vector<log_push>& pushes) { (void)pushes; }
@@ -45,8 +45,9 @@ public:
   virtual bool load_entity(const std::string& id, entity& out) = 0;
   /// Stores `e` (a tombstone when e.deleted) under the next server version,
   /// appends the change to the log, and returns that version.
-  virtual uint64_t write_entity(const entity& e, const std::string& client_id,
-                                uint64_t mutation_id) = 0;
+  virtual uint64_t
+  write_entity(const entity& e, const std::string& client_id, uint64_t mutation_id)
+    = 0;
   virtual void commit() = 0;
 };
 
@@ -96,8 +97,7 @@ struct commit_result {
   std::vector<written_change> written; ///< in version order
   uint64_t version = 0;
 };
-commit_result apply_pushes(storage_backend& backend,
-                           const std::vector<log_push>& pushes,
+commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>& pushes,
                            const data_limits& limits);
 
 } // namespace memsync

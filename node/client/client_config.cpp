@@ -9,8 +9,7 @@ using namespace std::chrono_literals;
 config_schema client_schema() {
   config_schema schema;
   schema
-    .add_string("client.id", "",
-                "client name; the local database adds a random suffix")
+    .add_string("client.id", "", "client name; the local database adds a random suffix")
     .add_string("client.db-path", "client.db",
                 "local SQLite file (\":memory:\" for none)")
     .add_duration("client.sync-timeout", 30s, 1ms, 24h,
@@ -32,13 +31,11 @@ config_schema client_schema() {
                   "longest retry delay after repeated failed flushes")
     .add_integer("limits.max-data-bytes", 1 << 20, 2, 64 << 20,
                  "largest entity data (serialized JSON)")
-    .add_integer("limits.max-depth", 64, 1, 1000,
-                 "deepest nesting of entity data")
+    .add_integer("limits.max-depth", 64, 1, 1000, "deepest nesting of entity data")
     .add_string("server.host", "", "server to sync with (empty: offline only)")
     .add_integer("server.port", 7878, 1, 65535, "server port")
     .add_string("server.token", "", "this client's token (see the server's tokens file)")
-    .add_duration("sync.push-debounce", 1s, 0ns, 1h,
-                  "delay after a flush before pushing")
+    .add_duration("sync.push-debounce", 1s, 0ns, 1h, "delay after a flush before pushing")
     .add_duration("sync.pull-interval", 5s, 1ms, 24h,
                   "fallback pull when no poke arrives")
     .add_duration("sync.retry-min", 100ms, 1ms, 1h, "first reconnect/retry delay")
@@ -84,7 +81,8 @@ client_config make_client_config(const config_values& v) {
   out.sync.retry_min = v.get_duration("sync.retry-min");
   out.sync.retry_max = v.get_duration("sync.retry-max");
   out.sync.request_timeout = v.get_duration("sync.request-timeout");
-  out.sync.max_push_changes = static_cast<uint64_t>(v.get_integer("sync.max-push-changes"));
+  out.sync.max_push_changes = static_cast<uint64_t>(
+    v.get_integer("sync.max-push-changes"));
   out.sync.max_push_bytes = static_cast<uint64_t>(v.get_integer("sync.max-push-bytes"));
   if (!out.server_host.empty() && out.sync.token.empty())
     throw config_error(v.origin("server.token")

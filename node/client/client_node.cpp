@@ -9,10 +9,8 @@
 namespace memsync {
 
 client_node::client_node(caf::actor_system& sys, const client_config& cfg)
-  : sys_(sys),
-    core_(std::make_shared<store_core>(cfg.limits)),
-    subs_(std::make_shared<subscriber_list>()),
-    app_(core_, subs_) {
+    : sys_(sys), core_(std::make_shared<store_core>(cfg.limits)),
+      subs_(std::make_shared<subscriber_list>()), app_(core_, subs_) {
   auto start = std::chrono::steady_clock::now();
   auto db = std::make_unique<local_database>(cfg.db);
   auto snapshot = db->load();
@@ -20,8 +18,7 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
   load_time_ = std::chrono::steady_clock::now() - start;
   snapshot_meta_ = std::move(snapshot);
   if (cfg.trace.mode != trace_mode::off)
-    trace_ = std::make_shared<trace_sink>(cfg.trace, snapshot_meta_.client_id,
-                                          "client");
+    trace_ = std::make_shared<trace_sink>(cfg.trace, snapshot_meta_.client_id, "client");
   db_ = spawn_local_db(sys, std::move(db), trace_);
   flusher_ = spawn_flush_scheduler(sys, db_, cfg.flush, trace_);
   memory_ = spawn_memory_store(sys, core_, subs_, flusher_, trace_);
@@ -29,10 +26,10 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
     connector_ = spawn_connector(sys, cfg.server_host, cfg.server_port,
                                  cfg.sync.request_timeout);
     syncer_config scfg{snapshot_meta_.client_id, snapshot_meta_.cursor,
-                       snapshot_meta_.last_mutation_id,
-                       snapshot_meta_.push_epoch, cfg.sync};
-    syncer_ = spawn_network_syncer(sys, std::move(scfg), connector_, db_,
-                                   memory_, flusher_, trace_);
+                       snapshot_meta_.last_mutation_id, snapshot_meta_.push_epoch,
+                       cfg.sync};
+    syncer_ = spawn_network_syncer(sys, std::move(scfg), connector_, db_, memory_,
+                                   flusher_, trace_);
   }
 }
 
@@ -71,8 +68,7 @@ std::optional<sync_status> client_node::sync_state(std::chrono::nanoseconds time
   caf::scoped_actor self{sys_};
   std::optional<sync_status> out;
   self->request(syncer_, timeout, status_atom::value)
-    .receive([&](sync_status& st) { out = std::move(st); },
-             [&](caf::error&) {});
+    .receive([&](sync_status& st) { out = std::move(st); }, [&](caf::error&) {});
   return out;
 }
 
@@ -90,11 +86,10 @@ void client_node::shutdown(std::chrono::nanoseconds timeout) {
     return;
   stopped_ = true;
   flush_now(timeout);
-  for (auto& handle : {caf::actor_cast<caf::actor>(syncer_),
-                       caf::actor_cast<caf::actor>(connector_),
-                       caf::actor_cast<caf::actor>(memory_),
-                       caf::actor_cast<caf::actor>(flusher_),
-                       caf::actor_cast<caf::actor>(db_)})
+  for (auto& handle :
+       {caf::actor_cast<caf::actor>(syncer_), caf::actor_cast<caf::actor>(connector_),
+        caf::actor_cast<caf::actor>(memory_), caf::actor_cast<caf::actor>(flusher_),
+        caf::actor_cast<caf::actor>(db_)})
     if (handle)
       caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
   // What the actors record while they stop is not written.

@@ -15,7 +15,8 @@ namespace {
 
 using namespace std::string_literals;
 
-const std::string duration_error = "expected a duration with a unit (ns, us, ms, s, min, h), got '";
+const std::string duration_error = "expected a duration with a unit (ns, us, ms, s, min, "
+                                   "h), got '";
 
 // Largest unit first, so formatting picks the most readable exact unit.
 constexpr std::pair<std::string_view, int64_t> unit_table[] = {
@@ -35,7 +36,9 @@ std::string_view trim(std::string_view s) {
   return s.substr(first, s.find_last_not_of(" \t") - first + 1);
 }
 
-bool is_comment_start(char c) { return c == '#' || c == ';'; }
+bool is_comment_start(char c) {
+  return c == '#' || c == ';';
+}
 
 bool is_key_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
@@ -46,7 +49,8 @@ std::errc parse_int(std::string_view s, int64_t& out) {
   if (s.size() > 1 && s[0] == '+' && std::isdigit(static_cast<unsigned char>(s[1])))
     s.remove_prefix(1);
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc{} && ptr != s.data() + s.size() ? std::errc::invalid_argument : ec;
+  return ec == std::errc{} && ptr != s.data() + s.size() ? std::errc::invalid_argument
+                                                         : ec;
 }
 
 // Exact (round-trips through parse_duration), in the largest fitting unit.
@@ -58,7 +62,10 @@ std::string format_duration(int64_t ns) {
 }
 
 // Each escape as (decoded character, letter after the backslash).
-constexpr std::pair<char, char> escapes[] = {{'"', '"'}, {'\\', '\\'}, {'\n', 'n'}, {'\t', 't'}};
+constexpr std::pair<char, char> escapes[] = {{'"', '"'},
+                                             {'\\', '\\'},
+                                             {'\n', 'n'},
+                                             {'\t', 't'}};
 
 const std::pair<char, char>* find_escape(char c, bool by_letter) {
   for (auto& e : escapes)
@@ -126,11 +133,11 @@ raw_value lex_value(std::string_view s, bool command_line) {
 }
 
 // `overflow`: the text did not even fit in int64_t.
-void check_range(int64_t n, bool overflow, const option_spec& spec, const std::string& text,
-                 std::string (*fmt)(int64_t)) {
+void check_range(int64_t n, bool overflow, const option_spec& spec,
+                 const std::string& text, std::string (*fmt)(int64_t)) {
   if (overflow || n < spec.min || n > spec.max)
-    throw std::invalid_argument("value " + text + " out of range [" + fmt(spec.min)
-                                + ", " + fmt(spec.max) + "]");
+    throw std::invalid_argument("value " + text + " out of range [" + fmt(spec.min) + ", "
+                                + fmt(spec.max) + "]");
 }
 
 void check_string(const option_spec& spec, const raw_value& raw, bool bare_ok) {
@@ -159,7 +166,8 @@ int64_t check_value(const option_spec& spec, const raw_value& raw, bool bare_ok)
       bool overflow = ec == std::errc::result_out_of_range;
       if (ec != std::errc{} && !overflow)
         throw std::invalid_argument("expected an integer, got '" + raw.source + "'");
-      check_range(n, overflow, spec, raw.text, [](int64_t i) { return std::to_string(i); });
+      check_range(n, overflow, spec, raw.text,
+                  [](int64_t i) { return std::to_string(i); });
       return n;
     }
     case option_kind::duration:
@@ -173,8 +181,9 @@ int64_t check_value(const option_spec& spec, const raw_value& raw, bool bare_ok)
 }
 
 // Declares the option; returns it so the caller can add bounds or choices.
-option_spec& add_spec(config_schema& schema, std::vector<option_spec>& options, std::string name,
-                      option_kind kind, std::string def, std::string help) {
+option_spec& add_spec(config_schema& schema, std::vector<option_spec>& options,
+                      std::string name, option_kind kind, std::string def,
+                      std::string help) {
   if (name.find('.') == std::string::npos || schema.find(name))
     throw std::logic_error("config schema: bad or duplicate option name '" + name + "'");
   auto& spec = options.emplace_back();
@@ -189,7 +198,8 @@ option_spec& add_spec(config_schema& schema, std::vector<option_spec>& options, 
 
 std::chrono::nanoseconds parse_duration(const std::string& text) {
   size_t digits_begin = text.find_first_not_of("+-") == 1 ? 1 : 0;
-  auto digits_end = std::min(text.find_first_not_of("0123456789", digits_begin), text.size());
+  auto digits_end = std::min(text.find_first_not_of("0123456789", digits_begin),
+                             text.size());
   auto unit = std::string_view{text}.substr(digits_end);
   auto entry = std::find_if(std::begin(unit_table), std::end(unit_table),
                             [&](auto& e) { return e.first == unit; });
@@ -203,10 +213,13 @@ std::chrono::nanoseconds parse_duration(const std::string& text) {
   return std::chrono::nanoseconds{count * entry->second};
 }
 
-config_schema& config_schema::add_string(std::string name, std::string def, std::string help,
+config_schema& config_schema::add_string(std::string name, std::string def,
+                                         std::string help,
                                          std::vector<std::string> choices) {
-  add_spec(*this, options_, std::move(name), option_kind::string, quote(def), std::move(help))
-    .choices = std::move(choices);
+  add_spec(*this, options_, std::move(name), option_kind::string, quote(def),
+           std::move(help))
+    .choices
+    = std::move(choices);
   return *this;
 }
 
@@ -227,7 +240,8 @@ config_schema& config_schema::add_boolean(std::string name, bool def, std::strin
 
 config_schema& config_schema::add_duration(std::string name, std::chrono::nanoseconds def,
                                            std::chrono::nanoseconds min,
-                                           std::chrono::nanoseconds max, std::string help) {
+                                           std::chrono::nanoseconds max,
+                                           std::string help) {
   auto& spec = add_spec(*this, options_, std::move(name), option_kind::duration,
                         format_duration(def.count()), std::move(help));
   spec.min = min.count();
@@ -245,7 +259,8 @@ std::string config_schema::describe() const {
   std::vector<const option_spec*> sorted;
   for (auto& o : options_)
     sorted.push_back(&o);
-  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* a, auto* b) { return a->name < b->name; });
   std::string out;
   for (auto* o : sorted)
     out += "  " + o->name + "  (" + kind_name(o->kind) + ", default: " + o->default_value
@@ -253,13 +268,14 @@ std::string config_schema::describe() const {
   return out;
 }
 
-const config_values::value& config_values::at(const std::string& name, option_kind kind) const {
+const config_values::value& config_values::at(const std::string& name,
+                                              option_kind kind) const {
   auto i = values_.find(name);
   if (i == values_.end())
     throw std::logic_error("config: undeclared option '" + name + "'");
   if (i->second.kind != kind)
-    throw std::logic_error("config: option '" + name + "' is a " + kind_name(i->second.kind)
-                           + ", not a " + kind_name(kind));
+    throw std::logic_error("config: option '" + name + "' is a "
+                           + kind_name(i->second.kind) + ", not a " + kind_name(kind));
   return i->second;
 }
 
@@ -305,10 +321,12 @@ public:
   }
 
 private:
-  void set(const option_spec& spec, const raw_value& raw, bool bare_ok, std::string origin) {
+  void set(const option_spec& spec, const raw_value& raw, bool bare_ok,
+           std::string origin) {
     auto number = check_value(spec, raw, bare_ok);
     bool is_default = origin == "default";
-    result_.values_[spec.name] = {spec.kind, raw.text, number, std::move(origin), !is_default};
+    result_.values_[spec.name] = {spec.kind, raw.text, number, std::move(origin),
+                                  !is_default};
   }
 
   // Defaults go through the same parser, so a bad schema fails loudly.
@@ -331,7 +349,8 @@ private:
     if (!spec)
       throw error("unknown option");
     try {
-      set(*spec, lex_value(std::string_view{arg}.substr(eq + 1), true), true, "command line");
+      set(*spec, lex_value(std::string_view{arg}.substr(eq + 1), true), true,
+          "command line");
     } catch (const std::invalid_argument& e) {
       throw error(e.what());
     }
@@ -352,7 +371,8 @@ private:
   void load_file(const std::string& path) {
     std::string content;
     if (!read_file(path, content))
-      throw config_error(path + ": cannot read config file (" + std::strerror(errno) + ")");
+      throw config_error(path + ": cannot read config file (" + std::strerror(errno)
+                         + ")");
     std::string section;
     std::map<std::string, int> seen; // name -> line, to reject duplicates
     std::string_view rest = content;
@@ -361,21 +381,24 @@ private:
       rest.remove_prefix(std::min(line.size() + 1, rest.size()));
       if (line.ends_with('\r'))
         line.remove_suffix(1);
-      parse_line(path + ":" + std::to_string(line_no), line_no, trim(line), section, seen);
+      parse_line(path + ":" + std::to_string(line_no), line_no, trim(line), section,
+                 seen);
     }
   }
 
   void parse_line(const std::string& where, int line_no, std::string_view line,
                   std::string& section, std::map<std::string, int>& seen) {
-    auto error = [&](const std::string& reason) { return config_error(where + ": " + reason); };
+    auto error = [&](const std::string& reason) {
+      return config_error(where + ": " + reason);
+    };
     if (line.empty() || is_comment_start(line[0]))
       return;
     if (line[0] == '[') {
       section = parse_section(line, error);
       return;
     }
-    auto key = std::string{line.substr(0, std::find_if_not(line.begin(), line.end(), is_key_char)
-                                            - line.begin())};
+    auto key = std::string{line.substr(
+      0, std::find_if_not(line.begin(), line.end(), is_key_char) - line.begin())};
     auto after = trim(line.substr(key.size()));
     if (key.empty())
       throw error("expected 'key = value', '[section]' or a comment");
@@ -405,12 +428,14 @@ private:
     auto tail = trim(line.substr(close + 1));
     if (!tail.empty() && !is_comment_start(tail[0]))
       throw error("unexpected text after section header");
-    if (name.empty() || !std::all_of(name.begin(), name.end(),
-                                     [](char c) { return is_key_char(c) || c == '.'; }))
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+          return is_key_char(c) || c == '.';
+        }))
       throw error("invalid section name '" + name + "'");
     // A section is known if some option is declared directly inside it.
-    if (std::none_of(schema_.options().begin(), schema_.options().end(),
-                     [&](auto& o) { return o.name.substr(0, o.name.rfind('.')) == name; }))
+    if (std::none_of(schema_.options().begin(), schema_.options().end(), [&](auto& o) {
+          return o.name.substr(0, o.name.rfind('.')) == name;
+        }))
       throw error(name + ": unknown section");
     return name;
   }

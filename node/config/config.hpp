@@ -39,12 +39,12 @@ class config_schema {
 public:
   config_schema& add_string(std::string name, std::string def, std::string help,
                             std::vector<std::string> choices = {});
-  config_schema& add_integer(std::string name, int64_t def, int64_t min,
-                             int64_t max, std::string help);
+  config_schema& add_integer(std::string name, int64_t def, int64_t min, int64_t max,
+                             std::string help);
   config_schema& add_boolean(std::string name, bool def, std::string help);
   config_schema& add_duration(std::string name, std::chrono::nanoseconds def,
-                              std::chrono::nanoseconds min,
-                              std::chrono::nanoseconds max, std::string help);
+                              std::chrono::nanoseconds min, std::chrono::nanoseconds max,
+                              std::string help);
 
   const option_spec* find(const std::string& name) const;
   const std::vector<option_spec>& options() const { return options_; }
@@ -76,7 +76,7 @@ private:
   friend class config_loader;
   struct value {
     option_kind kind;
-    std::string text; // decoded string value
+    std::string text;   // decoded string value
     int64_t number = 0; // integer, boolean (0/1) or duration in ns
     std::string origin = "default";
     bool explicit_set = false;

@@ -10,8 +10,7 @@ using namespace std::chrono_literals;
 
 void add_node_options(config_schema& schema) {
   schema
-    .add_integer("scheduler.max-threads", 2, 1, 64,
-                 "worker threads of the actor system")
+    .add_integer("scheduler.max-threads", 2, 1, 64, "worker threads of the actor system")
     .add_string("scheduler.policy", "sharing",
                 "'sharing' (lower latency across nodes) or 'stealing'",
                 {"sharing", "stealing"})
@@ -44,8 +43,8 @@ trace_settings make_trace_settings(const config_values& v) {
   out.sample_every = static_cast<uint64_t>(v.get_integer("trace.sample-every"));
   out.buffer = static_cast<std::size_t>(v.get_integer("trace.buffer"));
   if (out.mode != trace_mode::off && out.file.empty())
-    throw config_error(v.origin("trace.mode") + ": trace.file: required when trace.mode is "
-                       + mode);
+    throw config_error(v.origin("trace.mode")
+                       + ": trace.file: required when trace.mode is " + mode);
   return out;
 }
 

@@ -22,7 +22,6 @@ void add_trace_options(config_schema& schema);
 trace_settings make_trace_settings(const config_values& values);
 
 /// Applies those options to CAF's configuration and loads the middleman.
-void apply_caf_settings(const config_values& values,
-                        caf::actor_system_config& cfg);
+void apply_caf_settings(const config_values& values, caf::actor_system_config& cfg);
 
 } // namespace memsync

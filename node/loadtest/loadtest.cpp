@@ -17,9 +17,9 @@
 #include <caf/send.hpp>
 
 #include "messages/registry.hpp"
-#include "node/loadtest/loadtest_check.hpp"
 #include "node/client/client_config.hpp"
 #include "node/config/node_options.hpp"
+#include "node/loadtest/loadtest_check.hpp"
 #include "node/server/server_node.hpp"
 
 namespace memsync {
@@ -32,7 +32,9 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 using std::chrono::nanoseconds;
 
-double seconds(nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+double seconds(nanoseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::size_t rss_bytes() {
   std::ifstream statm{"/proc/self/statm"};
@@ -74,11 +76,10 @@ struct server_host {
   std::string db_path;
 };
 
-
 class driver {
 public:
   driver(const loadtest_config& cfg, const config_values& values, std::ostream* progress)
-    : cfg_(cfg), values_(values), progress_(progress) {}
+      : cfg_(cfg), values_(values), progress_(progress) {}
 
   loadtest_report run();
 
@@ -127,8 +128,9 @@ void driver::start_servers() {
       auto it = token_of.find(c->name);
       if (it == token_of.end())
         throw config_error(cfg_.tokens_file + ": no token for simulated client '"
-                           + c->name + "' (server.tokens-file must list every "
-                           "simulated client name)");
+                           + c->name
+                           + "' (server.tokens-file must list every "
+                             "simulated client name)");
       c->token = it->second;
     }
     return;
@@ -218,9 +220,10 @@ void driver::write_one(sim_client& c) {
   ++c.writes;
   ++total_writes_;
   auto seq = app.counts().last_seq; // only this thread writes to this store
-  c.log.push_back({seq, s.n, del ? change_kind::del
-                              : patch ? change_kind::patch
-                                      : change_kind::put});
+  c.log.push_back({seq, s.n,
+                   del     ? change_kind::del
+                   : patch ? change_kind::patch
+                           : change_kind::put});
   std::lock_guard<std::mutex> guard{c.mtx};
   c.unflushed.emplace_back(seq, s.t_us);
 }
@@ -258,8 +261,8 @@ void driver::sample(double at_s) {
     std::snprintf(line, sizeof(line),
                   "\r[%6.1f s] connected %zu/%zu  writes/s %.0f  applied/s %.0f  "
                   "propagation p99 %.2f ms (so far %.2f)  errors %llu   ",
-                  at_s, t.connected, clients_.size(), s.writes_per_s,
-                  s.applied_per_s, s.p99_us / 1000.0,
+                  at_s, t.connected, clients_.size(), s.writes_per_s, s.applied_per_s,
+                  s.p99_us / 1000.0,
                   rs_.propagation_all.snapshot().percentile(0.99) / 1000.0,
                   static_cast<unsigned long long>(errors));
     *progress_ << line << std::flush;
@@ -278,16 +281,17 @@ void driver::run_steady() {
   for (size_t k = 0; k < cfg_.offline_clients; ++k) {
     auto* c = clients_[k * clients_.size() / cfg_.offline_clients].get();
     auto at = start + cfg_.warm_up
-              + window * static_cast<int64_t>(k) / static_cast<int64_t>(cfg_.offline_clients);
+              + window * static_cast<int64_t>(k)
+                  / static_cast<int64_t>(cfg_.offline_clients);
     events.push_back({at, c, false});
     events.push_back({at + cfg_.offline_for, c, true});
   }
-  std::sort(events.begin(), events.end(),
-            [](auto& a, auto& b) { return a.at < b.at; });
+  std::sort(events.begin(), events.end(), [](auto& a, auto& b) { return a.at < b.at; });
   // Spread the first writes over one interval so the clients do not write
   // in lockstep.
   for (auto& c : clients_)
-    c->next_write = start + cfg_.write_interval * static_cast<int64_t>(rng_() % 1000) / 1000;
+    c->next_write = start
+                    + cfg_.write_interval * static_cast<int64_t>(rng_() % 1000) / 1000;
   auto end = start + cfg_.duration;
   auto warm_end = start + cfg_.warm_up;
   bool warm = cfg_.warm_up == 0ns;
@@ -331,12 +335,16 @@ void driver::run_steady() {
   auto stopped = clock_type::now();
   auto t = sum_up(poll_status(*sys_, clients_, 5s));
   report_.measured_s = seconds(stopped - warm_end);
-  auto per_s = [&](double n) { return n / std::max(1e-9, report_.measured_s); };
+  auto per_s = [&](double n) {
+    return n / std::max(1e-9, report_.measured_s);
+  };
   report_.writes = total_writes_;
   report_.writes_per_s = per_s(static_cast<double>(total_writes_ - writes_at_warm));
-  report_.pushed_per_s = per_s(static_cast<double>(t.acknowledged - at_warm.acknowledged));
+  report_.pushed_per_s = per_s(
+    static_cast<double>(t.acknowledged - at_warm.acknowledged));
   report_.pulls_per_s = per_s(static_cast<double>(t.pulls - at_warm.pulls));
-  report_.applied_per_s = per_s(static_cast<double>(rs_.applied.load() - applied_at_warm));
+  report_.applied_per_s = per_s(
+    static_cast<double>(rs_.applied.load() - applied_at_warm));
 }
 
 void driver::run_fixed() {
@@ -382,7 +390,9 @@ void driver::run_fixed() {
   report_.writes = total_writes_;
   report_.writes_per_s = total_writes_ / std::max(1e-9, seconds(written - start));
   auto t = sum_up(poll_status(*sys_, clients_, 5s));
-  auto per_s = [&](double n) { return n / std::max(1e-9, report_.measured_s); };
+  auto per_s = [&](double n) {
+    return n / std::max(1e-9, report_.measured_s);
+  };
   report_.pushed_per_s = per_s(static_cast<double>(t.acknowledged));
   report_.pulls_per_s = per_s(static_cast<double>(t.pulls));
   report_.applied_per_s = per_s(static_cast<double>(rs_.applied.load()));
@@ -490,15 +500,15 @@ loadtest_report driver::run() {
     c->observer = cfg_.latency_observers == 0 || i < cfg_.latency_observers;
     clients_.push_back(std::move(c));
   }
-  report_.latency_observers
-    = cfg_.latency_observers == 0 ? cfg_.clients : std::min(cfg_.clients, cfg_.latency_observers);
+  report_.latency_observers = cfg_.latency_observers == 0
+                                ? cfg_.clients
+                                : std::min(cfg_.clients, cfg_.latency_observers);
   start_servers();
   size_t nodes = addresses_.size();
   for (auto& c : clients_)
     c->server = c->index % nodes;
-  report_.server = cfg_.in_process
-                     ? "in-process, " + std::to_string(nodes) + " node(s)"
-                     : std::to_string(nodes) + " node(s) by address";
+  report_.server = cfg_.in_process ? "in-process, " + std::to_string(nodes) + " node(s)"
+                                   : std::to_string(nodes) + " node(s) by address";
   apply_caf_settings(values_, client_cfg_);
   register_message_types(client_cfg_);
   sys_ = std::make_unique<caf::actor_system>(client_cfg_);
@@ -508,8 +518,9 @@ loadtest_report driver::run() {
   if (!wait_connected(cfg_.settle_timeout))
     report_.notes.push_back("not every client was connected when the workload started");
   report_.connect_s = seconds(clock_type::now() - t_connect);
-  report_.bytes_per_client_connected
-    = static_cast<double>(rss_bytes() - std::min(rss_bytes(), rss_start_)) / cfg_.clients;
+  report_.bytes_per_client_connected = static_cast<double>(
+                                         rss_bytes() - std::min(rss_bytes(), rss_start_))
+                                       / cfg_.clients;
   rs_.t0 = clock_type::now();
   if (cfg_.fixed)
     run_fixed();
@@ -517,23 +528,26 @@ loadtest_report driver::run() {
     run_steady();
   if (progress_ && cfg_.progress_interval > 0ns)
     *progress_ << "\n";
-  report_.bytes_per_client_end
-    = static_cast<double>(rss_bytes() - std::min(rss_bytes(), rss_start_)) / cfg_.clients;
+  report_.bytes_per_client_end = static_cast<double>(rss_bytes()
+                                                     - std::min(rss_bytes(), rss_start_))
+                                 / cfg_.clients;
   report_.threads = count_entries("/proc/self/task");
   report_.open_files = count_entries("/proc/self/fd");
   settle();
   check();
   if (report_.latency_observers < report_.clients)
-    report_.notes.push_back("propagation is timed on " + std::to_string(report_.latency_observers)
+    report_.notes.push_back("propagation is timed on "
+                            + std::to_string(report_.latency_observers)
                             + " observer clients (every change they receive)");
   if (cfg_.in_process)
     report_.notes.push_back("memory per client includes the in-process server's "
                             "share (session, connection state)");
   report_.notes.push_back("layer times cover the whole run, warm-up included");
   if (auto n = rs_.untimed.load(); n > 0)
-    report_.notes.push_back(std::to_string(n) + " changes written while their "
-                            "writer or their receiver was offline are left out "
-                            "of the propagation latency");
+    report_.notes.push_back(std::to_string(n)
+                            + " changes written while their "
+                              "writer or their receiver was offline are left out "
+                              "of the propagation latency");
   stop();
   return report_;
 }

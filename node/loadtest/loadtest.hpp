@@ -17,7 +17,7 @@ namespace memsync {
 /// `values` carries the CAF settings (scheduler, heartbeats) for every actor
 /// system. Prints one live progress line to `progress` (if not null).
 /// Throws config_error or std::runtime_error when it cannot start.
-loadtest_report run_loadtest(const loadtest_config& cfg,
-                             const config_values& values, std::ostream* progress);
+loadtest_report run_loadtest(const loadtest_config& cfg, const config_values& values,
+                             std::ostream* progress);
 
 } // namespace memsync

@@ -41,8 +41,7 @@ const write_record* write_of(sim_client& c, uint64_t mutation_id) {
 
 } // namespace
 
-void check_server_log(const std::string& db_path,
-                      const std::vector<sim_client*>& clients,
+void check_server_log(const std::string& db_path, const std::vector<sim_client*>& clients,
                       const std::map<std::size_t, std::set<uint64_t>>& refused,
                       loadtest_report& report) {
   std::unordered_map<std::string, sim_client*> by_id;

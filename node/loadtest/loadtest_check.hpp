@@ -22,8 +22,7 @@ std::vector<std::string> visible_state(client_node& node);
 /// once in the log (less those the server refused: `refused` holds the
 /// mutation ids by client index) and every entity equal to the write of its
 /// last log entry. Adds to the counters of `report`.
-void check_server_log(const std::string& db_path,
-                      const std::vector<sim_client*>& clients,
+void check_server_log(const std::string& db_path, const std::vector<sim_client*>& clients,
                       const std::map<std::size_t, std::set<uint64_t>>& refused,
                       loadtest_report& report);
 

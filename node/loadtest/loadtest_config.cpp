@@ -12,8 +12,7 @@ using namespace std::chrono_literals;
 
 config_schema loadtest_schema() {
   config_schema schema;
-  schema
-    .add_integer("loadtest.clients", 50, 1, 100000, "simulated clients")
+  schema.add_integer("loadtest.clients", 50, 1, 100000, "simulated clients")
     .add_duration("loadtest.connect-interval", 0ns, 0ns, 1min,
                   "pause between starting two clients (0: all at once)")
     .add_duration("loadtest.duration", 5s, 1ms, 24h,
@@ -99,8 +98,7 @@ std::vector<server_address> parse_server_list(const std::string& text) {
         || port_text.size() > 5 || std::stoi(port_text) < 1
         || std::stoi(port_text) > 65535)
       throw std::invalid_argument("bad port in '" + item + "'");
-    out.push_back({item.substr(0, colon),
-                   static_cast<uint16_t>(std::stoi(port_text))});
+    out.push_back({item.substr(0, colon), static_cast<uint16_t>(std::stoi(port_text))});
     start = end + 1;
   }
   return out;
@@ -133,8 +131,8 @@ loadtest_config make_loadtest_config(const config_values& v) {
   if (out.put_percent + out.patch_percent + out.del_percent != 100)
     throw fail("workload.del-percent",
                "put-percent + patch-percent + del-percent must be 100");
-  out.entities_per_client
-    = static_cast<size_t>(v.get_integer("workload.entities-per-client"));
+  out.entities_per_client = static_cast<size_t>(
+    v.get_integer("workload.entities-per-client"));
   out.hot_entities = static_cast<size_t>(v.get_integer("workload.hot-entities"));
   out.collision_percent = static_cast<int>(v.get_integer("workload.collision-percent"));
   if (out.collision_percent > 0 && out.hot_entities == 0)
@@ -151,13 +149,14 @@ loadtest_config make_loadtest_config(const config_values& v) {
       && out.offline_for >= out.duration - out.warm_up)
     throw fail("workload.offline-for",
                "must be shorter than the measured part of the run");
-  out.latency_observers
-    = static_cast<size_t>(v.get_integer("workload.latency-observers"));
+  out.latency_observers = static_cast<size_t>(
+    v.get_integer("workload.latency-observers"));
 
   out.db_in_memory = v.get_string("client.local-db") == "memory";
   // A client's SQLite file in WAL mode holds three descriptors.
   if (rlimit nofile{}; !out.db_in_memory && getrlimit(RLIMIT_NOFILE, &nofile) == 0
-      && nofile.rlim_cur != RLIM_INFINITY && 3 * out.clients + 100 > nofile.rlim_cur)
+                       && nofile.rlim_cur != RLIM_INFINITY
+                       && 3 * out.clients + 100 > nofile.rlim_cur)
     throw fail("client.local-db",
                "\"files\" needs about " + std::to_string(3 * out.clients + 100)
                  + " file descriptors, the limit is " + std::to_string(nofile.rlim_cur)
@@ -172,8 +171,8 @@ loadtest_config make_loadtest_config(const config_values& v) {
   if (out.sync.retry_max < out.sync.retry_min)
     throw fail("sync.retry-max", "must not be below sync.retry-min");
   out.sync.request_timeout = v.get_duration("sync.request-timeout");
-  out.sync.max_push_changes
-    = static_cast<uint64_t>(v.get_integer("sync.max-push-changes"));
+  out.sync.max_push_changes = static_cast<uint64_t>(
+    v.get_integer("sync.max-push-changes"));
 
   out.in_process = v.get_string("server.mode") == "in-process";
   out.in_process_nodes = static_cast<size_t>(v.get_integer("server.nodes"));

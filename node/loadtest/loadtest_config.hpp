@@ -25,37 +25,37 @@ struct loadtest_config {
   std::chrono::nanoseconds connect_interval{0}; ///< between client starts
   std::chrono::nanoseconds duration{std::chrono::seconds(5)};
   std::chrono::nanoseconds warm_up{std::chrono::seconds(1)};
-  std::chrono::nanoseconds settle_timeout{std::chrono::seconds(60)}; ///< convergence
+  std::chrono::nanoseconds settle_timeout{std::chrono::seconds(60)};   ///< convergence
   std::chrono::nanoseconds progress_interval{std::chrono::seconds(1)}; ///< 0: silent
   std::string client_prefix = "lt";
-  std::string report_json;                ///< empty: none
-  std::string report_svg;                 ///< empty: none
+  std::string report_json; ///< empty: none
+  std::string report_svg;  ///< empty: none
 
   // -- [workload] ------------------------------------------------------------
-  bool fixed = false;                     ///< K clients x M entities, as fast as possible
+  bool fixed = false; ///< K clients x M entities, as fast as possible
   std::chrono::nanoseconds write_interval{std::chrono::seconds(1)}; ///< per client
   int put_percent = 70;
   int patch_percent = 25;
   int del_percent = 5;
-  std::size_t entities_per_client = 20;   ///< own entities (fixed mode: M)
-  std::size_t hot_entities = 10;          ///< shared by every client
-  int collision_percent = 10;             ///< share of writes to the shared ones
+  std::size_t entities_per_client = 20; ///< own entities (fixed mode: M)
+  std::size_t hot_entities = 10;        ///< shared by every client
+  int collision_percent = 10;           ///< share of writes to the shared ones
   std::size_t payload_bytes = 100;
-  std::size_t offline_clients = 0;        ///< go offline once during the run
+  std::size_t offline_clients = 0; ///< go offline once during the run
   std::chrono::nanoseconds offline_for{std::chrono::seconds(1)};
-  std::size_t latency_observers = 0;      ///< clients that time propagation; 0: all
+  std::size_t latency_observers = 0; ///< clients that time propagation; 0: all
 
   // -- the simulated client stack -------------------------------------------
-  bool db_in_memory = true;               ///< [client] local-db = "memory" | "files"
-  std::string synchronous = "normal";     ///< [local-db] synchronous
+  bool db_in_memory = true;           ///< [client] local-db = "memory" | "files"
+  std::string synchronous = "normal"; ///< [local-db] synchronous
   flush_settings flush;
   sync_settings sync;
 
   // -- [server] --------------------------------------------------------------
   bool in_process = true;
   std::size_t in_process_nodes = 1;
-  std::vector<server_address> servers;    ///< address mode
-  std::string tokens_file;                ///< address mode: names -> tokens
+  std::vector<server_address> servers; ///< address mode
+  std::string tokens_file;             ///< address mode: names -> tokens
 };
 
 config_schema loadtest_schema();

@@ -9,7 +9,9 @@ namespace memsync {
 
 namespace {
 
-double ms(uint64_t us) { return static_cast<double>(us) / 1000.0; }
+double ms(uint64_t us) {
+  return static_cast<double>(us) / 1000.0;
+}
 
 std::string fmt(const char* format, double x) {
   char buf[64];
@@ -19,9 +21,8 @@ std::string fmt(const char* format, double x) {
 
 void latency_row(std::ostream& out, const char* name, const log_histogram& h) {
   char buf[200];
-  std::snprintf(buf, sizeof(buf),
-                "  %-20s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %10llu\n", name,
-                ms(h.percentile(0.5)), ms(h.percentile(0.9)),
+  std::snprintf(buf, sizeof(buf), "  %-20s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %10llu\n",
+                name, ms(h.percentile(0.5)), ms(h.percentile(0.9)),
                 ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max),
                 h.mean() / 1000.0, static_cast<unsigned long long>(h.count));
   out << buf;
@@ -98,14 +99,13 @@ nlohmann::json to_json(const loadtest_report& r) {
 }
 
 void print_table(const loadtest_report& r, std::ostream& out) {
-  out << "== loadtest: " << r.clients << " clients, " << r.mode
-      << " workload, server " << r.server << "\n";
+  out << "== loadtest: " << r.clients << " clients, " << r.mode << " workload, server "
+      << r.server << "\n";
   out << "  all connected after " << fmt("%.2f", r.connect_s) << " s; measured "
       << fmt("%.2f", r.measured_s)
       << (r.mode == "fixed" ? " s from the first write\n" : " s after the warm-up\n");
   if (r.mode == "fixed")
-    out << "  " << r.clients << " x " << r.fixed_entities_per_client
-        << " entities: "
+    out << "  " << r.clients << " x " << r.fixed_entities_per_client << " entities: "
         << (r.all_visible ? "every client held all of them after "
                               + fmt("%.3f", r.time_to_all_visible_s) + " s"
                           : std::string{"NOT every client saw every entity"})
@@ -115,7 +115,8 @@ void print_table(const loadtest_report& r, std::ostream& out) {
       << fmt("%.0f", r.pushed_per_s) << "   changes applied "
       << fmt("%.0f", r.applied_per_s) << "   pulls " << fmt("%.0f", r.pulls_per_s)
       << "\n";
-  out << "== latency (ms)           p50       p90       p99     p99.9       max      mean      count\n";
+  out << "== latency (ms)           p50       p90       p99     p99.9       max      "
+         "mean      count\n";
   latency_row(out, "propagation", r.propagation);
   latency_row(out, "flush wait", r.flush_wait);
   latency_row(out, "push round trip", r.push_round_trip);
@@ -128,8 +129,7 @@ void print_table(const loadtest_report& r, std::ostream& out) {
     out << "  " << kind << ": " << n << "\n";
   out << "== convergence (after " << fmt("%.2f", r.settle_s) << " s to settle)\n"
       << "  clients differing from the server: " << r.clients_differing << " of "
-      << r.clients_checked << " (server holds " << r.server_entities
-      << " entities)\n";
+      << r.clients_checked << " (server holds " << r.server_entities << " entities)\n";
   if (r.changes_checked)
     out << "  changes made " << r.changes_made << ", on the server "
         << r.changes_on_server << ", lost " << r.changes_lost << ", duplicated "
@@ -156,19 +156,17 @@ void line_chart(std::ostringstream& svg, double x, double y, double w, double h,
                 const std::vector<double>& vs, const std::string& color,
                 const std::string& unit) {
   svg << "<g transform='translate(" << x << "," << y << ")'>"
-      << "<rect width='" << w << "' height='" << h
-      << "' fill='none' stroke='#999'/>"
+      << "<rect width='" << w << "' height='" << h << "' fill='none' stroke='#999'/>"
       << "<text x='4' y='-6' font-size='13'>" << title << "</text>";
   double tmax = ts.empty() ? 1 : std::max(1e-9, ts.back());
   double vmax = 1e-9;
   for (double v : vs)
     vmax = std::max(vmax, v);
-  svg << "<text x='-4' y='10' font-size='10' text-anchor='end'>"
-      << fmt("%.4g", vmax) << "</text>"
+  svg << "<text x='-4' y='10' font-size='10' text-anchor='end'>" << fmt("%.4g", vmax)
+      << "</text>"
       << "<text x='-4' y='" << h << "' font-size='10' text-anchor='end'>0</text>"
-      << "<text x='" << w << "' y='" << h + 14
-      << "' font-size='10' text-anchor='end'>" << fmt("%.1f", tmax)
-      << " s</text><text x='" << w / 2 << "' y='" << h + 14
+      << "<text x='" << w << "' y='" << h + 14 << "' font-size='10' text-anchor='end'>"
+      << fmt("%.1f", tmax) << " s</text><text x='" << w / 2 << "' y='" << h + 14
       << "' font-size='10' text-anchor='middle'>" << unit << "</text>";
   svg << "<polyline fill='none' stroke='" << color << "' stroke-width='1.5' points='";
   for (size_t i = 0; i < ts.size(); ++i)
@@ -184,8 +182,8 @@ std::string render_svg(const loadtest_report& r) {
   std::ostringstream svg;
   svg << "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='780' "
          "font-family='sans-serif'>\n"
-      << "<text x='20' y='24' font-size='15'>loadtest: " << r.clients
-      << " clients, " << r.mode << " workload</text>\n";
+      << "<text x='20' y='24' font-size='15'>loadtest: " << r.clients << " clients, "
+      << r.mode << " workload</text>\n";
   std::vector<double> ts, writes, applied, p99;
   for (auto& s : r.timeline) {
     ts.push_back(s.at_s);
@@ -193,12 +191,12 @@ std::string render_svg(const loadtest_report& r) {
     applied.push_back(s.applied_per_s);
     p99.push_back(ms(s.p99_us));
   }
-  line_chart(svg, 80, 60, w, h, "writes per second (all clients)", ts, writes,
-             "#1f77b4", "time");
-  line_chart(svg, 80, 270, w, h, "remote changes applied per second (all clients)",
-             ts, applied, "#2ca02c", "time");
-  line_chart(svg, 80, 480, w, h, "propagation latency p99 per interval (ms)", ts,
-             p99, "#d62728", "time");
+  line_chart(svg, 80, 60, w, h, "writes per second (all clients)", ts, writes, "#1f77b4",
+             "time");
+  line_chart(svg, 80, 270, w, h, "remote changes applied per second (all clients)", ts,
+             applied, "#2ca02c", "time");
+  line_chart(svg, 80, 480, w, h, "propagation latency p99 per interval (ms)", ts, p99,
+             "#d62728", "time");
   // Histogram of propagation latency: one bar per non-empty bucket, on a
   // logarithmic time axis (the buckets are logarithmic already).
   double y = 690, hh = 70;
@@ -207,8 +205,7 @@ std::string render_svg(const loadtest_report& r) {
          "(log time axis; p50 "
       << fmt("%.2f", ms(r.propagation.percentile(0.5))) << " ms, p99 "
       << fmt("%.2f", ms(r.propagation.percentile(0.99))) << " ms)</text>"
-      << "<rect width='" << w << "' height='" << hh
-      << "' fill='none' stroke='#999'/>";
+      << "<rect width='" << w << "' height='" << hh << "' fill='none' stroke='#999'/>";
   size_t first = r.propagation.buckets.size(), last = 0;
   uint64_t top = 1;
   for (size_t i = 0; i < r.propagation.buckets.size(); ++i)
@@ -220,16 +217,15 @@ std::string render_svg(const loadtest_report& r) {
   if (first <= last) {
     double bw = w / static_cast<double>(last - first + 1);
     for (size_t i = first; i <= last; ++i) {
-      double bh = static_cast<double>(r.propagation.buckets[i])
-                  / static_cast<double>(top) * hh;
+      double bh = static_cast<double>(r.propagation.buckets[i]) / static_cast<double>(top)
+                  * hh;
       svg << "<rect x='" << fmt("%.1f", (i - first) * bw) << "' y='"
           << fmt("%.1f", hh - bh) << "' width='" << fmt("%.1f", std::max(1.0, bw - 1))
           << "' height='" << fmt("%.1f", bh) << "' fill='#9467bd'/>";
     }
     svg << "<text x='0' y='" << hh + 14 << "' font-size='10'>"
         << fmt("%.2f", ms(log_histogram::lower_bound(first))) << " ms</text>"
-        << "<text x='" << w << "' y='" << hh + 14
-        << "' font-size='10' text-anchor='end'>"
+        << "<text x='" << w << "' y='" << hh + 14 << "' font-size='10' text-anchor='end'>"
         << fmt("%.2f", ms(log_histogram::lower_bound(last + 1))) << " ms</text>";
   }
   svg << "</g>\n</svg>\n";

@@ -17,31 +17,31 @@ namespace memsync {
 
 /// One point of the timeline, per progress interval.
 struct timeline_sample {
-  double at_s = 0;            ///< since the workload started
+  double at_s = 0; ///< since the workload started
   double writes_per_s = 0;
-  double applied_per_s = 0;   ///< remote changes that became visible
-  uint64_t p99_us = 0;        ///< propagation p99 of this interval
+  double applied_per_s = 0; ///< remote changes that became visible
+  uint64_t p99_us = 0;      ///< propagation p99 of this interval
   std::size_t connected = 0;
 };
 
 struct loadtest_report {
-  std::string mode;           ///< "steady" or "fixed"
-  std::string server;         ///< "in-process, N node(s)" or the addresses
+  std::string mode;   ///< "steady" or "fixed"
+  std::string server; ///< "in-process, N node(s)" or the addresses
   std::size_t clients = 0;
   std::size_t latency_observers = 0; ///< clients that timed propagation
-  double connect_s = 0;       ///< until every client was connected
-  double measured_s = 0;      ///< the part of the run after the warm-up
+  double connect_s = 0;              ///< until every client was connected
+  double measured_s = 0;             ///< the part of the run after the warm-up
 
   // -- throughput (measured part) ---------------------------------------------
-  uint64_t writes = 0;        ///< application writes made
+  uint64_t writes = 0; ///< application writes made
   double writes_per_s = 0;
-  double pushed_per_s = 0;    ///< changes acknowledged by the server
-  double applied_per_s = 0;   ///< remote changes that became visible, all clients
+  double pushed_per_s = 0;  ///< changes acknowledged by the server
+  double applied_per_s = 0; ///< remote changes that became visible, all clients
   double pulls_per_s = 0;
 
   // -- latency, microseconds ---------------------------------------------------
-  log_histogram propagation;  ///< write on one client -> visible on another
-  log_histogram flush_wait;   ///< write -> durable in the local database
+  log_histogram propagation; ///< write on one client -> visible on another
+  log_histogram flush_wait;  ///< write -> durable in the local database
   log_histogram push_round_trip;
   log_histogram poke_to_pull;
   log_histogram apply;
@@ -49,7 +49,7 @@ struct loadtest_report {
   std::map<std::string, uint64_t> errors; ///< by kind
 
   // -- after the run ---------------------------------------------------------
-  double settle_s = 0;        ///< until every client had pushed and pulled
+  double settle_s = 0; ///< until every client had pushed and pulled
   std::size_t clients_checked = 0;
   std::size_t clients_differing = 0;
   std::size_t server_entities = 0;

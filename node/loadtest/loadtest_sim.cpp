@@ -55,7 +55,6 @@ flush_listener_actor::behavior_type flush_probe(flush_listener_actor::pointer,
   };
 }
 
-
 } // namespace
 
 flush_listener_actor spawn_flush_probe(caf::actor_system& sys, sim_client* c,
@@ -92,7 +91,8 @@ event_callback on_events(sim_client* c, run_state* rs) {
 }
 
 std::vector<std::optional<sync_status>>
-poll_status(caf::actor_system& sys, const std::vector<std::unique_ptr<sim_client>>& clients,
+poll_status(caf::actor_system& sys,
+            const std::vector<std::unique_ptr<sim_client>>& clients,
             std::chrono::nanoseconds timeout) {
   std::vector<std::optional<sync_status>> out(clients.size());
   std::unordered_map<caf::actor_addr, size_t> index;
@@ -105,14 +105,14 @@ poll_status(caf::actor_system& sys, const std::vector<std::unique_ptr<sim_client
   for (size_t i = 0; i < clients.size() && !timed_out; ++i)
     self->receive(
       [&](sync_status& st) {
-        if (auto it = index.find(caf::actor_cast<caf::actor_addr>(self->current_sender()));
+        if (auto it = index.find(
+              caf::actor_cast<caf::actor_addr>(self->current_sender()));
             it != index.end())
           out[it->second] = std::move(st);
       },
       caf::after(timeout) >> [&] { timed_out = true; });
   return out;
 }
-
 
 status_totals sum_up(const std::vector<std::optional<sync_status>>& statuses) {
   status_totals t;

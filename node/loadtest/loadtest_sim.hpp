@@ -64,12 +64,13 @@ struct run_state {
   atomic_histogram propagation_all;         ///< for the timeline
   atomic_histogram propagation;             ///< writes after the warm-up
   atomic_histogram flush_wait;
-  uint64_t fixed_target = 0;                ///< remote entities each client must see
+  uint64_t fixed_target = 0; ///< remote entities each client must see
   std::atomic<size_t> fixed_done{0};
 
   uint64_t now_us() const {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   clock_type::now() - t0).count());
+    return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0)
+        .count());
   }
 };
 
@@ -99,7 +100,7 @@ struct sim_client {
   // -- shared with the flush probe (an actor) -----------------------------------
   std::mutex mtx;
   std::deque<std::pair<uint64_t, uint64_t>> unflushed; ///< (seq, written at us)
-  std::vector<uint64_t> seq_of_mutation; ///< [mutation id - 1] -> seq
+  std::vector<uint64_t> seq_of_mutation;               ///< [mutation id - 1] -> seq
 
   // -- the store's event callback ---------------------------------------------------
   std::atomic<uint64_t> remote_seen{0};
@@ -137,7 +138,8 @@ event_callback on_events(sim_client* c, run_state* rs);
 /// The status of every client (by index), asked all at once (replies arrive
 /// in any order). A client that does not answer within `timeout` is missing.
 std::vector<std::optional<sync_status>>
-poll_status(caf::actor_system& sys, const std::vector<std::unique_ptr<sim_client>>& clients,
+poll_status(caf::actor_system& sys,
+            const std::vector<std::unique_ptr<sim_client>>& clients,
             std::chrono::nanoseconds timeout);
 
 /// The clients' statuses added up.

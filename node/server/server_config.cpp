@@ -11,8 +11,7 @@ using namespace std::chrono_literals;
 
 config_schema server_schema() {
   config_schema schema;
-  schema
-    .add_string("server.id", "server-1", "name of this server node")
+  schema.add_string("server.id", "server-1", "name of this server node")
     .add_string("server.host", "127.0.0.1", "address to listen on")
     .add_integer("server.port", 7878, 0, 65535, "port to listen on (0: any free)")
     .add_string("server.backend", "sqlite",
@@ -88,14 +87,13 @@ server_config make_server_config(const config_values& v) {
     throw config_error(v.origin("server.tokens-file")
                        + ": server.tokens-file: required (who may connect)");
   out.tokens = load_tokens(tokens);
-  out.limits.data.max_bytes
-    = static_cast<std::size_t>(v.get_integer("limits.max-data-bytes"));
-  out.limits.data.max_depth
-    = static_cast<std::size_t>(v.get_integer("limits.max-depth"));
-  out.limits.max_push_changes
-    = static_cast<std::size_t>(v.get_integer("limits.max-push-changes"));
-  out.limits.max_push_bytes
-    = static_cast<std::size_t>(v.get_integer("limits.max-push-bytes"));
+  out.limits.data.max_bytes = static_cast<std::size_t>(
+    v.get_integer("limits.max-data-bytes"));
+  out.limits.data.max_depth = static_cast<std::size_t>(v.get_integer("limits.max-depth"));
+  out.limits.max_push_changes = static_cast<std::size_t>(
+    v.get_integer("limits.max-push-changes"));
+  out.limits.max_push_bytes = static_cast<std::size_t>(
+    v.get_integer("limits.max-push-bytes"));
   out.limits.log_timeout = v.get_duration("limits.log-timeout");
   out.trace = make_trace_settings(v);
   return out;

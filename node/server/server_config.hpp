@@ -16,11 +16,11 @@ namespace memsync {
 struct server_config {
   std::string server_id;
   std::string host;
-  uint16_t port = 0; ///< 0: any free port
-  std::string backend;         ///< "sqlite" or "postgres"
-  std::string db_path;         ///< sqlite
-  std::string postgres;        ///< libpq connection string
-  std::string postgres_schema; ///< postgres
+  uint16_t port = 0;                         ///< 0: any free port
+  std::string backend;                       ///< "sqlite" or "postgres"
+  std::string db_path;                       ///< sqlite
+  std::string postgres;                      ///< libpq connection string
+  std::string postgres_schema;               ///< postgres
   std::map<std::string, std::string> tokens; ///< token -> client name
   session_limits limits;
   trace_settings trace;

@@ -19,9 +19,8 @@ using namespace std::chrono_literals;
 namespace {
 
 // Publishes a gateway and watches it; when it dies, a new one takes the port.
-caf::behavior gateway_supervisor(caf::event_based_actor* self,
-                                 replication_log_actor log, gateway_config cfg,
-                                 std::string host, uint16_t port) {
+caf::behavior gateway_supervisor(caf::event_based_actor* self, replication_log_actor log,
+                                 gateway_config cfg, std::string host, uint16_t port) {
   auto gateway = std::make_shared<gateway_actor>();
   auto start = [=] {
     *gateway = spawn_gateway(self->system(), log, cfg);
@@ -30,12 +29,14 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
     auto ptr = caf::actor_cast<caf::strong_actor_ptr>(*gateway);
     // The interface travels with the publication: clients check it.
     auto sigs = self->system().message_types(*gateway);
-    self->request(mm, caf::infinite, caf::publish_atom::value, port, ptr,
-                  std::move(sigs), host, true)
+    self
+      ->request(mm, caf::infinite, caf::publish_atom::value, port, ptr, std::move(sigs),
+                host, true)
       .then([](uint16_t) {},
             [=](caf::error& err) {
-              fprintf(stderr, "warning: cannot publish the gateway yet (%s); "
-                              "trying again\n",
+              fprintf(stderr,
+                      "warning: cannot publish the gateway yet (%s); "
+                      "trying again\n",
                       self->system().render(err).c_str());
               self->delayed_send(self, std::chrono::milliseconds(200),
                                  caf::publish_atom::value);
@@ -51,10 +52,10 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
     // port, so the new socket is opened a moment later.
     auto mm = self->system().middleman().actor_handle();
     self->send(mm, caf::close_atom::value, port);
-    self->delayed_send(self, std::chrono::milliseconds(100),
-                       caf::publish_atom::value);
+    self->delayed_send(self, std::chrono::milliseconds(100), caf::publish_atom::value);
   });
-  self->attach_functor([=] { caf::anon_send_exit(*gateway, caf::exit_reason::user_shutdown); });
+  self->attach_functor(
+    [=] { caf::anon_send_exit(*gateway, caf::exit_reason::user_shutdown); });
   // The first gateway was published by the node itself; we only watch it.
   return {
     [=](gateway_actor& first) {
@@ -67,8 +68,7 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self,
 
 } // namespace
 
-server_node::server_node(caf::actor_system& sys, const server_config& cfg)
-  : sys_(sys) {
+server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys_(sys) {
   // CAF's built-in remote spawning and configuration services would let any
   // peer spawn actors or read our settings.
   sys.registry().erase(caf::atom("SpawnServ"));
@@ -80,10 +80,8 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg)
     backend = std::make_unique<sqlite_backend>(cfg.db_path);
   if (cfg.trace.mode != trace_mode::off)
     trace_ = std::make_shared<trace_sink>(cfg.trace, cfg.server_id, "server");
-  gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens, cfg.limits,
-                      trace_};
-  log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data, true,
-                               trace_);
+  gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens, cfg.limits, trace_};
+  log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data, true, trace_);
   if (cfg.backend == "postgres") // other nodes' commits poke our clients too
     listener_ = std::make_unique<postgres_listener>(
       cfg.postgres, cfg.postgres_schema,

@@ -23,8 +23,8 @@ struct db_log {
 local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
                                           std::shared_ptr<db_log> log) {
   return {
-    [=](flush_atom, const std::vector<change>& batch)
-      -> caf::result<std::vector<uint64_t>> {
+    [=](flush_atom,
+        const std::vector<change>& batch) -> caf::result<std::vector<uint64_t>> {
       log->attempts.push_back(batch);
       if (log->fail_next > 0) {
         --log->fail_next;
@@ -37,9 +37,7 @@ local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
       return ids;
     },
     [=](rebase_atom, const pull_reply&) { return ok_atom::value; },
-    [=](outbox_atom, uint64_t, uint64_t, uint64_t) {
-      return std::vector<change>{};
-    },
+    [=](outbox_atom, uint64_t, uint64_t, uint64_t) { return std::vector<change>{}; },
     [=](epoch_atom, const std::string&) { return ok_atom::value; },
     [=](get_atom) { return log->next_mid - 1; },
   };
@@ -150,14 +148,14 @@ TEST_F(flush_scheduler_test, a_failing_database_gets_the_same_batch_again_later)
   EXPECT_EQ(log->reports[0].durable_seq, 4u);
 }
 
-TEST_F(flush_scheduler_test, a_write_during_a_flush_is_not_folded_into_the_batch_in_flight) {
+TEST_F(flush_scheduler_test,
+       a_write_during_a_flush_is_not_folded_into_the_batch_in_flight) {
   start();
   write({put(1, "a", R"({"v":1})")});
   sched.advance_time(100ms);
   sched.run_once(); // the debounce timer: the batch leaves for local_db
   ASSERT_TRUE(log->attempts.empty());
-  self->send(flusher, write_atom::value,
-             std::vector<change>{put(2, "a", R"({"v":2})")});
+  self->send(flusher, write_atom::value, std::vector<change>{put(2, "a", R"({"v":2})")});
   sched.run();
   ASSERT_EQ(log->committed.size(), 1u);
   EXPECT_EQ(log->committed[0][0].seq, 1u);
@@ -174,8 +172,9 @@ TEST_F(flush_scheduler_test, the_batch_cap_splits_a_large_burst) {
   start(settings);
   std::vector<change> burst;
   for (uint64_t seq = 1; seq <= 250; ++seq)
-    burst.push_back(put(seq, std::string("e").append(std::to_string(seq)))); // not "e" + ...: a false -Wrestrict in GCC 12
-  write(std::move(burst)); // a full buffer does not wait for the debounce
+    burst.push_back(put(seq, std::string("e").append(std::to_string(
+                               seq)))); // not "e" + ...: a false -Wrestrict in GCC 12
+  write(std::move(burst));              // a full buffer does not wait for the debounce
   ASSERT_EQ(log->committed.size(), 3u);
   EXPECT_EQ(log->committed[0].size(), 100u);
   EXPECT_EQ(log->committed[1].size(), 100u);

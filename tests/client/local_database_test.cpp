@@ -102,8 +102,7 @@ protected:
 
 TEST_F(local_database_test, new_client_id_has_name_and_suffix) {
   auto db = open("alice");
-  EXPECT_TRUE(std::regex_match(db->client_id(),
-                               std::regex{"alice-[0-9a-fA-F]{16}"}))
+  EXPECT_TRUE(std::regex_match(db->client_id(), std::regex{"alice-[0-9a-fA-F]{16}"}))
     << db->client_id();
   EXPECT_TRUE(fs::exists(path_));
 }
@@ -143,10 +142,10 @@ TEST_F(local_database_test, append_numbers_consecutively) {
 
 TEST_F(local_database_test, load_returns_outbox_in_order) {
   auto db = open();
-  std::vector<change> in{
-    make_change(change_kind::put, "a", R"({"x":1})", 0xfffffffffffffff0ull),
-    make_change(change_kind::patch, "b", R"({"y":null})", 12),
-    make_change(change_kind::del, "c", "", 0)};
+  std::vector<change> in{make_change(change_kind::put, "a", R"({"x":1})",
+                                     0xfffffffffffffff0ull),
+                         make_change(change_kind::patch, "b", R"({"y":null})", 12),
+                         make_change(change_kind::del, "c", "", 0)};
   db->append(in);
   db->append({make_change(change_kind::put, "a", R"({"x":2})", 14)});
   in.push_back(make_change(change_kind::put, "a", R"({"x":2})", 14));
@@ -295,8 +294,7 @@ TEST_F(local_database_test, newer_schema_refused) {
   run_sql(path_, "PRAGMA user_version=99");
   auto message = expect_refused(settings(), sync_errc::db_schema_newer);
   EXPECT_NE(message.find("99"), std::string::npos) << message;
-  EXPECT_NE(message.find(std::to_string(local_schema_version)),
-            std::string::npos)
+  EXPECT_NE(message.find(std::to_string(local_schema_version)), std::string::npos)
     << message;
 }
 
@@ -340,8 +338,7 @@ TEST_F(local_database_test, integrity_check_ok_after_use) {
   pull_reply reply;
   reply.next = {"e", 1};
   reply.last_mutation_id = 1;
-  reply.entities = {{"a", "note", R"({"x":1})", 1, false},
-                    {"b", "note", "", 1, true}};
+  reply.entities = {{"a", "note", R"({"x":1})", 1, false}, {"b", "note", "", 1, true}};
   db->apply_pull(reply);
   db->append({make_change(change_kind::patch, "a", R"({"y":2})", 3)});
   EXPECT_EQ(db->integrity_check(), "ok");

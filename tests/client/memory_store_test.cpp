@@ -97,9 +97,7 @@ TEST_F(memory_store_test, local_writes_reach_subscribers_before_a_later_rebase) 
   reply.entities.push_back({"theirs", "note", R"({"v":2})", 1, false});
   reply.entities.push_back({"mine", "note", R"({"v":0})", 1, false});
   // The rebase message may overtake the write's wake-up; order still holds.
-  EXPECT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, reply)),
-            ok_atom::value);
-  EXPECT_EQ(seen, (std::vector<std::string>{R"(mine={"v":1})",
-                                            R"(theirs={"v":2})"}));
+  EXPECT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, reply)), ok_atom::value);
+  EXPECT_EQ(seen, (std::vector<std::string>{R"(mine={"v":1})", R"(theirs={"v":2})"}));
   EXPECT_EQ(app.get("mine")->data, R"({"v":1})"); // pending stays on top
 }

@@ -51,8 +51,8 @@ void answer(held<T>& h, T value) {
     ADD_FAILURE() << "answered twice";
     return;
   }
-  dest->enqueue(h.holder, rp.id().response_id(),
-                caf::make_message(std::move(value)), nullptr);
+  dest->enqueue(h.holder, rp.id().response_id(), caf::make_message(std::move(value)),
+                nullptr);
 }
 
 template <class T>
@@ -138,8 +138,8 @@ std::string session_name(size_t index) {
   return "session" + std::to_string(index);
 }
 
-session_actor::behavior_type fake_session(session_actor::pointer self,
-                                          script_ptr s, size_t index) {
+session_actor::behavior_type fake_session(session_actor::pointer self, script_ptr s,
+                                          size_t index) {
   return {
     [=](push_atom, push_request& req) -> caf::result<push_reply> {
       s->events.push_back(session_name(index) + ".push");
@@ -156,8 +156,7 @@ session_actor::behavior_type fake_session(session_actor::pointer self,
           s->held_pushes.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
           return rp;
         }
-        case mode::reply:
-          break;
+        case mode::reply: break;
       }
       push_reply reply;
       bool applied = false;
@@ -182,28 +181,24 @@ session_actor::behavior_type fake_session(session_actor::pointer self,
       if (s->pulls.size() > script::max_requests)
         s->pull_script.push_front(mode::hold);
       switch (script::next(s->pull_script)) {
-        case mode::fail:
-          return make_error(sync_errc::unavailable, "pull failed");
+        case mode::fail: return make_error(sync_errc::unavailable, "pull failed");
         case mode::hold: {
           auto rp = self->make_response_promise<pull_reply>();
           s->held_pulls.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
           return rp;
         }
-        case mode::reply:
-          break;
+        case mode::reply: break;
       }
-      return pull_reply{s->server_cookie, s->server_lmid, false,
-                        s->server_entities};
+      return pull_reply{s->server_cookie, s->server_lmid, false, s->server_entities};
     },
     [=](poke_atom, const poke&) {},
   };
 }
 
-gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self,
-                                          script_ptr s) {
+gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self, script_ptr s) {
   return {
-    [=](hello_atom, hello_request& req, poke_listener_actor& listener)
-      -> caf::result<hello_reply, session_actor> {
+    [=](hello_atom, hello_request& req,
+        poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
       s->events.push_back("gateway.hello");
       s->hellos.push_back(req);
       s->listeners.push_back(listener);
@@ -218,8 +213,7 @@ gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self,
   };
 }
 
-connector_actor::behavior_type fake_connector(connector_actor::pointer,
-                                              script_ptr s,
+connector_actor::behavior_type fake_connector(connector_actor::pointer, script_ptr s,
                                               gateway_actor gateway) {
   return {
     [=](connect_atom) -> caf::result<gateway_actor> {
@@ -232,8 +226,7 @@ connector_actor::behavior_type fake_connector(connector_actor::pointer,
   };
 }
 
-local_db_actor::behavior_type fake_db(local_db_actor::pointer self,
-                                      script_ptr s) {
+local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s) {
   return {
     [=](flush_atom, const std::vector<change>& batch) {
       std::vector<uint64_t> ids;
@@ -271,8 +264,7 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self,
   };
 }
 
-memory_store_actor::behavior_type fake_store(memory_store_actor::pointer,
-                                             script_ptr s) {
+memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script_ptr s) {
   return {
     [=](write_atom) {},
     [=](flushed_atom, const flush_report&) {},
@@ -303,8 +295,8 @@ flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer
 
 /// Asks the syncer for `sync` and notes when (and with what around) it
 /// gets the answer.
-caf::behavior sync_client(caf::event_based_actor* self,
-                          network_syncer_actor syncer, script_ptr s) {
+caf::behavior sync_client(caf::event_based_actor* self, network_syncer_actor syncer,
+                          script_ptr s) {
   self->request(syncer, caf::infinite, sync_atom::value)
     .then(
       [=](ok_atom) {
@@ -314,7 +306,8 @@ caf::behavior sync_client(caf::event_based_actor* self,
           s->store_lmid_when_synced = s->store_rebases.back().last_mutation_id;
       },
       [=](caf::error& err) { s->sync_failure = to_sync_error(err).describe(); });
-  return {[](int) {}};
+  return {[](int) {
+  }};
 }
 
 change outbox_change(uint64_t mid) {
@@ -340,14 +333,13 @@ bool same_cookie(const cookie& a, const cookie& b) {
 }
 
 std::string show(const cookie& c) {
-  return "{" + c.epoch + "," + std::to_string(c.version) + ","
-         + std::to_string(c.commit) + "}";
+  return "{" + c.epoch + "," + std::to_string(c.version) + "," + std::to_string(c.commit)
+         + "}";
 }
 
 size_t index_of(const std::vector<std::string>& events, const std::string& x,
                 size_t from = 0) {
-  auto it = std::find(events.begin() + std::min(from, events.size()),
-                      events.end(), x);
+  auto it = std::find(events.begin() + std::min(from, events.size()), events.end(), x);
   return static_cast<size_t>(it - events.begin());
 }
 
@@ -398,14 +390,12 @@ struct network_syncer_test : memsync::testing::actor_test {
     auto db = keep(sys.spawn(fake_db, s));
     auto store = keep(sys.spawn(fake_store, s));
     auto flusher = keep(sys.spawn(fake_flusher, s));
-    syncer = keep(spawn_network_syncer(sys, std::move(cfg), connector, db,
-                                       store, flusher));
+    syncer = keep(
+      spawn_network_syncer(sys, std::move(cfg), connector, db, store, flusher));
     sched.run();
   }
 
-  time_point now() {
-    return sched.clock().now();
-  }
+  time_point now() { return sched.clock().now(); }
 
   /// Advances virtual time in steps of 1 ms until `pred` holds; false if it
   /// still does not after `limit`.
@@ -472,7 +462,8 @@ struct network_syncer_test : memsync::testing::actor_test {
 
 // -- 1. connecting -------------------------------------------------------------
 
-TEST_F(network_syncer_test, connects_at_start_says_hello_once_then_pulls_with_the_stored_cookie) {
+TEST_F(network_syncer_test,
+       connects_at_start_says_hello_once_then_pulls_with_the_stored_cookie) {
   start(config());
   ASSERT_EQ(s->connects.size(), 1u);
   ASSERT_EQ(s->hellos.size(), 1u);
@@ -489,8 +480,7 @@ TEST_F(network_syncer_test, connects_at_start_says_hello_once_then_pulls_with_th
   // Nothing durable: no outbox read, no push.
   EXPECT_EQ(s->events,
             (std::vector<std::string>{"connector.connect", "gateway.hello",
-                                      "session0.pull", "db.rebase",
-                                      "store.rebase"}));
+                                      "session0.pull", "db.rebase", "store.rebase"}));
   advance(10s);
   EXPECT_EQ(s->connects.size(), 1u);
   EXPECT_EQ(s->hellos.size(), 1u);
@@ -502,7 +492,8 @@ TEST_F(network_syncer_test, connects_at_start_says_hello_once_then_pulls_with_th
 
 // -- 2. backoff ---------------------------------------------------------------
 
-TEST_F(network_syncer_test, reconnect_attempts_back_off_exponentially_with_jitter_up_to_retry_max) {
+TEST_F(network_syncer_test,
+       reconnect_attempts_back_off_exponentially_with_jitter_up_to_retry_max) {
   // Not a power-of-two multiple of retry_min: the cap itself must apply.
   settings.retry_max = 500ms;
   s->server_down = true;
@@ -510,8 +501,7 @@ TEST_F(network_syncer_test, reconnect_attempts_back_off_exponentially_with_jitte
   ASSERT_EQ(s->connects.size(), 1u); // the first attempt is immediate
   EXPECT_TRUE(s->hellos.empty());
   const size_t retries = 9;
-  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 1 + retries; },
-                            20s))
+  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 1 + retries; }, 20s))
     << "only " << s->connects.size() << " attempts";
   // 100, 200, 400, then capped at 500 ms; each within [d/2, d].
   for (size_t k = 1; k <= retries; ++k) {
@@ -530,8 +520,7 @@ TEST_F(network_syncer_test, reconnect_attempts_back_off_exponentially_with_jitte
   EXPECT_TRUE(s->hellos.empty());
   // The server comes back: the next attempt connects...
   s->server_down = false;
-  ASSERT_TRUE(advance_until([&] { return s->hellos.size() == 1; },
-                            settings.retry_max));
+  ASSERT_TRUE(advance_until([&] { return s->hellos.size() == 1; }, settings.retry_max));
   EXPECT_TRUE(status().connected);
   // ...and the backoff starts again from retry_min after a success.
   auto attempts = s->connects.size();
@@ -546,7 +535,8 @@ TEST_F(network_syncer_test, reconnect_attempts_back_off_exponentially_with_jitte
 
 // -- 3. pull coalescing ---------------------------------------------------------
 
-TEST_F(network_syncer_test, pokes_during_a_pull_cause_exactly_one_more_pull_and_stale_pokes_none) {
+TEST_F(network_syncer_test,
+       pokes_during_a_pull_cause_exactly_one_more_pull_and_stale_pokes_none) {
   s->pull_script = {mode::hold};
   start(config());
   ASSERT_EQ(s->pulls.size(), 1u);
@@ -572,7 +562,8 @@ TEST_F(network_syncer_test, pokes_during_a_pull_cause_exactly_one_more_pull_and_
   EXPECT_EQ(s->pulls.size(), 3u);
 }
 
-TEST_F(network_syncer_test, a_failed_pull_and_the_poke_behind_it_are_retried_after_a_backoff_pause) {
+TEST_F(network_syncer_test,
+       a_failed_pull_and_the_poke_behind_it_are_retried_after_a_backoff_pause) {
   s->pull_script = {mode::hold};
   start(config());
   ASSERT_EQ(s->pulls.size(), 1u);
@@ -580,9 +571,9 @@ TEST_F(network_syncer_test, a_failed_pull_and_the_poke_behind_it_are_retried_aft
   advance(settings.request_timeout);       // the pull times out
   EXPECT_EQ(s->pulls.size(), 1u);
   EXPECT_FALSE(status().last_error.empty());
-  advance(settings.retry_min / 2 - 1ms);   // the earliest a jittered retry may come
+  advance(settings.retry_min / 2 - 1ms); // the earliest a jittered retry may come
   EXPECT_EQ(s->pulls.size(), 1u) << "retried without a pause";
-  advance(settings.retry_min / 2 + 1ms);   // long before the fallback tick (60 s)
+  advance(settings.retry_min / 2 + 1ms); // long before the fallback tick (60 s)
   ASSERT_EQ(s->pulls.size(), 2u) << "the failed pull was never retried";
   advance(5s);
   EXPECT_EQ(s->pulls.size(), 2u) << "a retry is not a periodic timer";
@@ -590,7 +581,8 @@ TEST_F(network_syncer_test, a_failed_pull_and_the_poke_behind_it_are_retried_aft
 
 // -- 4. pull results: local_db, then the memory store ----------------------------
 
-TEST_F(network_syncer_test, pull_results_go_to_local_db_first_then_to_the_store_and_advance_the_cookie) {
+TEST_F(network_syncer_test,
+       pull_results_go_to_local_db_first_then_to_the_store_and_advance_the_cookie) {
   s->server_cookie = cookie{"e1", 12, 120};
   s->server_entities = {entity{"a", "note", R"({"v":1})", 12, false}};
   s->db_rebase_script = {mode::hold};
@@ -628,7 +620,8 @@ TEST_F(network_syncer_test, pulls_again_every_pull_interval_without_pokes) {
 
 // -- 5. pushing -----------------------------------------------------------------
 
-TEST_F(network_syncer_test, pushes_the_outbox_above_the_acknowledged_id_after_the_debounce) {
+TEST_F(network_syncer_test,
+       pushes_the_outbox_above_the_acknowledged_id_after_the_debounce) {
   auto cfg = config();
   cfg.last_mutation_id = 2;
   s->server_lmid = 2;
@@ -674,7 +667,8 @@ TEST_F(network_syncer_test, pushes_the_outbox_above_the_acknowledged_id_after_th
   EXPECT_EQ(s->pushes.size(), 2u);
 }
 
-TEST_F(network_syncer_test, a_new_push_epoch_from_the_server_is_stored_and_used_next_time) {
+TEST_F(network_syncer_test,
+       a_new_push_epoch_from_the_server_is_stored_and_used_next_time) {
   s->server_epoch = "e2";
   start(config());
   flushed({1});
@@ -691,7 +685,8 @@ TEST_F(network_syncer_test, a_new_push_epoch_from_the_server_is_stored_and_used_
 
 // -- 6. lost push reply ----------------------------------------------------------
 
-TEST_F(network_syncer_test, a_push_whose_reply_is_lost_is_sent_again_after_the_request_timeout) {
+TEST_F(network_syncer_test,
+       a_push_whose_reply_is_lost_is_sent_again_after_the_request_timeout) {
   start(config());
   s->push_script = {mode::hold};
   flushed({1, 2});
@@ -700,8 +695,8 @@ TEST_F(network_syncer_test, a_push_whose_reply_is_lost_is_sent_again_after_the_r
   auto sent = s->pushes[0].at;
   advance(settings.request_timeout - 1ms);
   EXPECT_EQ(s->pushes.size(), 1u) << "pushed again before the timeout";
-  ASSERT_TRUE(advance_until([&] { return s->pushes.size() == 2; },
-                            settings.retry_min + 1ms));
+  ASSERT_TRUE(
+    advance_until([&] { return s->pushes.size() == 2; }, settings.retry_min + 1ms));
   caf::timespan gap = s->pushes[1].at - sent;
   EXPECT_GE(gap, settings.request_timeout);
   EXPECT_LE(gap, settings.request_timeout + settings.retry_min);
@@ -739,7 +734,8 @@ TEST_F(network_syncer_test, a_failed_push_is_retried_only_after_a_backoff_pause)
 
 // -- 7. reconnecting -------------------------------------------------------------
 
-TEST_F(network_syncer_test, a_dead_session_means_reconnect_after_backoff_then_pull_and_push_again) {
+TEST_F(network_syncer_test,
+       a_dead_session_means_reconnect_after_backoff_then_pull_and_push_again) {
   start(config());
   ASSERT_EQ(s->sessions.size(), 1u);
   s->push_script = {mode::hold};
@@ -754,8 +750,8 @@ TEST_F(network_syncer_test, a_dead_session_means_reconnect_after_backoff_then_pu
   EXPECT_FALSE(st.connected);
   EXPECT_FALSE(st.last_error.empty());
   EXPECT_EQ(s->connects.size(), 1u); // not at once
-  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 2; },
-                            2 * settings.retry_max));
+  ASSERT_TRUE(
+    advance_until([&] { return s->connects.size() == 2; }, 2 * settings.retry_max));
   caf::timespan gap = s->connects[1] - lost;
   EXPECT_GE(gap, settings.retry_min / 2) << ms(gap) << " ms";
   EXPECT_LE(gap, settings.retry_min) << ms(gap) << " ms";
@@ -763,8 +759,7 @@ TEST_F(network_syncer_test, a_dead_session_means_reconnect_after_backoff_then_pu
   EXPECT_EQ(s->hellos[1].client_id, "client-1");
   ASSERT_EQ(s->sessions.size(), 2u);
   // connect, hello, then a pull on the new session from the current cookie.
-  std::vector<std::string> after(s->events.begin() + events_before,
-                                 s->events.end());
+  std::vector<std::string> after(s->events.begin() + events_before, s->events.end());
   ASSERT_GE(after.size(), 3u);
   EXPECT_EQ(after[0], "connector.connect");
   EXPECT_EQ(after[1], "gateway.hello");
@@ -772,8 +767,7 @@ TEST_F(network_syncer_test, a_dead_session_means_reconnect_after_backoff_then_pu
   auto pull = std::find_if(s->pulls.begin(), s->pulls.end(),
                            [](auto& p) { return p.session == 1; });
   ASSERT_NE(pull, s->pulls.end());
-  EXPECT_TRUE(same_cookie(pull->msg.since, cookie{"e1", 9, 90}))
-    << show(pull->msg.since);
+  EXPECT_TRUE(same_cookie(pull->msg.since, cookie{"e1", 9, 90})) << show(pull->msg.since);
   // The push that was in flight goes again, on the new session.
   ASSERT_EQ(s->pushes.size(), 2u);
   EXPECT_EQ(s->pushes[1].session, 1u);
@@ -788,7 +782,8 @@ TEST_F(network_syncer_test, a_dead_session_means_reconnect_after_backoff_then_pu
   EXPECT_EQ(s->connects.size(), 2u);
 }
 
-TEST_F(network_syncer_test, push_failures_on_a_healthy_connection_do_not_slow_down_the_next_reconnect) {
+TEST_F(network_syncer_test,
+       push_failures_on_a_healthy_connection_do_not_slow_down_the_next_reconnect) {
   // Three refused pushes, then one acknowledged: the connection is healthy
   // again, so losing it later is a first failure.
   start(config());
@@ -799,8 +794,8 @@ TEST_F(network_syncer_test, push_failures_on_a_healthy_connection_do_not_slow_do
   advance(1s); // all good for a while
   auto lost = now();
   kill_session(0);
-  ASSERT_TRUE(advance_until([&] { return s->connects.size() == 2; },
-                            2 * settings.retry_max));
+  ASSERT_TRUE(
+    advance_until([&] { return s->connects.size() == 2; }, 2 * settings.retry_max));
   caf::timespan gap = s->connects[1] - lost;
   // The first failure since the last success: [retry_min / 2, retry_min].
   EXPECT_GE(gap, settings.retry_min / 2) << ms(gap) << " ms";
@@ -809,7 +804,8 @@ TEST_F(network_syncer_test, push_failures_on_a_healthy_connection_do_not_slow_do
 
 // -- 8. sync -----------------------------------------------------------------
 
-TEST_F(network_syncer_test, sync_replies_only_after_a_pull_confirms_every_durable_mutation) {
+TEST_F(network_syncer_test,
+       sync_replies_only_after_a_pull_confirms_every_durable_mutation) {
   start(config());
   ASSERT_EQ(s->pulls.size(), 1u);
   // Durable before the request, not yet reported by the flush scheduler.
@@ -871,8 +867,7 @@ TEST_F(network_syncer_test, status_reports_connection_cookie_ids_and_refusals) {
 
   s->server_down = false;
   s->server_lmid = 2;
-  ASSERT_TRUE(advance_until([&] { return s->hellos.size() == 1; },
-                            settings.retry_max));
+  ASSERT_TRUE(advance_until([&] { return s->hellos.size() == 1; }, settings.retry_max));
   st = status();
   EXPECT_TRUE(st.connected);
   EXPECT_EQ(st.server_id, "server-A");
@@ -908,7 +903,8 @@ TEST_F(network_syncer_test, status_reports_connection_cookie_ids_and_refusals) {
 
 // -- going offline on request (load tests) ----------------------------------
 
-TEST_F(network_syncer_test, going_offline_drops_the_connection_and_stops_reconnecting_until_back_online) {
+TEST_F(network_syncer_test,
+       going_offline_drops_the_connection_and_stops_reconnecting_until_back_online) {
   start(config());
   ASSERT_EQ(s->hellos.size(), 1u);
   ASSERT_EQ(s->pulls.size(), 1u);

@@ -102,8 +102,8 @@ TEST(compose_merge_patches, refuses_nested_and_leaves_earlier_whole) {
   // The first member composes, the second does not: nothing may change.
   auto earlier = json::parse(R"({"a":{"x":1},"b":{"c":null}})");
   auto before = earlier;
-  EXPECT_FALSE(compose_merge_patches(
-    earlier, json::parse(R"({"a":{"y":2},"b":{"c":{"d":1}}})")));
+  EXPECT_FALSE(
+    compose_merge_patches(earlier, json::parse(R"({"a":{"y":2},"b":{"c":{"d":1}}})")));
   EXPECT_EQ(earlier, before);
 }
 
@@ -140,9 +140,7 @@ public:
   }
 
 private:
-  int pick(int lo, int hi) {
-    return std::uniform_int_distribution<int>{lo, hi}(rng_);
-  }
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>{lo, hi}(rng_); }
   std::string key() { return std::string(1, static_cast<char>('a' + pick(0, 3))); }
 
   std::mt19937 rng_;
@@ -189,8 +187,7 @@ TEST(compose_merge_patches, non_objects_refused) {
 
 namespace {
 
-change make(change_kind kind, std::string data, uint64_t seq,
-            std::string type = "note") {
+change make(change_kind kind, std::string data, uint64_t seq, std::string type = "note") {
   change c;
   c.seq = seq;
   c.kind = kind;
@@ -245,8 +242,7 @@ TEST(coalesce, patch_then_patch) {
   EXPECT_EQ(earlier.kind, change_kind::patch);
   for (auto d : docs) {
     auto doc = json::parse(d);
-    EXPECT_EQ(patched(doc, json::parse(earlier.data)), sequential(doc, p1, p2))
-      << d;
+    EXPECT_EQ(patched(doc, json::parse(earlier.data)), sequential(doc, p1, p2)) << d;
   }
   expect_later_seq_and_trace(earlier, later);
 }

@@ -83,8 +83,7 @@ TEST(crash, a_kill_during_a_stream_of_flushes_leaves_whole_batches_only) {
       // No debounce and small batches: the database is almost always in the
       // middle of a transaction when the kill lands.
       child_process client{client_args(dir.file("alice.db"),
-                                       {"--flush.debounce=0ns",
-                                        "--flush.max-batch=25"})};
+                                       {"--flush.debounce=0ns", "--flush.max-batch=25"})};
       std::string line;
       for (int i = 0; i < total; i += 100) {
         for (int j = i; j < i + 100; ++j)
@@ -116,8 +115,8 @@ TEST(crash, a_second_process_on_the_same_database_is_refused) {
   temp_dir dir;
   child_process first{client_args(dir.file("alice.db"))};
   ASSERT_EQ(first.ask("put a note {}"), "ok");
-  child_process second{client_args(dir.file("alice.db"),
-                                   {"--local-db.busy-timeout=10ms"})};
+  child_process second{
+    client_args(dir.file("alice.db"), {"--local-db.busy-timeout=10ms"})};
   std::string line;
   ASSERT_TRUE(second.read_line(line));
   EXPECT_NE(line.find("db_locked"), std::string::npos) << line;

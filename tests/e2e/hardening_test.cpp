@@ -35,7 +35,8 @@ caf::actor_system_config& init(caf::actor_system_config& cfg) {
 }
 
 poke_listener_actor::behavior_type ignore_pokes() {
-  return {[](poke_atom, const poke&) {}};
+  return {[](poke_atom, const poke&) {
+  }};
 }
 
 struct hardening : ::testing::Test {
@@ -77,9 +78,7 @@ struct hardening : ::testing::Test {
     return out;
   }
 
-  static hello_request good() {
-    return {protocol_version, alice_id, "alice-token", 0};
-  }
+  static hello_request good() { return {protocol_version, alice_id, "alice-token", 0}; }
 };
 
 sync_errc code_of(const caf::error& err) {
@@ -153,8 +152,7 @@ TEST_F(hardening, a_killed_gateway_is_replaced_and_new_clients_still_get_in) {
     if (!g)
       continue;
     fresh_self->request(*g, 5s, hello_atom::value, good(), fresh_listener)
-      .receive([&](hello_reply&, session_actor&) { back = true; },
-               [&](caf::error&) {});
+      .receive([&](hello_reply&, session_actor&) { back = true; }, [&](caf::error&) {});
   }
   caf::anon_send_exit(fresh_listener, caf::exit_reason::user_shutdown);
   EXPECT_TRUE(back) << "no working gateway after the kill";

@@ -35,8 +35,8 @@ protected:
   uint16_t start_node(const std::string& name) {
     auto node = std::make_unique<child_process>(std::vector<std::string>{
       SYNCNODE_PATH, "server", "--config",
-      MEMSYNC_SOURCE_DIR "/config/server-node-" + name + ".ini",
-      "--server.port=0", "--server.postgres=" + pg().conninfo(db),
+      MEMSYNC_SOURCE_DIR "/config/server-node-" + name + ".ini", "--server.port=0",
+      "--server.postgres=" + pg().conninfo(db),
       "--server.tokens-file=" + clients.dir().file("tokens.txt"),
       "--middleman.heartbeat-interval=200ms", "--middleman.connection-timeout=2s"});
     std::string line;
@@ -55,9 +55,8 @@ protected:
       node.kill_hard();
   }
   /// Polls `get ID` on `client` until its data has `field` == `value`.
-  static bool sees(sync_client& client, const std::string& id,
-                   const std::string& field, const nlohmann::json& value,
-                   std::chrono::milliseconds timeout = 10s) {
+  static bool sees(sync_client& client, const std::string& id, const std::string& field,
+                   const nlohmann::json& value, std::chrono::milliseconds timeout = 10s) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     do {
       auto j = nlohmann::json::parse(client.cmd("get " + id), nullptr, false);
@@ -88,9 +87,10 @@ TEST_F(multi_node_test, a_write_through_one_node_is_poked_to_clients_of_the_othe
   ASSERT_EQ(bob->cmd(R"(patch doc-1 {"seen":true})"), "ok");
   EXPECT_TRUE(sees(*alice, "doc-1", "seen", true)) << "node a did not poke alice";
   for (int i = 0; i < 20; ++i)
-    ASSERT_EQ((i % 2 ? alice : bob)->cmd("put n-" + std::to_string(i) + R"( note {"i":)"
-                                         + std::to_string(i) + "}"),
-              "ok");
+    ASSERT_EQ(
+      (i % 2 ? alice : bob)
+        ->cmd("put n-" + std::to_string(i) + R"( note {"i":)" + std::to_string(i) + "}"),
+      "ok");
   ASSERT_EQ(alice->sync(), "ok");
   ASSERT_EQ(bob->sync(), "ok");
   ASSERT_EQ(alice->sync(), "ok");
@@ -113,8 +113,8 @@ TEST_F(multi_node_test, losing_the_database_connection_loses_nothing) {
   for (int round = 0; round < 6; ++round) {
     std::vector<std::string> batch;
     for (int i = round * writes / 6; i < (round + 1) * writes / 6; ++i)
-      batch.push_back("put w-" + std::to_string(i) + R"( note {"i":)"
-                      + std::to_string(i) + "}");
+      batch.push_back("put w-" + std::to_string(i) + R"( note {"i":)" + std::to_string(i)
+                      + "}");
     auto results = alice->batch(batch);
     ASSERT_EQ(results.size(), batch.size());
     // Both nodes lose their connections (pushes in flight fail retryably).
@@ -131,8 +131,8 @@ TEST_F(multi_node_test, losing_the_database_connection_loses_nothing) {
   EXPECT_EQ(sql("SELECT count(*)" + of_alice), std::to_string(writes));
   EXPECT_EQ(sql("SELECT count(DISTINCT mutation_id)" + of_alice), std::to_string(writes));
   // Both nodes are connected again (a backend and a listener each).
-  EXPECT_GE(std::stoi(sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '"
-                          + db + "' AND pid <> pg_backend_pid()")),
+  EXPECT_GE(std::stoi(sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db
+                          + "' AND pid <> pg_backend_pid()")),
             4);
 }
 

@@ -27,8 +27,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/server/gateway.hpp"
-#include "tests/support/e2e_helpers.hpp"
 #include "messages/registry.hpp"
+#include "tests/support/e2e_helpers.hpp"
 
 using namespace memsync;
 using namespace memsync::testing;
@@ -67,8 +67,7 @@ std::map<std::string, uint64_t> versions(const std::vector<std::string>& ls) {
 
 /// Asserts that every mutation 1..n of `client_id` reached the server's log
 /// exactly once (puts of distinct ids: each one writes one row).
-void expect_exactly_once(const std::string& db, const std::string& client_id,
-                         int64_t n) {
+void expect_exactly_once(const std::string& db, const std::string& client_id, int64_t n) {
   auto log = server_log(db, client_id);
   EXPECT_EQ(log.rows, n) << client_id;
   EXPECT_EQ(log.distinct_mutations, n) << client_id;
@@ -111,8 +110,8 @@ public:
   }
 };
 
-[[maybe_unused]] auto* const hung_stop_env
-  = ::testing::AddGlobalTestEnvironment(new hung_stop_report);
+[[maybe_unused]] auto* const hung_stop_env = ::testing::AddGlobalTestEnvironment(
+  new hung_stop_report);
 
 } // namespace
 
@@ -123,11 +122,11 @@ TEST(sync_e2e, two_clients_converge) {
   ASSERT_NE(c.start_server(), 0);
   auto alice = c.start_client("alice");
   auto bob = c.start_client("bob");
-  for (auto cmd : {R"(put doc-1 doc {"title":"Plan","owner":"alice"})",
-                   R"(put doc-2 doc {"title":"Draft","words":120})",
-                   R"(put doc-3 note {"text":"temporary"})",
-                   R"(patch doc-1 {"status":"open"})",
-                   R"(patch doc-2 {"words":null,"pages":3})", "del doc-3"})
+  for (auto cmd :
+       {R"(put doc-1 doc {"title":"Plan","owner":"alice"})",
+        R"(put doc-2 doc {"title":"Draft","words":120})",
+        R"(put doc-3 note {"text":"temporary"})", R"(patch doc-1 {"status":"open"})",
+        R"(patch doc-2 {"words":null,"pages":3})", "del doc-3"})
     ASSERT_EQ(alice->cmd(cmd), "ok") << cmd;
   ASSERT_EQ(alice->sync(), "ok");
   ASSERT_EQ(bob->sync(), "ok");
@@ -149,8 +148,9 @@ TEST(sync_e2e, two_clients_converge) {
   EXPECT_EQ(alice_ls, bob_ls);
   ASSERT_EQ(alice_ls.size(), 4u);
   auto doc1 = json::parse(alice->cmd("get doc-1"));
-  EXPECT_EQ(doc1["data"], json::parse(
-    R"({"owner":"bob","priority":1,"status":"open","title":"Plan"})"));
+  EXPECT_EQ(
+    doc1["data"],
+    json::parse(R"({"owner":"bob","priority":1,"status":"open","title":"Plan"})"));
   auto doc2 = json::parse(alice->cmd("get doc-2"));
   EXPECT_EQ(doc2["data"], json::parse(R"({"pages":3,"title":"Draft"})"));
   for (auto* cl : {alice.get(), bob.get()}) {
@@ -188,13 +188,11 @@ TEST(sync_e2e, five_clients_random_writes_converge) {
         auto what = rng() % 10;
         std::string line;
         if (what < 5) {
-          line = "put " + id + " item {\"by\":\"c" + std::to_string(k + 1)
-                 + "\",\"n\":" + std::to_string(w) + ",\"r\":"
-                 + std::to_string(rng() % 1000) + "}";
+          line = "put " + id + " item {\"by\":\"c" + std::to_string(k + 1) + "\",\"n\":"
+                 + std::to_string(w) + ",\"r\":" + std::to_string(rng() % 1000) + "}";
         } else if (what < 8) {
           auto field = numbered("f", static_cast<int>(rng() % 4));
-          auto value = rng() % 5 == 0 ? std::string{"null"}
-                                      : std::to_string(rng() % 100);
+          auto value = rng() % 5 == 0 ? std::string{"null"} : std::to_string(rng() % 100);
           line = "patch " + id + " {\"" + field + "\":" + value + ",\"last\":\"c"
                  + std::to_string(k + 1) + "\"}";
         } else {
@@ -237,8 +235,7 @@ TEST(sync_e2e, five_clients_random_writes_converge) {
   EXPECT_GE(server.size(), 5u);
   // Every client's writes reached the server's log (over the same ids).
   for (int k = 0; k < clients; ++k)
-    EXPECT_GT(server_log(c.server_db(), client_ids[k]).rows, writes / 4)
-      << "c" << k + 1;
+    EXPECT_GT(server_log(c.server_db(), client_ids[k]).rows, writes / 4) << "c" << k + 1;
   for (int k = 0; k < clients; ++k) {
     EXPECT_EQ(canonical(listings[k]), canonical(server)) << "c" << k + 1;
     EXPECT_EQ(versions(listings[k]), versions(server)) << "c" << k + 1;
@@ -254,8 +251,8 @@ TEST(sync_e2e, offline_then_back) {
   ASSERT_NE(port, 0);
   auto alice = c.start_client("alice", {"--timeout=1s"}, port);
   for (int i = 0; i < n; ++i)
-    ASSERT_EQ(alice->cmd("put " + numbered("off-", i) + " note {\"i\":"
-                         + std::to_string(i) + "}"),
+    ASSERT_EQ(alice->cmd("put " + numbered("off-", i)
+                         + " note {\"i\":" + std::to_string(i) + "}"),
               "ok");
   auto offline = alice->sync();
   EXPECT_TRUE(starts_with(offline, "error: timeout")) << offline;
@@ -301,9 +298,8 @@ TEST(sync_e2e, server_kill9_during_pushes) {
   for (int start = 0; start < total; start += per_batch) {
     std::vector<std::string> lines;
     for (int i = start; i < start + per_batch; ++i)
-      lines.push_back("put " + numbered("s", i) + " note {\"i\":"
-                      + std::to_string(i) + ",\"pad\":\"" + std::string(40, 'x')
-                      + "\"}");
+      lines.push_back("put " + numbered("s", i) + " note {\"i\":" + std::to_string(i)
+                      + ",\"pad\":\"" + std::string(40, 'x') + "\"}");
     for (auto& l : lines)
       alice->process().send(l);
     bool kill_now = start == 600 || start == 1400;
@@ -352,9 +348,9 @@ TEST(sync_e2e, client_kill9_after_flush_before_push) {
     // (a) The server is down: nothing can be pushed.
     auto alice = c.start_client("alice", {"--timeout=1s"}, port);
     for (int i = 0; i < offline_writes; ++i)
-      ASSERT_EQ(alice->cmd("put " + numbered("a", i) + " note {\"i\":"
-                           + std::to_string(i) + "}"),
-                "ok");
+      ASSERT_EQ(
+        alice->cmd("put " + numbered("a", i) + " note {\"i\":" + std::to_string(i) + "}"),
+        "ok");
     // `sync` flushes first; only the push part times out.
     auto r = alice->sync();
     EXPECT_TRUE(starts_with(r, "error: timeout")) << r;
@@ -367,8 +363,8 @@ TEST(sync_e2e, client_kill9_after_flush_before_push) {
   {
     // (b) The server is up, but pushes wait 10 s and nothing else (no pull
     //     timer, no other writer's poke) triggers one.
-    auto alice = c.start_client("alice", {"--sync.push-debounce=10s",
-                                          "--sync.pull-interval=1h"});
+    auto alice = c.start_client("alice",
+                                {"--sync.push-debounce=10s", "--sync.pull-interval=1h"});
     // It pushes the outbox of (a) as soon as it is connected.
     json last;
     EXPECT_TRUE(alice->wait_status(
@@ -379,9 +375,9 @@ TEST(sync_e2e, client_kill9_after_flush_before_push) {
       10s))
       << last.dump();
     for (int i = 0; i < online_writes; ++i)
-      ASSERT_EQ(alice->cmd("put " + numbered("b", i) + " note {\"i\":"
-                           + std::to_string(i) + "}"),
-                "ok");
+      ASSERT_EQ(
+        alice->cmd("put " + numbered("b", i) + " note {\"i\":" + std::to_string(i) + "}"),
+        "ok");
     auto st = alice->status();
     EXPECT_EQ(st["client_id"], client_id);
     EXPECT_EQ(st["pending"], online_writes);
@@ -415,9 +411,9 @@ TEST(sync_e2e, restored_older_copy) {
   auto alice = c.start_client("alice", {"--timeout=3s"});
   auto bob = c.start_client("bob", {"--timeout=3s"});
   for (int i = 0; i < 5; ++i)
-    ASSERT_EQ(alice->cmd("put " + numbered("a", i) + " note {\"i\":"
-                         + std::to_string(i) + "}"),
-              "ok");
+    ASSERT_EQ(
+      alice->cmd("put " + numbered("a", i) + " note {\"i\":" + std::to_string(i) + "}"),
+      "ok");
   ASSERT_EQ(alice->sync(), "ok");
   ASSERT_EQ(bob->sync(), "ok");
   auto first_epoch = alice->status()["epoch"].get<std::string>();
@@ -433,14 +429,14 @@ TEST(sync_e2e, restored_older_copy) {
 
   // History the restored copy will not have.
   for (int i = 5; i < 8; ++i)
-    ASSERT_EQ(alice->cmd("put " + numbered("a", i) + " note {\"i\":"
-                         + std::to_string(i) + "}"),
-              "ok");
+    ASSERT_EQ(
+      alice->cmd("put " + numbered("a", i) + " note {\"i\":" + std::to_string(i) + "}"),
+      "ok");
   ASSERT_EQ(alice->cmd(R"(patch a0 {"edited":true})"), "ok");
   for (int i = 0; i < 3; ++i)
-    ASSERT_EQ(bob->cmd("put " + numbered("b", i) + " note {\"i\":"
-                       + std::to_string(i) + "}"),
-              "ok");
+    ASSERT_EQ(
+      bob->cmd("put " + numbered("b", i) + " note {\"i\":" + std::to_string(i) + "}"),
+      "ok");
   ASSERT_EQ(alice->sync(), "ok");
   ASSERT_EQ(bob->sync(), "ok");
   ASSERT_EQ(alice->sync(), "ok");
@@ -461,10 +457,10 @@ TEST(sync_e2e, restored_older_copy) {
   // the client writes again although nothing is pending.)
   for (int round = 0; round < 2; ++round) {
     auto results = sync_all({alice.get(), bob.get()});
-    EXPECT_EQ(results[0], "ok") << "alice, round " << round + 1 << ": "
-                                << alice->status().dump();
-    EXPECT_EQ(results[1], "ok") << "bob, round " << round + 1 << ": "
-                                << bob->status().dump();
+    EXPECT_EQ(results[0], "ok")
+      << "alice, round " << round + 1 << ": " << alice->status().dump();
+    EXPECT_EQ(results[1], "ok")
+      << "bob, round " << round + 1 << ": " << bob->status().dump();
   }
   auto alice_status = alice->status();
   EXPECT_NE(alice_status["epoch"], first_epoch);
@@ -534,14 +530,14 @@ TEST(sync_e2e_bad_inputs, token_of_another_client_is_unauthorized) {
   // alice's token (from client-alice.ini) with the name bob, and with a name
   // that only starts with alice.
   auto as_bob = std::make_unique<sync_client>(
-    "as-bob", c.client_args("alice", {"--client.id=bob",
-                                      "--client.db-path=" + c.dir().file("as-bob.db")},
-                            0));
+    "as-bob",
+    c.client_args(
+      "alice", {"--client.id=bob", "--client.db-path=" + c.dir().file("as-bob.db")}, 0));
   auto as_alice_x = std::make_unique<sync_client>(
-    "as-alice-x",
-    c.client_args("alice", {"--client.id=alice-x",
-                            "--client.db-path=" + c.dir().file("as-alice-x.db")},
-                  0));
+    "as-alice-x", c.client_args("alice",
+                                {"--client.id=alice-x",
+                                 "--client.db-path=" + c.dir().file("as-alice-x.db")},
+                                0));
   for (auto* cl : {as_bob.get(), as_alice_x.get()}) {
     json last;
     EXPECT_TRUE(cl->wait_status(
@@ -643,8 +639,7 @@ TEST(sync_e2e_bad_inputs, cli_rejects_malformed_and_oversized_data) {
   auto expect_error = [&](const std::string& command, const std::string& code) {
     auto r = alice->cmd(command);
     EXPECT_TRUE(starts_with(r, "error: ")) << command.substr(0, 80) << " -> " << r;
-    EXPECT_NE(r.find(code), std::string::npos)
-      << command.substr(0, 80) << " -> " << r;
+    EXPECT_NE(r.find(code), std::string::npos) << command.substr(0, 80) << " -> " << r;
   };
   expect_error(R"(put x note {"unterminated":)", "invalid_json");
   expect_error("put x note [1,2,3]", "invalid_json");
@@ -654,7 +649,7 @@ TEST(sync_e2e_bad_inputs, cli_rejects_malformed_and_oversized_data) {
   expect_error("put " + std::string(300, 'i') + " note {}", "invalid_id");
   expect_error("put big note {\"s\":\"" + std::string((1 << 20) + 10, 'x') + "\"}",
                "too_large");
-  expect_error("put deep note " + std::string(70, '[') .insert(0, "{\"d\":")
+  expect_error("put deep note " + std::string(70, '[').insert(0, "{\"d\":")
                  + std::string(70, ']') + "}",
                "too_deep");
   ASSERT_EQ(alice->cmd(R"(put x note {"v":1})"), "ok");
@@ -680,7 +675,8 @@ TEST(sync_e2e_bad_inputs, cli_rejects_malformed_and_oversized_data) {
 namespace {
 
 poke_listener_actor::behavior_type quiet_listener() {
-  return {[](poke_atom, const poke&) {}};
+  return {[](poke_atom, const poke&) {
+  }};
 }
 
 struct caf_peer_config : caf::actor_system_config {
@@ -692,8 +688,7 @@ struct caf_peer_config : caf::actor_system_config {
   }
 };
 
-change make_change(uint64_t mid, change_kind kind, std::string id,
-                   std::string data) {
+change make_change(uint64_t mid, change_kind kind, std::string id, std::string data) {
   change out;
   out.mutation_id = mid;
   out.kind = kind;
@@ -731,8 +726,7 @@ public:
   sync_error hello(hello_request req) {
     sync_error err;
     (*self_)
-      ->request(gateway_, caf::timespan{5s}, hello_atom::value, std::move(req),
-                listener_)
+      ->request(gateway_, caf::timespan{5s}, hello_atom::value, std::move(req), listener_)
       .receive(
         [&](hello_reply& r, session_actor& s) {
           welcome_ = std::move(r);
@@ -807,13 +801,15 @@ TEST(sync_e2e_bad_inputs, handmade_caf_client_is_checked_by_the_server) {
     err = peer.push({peer_id, epoch, {make_change(5, change_kind::put, "g", "{}")}}, r);
     EXPECT_EQ(err.code, sync_errc::mutation_gap) << err.describe();
     // Ids must increase within a push.
-    err = peer.push({peer_id, epoch,
+    err = peer.push({peer_id,
+                     epoch,
                      {make_change(2, change_kind::put, "g", "{}"),
                       make_change(1, change_kind::put, "h", "{}")}},
                     r);
     EXPECT_EQ(err.code, sync_errc::invalid_request) << err.describe();
     // Data that is not JSON is refused, its id used up.
-    err = peer.push({peer_id, epoch,
+    err = peer.push({peer_id,
+                     epoch,
                      {make_change(1, change_kind::put, "bad", "this is not json"),
                       make_change(2, change_kind::put, "good", R"({"ok":1})")}},
                     r);
@@ -826,8 +822,8 @@ TEST(sync_e2e_bad_inputs, handmade_caf_client_is_checked_by_the_server) {
     // Too many changes in one push (server limit: 1000).
     std::vector<change> many;
     for (int i = 3; i < 3 + 1001; ++i)
-      many.push_back(make_change(static_cast<uint64_t>(i), change_kind::put,
-                                 numbered("m", i), "{}"));
+      many.push_back(
+        make_change(static_cast<uint64_t>(i), change_kind::put, numbered("m", i), "{}"));
     err = peer.push({peer_id, epoch, std::move(many)}, r);
     EXPECT_EQ(err.code, sync_errc::too_large) << err.describe();
     // Another client's id through our session.
@@ -838,7 +834,8 @@ TEST(sync_e2e_bad_inputs, handmade_caf_client_is_checked_by_the_server) {
     EXPECT_EQ(err.code, sync_errc::unauthorized) << err.describe();
     // Still usable afterwards: a valid push and a pull.
     r = {};
-    err = peer.push({peer_id, epoch, {make_change(3, change_kind::put, "fine", "{}")}}, r);
+    err = peer.push({peer_id, epoch, {make_change(3, change_kind::put, "fine", "{}")}},
+                    r);
     EXPECT_TRUE(err.ok()) << err.describe();
     EXPECT_EQ(r.last_mutation_id, 3u);
     EXPECT_TRUE(r.refused.empty());
@@ -881,13 +878,14 @@ TEST(sync_e2e_bad_inputs, replies_never_expose_the_replication_log) {
       // What a client can do with that handle: write as another client,
       // with data no session would let through.
       log_push forged;
-      forged.request = {other_id, "",
-                        {make_change(1, change_kind::put, "forged",
-                                     "definitely not json")}};
+      forged.request = {
+        other_id,
+        "",
+        {make_change(1, change_kind::put, "forged", "definitely not json")}};
       bool accepted = false;
       peer.self()
-        ->request(caf::actor_cast<replication_log_actor>(sender),
-                  caf::timespan{5s}, push_atom::value, forged)
+        ->request(caf::actor_cast<replication_log_actor>(sender), caf::timespan{5s},
+                  push_atom::value, forged)
         .receive([&](push_reply&) { accepted = true; }, [&](caf::error&) {});
       EXPECT_FALSE(accepted) << "alice's connection wrote as " << other_id
                              << " through the leaked replication log handle";

@@ -77,12 +77,18 @@ TEST(trace_e2e, two_clients_reconstruct_the_full_path_of_a_change) {
     std::string node, actor, kind;
   };
   std::vector<want> expected{
-    {alice_id, "memory_store", "write"},      {alice_id, "flush_scheduler", "write"},
-    {alice_id, "local_db", "flush"},          {alice_id, "network_syncer", "push"},
-    {"server-1", "session", "push"},          {"server-1", "replication_log", "push"},
-    {"server-1", "replication_log", "commit"}, {"server-1", "replication_log", "poke_sent"},
-    {"server-1", "session", "poke"},          {bob_id, "network_syncer", "poke"},
-    {bob_id, "network_syncer", "pull_reply"}, {bob_id, "local_db", "rebase"},
+    {alice_id, "memory_store", "write"},
+    {alice_id, "flush_scheduler", "write"},
+    {alice_id, "local_db", "flush"},
+    {alice_id, "network_syncer", "push"},
+    {"server-1", "session", "push"},
+    {"server-1", "replication_log", "push"},
+    {"server-1", "replication_log", "commit"},
+    {"server-1", "replication_log", "poke_sent"},
+    {"server-1", "session", "poke"},
+    {bob_id, "network_syncer", "poke"},
+    {bob_id, "network_syncer", "pull_reply"},
+    {bob_id, "local_db", "rebase"},
     {bob_id, "memory_store", "rebase"},
   };
   size_t next = 0;
@@ -96,11 +102,12 @@ TEST(trace_e2e, two_clients_reconstruct_the_full_path_of_a_change) {
     }
   }
   EXPECT_EQ(next, expected.size())
-    << "missing step " << (next < expected.size() ? expected[next].node + " "
-                                                      + expected[next].actor + " "
-                                                      + expected[next].kind
-                                                  : std::string{})
-    << "\n" << mt::format_path(set, steps);
+    << "missing step "
+    << (next < expected.size()
+          ? expected[next].node + " " + expected[next].actor + " " + expected[next].kind
+          : std::string{})
+    << "\n"
+    << mt::format_path(set, steps);
   // Aligned times increase along the path (the path is sorted by them; this
   // checks that sorting kept the causal order above).
   EXPECT_TRUE(std::is_sorted(times.begin(), times.end()));
@@ -124,7 +131,8 @@ TEST(trace_e2e, sampled_changes_are_recorded_on_every_node) {
   ASSERT_TRUE(bob->wait_status(connected, 10s));
   std::vector<std::string> puts;
   for (int i = 0; i < 40; ++i)
-    puts.push_back("put s" + std::to_string(i) + " note {\"n\":" + std::to_string(i) + "}");
+    puts.push_back("put s" + std::to_string(i) + " note {\"n\":" + std::to_string(i)
+                   + "}");
   for (auto& r : alice->batch(puts))
     ASSERT_EQ(r, "ok");
   ASSERT_EQ(alice->sync(), "ok");

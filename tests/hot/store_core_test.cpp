@@ -87,8 +87,7 @@ TEST(store_core, invalid_writes_change_nothing) {
   EXPECT_EQ(core.put_json("a", "T", "{}").code, sync_errc::invalid_type);
   EXPECT_EQ(core.put_json("a", "t", "[1]").code, sync_errc::invalid_json);
   EXPECT_EQ(core.put_json("a", "t", "{").code, sync_errc::invalid_json);
-  EXPECT_EQ(core.put_json("a", "t", R"({"a":{"b":{"c":{}}}})").code,
-            sync_errc::too_deep);
+  EXPECT_EQ(core.put_json("a", "t", R"({"a":{"b":{"c":{}}}})").code, sync_errc::too_deep);
   EXPECT_EQ(core.patch_json("missing", "{}").code, sync_errc::not_found);
   EXPECT_EQ(core.erase("missing").code, sync_errc::not_found);
   ASSERT_TRUE(core.put_json("a", "t", R"({"s":"x"})").ok());
@@ -201,9 +200,8 @@ TEST(store_core, a_refused_change_is_undone_by_the_next_pull) {
 
 TEST(store_core, remote_changes_produce_events_and_tombstones_delete) {
   store_core core;
-  auto d = core.rebase(pull({server_entity("a", R"({"v":1})", 1),
-                             server_entity("b", R"({"v":2})", 2)},
-                            0));
+  auto d = core.rebase(
+    pull({server_entity("a", R"({"v":1})", 1), server_entity("b", R"({"v":2})", 2)}, 0));
   EXPECT_EQ(d.events.size(), 2u);
   entity tomb = server_entity("a", "", 3);
   tomb.deleted = true;
@@ -225,7 +223,7 @@ TEST(store_core, a_reset_replaces_the_base_but_keeps_pending_changes) {
   core.rebase(r);
   EXPECT_EQ(core.get("old"), nullptr);
   EXPECT_NE(core.get("fresh"), nullptr);
-  EXPECT_NE(core.get("new"), nullptr); // pending put on an empty base
+  EXPECT_NE(core.get("new"), nullptr);  // pending put on an empty base
   EXPECT_EQ(core.get("mine"), nullptr); // a patch of nothing shows nothing
   EXPECT_EQ(core.pending().size(), 2u);
 }
@@ -345,7 +343,8 @@ TEST(entity_table, finds_replaces_and_erases_across_growth_and_probe_runs) {
     else
       ASSERT_TRUE(found != nullptr && *found == values[i]) << id;
   }
-  auto replacement = std::make_shared<const entity>(entity{"id-1", "t", R"({"v":2})", 0, false});
+  auto replacement = std::make_shared<const entity>(
+    entity{"id-1", "t", R"({"v":2})", 0, false});
   table.assign(replacement, entity_table::hash("id-1"));
   EXPECT_EQ(*table.find("id-1", entity_table::hash("id-1")), replacement);
   size_t count = 0;

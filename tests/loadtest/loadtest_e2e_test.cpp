@@ -11,12 +11,13 @@
 
 using namespace memsync;
 
-TEST(loadtest_run, fifty_clients_with_collisions_and_offline_clients_converge_without_losing_changes) {
+TEST(loadtest_run,
+     fifty_clients_with_collisions_and_offline_clients_converge_without_losing_changes) {
   auto values = load_config(
     loadtest_schema(), std::string{MEMSYNC_SOURCE_DIR} + "/config/loadtest.ini",
     {"--loadtest.clients=50", "--loadtest.duration=4s", "--loadtest.warm-up=500ms",
-     "--loadtest.progress-interval=250ms", "--loadtest.report-json=",
-     "--loadtest.report-svg=", "--workload.offline-clients=5",
+     "--loadtest.progress-interval=250ms",
+     "--loadtest.report-json=", "--loadtest.report-svg=", "--workload.offline-clients=5",
      "--workload.offline-for=1500ms", "--workload.collision-percent=20"});
   auto cfg = make_loadtest_config(values);
   auto r = run_loadtest(cfg, values, nullptr);
@@ -42,7 +43,9 @@ TEST(loadtest_run, fifty_clients_with_collisions_and_offline_clients_converge_wi
   // Clients really went offline (and came back: all converged above).
   ASSERT_FALSE(r.timeline.empty());
   auto fewest = std::min_element(r.timeline.begin(), r.timeline.end(),
-                                 [](auto& a, auto& b) { return a.connected < b.connected; });
+                                 [](auto& a, auto& b) {
+                                   return a.connected < b.connected;
+                                 });
   EXPECT_LT(fewest->connected, 50u);
   // Something was measured in every layer.
   EXPECT_GT(r.writes, 0u);

@@ -126,7 +126,8 @@ TEST(loadtest_config, the_example_configs_load) {
 
 TEST(loadtest_config, a_bad_key_names_file_line_and_key) {
   temp_dir dir;
-  auto path = write_file(dir, "[loadtest]\nclients = 5\n[workload]\nwrites-per-sec = 3\n");
+  auto path = write_file(dir,
+                         "[loadtest]\nclients = 5\n[workload]\nwrites-per-sec = 3\n");
   auto err = config_error_of(path);
   EXPECT_NE(err.find(path + ":4: workload.writes-per-sec"), std::string::npos) << err;
   path = write_file(dir, "[loadtest]\nclients = 0\n");
@@ -136,10 +137,12 @@ TEST(loadtest_config, a_bad_key_names_file_line_and_key) {
 
 TEST(loadtest_config, shares_must_add_up_and_overrides_work_like_for_nodes) {
   temp_dir dir;
-  auto path = write_file(dir, "[workload]\nput-percent = 50\npatch-percent = 20\ndel-percent = 20\n");
+  auto path = write_file(
+    dir, "[workload]\nput-percent = 50\npatch-percent = 20\ndel-percent = 20\n");
   auto err = config_error_of(path);
   EXPECT_NE(err.find(path + ":4: workload.del-percent: put-percent + patch-percent"),
-            std::string::npos) << err;
+            std::string::npos)
+    << err;
   EXPECT_EQ(config_error_of(path, {"--workload.del-percent=30"}), "no error");
   err = config_error_of(path, {"--workload.del-percent=30", "--server.mode=address"});
   EXPECT_NE(err.find("server.addresses"), std::string::npos) << err;
@@ -149,7 +152,8 @@ TEST(loadtest_config, shares_must_add_up_and_overrides_work_like_for_nodes) {
   err = config_error_of(path, {"--workload.del-percent=30", "--workload.mode=fixed",
                                "--workload.offline-clients=3"});
   EXPECT_NE(err.find("command line: workload.offline-clients: not used by the fixed"),
-            std::string::npos) << err;
+            std::string::npos)
+    << err;
   auto list = parse_server_list("127.0.0.1:7878,h:1");
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[1].host, "h");
@@ -204,8 +208,8 @@ struct check_test : ::testing::Test {
     client.node = std::make_unique<client_node>(sys, cc);
     client.index = 0;
     // Three writes; mutations 1, 2, 3 end with them.
-    client.log = {{10, 1, change_kind::put}, {11, 2, change_kind::put},
-                  {12, 3, change_kind::patch}};
+    client.log = {
+      {10, 1, change_kind::put}, {11, 2, change_kind::put}, {12, 3, change_kind::patch}};
     client.seq_of_mutation = {10, 11, 12};
   }
   ~check_test() override { client.node->shutdown(std::chrono::seconds(5)); }
@@ -220,7 +224,9 @@ struct check_test : ::testing::Test {
     auto ins = db.prepare("INSERT INTO log(client_id, mutation_id, entity_id, deleted) "
                           "VALUES (?, ?, ?, 0)");
     for (auto& [mid, id] : log) {
-      ins.bind(1, client.node->client_id()).bind(2, static_cast<int64_t>(mid)).bind(3, id);
+      ins.bind(1, client.node->client_id())
+        .bind(2, static_cast<int64_t>(mid))
+        .bind(3, id);
       ins.exec();
     }
     auto ent = db.prepare("INSERT INTO entities VALUES ('e', ?, 0)");
@@ -229,9 +235,7 @@ struct check_test : ::testing::Test {
     return path;
   }
 
-  std::string data_of(uint64_t n) {
-    return loadtest::make_data({0, n, 5, false}, 0);
-  }
+  std::string data_of(uint64_t n) { return loadtest::make_data({0, n, 5, false}, 0); }
 };
 
 TEST_F(check_test, a_clean_log_passes) {

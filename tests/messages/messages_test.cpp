@@ -1,10 +1,10 @@
+#include "messages/client_local.hpp"
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
-#include "messages/client_local.hpp"
-#include "messages/remote.hpp"
-#include "messages/server_local.hpp"
 #include "messages/protocol.hpp"
 #include "messages/registry.hpp"
+#include "messages/remote.hpp"
+#include "messages/server_local.hpp"
 #include "messages/validation.hpp"
 
 #include <gtest/gtest.h>
@@ -65,8 +65,7 @@ protected:
 std::unique_ptr<caf::actor_system_config> messages_test::cfg_;
 std::unique_ptr<caf::actor_system> messages_test::sys_;
 
-change make_change(uint64_t seq, change_kind kind, std::string id,
-                   std::string data) {
+change make_change(uint64_t seq, change_kind kind, std::string id, std::string data) {
   change c;
   c.seq = seq;
   c.mutation_id = seq + 100;
@@ -99,9 +98,8 @@ TEST_F(messages_test, entity_round_trips) {
 
 TEST_F(messages_test, change_round_trips_every_kind) {
   for (auto kind : {change_kind::put, change_kind::patch, change_kind::del}) {
-    auto in = make_change(9, kind, "k\xc3\xa9y", kind == change_kind::del
-                                                   ? ""
-                                                   : R"({"a":[1,2]})");
+    auto in = make_change(9, kind, "k\xc3\xa9y",
+                          kind == change_kind::del ? "" : R"({"a":[1,2]})");
     auto out = round_trip(in);
     EXPECT_EQ(out, in) << to_string(kind);
     EXPECT_EQ(out.kind, kind);
@@ -359,31 +357,30 @@ TEST(validate_id, too_long_rejected) {
 }
 
 TEST(validate_id, control_chars_rejected) {
-  for (std::string id : {std::string{"a\nb"}, std::string{"a\x01"},
-                         std::string{"\x7f"}, std::string{"a\0b", 3}}) {
+  for (std::string id : {std::string{"a\nb"}, std::string{"a\x01"}, std::string{"\x7f"},
+                         std::string{"a\0b", 3}}) {
     auto err = validate_id(id);
     EXPECT_EQ(err.code, sync_errc::invalid_id) << id;
-    EXPECT_NE(err.message.find("control character"), std::string::npos)
-      << err.message;
+    EXPECT_NE(err.message.find("control character"), std::string::npos) << err.message;
   }
 }
 
 TEST(validate_id, utf8_text_accepted) {
-  for (std::string id : {"caf\u00e9", "\u4e2d\u6587", "emoji-\U0001F600",
-                         "max-\U0010FFFF"})
+  for (std::string id :
+       {"caf\u00e9", "\u4e2d\u6587", "emoji-\U0001F600", "max-\U0010FFFF"})
     EXPECT_TRUE(validate_id(id).ok()) << id;
 }
 
 TEST(validate_id, ill_formed_utf8_rejected_with_its_position) {
   const std::pair<std::string, const char*> cases[] = {
-    {"ab\xff", "byte 2"},          // never a UTF-8 byte
-    {"a\xc3", "byte 1"},           // truncated sequence
-    {"a\xc3(", "byte 1"},          // bad continuation byte
-    {"\xc0\xaf", "byte 0"},        // overlong '/'
-    {"x\xe0\x80\xaf", "byte 1"},   // overlong, three bytes
-    {"\xed\xa0\x80", "byte 0"},    // a UTF-16 surrogate
+    {"ab\xff", "byte 2"},           // never a UTF-8 byte
+    {"a\xc3", "byte 1"},            // truncated sequence
+    {"a\xc3(", "byte 1"},           // bad continuation byte
+    {"\xc0\xaf", "byte 0"},         // overlong '/'
+    {"x\xe0\x80\xaf", "byte 1"},    // overlong, three bytes
+    {"\xed\xa0\x80", "byte 0"},     // a UTF-16 surrogate
     {"\xf4\x90\x80\x80", "byte 0"}, // above U+10FFFF
-    {"\x80", "byte 0"},            // a lone continuation byte
+    {"\x80", "byte 0"},             // a lone continuation byte
   };
   for (auto& [id, where] : cases) {
     auto err = validate_id(id);
@@ -399,8 +396,7 @@ TEST(validate_id, control_char_position_reported) {
 }
 
 TEST(validate_id, utf8_accepted) {
-  EXPECT_TRUE(validate_id("caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac/\xf0\x9f\x98\x80")
-                .ok());
+  EXPECT_TRUE(validate_id("caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac/\xf0\x9f\x98\x80").ok());
 }
 
 // -- validation: types ---------------------------------------------------------
@@ -430,8 +426,7 @@ TEST(validate_type, bad_chars_rejected) {
   for (std::string type : {"Todo", "to do", "to.do", "todo/x", "t\xc3\xa9"}) {
     auto err = validate_type(type);
     EXPECT_EQ(err.code, sync_errc::invalid_type) << type;
-    EXPECT_NE(err.message.find("'" + type + "'"), std::string::npos)
-      << err.message;
+    EXPECT_NE(err.message.find("'" + type + "'"), std::string::npos) << err.message;
     EXPECT_NE(err.message.find("a-z"), std::string::npos) << err.message;
   }
 }
@@ -463,7 +458,8 @@ std::string object_with_array(size_t depth) {
 
 // What a client checks on every entity a server sends.
 TEST(validate_entity, objects_and_tombstones_accepted) {
-  EXPECT_TRUE(validate_entity({"e1", "note", R"({"a":[1,{"b":null}]})", 3, false}, {}).ok());
+  EXPECT_TRUE(
+    validate_entity({"e1", "note", R"({"a":[1,{"b":null}]})", 3, false}, {}).ok());
   EXPECT_TRUE(validate_entity({"e1", "note", " \n{}", 3, false}, {}).ok());
   EXPECT_TRUE(validate_entity({"e1", "note", "", 4, true}, {}).ok());
 }
@@ -477,7 +473,8 @@ TEST(validate_entity, anything_but_a_json_object_rejected) {
 }
 
 TEST(validate_entity, bad_ids_types_and_limits_rejected) {
-  EXPECT_EQ(validate_entity({"", "note", "{}", 1, false}, {}).code, sync_errc::invalid_id);
+  EXPECT_EQ(validate_entity({"", "note", "{}", 1, false}, {}).code,
+            sync_errc::invalid_id);
   EXPECT_EQ(validate_entity({"e\xff", "note", "{}", 1, false}, {}).code,
             sync_errc::invalid_id);
   EXPECT_EQ(validate_entity({"e1", "No te", "{}", 1, false}, {}).code,
@@ -516,13 +513,11 @@ TEST(parse_object, non_object_names_its_type) {
 }
 
 TEST(parse_object, malformed_rejected) {
-  for (std::string text : {"{", "{\"a\":}", "{'a':1}", "", "{\"a\":1}x",
-                           "{\"a\":1,}"}) {
+  for (std::string text : {"{", "{\"a\":}", "{'a':1}", "", "{\"a\":1}x", "{\"a\":1,}"}) {
     nlohmann::json out;
     auto err = parse_object(text, {}, out);
     EXPECT_EQ(err.code, sync_errc::invalid_json) << text;
-    EXPECT_NE(err.message.find("not valid JSON"), std::string::npos)
-      << err.message;
+    EXPECT_NE(err.message.find("not valid JSON"), std::string::npos) << err.message;
   }
 }
 
@@ -537,8 +532,7 @@ TEST(parse_object, size_cap_inclusive) {
   EXPECT_EQ(err.code, sync_errc::too_large);
   EXPECT_NE(err.message.find(std::to_string(text.size())), std::string::npos)
     << err.message;
-  EXPECT_NE(err.message.find(std::to_string(text.size() - 1)),
-            std::string::npos)
+  EXPECT_NE(err.message.find(std::to_string(text.size() - 1)), std::string::npos)
     << err.message;
 }
 
@@ -559,8 +553,7 @@ TEST(parse_object, array_depth_cap_inclusive) {
   nlohmann::json out;
   auto ok = parse_object(object_with_array(4), limits, out);
   EXPECT_TRUE(ok.ok()) << ok.describe();
-  EXPECT_EQ(parse_object(object_with_array(5), limits, out).code,
-            sync_errc::too_deep);
+  EXPECT_EQ(parse_object(object_with_array(5), limits, out).code, sync_errc::too_deep);
 }
 
 TEST(parse_object, default_depth_cap) {

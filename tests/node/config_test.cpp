@@ -45,8 +45,7 @@ std::string error_of(const std::function<void()>& fn) {
 
 class config_test : public ::testing::Test {
 protected:
-  std::string write(const std::string& content,
-                    const std::string& name = "test.ini") {
+  std::string write(const std::string& content, const std::string& name = "test.ini") {
     auto path = (dir_ / name).string();
     std::ofstream{path} << content;
     return path;
@@ -170,8 +169,7 @@ TEST_F(config_test, parent_of_dotted_section_is_unknown) {
 
 TEST_F(config_test, unquoted_string) {
   auto msg = load_error("[node]\nname = n2\n");
-  EXPECT_TRUE(contains(msg, path_ + ":2: node.name: strings must be quoted"))
-    << msg;
+  EXPECT_TRUE(contains(msg, path_ + ":2: node.name: strings must be quoted")) << msg;
 }
 
 TEST_F(config_test, wrong_kind_integer) {
@@ -190,21 +188,22 @@ TEST_F(config_test, integer_out_of_range) {
   auto msg = load_error("[net]\nport = 70000\n");
   EXPECT_EQ(msg, path_ + ":2: net.port: value 70000 out of range [1, 65535]");
   msg = load_error("[net]\nport = 99999999999999999999\n");
-  EXPECT_TRUE(contains(msg, path_ + ":2: net.port: value 99999999999999999999 "
-                                    "out of range"))
+  EXPECT_TRUE(contains(msg, path_
+                              + ":2: net.port: value 99999999999999999999 "
+                                "out of range"))
     << msg;
 }
 
 TEST_F(config_test, duration_without_unit) {
   auto msg = load_error("[net]\ntimeout = 100\n");
-  EXPECT_EQ(msg, path_ + ":2: net.timeout: expected a duration with a unit "
-                         "(ns, us, ms, s, min, h), got '100'");
+  EXPECT_EQ(msg, path_
+                   + ":2: net.timeout: expected a duration with a unit "
+                     "(ns, us, ms, s, min, h), got '100'");
 }
 
 TEST_F(config_test, quoted_duration) {
   auto msg = load_error("[net]\ntimeout = \"100ms\"\n");
-  EXPECT_TRUE(contains(msg, path_ + ":2: net.timeout: expected a duration"))
-    << msg;
+  EXPECT_TRUE(contains(msg, path_ + ":2: net.timeout: expected a duration")) << msg;
 }
 
 TEST_F(config_test, duration_out_of_range) {
@@ -214,8 +213,9 @@ TEST_F(config_test, duration_out_of_range) {
 
 TEST_F(config_test, string_not_in_choices) {
   auto msg = load_error("[storage]\nsync = \"fast\"\n");
-  EXPECT_TRUE(contains(msg, path_ + ":2: storage.sync: expected one of "
-                                    "\"normal\", \"full\", \"off\""))
+  EXPECT_TRUE(contains(msg, path_
+                              + ":2: storage.sync: expected one of "
+                                "\"normal\", \"full\", \"off\""))
     << msg;
 }
 
@@ -263,8 +263,7 @@ TEST_F(config_test, missing_file) {
 
 TEST_F(config_test, directory_is_unreadable) {
   auto msg = error_of([&] { load_config(schema_, dir_.string()); });
-  EXPECT_TRUE(contains(msg, dir_.string() + ": cannot read config file ("))
-    << msg;
+  EXPECT_TRUE(contains(msg, dir_.string() + ": cannot read config file (")) << msg;
 }
 
 // -- errors on the command line -----------------------------------------------
@@ -287,9 +286,9 @@ TEST_F(config_test, override_bad_values) {
             "(ns, us, ms, s, min, h), got '100'");
   EXPECT_EQ(error_of([&] { load_config(schema_, "", {"--net.port=0"}); }),
             "command line: --net.port=0: value 0 out of range [1, 65535]");
-  EXPECT_TRUE(contains(
-    error_of([&] { load_config(schema_, "", {"--storage.sync=fast"}); }),
-    "command line: --storage.sync=fast: expected one of"));
+  EXPECT_TRUE(
+    contains(error_of([&] { load_config(schema_, "", {"--storage.sync=fast"}); }),
+             "command line: --storage.sync=fast: expected one of"));
 }
 
 TEST_F(config_test, override_is_validated_even_when_file_is_fine) {
@@ -380,17 +379,15 @@ TEST(server_config_test, the_two_node_example_shares_one_postgres_history) {
 }
 
 TEST(server_config_test, postgres_without_a_connection_string_names_the_key) {
-  auto err = error_of([] {
-    shipped_server_config("server.ini", {"--server.backend=postgres"});
-  });
+  auto err = error_of(
+    [] { shipped_server_config("server.ini", {"--server.backend=postgres"}); });
   EXPECT_TRUE(contains(err, "server.postgres: required")) << err;
   EXPECT_TRUE(contains(err, "command line")) << err; // where backend was set
 }
 
 TEST(server_config_test, an_unknown_backend_lists_the_choices) {
-  auto err = error_of([] {
-    shipped_server_config("server.ini", {"--server.backend=mysql"});
-  });
+  auto err = error_of(
+    [] { shipped_server_config("server.ini", {"--server.backend=mysql"}); });
   EXPECT_TRUE(contains(err, "server.backend")) << err;
   EXPECT_TRUE(contains(err, "postgres")) << err;
 }

@@ -145,7 +145,8 @@ TEST(trace_sink_test, unwritable_file_throws) {
 
 namespace {
 
-const char* client_file = R"({"ev":"meta","format":1,"node":"alice-1","role":"client","mode":"all","sample_every":1}
+const char* client_file
+  = R"({"ev":"meta","format":1,"node":"alice-1","role":"client","mode":"all","sample_every":1}
 {"ev":"clock","t_ns":900,"offset_ns":1000,"rtt_ns":400}
 {"ev":"msg","actor":"memory_store","kind":"write","from":"-","t_ns":1000,"wait_ns":5,"dur_ns":10,"items":[{"trace":"00000000000000aa","entity":"c1"}]}
 this is not json
@@ -157,7 +158,8 @@ this is not json
 {"ev":"end","t_ns":5000,"recorded":4,"dropped":2}
 )";
 
-const char* server_file = R"({"ev":"meta","format":1,"node":"server-1","role":"server","mode":"all","sample_every":1}
+const char* server_file
+  = R"({"ev":"meta","format":1,"node":"server-1","role":"server","mode":"all","sample_every":1}
 {"ev":"msg","actor":"session","kind":"push","from":"remote","t_ns":2400,"dur_ns":10,"items":[{"trace":"00000000000000aa","entity":"c1","mid":1}]}
 {"ev":"msg","actor":"replication_log","kind":"commit","from":"replication_log","t_ns":2500,"dur_ns":100,"version":9,"items":[{"trace":"00000000000000aa","entity":"c1","version":9,"mid":1}]}
 {"ev":"msg","actor":"replication_log","kind":"poke_sent","from":"replication_log","t_ns":2600,"dur_ns":1,"version":9}
@@ -167,7 +169,8 @@ const char* server_file = R"({"ev":"meta","format":1,"node":"server-1","role":"s
 
 // bob's pull names the version only (pulled from a server that did not
 // know the trace id): joined on entity and version.
-const char* other_file = R"({"ev":"meta","format":1,"node":"bob-1","role":"client","mode":"all","sample_every":1}
+const char* other_file
+  = R"({"ev":"meta","format":1,"node":"bob-1","role":"client","mode":"all","sample_every":1}
 {"ev":"clock","t_ns":100,"offset_ns":-500,"rtt_ns":300}
 {"ev":"msg","actor":"network_syncer","kind":"poke","from":"remote","t_ns":3200,"dur_ns":3,"version":9}
 {"ev":"msg","actor":"local_db","kind":"rebase","from":"network_syncer","t_ns":3400,"dur_ns":20,"items":[{"trace":"0000000000000000","entity":"c1","version":9}]}

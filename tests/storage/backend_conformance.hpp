@@ -35,7 +35,9 @@ struct backend_factory {
   std::function<void(const std::string& from, const std::string& to)> copy;
 };
 
-inline void PrintTo(const backend_factory& f, std::ostream* os) { *os << f.name; }
+inline void PrintTo(const backend_factory& f, std::ostream* os) {
+  *os << f.name;
+}
 
 inline std::string make_temp_dir() {
   auto pattern = (fs::temp_directory_path() / "memsync-conformance-XXXXXX").string();
@@ -46,8 +48,7 @@ inline std::string make_temp_dir() {
 
 inline change put(uint64_t mid, std::string id, std::string data,
                   std::string type = "note") {
-  return {0, mid, change_kind::put, std::move(id), std::move(type),
-          std::move(data), {}};
+  return {0, mid, change_kind::put, std::move(id), std::move(type), std::move(data), {}};
 }
 inline change patch(uint64_t mid, std::string id, std::string data) {
   return {0, mid, change_kind::patch, std::move(id), "note", std::move(data), {}};
@@ -56,8 +57,7 @@ inline change del(uint64_t mid, std::string id) {
   return {0, mid, change_kind::del, std::move(id), "note", "", {}};
 }
 
-inline log_push push(std::string client, std::string epoch,
-                     std::vector<change> changes,
+inline log_push push(std::string client, std::string epoch, std::vector<change> changes,
                      std::vector<sync_error> verdicts = {}) {
   return {push_request{std::move(client), std::move(epoch), std::move(changes)},
           std::move(verdicts)};
@@ -104,8 +104,8 @@ protected:
   push_outcome push1(const std::string& client, std::vector<change> changes,
                      std::vector<sync_error> verdicts = {},
                      const data_limits& limits = {}) {
-    auto r = apply({push(client, db->epoch(), std::move(changes),
-                         std::move(verdicts))}, limits);
+    auto r = apply({push(client, db->epoch(), std::move(changes), std::move(verdicts))},
+                   limits);
     return r.outcomes.at(0);
   }
 

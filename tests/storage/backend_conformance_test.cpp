@@ -66,7 +66,8 @@ TEST_P(backend_conformance, resent_mutations_are_acknowledged_without_new_versio
   EXPECT_EQ(data_of("e4"), R"({"n":4})");
 }
 
-TEST_P(backend_conformance, a_gap_rejects_the_whole_push_but_not_the_others_in_the_group) {
+TEST_P(backend_conformance,
+       a_gap_rejects_the_whole_push_but_not_the_others_in_the_group) {
   auto ep = db->epoch();
   push1("a", {put(1, "a1", "{}"), put(2, "a2", "{}"), put(3, "a3", "{}")});
   push1("c", {put(1, "c1", "{}")});
@@ -91,8 +92,9 @@ TEST_P(backend_conformance, a_gap_rejects_the_whole_push_but_not_the_others_in_t
 
 TEST_P(backend_conformance, pushes_of_one_client_in_one_group_apply_in_order) {
   auto ep = db->epoch();
-  auto r = apply({push("a", ep, {put(1, "e1", R"({"n":1})"), put(2, "e2", "{}")}),
-                  push("a", ep, {put(2, "e2", R"({"n":9})"), put(3, "e1", R"({"n":3})")})});
+  auto r = apply(
+    {push("a", ep, {put(1, "e1", R"({"n":1})"), put(2, "e2", "{}")}),
+     push("a", ep, {put(2, "e2", R"({"n":9})"), put(3, "e1", R"({"n":3})")})});
   ASSERT_TRUE(r.outcomes.at(0).error.ok() && r.outcomes.at(1).error.ok());
   EXPECT_EQ(r.outcomes.at(1).reply.last_mutation_id, 3u);
   EXPECT_EQ(r.version, 3u);
@@ -140,7 +142,8 @@ TEST_P(backend_conformance, patching_a_missing_entity_is_refused_with_not_found)
   EXPECT_TRUE(push1("a", {put(5, "e2", "{}")}).error.ok());
 }
 
-TEST_P(backend_conformance, a_patch_growing_past_the_size_limit_is_refused_with_too_large) {
+TEST_P(backend_conformance,
+       a_patch_growing_past_the_size_limit_is_refused_with_too_large) {
   data_limits small{64, 8};
   push1("a", {put(1, "e1", R"({"a":"0123456789"})")}, {}, small);
   auto big = R"({"b":")" + std::string(60, 'x') + R"("})";
@@ -169,7 +172,8 @@ TEST_P(backend_conformance, the_push_epoch_decides_whether_a_gap_is_accepted) {
   EXPECT_TRUE(all.count("a5") && all.count("a6"));
   EXPECT_FALSE(all.count("b5"));
   // Even from another epoch, ids inside the push must not skip.
-  auto skip = apply({push("a", "an-older-epoch", {put(8, "a8", "{}"), put(10, "a10", "{}")})});
+  auto skip = apply(
+    {push("a", "an-older-epoch", {put(8, "a8", "{}"), put(10, "a10", "{}")})});
   EXPECT_EQ(skip.outcomes.at(0).error.code, sync_errc::mutation_gap);
 }
 
@@ -235,12 +239,14 @@ TEST_P(backend_conformance, deleting_a_missing_entity_changes_nothing) {
   EXPECT_EQ(version_of("e1"), 2u);
 }
 
-TEST_P(backend_conformance, one_group_writing_one_entity_many_times_keeps_the_last_state) {
+TEST_P(backend_conformance,
+       one_group_writing_one_entity_many_times_keeps_the_last_state) {
   auto ep = db->epoch();
-  apply({push("a", ep, {put(1, "e1", R"({"n":1})"), patch(2, "e1", R"({"m":2})"),
-                        del(3, "e1"), put(4, "e1", R"({"n":4})")}),
-         push("b", ep, {patch(1, "e1", R"({"by":"b"})"), put(2, "e2", "{}"),
-                        del(3, "e2")})});
+  apply(
+    {push("a", ep,
+          {put(1, "e1", R"({"n":1})"), patch(2, "e1", R"({"m":2})"), del(3, "e1"),
+           put(4, "e1", R"({"n":4})")}),
+     push("b", ep, {patch(1, "e1", R"({"by":"b"})"), put(2, "e2", "{}"), del(3, "e2")})});
   auto all = by_id(pull_all());
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all["e1"].data, R"({"by":"b","n":4})");
@@ -254,8 +260,9 @@ TEST_P(backend_conformance, one_group_writing_one_entity_many_times_keeps_the_la
 }
 
 TEST_P(backend_conformance, ids_and_data_with_quotes_backslashes_and_unicode_survive) {
-  const std::vector<std::string> ids{R"(q"uote)", R"(back\slash)", "comma,{brace}",
-                                     "sp ace", "caf\u00e9-\U0001F600", "NULL", "\"\""};
+  const std::vector<std::string> ids{R"(q"uote)", R"(back\slash)",        "comma,{brace}",
+                                     "sp ace",    "caf\u00e9-\U0001F600", "NULL",
+                                     "\"\""};
   std::vector<change> changes;
   uint64_t mid = 0;
   for (auto& id : ids)
@@ -272,7 +279,8 @@ TEST_P(backend_conformance, ids_and_data_with_quotes_backslashes_and_unicode_sur
 
 // -- pulls --------------------------------------------------------------------
 
-TEST_P(backend_conformance, a_pull_from_version_zero_returns_the_latest_state_of_everything) {
+TEST_P(backend_conformance,
+       a_pull_from_version_zero_returns_the_latest_state_of_everything) {
   push1("a", {put(1, "e1", R"({"n":1})"), put(2, "e2", "{}"),
               patch(3, "e1", R"({"m":2})"), del(4, "e2"), put(5, "e3", "{}")});
   auto p = pull_all();
@@ -326,7 +334,9 @@ TEST_P(backend_conformance, a_cookie_from_another_epoch_gets_a_reset_with_live_e
 
 TEST_P(backend_conformance, chained_incremental_pulls_reconstruct_the_full_state) {
   std::mt19937 rng(4711);
-  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  auto pick = [&](uint32_t n) {
+    return static_cast<uint32_t>(rng() % n);
+  };
   state model;
   std::map<std::string, uint64_t> next_mid, model_last;
   std::map<std::string, entity> synced;
@@ -348,16 +358,19 @@ TEST_P(backend_conformance, chained_incremental_pulls_reconstruct_the_full_state
         auto id = numbered("e", pick(6));
         auto field = numbered("f", pick(3));
         switch (pick(5)) {
-          case 0: case 1:
-            cs.push_back(put(mid, id, nlohmann::json{{"v", pick(100)}, {"by", client}}.dump(),
+          case 0:
+          case 1:
+            cs.push_back(put(mid, id,
+                             nlohmann::json{{"v", pick(100)}, {"by", client}}.dump(),
                              pick(2) ? "note" : "task"));
             break;
-          case 2: case 3:
-            cs.push_back(patch(mid, id, pick(4) ? nlohmann::json{{field, pick(100)}}.dump()
-                                                : R"({")" + field + R"(":null})"));
+          case 2:
+          case 3:
+            cs.push_back(patch(mid, id,
+                               pick(4) ? nlohmann::json{{field, pick(100)}}.dump()
+                                       : R"({")" + field + R"(":null})"));
             break;
-          default:
-            cs.push_back(del(mid, id));
+          default: cs.push_back(del(mid, id));
         }
         verdicts.push_back(pick(10) == 0 ? sync_error{sync_errc::unauthorized, "no"}
                                          : sync_error{});

@@ -49,7 +49,8 @@ protected:
   std::string name;
 };
 
-TEST_F(postgres_backend_test, a_writer_waits_for_the_one_before_it_so_versions_follow_commit_order) {
+TEST_F(postgres_backend_test,
+       a_writer_waits_for_the_one_before_it_so_versions_follow_commit_order) {
   auto first = open();
   auto second = open();
   push1(*first, "a", {put(1, "e0", "{}")});
@@ -59,9 +60,8 @@ TEST_F(postgres_backend_test, a_writer_waits_for_the_one_before_it_so_versions_f
   auto tx = first->begin();
   EXPECT_EQ(tx->write_entity({"e1", "note", "{}", 0, false}, "a", 2), 2u);
   tx->set_last_mutation_id("a", 2);
-  later = std::async(std::launch::async, [&] {
-    return push1(*second, "b", {put(1, "e2", "{}")});
-  });
+  later = std::async(std::launch::async,
+                     [&] { return push1(*second, "b", {put(1, "e2", "{}")}); });
   EXPECT_EQ(later.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
     << "a second writer must wait for the head lock";
   tx->commit();
@@ -73,7 +73,8 @@ TEST_F(postgres_backend_test, a_writer_waits_for_the_one_before_it_so_versions_f
   EXPECT_EQ(all["e2"].version, 3u);
 }
 
-TEST_F(postgres_backend_test, concurrent_servers_never_let_a_chained_pull_miss_a_version) {
+TEST_F(postgres_backend_test,
+       concurrent_servers_never_let_a_chained_pull_miss_a_version) {
   constexpr int writers = 4;
   constexpr int groups = 40;
   open(); // creates the schema
@@ -245,7 +246,8 @@ TEST_F(postgres_backend_test, servers_on_one_database_share_the_epoch_and_its_re
   EXPECT_EQ(b->head_version(), 2u);
 }
 
-TEST_F(postgres_backend_test, a_lost_connection_is_retryable_and_the_next_call_reconnects) {
+TEST_F(postgres_backend_test,
+       a_lost_connection_is_retryable_and_the_next_call_reconnects) {
   auto db = open();
   push1(*db, "a", {put(1, "e1", "{}")});
   cluster().terminate_connections(name);
@@ -276,7 +278,8 @@ TEST_F(postgres_backend_test, a_lost_connection_is_retryable_and_the_next_call_r
   EXPECT_EQ(all["e2"].data, R"({"n":2})");
 }
 
-TEST_F(postgres_backend_test, an_unreachable_server_is_retryable_a_bad_connection_string_is_not) {
+TEST_F(postgres_backend_test,
+       an_unreachable_server_is_retryable_a_bad_connection_string_is_not) {
   try {
     // Nothing listens on the cluster's port + 1 (almost surely).
     postgres_backend db{"host=127.0.0.1 connect_timeout=5 port="

@@ -31,9 +31,8 @@ public:
   // True once `v` was reported (within `timeout`).
   bool wait_for(uint64_t v, std::chrono::milliseconds timeout = 10s) {
     std::unique_lock<std::mutex> lock{mutex_};
-    return changed_.wait_for(lock, timeout, [&] {
-      return !seen_.empty() && seen_.back() >= v;
-    });
+    return changed_.wait_for(lock, timeout,
+                             [&] { return !seen_.empty() && seen_.back() >= v; });
   }
   std::vector<uint64_t> all() {
     std::lock_guard<std::mutex> guard{mutex_};
@@ -67,9 +66,9 @@ protected:
     return l;
   }
   void push(const std::string& client, uint64_t mid) {
-    auto out = apply_pushes(*writer, {conformance::push(client, writer->epoch(),
-                                                         {put(mid, "e" + client, "{}")})},
-                            {});
+    auto out = apply_pushes(
+      *writer,
+      {conformance::push(client, writer->epoch(), {put(mid, "e" + client, "{}")})}, {});
     ASSERT_TRUE(out.outcomes.at(0).error.ok());
   }
 
@@ -88,7 +87,8 @@ TEST_F(postgres_listener_test, hears_every_commit_of_another_connection_in_order
   EXPECT_EQ(all.back(), 5u);
 }
 
-TEST_F(postgres_listener_test, reports_the_head_when_it_connects_so_missed_notifications_do_not_matter) {
+TEST_F(postgres_listener_test,
+       reports_the_head_when_it_connects_so_missed_notifications_do_not_matter) {
   for (uint64_t mid = 1; mid <= 3; ++mid)
     push("a", mid); // nobody listens
   heads got;
@@ -123,7 +123,8 @@ TEST_F(postgres_listener_test, another_schema_is_another_channel) {
   EXPECT_TRUE(other.all().empty());
 }
 
-TEST_F(postgres_listener_test, an_unreachable_database_is_retried_and_stopping_is_prompt) {
+TEST_F(postgres_listener_test,
+       an_unreachable_database_is_retried_and_stopping_is_prompt) {
   heads got;
   auto started = std::chrono::steady_clock::now();
   {

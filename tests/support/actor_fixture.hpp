@@ -24,8 +24,8 @@ struct actor_test : ::testing::Test {
 
   caf::actor_system_config cfg;
   caf::actor_system sys{init(cfg)};
-  caf::scheduler::test_coordinator& sched
-    = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  caf::scheduler::test_coordinator& sched = dynamic_cast<
+    caf::scheduler::test_coordinator&>(sys.scheduler());
   caf::scoped_actor self{sys, true};
 
   /// Stops every actor handed to `keep` when the test ends: actors that hold

@@ -22,9 +22,8 @@ const std::vector<std::string> middleman_options{
 };
 
 const std::vector<std::string> fast_client_options{
-  "--flush.debounce=0ns",         "--sync.push-debounce=0ns",
-  "--sync.retry-min=20ms",        "--sync.retry-max=300ms",
-  "--sync.pull-interval=1s",      "--sync.request-timeout=2s",
+  "--flush.debounce=0ns",   "--sync.push-debounce=0ns", "--sync.retry-min=20ms",
+  "--sync.retry-max=300ms", "--sync.pull-interval=1s",  "--sync.request-timeout=2s",
   "--timeout=20s",
 };
 
@@ -33,11 +32,9 @@ const std::vector<std::string> fast_client_options{
 // -- sync_client ----------------------------------------------------------------
 
 sync_client::sync_client(std::string name, std::vector<std::string> argv)
-  : name_(std::move(name)),
-    proc_(std::make_unique<child_process>(std::move(argv))) {}
+    : name_(std::move(name)), proc_(std::make_unique<child_process>(std::move(argv))) {}
 
-std::string sync_client::cmd(const std::string& line,
-                             std::chrono::milliseconds timeout) {
+std::string sync_client::cmd(const std::string& line, std::chrono::milliseconds timeout) {
   proc_->send(line);
   std::string out;
   if (!proc_->read_line(out, timeout))
@@ -98,8 +95,8 @@ cluster::cluster() {
   // The shipped tokens, and one per other client name.
   std::ifstream shipped{MEMSYNC_SOURCE_DIR "/config/tokens.txt"};
   out << shipped.rdbuf() << '\n';
-  for (auto name : {"carol", "dave", "erin", "frank", "grace", "c1", "c2", "c3",
-                    "c4", "c5", "mallory"})
+  for (auto name : {"carol", "dave", "erin", "frank", "grace", "c1", "c2", "c3", "c4",
+                    "c5", "mallory"})
     out << token_of(name) << ' ' << name << '\n';
 }
 
@@ -175,7 +172,8 @@ bool cluster::stop_server(bool require_exit) {
     ++hung_stops_;
     if (require_exit)
       ADD_FAILURE() << "server did not exit within 2 s after SIGTERM (rc " << rc
-                    << "); output after its stop:\n" << rest;
+                    << "); output after its stop:\n"
+                    << rest;
     server_->kill_hard();
   }
   server_.reset();
@@ -199,12 +197,14 @@ std::vector<std::string> cluster::client_args(const std::string& name,
                                               std::vector<std::string> extra,
                                               uint16_t port) {
   bool shipped = name == "alice" || name == "bob";
-  std::vector<std::string> args{
-    SYNCNODE_PATH, "client", "--config",
-    std::string{MEMSYNC_SOURCE_DIR "/config/client-"} + (shipped ? name : "alice")
-      + ".ini",
-    "--client.db-path=" + dir_.file(name + ".db"),
-    "--server.port=" + std::to_string(port != 0 ? port : port_)};
+  std::vector<std::string> args{SYNCNODE_PATH,
+                                "client",
+                                "--config",
+                                std::string{MEMSYNC_SOURCE_DIR "/config/client-"}
+                                  + (shipped ? name : "alice") + ".ini",
+                                "--client.db-path=" + dir_.file(name + ".db"),
+                                "--server.port="
+                                  + std::to_string(port != 0 ? port : port_)};
   if (!shipped) {
     args.push_back("--client.id=" + name);
     args.push_back("--server.token=" + token_of(name));
@@ -218,8 +218,7 @@ std::vector<std::string> cluster::client_args(const std::string& name,
 std::unique_ptr<sync_client> cluster::start_client(const std::string& name,
                                                    std::vector<std::string> extra,
                                                    uint16_t port) {
-  return std::make_unique<sync_client>(name,
-                                       client_args(name, std::move(extra), port));
+  return std::make_unique<sync_client>(name, client_args(name, std::move(extra), port));
 }
 
 // -- server database ------------------------------------------------------------
@@ -284,8 +283,8 @@ std::vector<std::string> canonical(const std::vector<std::string>& ls_lines) {
       out.push_back("<not an entity: " + line + ">");
       continue;
     }
-    out.push_back(j["id"].get<std::string>() + "\t" + j["type"].get<std::string>()
-                  + "\t" + j["data"].dump());
+    out.push_back(j["id"].get<std::string>() + "\t" + j["type"].get<std::string>() + "\t"
+                  + j["data"].dump());
   }
   std::sort(out.begin(), out.end());
   return out;

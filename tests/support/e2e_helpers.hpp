@@ -30,9 +30,9 @@ public:
   std::string cmd(const std::string& line,
                   std::chrono::milliseconds timeout = std::chrono::seconds(20));
   /// Sends many commands at once, then reads one result per command.
-  std::vector<std::string> batch(const std::vector<std::string>& lines,
-                                 std::chrono::milliseconds timeout
-                                 = std::chrono::seconds(20));
+  std::vector<std::string>
+  batch(const std::vector<std::string>& lines,
+        std::chrono::milliseconds timeout = std::chrono::seconds(20));
   /// `ls`, every line (sorted by id, as printed).
   std::vector<std::string> ls();
   /// `status`, parsed ({} when the answer was not JSON).
@@ -98,8 +98,7 @@ public:
                                             std::vector<std::string> extra = {},
                                             uint16_t port = 0);
   std::vector<std::string> client_args(const std::string& name,
-                                       std::vector<std::string> extra,
-                                       uint16_t port);
+                                       std::vector<std::string> extra, uint16_t port);
 
 private:
   temp_dir dir_;
@@ -123,8 +122,7 @@ struct log_summary {
 /// Rows of the replication log written for `client_id`.
 log_summary server_log(const std::string& db_path, const std::string& client_id);
 /// The server's record of the client's last mutation id (0: unknown).
-int64_t server_last_mutation_id(const std::string& db_path,
-                                const std::string& client_id);
+int64_t server_last_mutation_id(const std::string& db_path, const std::string& client_id);
 std::string server_epoch(const std::string& db_path);
 
 // -- comparable text ---------------------------------------------------------

@@ -33,7 +33,9 @@ namespace fs = std::filesystem;
 #endif
 
 // Postgres refuses to run as root: as root, run its binaries as `postgres`.
-bool is_root() { return geteuid() == 0; }
+bool is_root() {
+  return geteuid() == 0;
+}
 
 int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -51,7 +53,9 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-std::string quote(const std::string& name) { return "\"" + name + "\""; }
+std::string quote(const std::string& name) {
+  return "\"" + name + "\"";
+}
 
 std::unique_ptr<pg_cluster> shared_cluster;
 std::mutex shared_mutex;
@@ -62,8 +66,8 @@ public:
   void TearDown() override { pg_cluster::remove_shared(); }
 };
 
-[[maybe_unused]] auto* const registered
-  = ::testing::AddGlobalTestEnvironment(new cluster_environment);
+[[maybe_unused]] auto* const registered = ::testing::AddGlobalTestEnvironment(
+  new cluster_environment);
 
 } // namespace
 
@@ -96,8 +100,8 @@ pg_cluster::pg_cluster() {
       if (chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0)
         throw std::runtime_error("cannot chown " + dir_);
     }
-    run(as_owner({bindir_ + "/initdb", "-D", data_, "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync"}),
+    run(as_owner({bindir_ + "/initdb", "-D", data_, "-U", "postgres", "-A", "trust", "-E",
+                  "UTF8", "--locale=C", "--no-sync"}),
         "initdb failed");
     std::ofstream conf{data_ + "/postgresql.conf", std::ios::app};
     conf << "\n# memsync tests\nlisten_addresses = '127.0.0.1'\n"
@@ -111,16 +115,18 @@ pg_cluster::pg_cluster() {
     }
     admin_ = PQconnectdb(conninfo("postgres").c_str());
     if (PQstatus(admin_) != CONNECTION_OK)
-      throw std::runtime_error(std::string("cannot connect: ")
-                               + PQerrorMessage(admin_));
-    PQsetNoticeProcessor(admin_, [](void*, const char*) {}, nullptr);
+      throw std::runtime_error(std::string("cannot connect: ") + PQerrorMessage(admin_));
+    PQsetNoticeProcessor(
+      admin_, [](void*, const char*) {}, nullptr);
   } catch (...) {
     cleanup(); // the destructor of a half-made object does not run
     throw;
   }
 }
 
-pg_cluster::~pg_cluster() { cleanup(); }
+pg_cluster::~pg_cluster() {
+  cleanup();
+}
 
 void pg_cluster::cleanup() {
   if (admin_)
@@ -128,8 +134,7 @@ void pg_cluster::cleanup() {
   admin_ = nullptr;
   if (running_) {
     try {
-      run(as_owner({bindir_ + "/pg_ctl", "-D", data_, "-m", "immediate", "-w",
-                    "stop"}),
+      run(as_owner({bindir_ + "/pg_ctl", "-D", data_, "-m", "immediate", "-w", "stop"}),
           "pg_ctl stop failed");
     } catch (const std::exception&) {
       // The directory goes in any case; a server that lost its lock file
@@ -188,8 +193,8 @@ void pg_cluster::start_watchdog() {
     "if [ -f \"$d/data/postmaster.pid\" ]; then \"$@\" >/dev/null 2>&1; fi; "
     "rm -rf \"$d\"",
     "watchdog", dir_};
-  for (auto& a : as_owner({bindir_ + "/pg_ctl", "-D", data_, "-m", "immediate",
-                           "-w", "stop"}))
+  for (auto& a :
+       as_owner({bindir_ + "/pg_ctl", "-D", data_, "-m", "immediate", "-w", "stop"}))
     argv.push_back(a);
   std::vector<char*> args;
   for (auto& a : argv)
@@ -213,8 +218,8 @@ void pg_cluster::start_watchdog() {
 
 bool pg_cluster::try_start() {
   try {
-    run(as_owner({bindir_ + "/pg_ctl", "-D", data_, "-l", dir_ + "/postgres.log",
-                  "-o", "-p " + std::to_string(port_), "-w", "-t", "60", "start"}),
+    run(as_owner({bindir_ + "/pg_ctl", "-D", data_, "-l", dir_ + "/postgres.log", "-o",
+                  "-p " + std::to_string(port_), "-w", "-t", "60", "start"}),
         "pg_ctl start failed");
     running_ = true;
   } catch (const std::runtime_error&) {
@@ -243,16 +248,15 @@ std::string pg_cluster::conninfo(const std::string& database) const {
 
 void pg_cluster::execute(const std::string& sql) {
   std::lock_guard<std::mutex> guard{mutex_};
-  std::unique_ptr<PGresult, void (*)(PGresult*)> r{PQexec(admin_, sql.c_str()),
-                                                   PQclear};
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r{PQexec(admin_, sql.c_str()), PQclear};
   auto status = PQresultStatus(r.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
     throw std::runtime_error(sql + ": " + PQresultErrorMessage(r.get()));
 }
 
 std::string pg_cluster::query(const std::string& database, const std::string& sql) {
-  std::unique_ptr<PGconn, void (*)(PGconn*)> conn{
-    PQconnectdb(conninfo(database).c_str()), PQfinish};
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn{PQconnectdb(conninfo(database).c_str()),
+                                                  PQfinish};
   if (PQstatus(conn.get()) != CONNECTION_OK)
     throw std::runtime_error(std::string("cannot connect: ")
                              + PQerrorMessage(conn.get()));
@@ -289,7 +293,8 @@ void pg_cluster::drop_database(const std::string& name) {
 void pg_cluster::terminate_connections(const std::string& database) {
   // With a timeout, pg_terminate_backend waits until the backend is gone.
   execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-          "WHERE datname = '" + database + "' AND pid <> pg_backend_pid()");
+          "WHERE datname = '"
+          + database + "' AND pid <> pg_backend_pid()");
 }
 
 } // namespace memsync::testing

@@ -66,8 +66,7 @@ void child_process::close_stdin() {
   in_ = -1;
 }
 
-bool child_process::read_line(std::string& line,
-                              std::chrono::milliseconds timeout) {
+bool child_process::read_line(std::string& line, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (auto pos = buffer_.find('\n'); pos != std::string::npos) {

@@ -12,8 +12,7 @@ namespace memsync::testing {
 class temp_dir {
 public:
   temp_dir() {
-    auto pattern
-      = (std::filesystem::temp_directory_path() / "memsync-XXXXXX").string();
+    auto pattern = (std::filesystem::temp_directory_path() / "memsync-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr)
       throw std::runtime_error("mkdtemp failed");
     path_ = pattern;

@@ -5,8 +5,8 @@
 // local cluster started by this program (as the tests do), on loopback.
 #include "actors/storage/postgres_backend.hpp"
 #include "actors/storage/sqlite_backend.hpp"
-#include "tools/bench/bench_common.hpp"
 #include "tests/support/pg_cluster.hpp"
+#include "tools/bench/bench_common.hpp"
 
 using namespace memsync;
 using namespace memsync::bench;
@@ -22,14 +22,21 @@ std::unique_ptr<storage_backend> open_backend(int kind, temp_dir& dir) {
   return std::make_unique<postgres_backend>(pg->conninfo(db));
 }
 
-const char* backend_name(int kind) { return kind == 0 ? "sqlite" : "postgres"; }
+const char* backend_name(int kind) {
+  return kind == 0 ? "sqlite" : "postgres";
+}
 
 // `size` puts to distinct entities (cycling over 10,000 ids), next mids.
 log_push make_push(uint64_t& mid, int64_t size) {
   std::vector<change> changes;
   for (int64_t i = 0; i < size; ++i, ++mid)
-    changes.push_back({0, mid + 1, change_kind::put, entity_id(mid % 10000), "note",
-                       entity_data(mid % 10000, mid), {}});
+    changes.push_back({0,
+                       mid + 1,
+                       change_kind::put,
+                       entity_id(mid % 10000),
+                       "note",
+                       entity_data(mid % 10000, mid),
+                       {}});
   return {push_request{"bench-client", "", std::move(changes)}, {}};
 }
 
@@ -48,17 +55,21 @@ void BM_apply(benchmark::State& state) {
       state.SkipWithError(result.outcomes[0].error.describe().c_str());
   }
   state.SetLabel(backend_name(static_cast<int>(state.range(0))));
-  state.counters["changes_per_s"]
-    = benchmark::Counter(static_cast<double>(mid), benchmark::Counter::kIsRate);
+  state.counters["changes_per_s"] = benchmark::Counter(static_cast<double>(mid),
+                                                       benchmark::Counter::kIsRate);
 }
 // Wall-clock rates (UseRealTime): the disk sync, and PostgreSQL's work in
 // its own processes, count. Iterations: enough pushes for a stable rate,
 // few enough for a quick run.
-BENCHMARK(BM_apply)->Args({0, 1})->Args({1, 1})->Iterations(300)->UseRealTime()
-  ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_apply)->Args({0, 100})->Args({1, 100})->Iterations(60)->UseRealTime()
-  ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_apply)->Args({0, 1000})->Args({1, 1000})->Iterations(20)->UseRealTime()
+BENCHMARK(BM_apply)->Args({0, 1})->Args({1, 1})->Iterations(300)->UseRealTime()->Unit(
+  benchmark::kMillisecond);
+BENCHMARK(BM_apply)->Args({0, 100})->Args({1, 100})->Iterations(60)->UseRealTime()->Unit(
+  benchmark::kMillisecond);
+BENCHMARK(BM_apply)
+  ->Args({0, 1000})
+  ->Args({1, 1000})
+  ->Iterations(20)
+  ->UseRealTime()
   ->Unit(benchmark::kMillisecond);
 
 // A client 1,000 changes behind: one pull brings it up to date.
@@ -80,7 +91,12 @@ void BM_pull_1000(benchmark::State& state) {
     state.SkipWithError("the pull did not bring 1,000 changes");
   state.SetLabel(backend_name(static_cast<int>(state.range(0))));
 }
-BENCHMARK(BM_pull_1000)->Arg(0)->Arg(1)->Iterations(50)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_pull_1000)
+  ->Arg(0)
+  ->Arg(1)
+  ->Iterations(50)
+  ->UseRealTime()
+  ->Unit(benchmark::kMillisecond);
 
 } // namespace
 

@@ -47,8 +47,7 @@ inline std::string entity_data(std::size_t i, std::size_t rev = 0) {
   std::snprintf(buf, sizeof(buf),
                 "{\"done\":%s,\"n\":%zu,\"owner\":\"user-%03zu\",\"priority\":%zu,"
                 "\"title\":\"benchmark item %06zu\",\"updated\":%zu}",
-                rev % 2 ? "true" : "false", rev, i % 1000, i % 5, i,
-                1700000000 + rev);
+                rev % 2 ? "true" : "false", rev, i % 1000, i % 5, i, 1700000000 + rev);
   return buf;
 }
 
@@ -107,8 +106,7 @@ public:
   }
 
   /// A user counter after finalization (rates are per second).
-  std::optional<double> counter(const std::string& key,
-                                const std::string& name) const {
+  std::optional<double> counter(const std::string& key, const std::string& name) const {
     auto it = runs_.find(key);
     if (it == runs_.end())
       return std::nullopt;
@@ -142,8 +140,7 @@ inline std::string fmt(std::optional<double> x, const char* format = "%.1f") {
 }
 
 /// a / b when both exist.
-inline std::optional<double> ratio(std::optional<double> a,
-                                   std::optional<double> b) {
+inline std::optional<double> ratio(std::optional<double> a, std::optional<double> b) {
   if (!a || !b || *b == 0)
     return std::nullopt;
   return *a / *b;
@@ -168,8 +165,7 @@ inline int run_main(int argc, char** argv,
     opts |= benchmark::ConsoleReporter::OO_Tabular;
   if (isatty(STDOUT_FILENO))
     opts |= benchmark::ConsoleReporter::OO_Color;
-  summary_reporter reporter{
-    static_cast<benchmark::ConsoleReporter::OutputOptions>(opts)};
+  summary_reporter reporter{static_cast<benchmark::ConsoleReporter::OutputOptions>(opts)};
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::cout << std::flush;
   std::cout << '\n';

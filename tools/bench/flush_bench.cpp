@@ -81,8 +81,7 @@ struct raw_db {
   raw_db() {
     auto path = dir.file("raw.db");
     if (sqlite3_open_v2(path.c_str(), &db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                          | SQLITE_OPEN_NOMUTEX,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr)
         != SQLITE_OK)
       throw std::runtime_error("cannot open " + path);
@@ -101,8 +100,7 @@ struct raw_db {
 
   sqlite3_stmt* prepare(const char* sql) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
-                           nullptr)
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr)
         != SQLITE_OK)
       throw std::runtime_error(sqlite3_errmsg(db));
     return stmt;
@@ -116,8 +114,7 @@ struct raw_db {
 };
 
 void bind_text(sqlite3_stmt* stmt, int index, const std::string& s) {
-  sqlite3_bind_text(stmt, index, s.data(), static_cast<int>(s.size()),
-                    SQLITE_STATIC);
+  sqlite3_bind_text(stmt, index, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
 }
 
 void BM_raw_upsert(benchmark::State& state) {
@@ -236,8 +233,14 @@ void BM_append_coalesced(benchmark::State& state) {
 // each so several WAL checkpoints fall into every measurement.
 constexpr double flush_min_time = 2.0;
 
-BENCHMARK(BM_append)->MinTime(flush_min_time)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_raw_upsert)->MinTime(flush_min_time)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_append)
+  ->MinTime(flush_min_time)
+  ->UseRealTime()
+  ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_raw_upsert)
+  ->MinTime(flush_min_time)
+  ->UseRealTime()
+  ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_raw_outbox_insert)
   ->MinTime(flush_min_time)
   ->UseRealTime()
@@ -266,21 +269,17 @@ void summarize(const summary_reporter& r) {
   summary("flush append %s changes/s | raw upsert %s changes/s | append/raw "
           "upsert %s%% (target >= 80%%)",
           fmt(append, "%.0f").c_str(), fmt(upsert, "%.0f").c_str(),
-          fmt(percent(ratio(append, upsert)),
-              "%.0f")
-            .c_str());
+          fmt(percent(ratio(append, upsert)), "%.0f").c_str());
   summary("flush append vs raw insert into an outbox-shaped table %s changes/s: "
           "%s%%",
           fmt(outbox, "%.0f").c_str(),
-          fmt(percent(ratio(append, outbox)),
-              "%.0f")
-            .c_str());
+          fmt(percent(ratio(append, outbox)), "%.0f").c_str());
   for (int p : {0, 1})
-    summary("flush with coalescing (10,000 writes -> 1,000 rows, %s): %s "
-            "input writes/s",
-            p ? "put + 9 patches each" : "puts only",
-            fmt(rate("BM_append_coalesced/patches:" + std::to_string(p)), "%.0f")
-              .c_str());
+    summary(
+      "flush with coalescing (10,000 writes -> 1,000 rows, %s): %s "
+      "input writes/s",
+      p ? "put + 9 patches each" : "puts only",
+      fmt(rate("BM_append_coalesced/patches:" + std::to_string(p)), "%.0f").c_str());
 }
 
 } // namespace

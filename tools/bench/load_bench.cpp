@@ -122,12 +122,13 @@ BENCHMARK(BM_startup_load)
 
 void summarize(const summary_reporter& r) {
   std::string key = "BM_startup_load/" + std::to_string(load_entities);
-  auto c = [&](const char* name) { return r.counter(key, name); };
+  auto c = [&](const char* name) {
+    return r.counter(key, name);
+  };
   summary("load 1M entities: %s s total (open %s s, local_database::load %s s, "
           "store_core::load %s s) (target < 2 s)",
           fmt(c("total_s"), "%.2f").c_str(), fmt(c("open_s"), "%.3f").c_str(),
-          fmt(c("db_load_s"), "%.2f").c_str(),
-          fmt(c("store_load_s"), "%.2f").c_str());
+          fmt(c("db_load_s"), "%.2f").c_str(), fmt(c("store_load_s"), "%.2f").c_str());
   summary("load 1M entities: resident memory %s B/entity with the snapshot, "
           "%s B/entity after store_core::load, %s B/entity after dropping "
           "the snapshot",

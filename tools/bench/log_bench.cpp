@@ -9,8 +9,8 @@
 
 #include "actors/server/replication_log.hpp"
 #include "actors/storage/sqlite_backend.hpp"
-#include "tools/bench/bench_common.hpp"
 #include "messages/registry.hpp"
+#include "tools/bench/bench_common.hpp"
 
 using namespace memsync;
 using namespace memsync::bench;
@@ -18,8 +18,13 @@ using namespace memsync::bench;
 namespace {
 
 log_push one_change(const std::string& client, uint64_t mid) {
-  change c{0, mid, change_kind::put, client + "-e" + std::to_string(mid % 50),
-           "note", entity_data(mid), {}};
+  change c{0,
+           mid,
+           change_kind::put,
+           client + "-e" + std::to_string(mid % 50),
+           "note",
+           entity_data(mid),
+           {}};
   return {push_request{client, "", {std::move(c)}}, {}};
 }
 
@@ -35,8 +40,7 @@ caf::behavior pusher(caf::event_based_actor* self, replication_log_actor log,
         self->quit();
         return;
       }
-      self->request(log, caf::infinite, push_atom::value,
-                    one_change(client, (*next)++))
+      self->request(log, caf::infinite, push_atom::value, one_change(client, (*next)++))
         .then([=](const push_reply&) { self->send(self, tick_atom::value); },
               [=](caf::error&) { self->send(self, tick_atom::value); });
     },
@@ -71,13 +75,19 @@ void BM_group_commit(benchmark::State& state) {
   log_stats stats;
   self->request(log, caf::infinite, get_atom::value)
     .receive([&](log_stats& s) { stats = s; }, [](caf::error&) {});
-  state.counters["pushes_per_s"]
-    = benchmark::Counter(static_cast<double>(pushes), benchmark::Counter::kIsRate);
-  state.counters["pushes_per_commit"]
-    = static_cast<double>(stats.pushes) / std::max<uint64_t>(1, stats.commits);
+  state.counters["pushes_per_s"] = benchmark::Counter(static_cast<double>(pushes),
+                                                      benchmark::Counter::kIsRate);
+  state.counters["pushes_per_commit"] = static_cast<double>(stats.pushes)
+                                        / std::max<uint64_t>(1, stats.commits);
   caf::anon_send_exit(log, caf::exit_reason::user_shutdown);
 }
-BENCHMARK(BM_group_commit)->Arg(1)->Arg(10)->Arg(100)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_group_commit)
+  ->Arg(1)
+  ->Arg(10)
+  ->Arg(100)
+  ->UseManualTime()
+  ->Iterations(3)
+  ->Unit(benchmark::kMillisecond);
 
 // Baseline: the same backend, one transaction and one disk sync per push.
 void BM_commit_per_push(benchmark::State& state) {
@@ -86,10 +96,13 @@ void BM_commit_per_push(benchmark::State& state) {
   uint64_t mid = 0;
   for (auto _ : state)
     apply_pushes(backend, {one_change("solo", ++mid)}, {});
-  state.counters["pushes_per_s"]
-    = benchmark::Counter(static_cast<double>(mid), benchmark::Counter::kIsRate);
+  state.counters["pushes_per_s"] = benchmark::Counter(static_cast<double>(mid),
+                                                      benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_commit_per_push)->Iterations(500)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_commit_per_push)
+  ->Iterations(500)
+  ->UseRealTime()
+  ->Unit(benchmark::kMillisecond);
 
 } // namespace
 
@@ -102,8 +115,8 @@ int main(int argc, char** argv) {
       summary("group commit, %3d clients: %s pushes/s, %s pushes per commit | "
               "one commit per push %s pushes/s, ratio %sx",
               n, fmt(rate, "%.0f").c_str(),
-              fmt(r.counter(key, "pushes_per_commit")).c_str(),
-              fmt(base, "%.0f").c_str(), fmt(ratio(rate, base)).c_str());
+              fmt(r.counter(key, "pushes_per_commit")).c_str(), fmt(base, "%.0f").c_str(),
+              fmt(ratio(rate, base)).c_str());
     }
   });
 }

@@ -15,9 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tools/bench/bench_common.hpp"
 #include "tests/support/pg_cluster.hpp"
 #include "tests/support/process.hpp"
+#include "tools/bench/bench_common.hpp"
 
 using namespace std::chrono;
 using memsync::testing::child_process;
@@ -49,8 +49,9 @@ struct setup {
     auto c = std::make_unique<child_process>(std::vector<std::string>{
       syncnode, "client", "--config", config_dir + "/client-alice.ini",
       "--client.id=" + name, "--server.token=" + token,
-      "--client.db-path=" + dir.file(name + ".db"), "--server.port=" + std::to_string(port),
-      "--flush.debounce=0ns", "--sync.push-debounce=0ns"});
+      "--client.db-path=" + dir.file(name + ".db"),
+      "--server.port=" + std::to_string(port), "--flush.debounce=0ns",
+      "--sync.push-debounce=0ns"});
     c->send("watch");
     return c;
   }

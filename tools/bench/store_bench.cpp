@@ -76,8 +76,8 @@ struct get_fixture {
       return db;
     sqlite3_close_v2(db);
     db = nullptr;
-    if (sqlite3_open_v2(path.c_str(), &db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr)
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        nullptr)
         != SQLITE_OK)
       throw std::runtime_error("cannot open " + path);
     cached = whole_file;
@@ -86,7 +86,7 @@ struct get_fixture {
     exec("PRAGMA synchronous=NORMAL");
     if (whole_file) {
       exec("PRAGMA cache_size=-1048576");
-      exec("SELECT count(*) FROM entities");         // the id index
+      exec("SELECT count(*) FROM entities");          // the id index
       exec("SELECT sum(length(data)) FROM entities"); // the table
     }
     return db;
@@ -135,8 +135,7 @@ void get_sqlite(benchmark::State& state, bool whole_file) {
   std::size_t i = 0, misses = 0;
   for (auto _ : state) {
     auto& id = ids[i];
-    sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
       type.assign(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
                   static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
@@ -168,7 +167,7 @@ void BM_get_sqlite_cached(benchmark::State& state) {
 
 // -- 2. put ------------------------------------------------------------------
 
-constexpr std::size_t drain_every = 100; ///< puts between two actor drains
+constexpr std::size_t drain_every = 100;       ///< puts between two actor drains
 constexpr std::size_t payload_variants = 4093; ///< prime: values keep changing
 
 void BM_put(benchmark::State& state) {
@@ -246,13 +245,12 @@ void summarize(const summary_reporter& r) {
     auto warm = r.ns_per_op("BM_get_sqlite_cached/" + n);
     summary("get %7s entities: hot %s ns/op | sqlite %s ns/op, ratio %sx | "
             "sqlite whole-file cache %s ns/op, ratio %sx",
-            n.c_str(), fmt(hot).c_str(), fmt(sql).c_str(),
-            fmt(ratio(sql, hot)).c_str(), fmt(warm).c_str(),
-            fmt(ratio(warm, hot)).c_str());
+            n.c_str(), fmt(hot).c_str(), fmt(sql).c_str(), fmt(ratio(sql, hot)).c_str(),
+            fmt(warm).c_str(), fmt(ratio(warm, hot)).c_str());
   }
   auto rate = [&](const char* n, int sub) {
-    return r.counter(std::string{"BM_put/entities:"} + n + "/subscriber:"
-                       + std::to_string(sub),
+    return r.counter(std::string{"BM_put/entities:"} + n
+                       + "/subscriber:" + std::to_string(sub),
                      "items_per_second");
   };
   for (int sub : {0, 1}) {

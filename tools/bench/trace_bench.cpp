@@ -22,12 +22,12 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include "tools/bench/bench_common.hpp"
 #include "messages/registry.hpp"
-#include "node/client/client_node.hpp"
 #include "node/client/client_config.hpp"
+#include "node/client/client_node.hpp"
 #include "node/config/node_options.hpp"
 #include "tests/support/process.hpp"
+#include "tools/bench/bench_common.hpp"
 
 namespace {
 
@@ -86,7 +86,8 @@ void interleave(benchmark::State& state, int rounds, Step step) {
         }
         spent[mode] += std::chrono::steady_clock::now() - t0;
       }
-    state.SetIterationTime(std::chrono::duration<double>(spent[0] + spent[1] + spent[2]).count());
+    state.SetIterationTime(
+      std::chrono::duration<double>(spent[0] + spent[1] + spent[2]).count());
   }
   double rate[3];
   for (int m = 0; m < 3; ++m) {
@@ -105,8 +106,9 @@ void BM_trace_local(benchmark::State& state) {
   for (int mode = 0; mode < 3; ++mode) {
     auto name = std::string{mode_names[mode]};
     auto opts = trace_options(mode, dir.file(name + ".jsonl"));
-    opts.insert(opts.end(), {"--client.id=bench", "--client.db-path=" + dir.file(name + ".db"),
-                             "--local-db.synchronous=off", "--flush.debounce=0ns"});
+    opts.insert(opts.end(),
+                {"--client.id=bench", "--client.db-path=" + dir.file(name + ".db"),
+                 "--local-db.synchronous=off", "--flush.debounce=0ns"});
     clients.push_back(std::make_unique<client>(opts));
   }
   interleave(state, 20, [&](int mode, int round) {
@@ -124,10 +126,13 @@ struct server {
 
   server(const temp_dir& dir, int mode) {
     auto name = std::string{"server-"} + mode_names[mode];
-    std::vector<std::string> args{
-      SYNCNODE_PATH, "server", "--config", MEMSYNC_SOURCE_DIR "/config/server.ini",
-      "--server.port=0", "--server.db-path=" + dir.file(name + ".db"),
-      "--server.tokens-file=" + dir.file("tokens.txt")};
+    std::vector<std::string> args{SYNCNODE_PATH,
+                                  "server",
+                                  "--config",
+                                  MEMSYNC_SOURCE_DIR "/config/server.ini",
+                                  "--server.port=0",
+                                  "--server.db-path=" + dir.file(name + ".db"),
+                                  "--server.tokens-file=" + dir.file("tokens.txt")};
     for (auto& o : trace_options(mode, dir.file(name + ".jsonl")))
       args.push_back(o);
     proc = std::make_unique<memsync::testing::child_process>(args);
@@ -203,19 +208,23 @@ BENCHMARK(BM_trace_scope)->DenseRange(0, 2);
 
 int main(int argc, char** argv) {
   return run_main(argc, argv, [](const summary_reporter& r) {
-    summary("one handler's trace scope with one change: off %s ns | sampled 1/100 %s ns | "
-            "all %s ns",
-            fmt(r.ns_per_op("BM_trace_scope/0"), "%.1f").c_str(),
-            fmt(r.ns_per_op("BM_trace_scope/1"), "%.1f").c_str(),
-            fmt(r.ns_per_op("BM_trace_scope/2"), "%.1f").c_str());
+    summary(
+      "one handler's trace scope with one change: off %s ns | sampled 1/100 %s ns | "
+      "all %s ns",
+      fmt(r.ns_per_op("BM_trace_scope/0"), "%.1f").c_str(),
+      fmt(r.ns_per_op("BM_trace_scope/1"), "%.1f").c_str(),
+      fmt(r.ns_per_op("BM_trace_scope/2"), "%.1f").c_str());
     for (auto name : {"BM_trace_local", "BM_trace_sync"}) {
-      auto get = [&](const char* c) { return r.counter(name, c); };
+      auto get = [&](const char* c) {
+        return r.counter(name, c);
+      };
       summary("%s: changes/s with tracing off %s | sampled 1/100 %s (%s of off) | "
               "all %s (%s of off)",
               std::string{name}.substr(9).c_str(), fmt(get("off_per_s"), "%.0f").c_str(),
               fmt(get("sampled_per_s"), "%.0f").c_str(),
               fmt(get("sampled_vs_off"), "%.2f").c_str(),
-              fmt(get("all_per_s"), "%.0f").c_str(), fmt(get("all_vs_off"), "%.2f").c_str());
+              fmt(get("all_per_s"), "%.0f").c_str(),
+              fmt(get("all_vs_off"), "%.2f").c_str());
     }
   });
 }

@@ -52,22 +52,22 @@ struct demo {
   }
 
   std::unique_ptr<child_process> start_client(const std::string& name) {
-    auto c = std::make_unique<child_process>(with_trace(
-      {syncnode, "client", "--config", config_dir + "/client-" + name + ".ini",
-       "--client.db-path=" + dir.file(name + ".db"),
-       "--server.port=" + std::to_string(port), "--flush.debounce=0ns",
-       "--sync.push-debounce=0ns"},
-      name));
+    auto c = std::make_unique<child_process>(
+      with_trace({syncnode, "client", "--config", config_dir + "/client-" + name + ".ini",
+                  "--client.db-path=" + dir.file(name + ".db"),
+                  "--server.port=" + std::to_string(port), "--flush.debounce=0ns",
+                  "--sync.push-debounce=0ns"},
+                 name));
     expect(*c, "watch", "ok");
     return c;
   }
 
   void start() {
-    server = std::make_unique<child_process>(with_trace(
-      {syncnode, "server", "--config", config_dir + "/server.ini",
-       "--server.port=0", "--server.db-path=" + dir.file("server.db"),
-       "--server.tokens-file=" + config_dir + "/tokens.txt"},
-      "server"));
+    server = std::make_unique<child_process>(
+      with_trace({syncnode, "server", "--config", config_dir + "/server.ini",
+                  "--server.port=0", "--server.db-path=" + dir.file("server.db"),
+                  "--server.tokens-file=" + config_dir + "/tokens.txt"},
+                 "server"));
     std::string line;
     if (!server->read_line(line) || line.find("listening on") == std::string::npos)
       throw std::runtime_error("server did not start: " + line);
@@ -79,8 +79,7 @@ struct demo {
 
   /// Sends a command and checks its answer, skipping change events (a
   /// client watching also sees its own writes).
-  static void expect(child_process& c, const std::string& cmd,
-                     const std::string& want) {
+  static void expect(child_process& c, const std::string& cmd, const std::string& want) {
     c.send(cmd);
     std::string got;
     while (c.read_line(got) && got.find("\"event\"") != std::string::npos)
@@ -90,8 +89,8 @@ struct demo {
   }
 
   /// Sends a write to `from` and waits until `to` prints the event for `id`.
-  microseconds propagate(child_process& from, child_process& to,
-                         const std::string& cmd, const std::string& id) {
+  microseconds propagate(child_process& from, child_process& to, const std::string& cmd,
+                         const std::string& id) {
     auto start = clock_type::now();
     expect(from, cmd, "ok");
     std::string line;
@@ -128,10 +127,9 @@ struct demo {
   }
 };
 
-void print_step(const std::string& who, const std::string& what,
-                microseconds took) {
-  printf("  %-6s %-58s reached the other client in %7.2f ms\n", who.c_str(),
-         what.c_str(), took.count() / 1000.0);
+void print_step(const std::string& who, const std::string& what, microseconds took) {
+  printf("  %-6s %-58s reached the other client in %7.2f ms\n", who.c_str(), what.c_str(),
+         took.count() / 1000.0);
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -166,12 +164,20 @@ int main(int argc, char** argv) {
       std::string id;
     };
     std::vector<step> script{
-      {true, R"(put c1 comment {"file":"src/review.cpp","line":12,"author":"alice","text":"Use a span here"})", "c1"},
-      {true, R"(put c2 comment {"file":"src/review.cpp","line":40,"author":"alice","text":"Typo in the name"})", "c2"},
-      {true, R"(put c3 comment {"file":"src/review.cpp","line":41,"author":"alice","text":"Same typo"})", "c3"},
+      {true,
+       R"(put c1 comment {"file":"src/review.cpp","line":12,"author":"alice","text":"Use a span here"})",
+       "c1"},
+      {true,
+       R"(put c2 comment {"file":"src/review.cpp","line":40,"author":"alice","text":"Typo in the name"})",
+       "c2"},
+      {true,
+       R"(put c3 comment {"file":"src/review.cpp","line":41,"author":"alice","text":"Same typo"})",
+       "c3"},
       {true, R"(patch c1 {"text":"Use std::span here"})", "c1"},
       {true, R"(del c3)", "c3"},
-      {false, R"(put c4 comment {"file":"src/review.cpp","line":57,"author":"bob","text":"Why not reserve()?"})", "c4"},
+      {false,
+       R"(put c4 comment {"file":"src/review.cpp","line":57,"author":"bob","text":"Why not reserve()?"})",
+       "c4"},
       {false, R"(patch c2 {"resolved":true})", "c2"},
     };
     for (auto& s : script) {
@@ -236,9 +242,8 @@ int main(int argc, char** argv) {
       std::cout << "\n== traces of every node in " << d.trace_dir << "/"
                 << " (see the README: build/tools/trace stats|path|chrome|svg)\n";
     }
-    std::cout << "\n== convergence: alice " << seen_by_alice.size()
-              << " entities, bob " << seen_by_bob.size() << ", server "
-              << server_view.size() << ": "
+    std::cout << "\n== convergence: alice " << seen_by_alice.size() << " entities, bob "
+              << seen_by_bob.size() << ", server " << server_view.size() << ": "
               << (converged ? "identical" : "DIFFERENT") << "\n";
     return converged ? 0 : 1;
   } catch (const std::exception& e) {

@@ -44,8 +44,8 @@ struct client_proc {
   std::thread reader;
 };
 
-int run(const std::string& syncnode, const std::string& config_dir, size_t k,
-        size_t m, size_t payload) {
+int run(const std::string& syncnode, const std::string& config_dir, size_t k, size_t m,
+        size_t payload) {
   temp_dir dir;
   {
     std::ofstream tokens{dir.file("tokens.txt")};
@@ -63,11 +63,10 @@ int run(const std::string& syncnode, const std::string& config_dir, size_t k,
   for (size_t i = 0; i < k; ++i) {
     auto name = "lt-" + std::to_string(i);
     clients[i].proc = std::make_unique<child_process>(std::vector<std::string>{
-      syncnode, "client", "--config", config_dir + "/client.ini",
-      "--client.id=" + name, "--client.db-path=" + dir.file(name + ".db"),
-      "--server.host=127.0.0.1", "--server.port=" + port,
-      "--server.token=token-" + std::to_string(i), "--flush.debounce=0ns",
-      "--sync.push-debounce=0ns"});
+      syncnode, "client", "--config", config_dir + "/client.ini", "--client.id=" + name,
+      "--client.db-path=" + dir.file(name + ".db"), "--server.host=127.0.0.1",
+      "--server.port=" + port, "--server.token=token-" + std::to_string(i),
+      "--flush.debounce=0ns", "--sync.push-debounce=0ns"});
   }
   for (auto& c : clients) {
     auto deadline = steady_clock::now() + 30s;
@@ -125,7 +124,8 @@ int run(const std::string& syncnode, const std::string& config_dir, size_t k,
   }
   bool complete = done == k;
   auto lat = memsync::latency_json(all);
-  std::printf("== fixed workload, separate processes: K=%zu clients x M=%zu entities\n", k, m);
+  std::printf("== fixed workload, separate processes: K=%zu clients x M=%zu entities\n",
+              k, m);
   if (complete)
     std::printf("  every client held all %zu entities after %.3f s\n", k * m,
                 (last - start) / 1e6);

@@ -21,11 +21,10 @@ namespace {
 
 using namespace memsync::trace;
 
-const char* usage =
-  "usage: trace stats FILES...\n"
-  "       trace path (--entity ID | --trace HEX) FILES...\n"
-  "       trace chrome FILES... -o OUT.json\n"
-  "       trace svg (--entity ID | --trace HEX) FILES... -o OUT.svg\n";
+const char* usage = "usage: trace stats FILES...\n"
+                    "       trace path (--entity ID | --trace HEX) FILES...\n"
+                    "       trace chrome FILES... -o OUT.json\n"
+                    "       trace svg (--entity ID | --trace HEX) FILES... -o OUT.svg\n";
 
 struct args {
   std::string command;
@@ -65,8 +64,8 @@ bool parse_args(int argc, char** argv, args& out) {
 
 void report(const trace_set& set) {
   for (auto& f : set.files) {
-    std::cerr << f.path << ": node " << f.node << " (" << f.role << "), mode "
-              << f.mode << ", " << f.events << " events";
+    std::cerr << f.path << ": node " << f.node << " (" << f.role << "), mode " << f.mode
+              << ", " << f.events << " events";
     if (f.ended)
       std::cerr << ", " << f.dropped << " dropped";
     if (!f.clocks.empty()) {

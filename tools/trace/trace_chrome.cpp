@@ -14,14 +14,21 @@ json chrome(const trace_set& set) {
   int64_t t0 = set.events.empty() ? 0 : set.events.front().t_ns;
   std::map<std::pair<std::size_t, std::string>, int> tids;
   for (std::size_t f = 0; f < set.files.size(); ++f)
-    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", f + 1}, {"tid", 0},
-                      {"args", {{"name", set.files[f].node + " (" + set.files[f].role + ")"}}}});
+    events.push_back(
+      {{"name", "process_name"},
+       {"ph", "M"},
+       {"pid", f + 1},
+       {"tid", 0},
+       {"args", {{"name", set.files[f].node + " (" + set.files[f].role + ")"}}}});
   for (auto& ev : set.events) {
     auto key = std::make_pair(ev.file, ev.actor);
     auto [it, added] = tids.try_emplace(key, static_cast<int>(tids.size()) + 1);
     if (added)
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", ev.file + 1},
-                        {"tid", it->second}, {"args", {{"name", ev.actor}}}});
+      events.push_back({{"name", "thread_name"},
+                        {"ph", "M"},
+                        {"pid", ev.file + 1},
+                        {"tid", it->second},
+                        {"args", {{"name", ev.actor}}}});
     json args = {{"from", ev.from}};
     if (!ev.peer.empty())
       args["client"] = ev.peer;
@@ -41,9 +48,14 @@ json chrome(const trace_set& set) {
       }
       args["changes"] = std::move(items);
     }
-    events.push_back({{"name", ev.kind}, {"cat", ev.actor}, {"ph", "X"},
-                      {"ts", (ev.t_ns - t0) / 1000.0}, {"dur", ev.dur_ns / 1000.0},
-                      {"pid", ev.file + 1}, {"tid", it->second}, {"args", std::move(args)}});
+    events.push_back({{"name", ev.kind},
+                      {"cat", ev.actor},
+                      {"ph", "X"},
+                      {"ts", (ev.t_ns - t0) / 1000.0},
+                      {"dur", ev.dur_ns / 1000.0},
+                      {"pid", ev.file + 1},
+                      {"tid", it->second},
+                      {"args", std::move(args)}});
   }
   return {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
 }

@@ -72,7 +72,7 @@ std::string ms(int64_t ns) {
 
 std::string label(const trace_set& set, const event& ev) {
   std::string out = set.files[ev.file].node; // appends: g++ 12 warns falsely
-  out += ' ';                                 // (-Wrestrict) on a + chain
+  out += ' ';                                // (-Wrestrict) on a + chain
   out += ev.actor;
   if (!ev.peer.empty()) { // which client's session: its name is enough
     out += '(';
@@ -129,8 +129,8 @@ void parse(std::istream& in, const std::string& name, trace_set& out) {
         file.mode = get_str(j, "mode");
         file.sample_every = get_int(j, "sample_every", 1);
       } else if (kind == "clock") {
-        file.clocks.push_back({get_int(j, "t_ns", 0), get_int(j, "offset_ns", 0),
-                               get_int(j, "rtt_ns", 0)});
+        file.clocks.push_back(
+          {get_int(j, "t_ns", 0), get_int(j, "offset_ns", 0), get_int(j, "rtt_ns", 0)});
       } else if (kind == "end") {
         file.ended = true;
         file.recorded = get_int(j, "recorded", 0);
@@ -191,7 +191,8 @@ summary summarize(std::vector<int64_t> v) {
 std::vector<actor_stats> stats(const trace_set& set) {
   std::vector<std::pair<std::size_t, std::string>> order;
   std::map<std::pair<std::size_t, std::string>,
-           std::pair<std::vector<int64_t>, std::vector<int64_t>>> samples;
+           std::pair<std::vector<int64_t>, std::vector<int64_t>>>
+    samples;
   for (auto& ev : set.events) {
     auto key = std::make_pair(ev.file, ev.actor);
     auto [it, added] = samples.try_emplace(key);
@@ -225,11 +226,10 @@ std::string format_stats(const trace_set& set) {
                 "handling ms p50/p90/p99/max");
   out += buf;
   for (auto& r : stats(set)) {
-    std::string wait = r.wait.count == 0
-                         ? "unknown"
-                         : ms(r.wait.p50) + "/" + ms(r.wait.p90) + "/" + ms(r.wait.p99)
-                             + "/" + ms(r.wait.max) + " (" + std::to_string(r.wait.count)
-                             + ")";
+    std::string wait = r.wait.count == 0 ? "unknown"
+                                         : ms(r.wait.p50) + "/" + ms(r.wait.p90) + "/"
+                                             + ms(r.wait.p99) + "/" + ms(r.wait.max)
+                                             + " (" + std::to_string(r.wait.count) + ")";
     std::string handling = ms(r.handling.p50) + "/" + ms(r.handling.p90) + "/"
                            + ms(r.handling.p99) + "/" + ms(r.handling.max);
     std::snprintf(buf, sizeof(buf), "%-24s %-16s %8zu  %-33s  %s\n", r.node.c_str(),
