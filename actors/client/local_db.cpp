@@ -39,10 +39,7 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
     },
     [=](rebase_atom, const pull_reply& reply) -> caf::result<ok_atom> {
       trace_scope ts{self->state.trace.get(), self, "rebase"};
-      if (ts)
-        for (size_t i = 0; i < reply.entities.size(); ++i)
-          ts.item(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
-                  reply.entities[i].version);
+      ts.pull_items(reply);
       try {
         self->state.db->apply_pull(reply);
         return ok_atom::value;

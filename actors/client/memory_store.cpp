@@ -72,10 +72,7 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
     },
     [=](rebase_atom, const pull_reply& reply) {
       trace_scope ts{self->state.trace.get(), self, "rebase"};
-      if (ts)
-        for (size_t i = 0; i < reply.entities.size(); ++i)
-          ts.item(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
-                  reply.entities[i].version);
+      ts.pull_items(reply);
       forward(self, self->state.core->rebase(reply), ts);
       return ok_atom::value;
     },

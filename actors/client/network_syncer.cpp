@@ -380,10 +380,7 @@ void try_pull(self_ptr self) {
         auto received = self->clock().now();
         clock_sample(self, sent_us, reply.server_time_us, now_us(), false);
         trace_scope ts{self->state.trace.get(), self, "pull_reply"};
-        if (ts)
-          for (size_t i = 0; i < reply.entities.size(); ++i)
-            ts.item(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
-                    reply.entities[i].version);
+        ts.pull_items(reply);
         // What a server sends is checked like what a client sends: an
         // invalid entity never reaches the local database or the store.
         auto& es = reply.entities;

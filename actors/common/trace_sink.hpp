@@ -160,6 +160,16 @@ public:
     if (sink_)
       add(trace_id, entity, version, mutation_id);
   }
+  /// Adds every entity of a pull reply, each with the trace id of the change
+  /// that wrote its version (0 where the reply carries none).
+  template <class PullReply>
+  void pull_items(const PullReply& reply) {
+    if (!sink_)
+      return;
+    for (size_t i = 0; i < reply.entities.size(); ++i)
+      add(i < reply.traces.size() ? reply.traces[i] : 0, reply.entities[i].id,
+          reply.entities[i].version, 0);
+  }
   /// Keeps the event if `trace_id` is recorded, without an item.
   void mark(uint64_t trace_id) {
     if (sink_ && sink_->sampled(trace_id))

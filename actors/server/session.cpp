@@ -118,10 +118,7 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
           [=](pull_reply& reply) mutable {
             trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
             ts.peer(self->state.cfg.client_id);
-            if (ts)
-              for (size_t i = 0; i < reply.entities.size(); ++i)
-                ts.item(i < reply.traces.size() ? reply.traces[i] : 0,
-                        reply.entities[i].id, reply.entities[i].version);
+            ts.pull_items(reply);
             reply.server_time_us = trace_now_ns() / 1000;
             promise.deliver(std::move(reply));
           },
