@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ libcaf-dev nlohmann-json3-dev libsqlite3-dev sqlite3
-          libpq-dev postgresql libgtest-dev libbenchmark-dev)
+          libpq-dev postgresql libgtest-dev libbenchmark-dev libssl-dev
+          clang libclang-rt-14-dev)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

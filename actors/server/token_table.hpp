@@ -1,0 +1,53 @@
+// token_table: who may connect as whom. Built from the tokens file, one
+// "TOKEN CLIENT-NAME" per line ('#' starts a comment), where TOKEN is the
+// token itself or "sha256:" and its SHA-256 digest in hex, so the file need
+// not hold usable secrets. Only digests are kept in memory, and a lookup
+// compares the presented token's digest with every entry in constant time:
+// neither the time taken nor the answer tells an unknown token from a known
+// one beyond "not permitted".
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace memsync {
+
+class token_table {
+public:
+  using digest = std::array<uint8_t, 32>;
+
+  /// Parses a tokens file's text. `origin` names it in errors. Throws
+  /// std::invalid_argument reading "ORIGIN:LINE: reason" for a malformed
+  /// line, an invalid client name, a bad digest or a token listed twice.
+  static token_table parse(std::istream& in, const std::string& origin);
+
+  /// Reads and parses the file at `path`. Throws std::invalid_argument as
+  /// parse does, or when the file cannot be read.
+  static token_table load(const std::string& path);
+
+  /// The client name `token` belongs to, or the empty string. Takes the
+  /// same time for every token of the same length, wherever (or whether)
+  /// it is listed.
+  std::string client_of(std::string_view token) const;
+
+  std::size_t size() const { return entries_.size(); }
+
+  /// "sha256:" and the hex digest of `token`, as the file may list it.
+  static std::string hash_line(std::string_view token);
+
+  /// SHA-256 of `data`.
+  static digest sha256(std::string_view data);
+
+private:
+  struct entry {
+    digest hash;
+    std::string client;
+  };
+  std::vector<entry> entries_;
+};
+
+} // namespace memsync
