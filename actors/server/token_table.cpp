@@ -77,8 +77,7 @@ token_table token_table::parse(std::istream& in, const std::string& origin) {
     entry e{{}, name};
     if (std::string_view{token}.substr(0, hash_prefix.size()) == hash_prefix) {
       if (!parse_digest(std::string_view{token}.substr(hash_prefix.size()), e.hash))
-        throw std::invalid_argument(where
-                                    + "expected 'sha256:' and 64 hex digits");
+        throw std::invalid_argument(where + "expected 'sha256:' and 64 hex digits");
     } else {
       e.hash = sha256(token);
     }

@@ -64,7 +64,9 @@ TEST(token_table, bad_lines_are_errors_naming_file_and_line) {
   // The same token twice, once plain and once hashed, is still twice.
   EXPECT_EQ(error_of("t alice\n" + token_table::hash_line("t") + " bob\n"),
             "tokens.txt:2: token listed twice");
-  EXPECT_NE(error_of("t \x01" "bad\n").find("tokens.txt:1: client name: "),
+  EXPECT_NE(error_of("t \x01"
+                     "bad\n")
+              .find("tokens.txt:1: client name: "),
             std::string::npos);
 }
 
