@@ -24,7 +24,9 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$name"
   echo "== $t: ${seconds}s from tests/fuzz/corpus/$name"
   # -rss_limit_mb: a hostile input must not need more memory than this.
-  build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -rss_limit_mb=1024 \
+  dict=()
+  [ "$name" = merge_patch ] || [ "$name" = validation ] && dict=(-dict=tests/fuzz/json.dict)
+  build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -rss_limit_mb=1024 -max_len=4096 "${dict[@]}" \
     -artifact_prefix="$scratch/" -print_final_stats=1 "$scratch/$name" \
     "tests/fuzz/corpus/$name" 2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)' || true
   if ls "$scratch"/crash-* "$scratch"/leak-* "$scratch"/timeout-* "$scratch"/oom-* >/dev/null 2>&1; then
