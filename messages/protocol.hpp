@@ -16,22 +16,24 @@ namespace memsync {
 /// Bumped on every incompatible change of any type below. CAF has no schema
 /// versioning (a type missing on one side arrives as an empty message), so
 /// the handshake compares this number and refuses mismatches.
-constexpr uint32_t protocol_version = 2;
+constexpr uint32_t protocol_version = 3;
 
 /// A position in the server's history. `epoch` names the server's history
 /// (created with the database, replaced when the server finds it was rolled
 /// back); `commit` identifies the transaction that wrote `version`, so a
 /// server restored from an older copy notices a cookie it never issued. A
-/// cookie from another epoch forces a full reset.
+/// cookie from another epoch forces a full reset. `mac` is the server's
+/// signature (HMAC) of the rest: the client stores and returns it as it is.
 struct cookie {
   std::string epoch;
   uint64_t version = 0;
   uint64_t commit = 0;
+  std::string mac;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cookie& x) {
-  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version, x.commit);
+  return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version, x.commit, x.mac);
 }
 
 /// First message of a connection.

@@ -117,6 +117,9 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
     stmt.bind(1, "push_epoch").bind(2, "").exec();
     tx.commit();
   }
+  // Files made before cookies were signed lack the signature's row; their
+  // cookie then reads as unsigned, as for a new client.
+  db_->exec("INSERT OR IGNORE INTO meta VALUES('cookie_mac', '')");
   client_id_ = get_meta("client_id");
   next_mutation_id_ = std::stoull(get_meta("next_mutation_id"));
 }
@@ -155,6 +158,7 @@ local_snapshot local_database::load() {
     out.cursor.epoch = get_meta("cookie_epoch");
     out.cursor.version = std::stoull(get_meta("cookie_version"));
     out.cursor.commit = std::stoull(get_meta("cookie_commit"));
+    out.cursor.mac = get_meta("cookie_mac");
     out.push_epoch = get_meta("push_epoch");
     auto rows = db_->prepare("SELECT id, type, data, version FROM entities");
     while (rows.step())
@@ -216,6 +220,7 @@ void local_database::apply_pull(const pull_reply& reply) {
     set_meta("cookie_epoch", reply.next.epoch);
     set_meta("cookie_version", std::to_string(reply.next.version));
     set_meta("cookie_commit", std::to_string(reply.next.commit));
+    set_meta("cookie_mac", reply.next.mac);
     tx.commit();
   } catch (const sqlite_error& e) {
     fail(e, "cannot apply pull to local database");

@@ -2,6 +2,7 @@
 // version 1, application_id 'MSYN'):
 //   meta(key, value)      client_id, next_mutation_id, last_mutation_id,
 //                         cookie_epoch, cookie_version, cookie_commit,
+//                         cookie_mac (the server's signature of the cookie),
 //                         push_epoch (epoch of the last acknowledged push)
 //   entities(id, type, data, version)   the base: last state pulled from the
 //                                       server (deleted entities have no row)

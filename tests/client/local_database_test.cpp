@@ -343,3 +343,34 @@ TEST_F(local_database_test, integrity_check_ok_after_use) {
   db->append({make_change(change_kind::patch, "a", R"({"y":2})", 3)});
   EXPECT_EQ(db->integrity_check(), "ok");
 }
+
+TEST_F(local_database_test, the_cookie_signature_survives_a_restart) {
+  {
+    auto db = open();
+    EXPECT_EQ(db->load().cursor.mac, "");
+    pull_reply r;
+    r.next = {"ep1", 10, 3, "c0ffee"};
+    db->apply_pull(r);
+  }
+  auto snap = open()->load();
+  EXPECT_EQ(snap.cursor.version, 10u);
+  EXPECT_EQ(snap.cursor.commit, 3u);
+  EXPECT_EQ(snap.cursor.mac, "c0ffee");
+}
+
+TEST_F(local_database_test,
+       a_file_from_before_signed_cookies_opens_with_an_unsigned_cookie) {
+  {
+    auto db = open();
+    pull_reply r;
+    r.next = {"ep1", 10, 3, "c0ffee"};
+    db->apply_pull(r);
+  }
+  {
+    sqlite_db raw{path_.string(), false};
+    raw.exec("DELETE FROM meta WHERE key = 'cookie_mac'");
+  }
+  auto snap = open()->load();
+  EXPECT_EQ(snap.cursor.version, 10u);
+  EXPECT_EQ(snap.cursor.mac, "");
+}
