@@ -3,7 +3,8 @@
 # registered with ctest, then the concurrency test of the hot layer under
 # ThreadSanitizer (a build of its own that compiles only the hot layer and
 # what it links; no actor runs in it, so CAF's uninstrumented libraries
-# cannot produce noise).
+# cannot produce noise), and last an application built against the
+# installed package (tools/check_install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -14,3 +15,5 @@ ctest --test-dir build --output-on-failure -j2 --timeout 300
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMSYNC_TSAN=ON >/dev/null
 cmake --build build-tsan -j2 --target store_core_tsan_test
 TSAN_OPTIONS="halt_on_error=1" build-tsan/tests/store_core_tsan_test
+
+tools/check_install.sh build

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <random>
@@ -59,6 +60,8 @@ const std::pair<const char*, const char*> statements[] = {
                     "WHERE version > $1 ORDER BY version"},
   {"all_live", "SELECT id, type, data, version, deleted FROM @.entities "
                "WHERE NOT deleted ORDER BY version"},
+  {"log_after", "SELECT version, client_id, mutation_id, entity_id, deleted "
+                "FROM @.log WHERE version > $1 ORDER BY version LIMIT $2"},
 };
 
 // The statements with array parameters are planned on every call: after
@@ -527,6 +530,19 @@ pull_reply postgres_backend::pull(const std::string& client_id, const cookie& si
       throw;
     }
   }
+}
+
+std::vector<log_entry> postgres_backend::read_log(uint64_t after, std::size_t max) {
+  ensure_open();
+  // One statement outside a transaction: its rows come from one snapshot.
+  auto rows = run("log_after", {num(after), num(std::min<std::size_t>(max, INT64_MAX))},
+                  "cannot read the log");
+  std::vector<log_entry> out;
+  for (int i = 0; i < PQntuples(rows.get()); ++i)
+    out.push_back({to_u64(PQgetvalue(rows.get(), i, 0)), PQgetvalue(rows.get(), i, 1),
+                   to_u64(PQgetvalue(rows.get(), i, 2)), PQgetvalue(rows.get(), i, 3),
+                   *PQgetvalue(rows.get(), i, 4) == 't'});
+  return out;
 }
 
 } // namespace memsync

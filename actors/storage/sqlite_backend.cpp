@@ -1,5 +1,6 @@
 #include "actors/storage/sqlite_backend.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace memsync {
@@ -166,6 +167,9 @@ sqlite_backend::sqlite_backend(const std::string& path) {
                                   "WHERE version > ?1 ORDER BY version");
     all_live_ = db_->prepare(
       "SELECT id, type, data, version, deleted FROM entities WHERE deleted = 0");
+    log_after_ = db_->prepare(
+      "SELECT version, client_id, mutation_id, entity_id, deleted "
+      "FROM log WHERE version > ?1 ORDER BY version LIMIT ?2");
   } catch (const sqlite_error& e) {
     rethrow(e, "cannot open server database " + path);
   }
@@ -233,6 +237,25 @@ pull_reply sqlite_backend::pull(const std::string& client_id, const cookie& sinc
     return out;
   } catch (const sqlite_error& e) {
     rethrow(e, "pull failed");
+  }
+}
+
+std::vector<log_entry> sqlite_backend::read_log(uint64_t after, std::size_t max) {
+  try {
+    std::vector<log_entry> out;
+    // One statement: its rows come from one snapshot.
+    log_after_.bind(1, static_cast<int64_t>(after))
+      .bind(2, static_cast<int64_t>(std::min<std::size_t>(max, INT64_MAX)));
+    while (log_after_.step())
+      out.push_back({static_cast<uint64_t>(log_after_.column_int(0)),
+                     log_after_.column_text(1),
+                     static_cast<uint64_t>(log_after_.column_int(2)),
+                     log_after_.column_text(3), log_after_.column_int(4) != 0});
+    log_after_.reset();
+    return out;
+  } catch (const sqlite_error& e) {
+    log_after_.reset();
+    rethrow(e, "cannot read the log");
   }
 }
 

@@ -28,6 +28,7 @@ public:
   uint64_t head_version() override { return head_; }
   std::unique_ptr<storage_tx> begin() override;
   pull_reply pull(const std::string& client_id, const cookie& since) override;
+  std::vector<log_entry> read_log(uint64_t after, std::size_t max) override;
 
 private:
   class tx;
@@ -48,6 +49,7 @@ private:
   sqlite_stmt changed_since_;
   sqlite_stmt all_live_;
   sqlite_stmt commit_of_;
+  sqlite_stmt log_after_;
 };
 
 } // namespace memsync

@@ -4,6 +4,7 @@
 // write transaction offers; backends only store and fetch.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -51,6 +52,16 @@ public:
   virtual void commit() = 0;
 };
 
+/// One entry of the history: mutation `mutation_id` of `client_id` wrote
+/// `entity_id` (a tombstone when `deleted`) as `version`.
+struct log_entry {
+  uint64_t version = 0;
+  std::string client_id;
+  uint64_t mutation_id = 0;
+  std::string entity_id;
+  bool deleted = false;
+};
+
 class storage_backend {
 public:
   virtual ~storage_backend() = default;
@@ -64,6 +75,11 @@ public:
   /// last_mutation_id. A cookie from another epoch gets `reset` and every
   /// live entity.
   virtual pull_reply pull(const std::string& client_id, const cookie& since) = 0;
+  /// Up to `max` entries of the history with a version above `after`, in
+  /// version order, from one consistent snapshot. For audits of a server's
+  /// state (the load tester's check), never on a client's path: clients
+  /// only ever get entities. Throws storage_error.
+  virtual std::vector<log_entry> read_log(uint64_t after, std::size_t max) = 0;
 };
 
 /// What became of one push: `error` set means the whole push was rejected

@@ -73,7 +73,7 @@ struct server_host {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::unique_ptr<server_node> node;
-  std::string db_path;
+  server_config settings; ///< the checks read its storage as configured here
 };
 
 class driver {
@@ -152,8 +152,8 @@ void driver::start_servers() {
     scfg.backend = "sqlite";
     scfg.db_path = dir_.path + "/server-" + std::to_string(k + 1) + ".db";
     scfg.tokens = tokens;
-    host->db_path = scfg.db_path;
     host->node = std::make_unique<server_node>(*host->sys, scfg);
+    host->settings = std::move(scfg);
     addresses_.push_back({"127.0.0.1", host->node->port()});
     servers_.push_back(std::move(host));
   }
@@ -471,7 +471,8 @@ void driver::check() {
       for (auto& c : clients_)
         if (c->server == k)
           mine.push_back(c.get());
-      check_server_log(servers_[k]->db_path, mine, refused, report_);
+      check_server_log(*open_server_storage(servers_[k]->settings), mine, refused,
+                       report_);
       report_.changes_checked = true;
     }
   }

@@ -4,7 +4,8 @@
 #include <set>
 #include <unordered_map>
 
-#include "actors/common/sqlite.hpp"
+#include "actors/storage/postgres_backend.hpp"
+#include "actors/storage/sqlite_backend.hpp"
 
 namespace memsync::loadtest {
 
@@ -39,30 +40,41 @@ const write_record* write_of(sim_client& c, uint64_t mutation_id) {
   return it != c.log.end() && it->seq == seq ? &*it : nullptr;
 }
 
+/// Entries of the history read at once: bounds the memory of one page.
+constexpr std::size_t log_page = 10000;
+
 } // namespace
 
-void check_server_log(const std::string& db_path, const std::vector<sim_client*>& clients,
+std::unique_ptr<storage_backend> open_server_storage(const server_config& cfg) {
+  if (cfg.backend == "postgres")
+    return std::make_unique<postgres_backend>(cfg.postgres, cfg.postgres_schema);
+  return std::make_unique<sqlite_backend>(cfg.db_path);
+}
+
+void check_server_log(storage_backend& server, const std::vector<sim_client*>& clients,
                       const std::map<std::size_t, std::set<uint64_t>>& refused,
                       loadtest_report& report) {
   std::unordered_map<std::string, sim_client*> by_id;
   for (auto& c : clients)
     by_id[c->node->client_id()] = c;
-  sqlite_db db{db_path, false};
   std::unordered_map<std::string, last_change> last; // by entity id
   std::set<std::pair<sim_client*, uint64_t>> seen;
-  auto rows = db.prepare(
-    "SELECT client_id, mutation_id, entity_id, deleted FROM log ORDER BY version");
-  while (rows.step()) {
-    auto it = by_id.find(rows.column_text(0));
-    if (it == by_id.end())
-      continue; // another client of a shared server (e.g. the verifier)
-    auto mid = static_cast<uint64_t>(rows.column_int(1));
-    if (!seen.emplace(it->second, mid).second) {
-      ++report.changes_duplicated;
-      continue;
+  for (uint64_t after = 0;;) {
+    auto page = server.read_log(after, log_page);
+    if (page.empty())
+      break;
+    after = page.back().version;
+    for (auto& entry : page) {
+      auto it = by_id.find(entry.client_id);
+      if (it == by_id.end())
+        continue; // another client of a shared server (e.g. the verifier)
+      if (!seen.emplace(it->second, entry.mutation_id).second) {
+        ++report.changes_duplicated;
+        continue;
+      }
+      ++report.changes_on_server;
+      last[entry.entity_id] = {it->second, entry.mutation_id, entry.deleted};
     }
-    ++report.changes_on_server;
-    last[rows.column_text(2)] = {it->second, mid, rows.column_int(3) != 0};
   }
   for (auto& [id, c] : by_id) {
     uint64_t made;
@@ -85,11 +97,12 @@ void check_server_log(const std::string& db_path, const std::vector<sim_client*>
         ++report.changes_lost;
     }
   }
-  auto entities = db.prepare("SELECT id, data, deleted FROM entities");
+  // Every entity and tombstone, as a pull from the start of this history
+  // returns them (a cookie of the current epoch: no reset, so tombstones too).
+  auto current = server.pull("", {server.epoch(), 0, 0});
   std::unordered_map<std::string, std::pair<std::string, bool>> state;
-  while (entities.step())
-    state[entities.column_text(0)] = {entities.column_text(1),
-                                      entities.column_int(2) != 0};
+  for (auto& e : current.entities)
+    state[e.id] = {std::move(e.data), e.deleted};
   for (auto& [id, lc] : last) {
     auto w = write_of(*lc.client, lc.mutation_id);
     auto s = state.find(id);

@@ -9,20 +9,28 @@
 #include <string>
 #include <vector>
 
+#include "actors/storage/storage_backend.hpp"
 #include "node/loadtest/loadtest_report.hpp"
 #include "node/loadtest/loadtest_sim.hpp"
+#include "node/server/server_config.hpp"
 
 namespace memsync::loadtest {
 
 /// A client's visible state as comparable text: "id\ttype\tdata", sorted.
 std::vector<std::string> visible_state(client_node& node);
 
-/// Reads a server's SQLite database (entities and replication log) and
-/// compares it with what its `clients` recorded: every mutation made exactly
-/// once in the log (less those the server refused: `refused` holds the
-/// mutation ids by client index) and every entity equal to the write of its
-/// last log entry. Adds to the counters of `report`.
-void check_server_log(const std::string& db_path, const std::vector<sim_client*>& clients,
+/// Opens the storage of a server node as `cfg` configures it (its SQLite
+/// file or its PostgreSQL schema), beside the running node, to read it.
+/// Throws storage_error.
+std::unique_ptr<storage_backend> open_server_storage(const server_config& cfg);
+
+/// Reads a server's state through its storage backend (the history and the
+/// entities, on any backend) and compares it with what its `clients`
+/// recorded: every mutation made exactly once in the history (less those
+/// the server refused: `refused` holds the mutation ids by client index)
+/// and every entity equal to the write of its last history entry. Adds to
+/// the counters of `report`. Throws storage_error.
+void check_server_log(storage_backend& server, const std::vector<sim_client*>& clients,
                       const std::map<std::size_t, std::set<uint64_t>>& refused,
                       loadtest_report& report);
 

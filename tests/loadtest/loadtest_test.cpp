@@ -1,7 +1,9 @@
 // The load test's parts alone: the histogram and its percentiles, the
 // stamp written into every value, the config (strict, with file:line:key
 // errors), the report's JSON, and the check that finds lost, duplicated
-// and wrong changes in a server's database.
+// and wrong changes in a server's storage (read through the backend
+// interface: a real SQLite backend, and a scripted one for the faults a
+// real backend never shows).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,7 +12,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "actors/common/sqlite.hpp"
+#include "actors/storage/sqlite_backend.hpp"
 #include "messages/layer_stats.hpp"
 #include "messages/registry.hpp"
 #include "node/loadtest/loadtest_check.hpp"
@@ -214,34 +216,77 @@ struct check_test : ::testing::Test {
   }
   ~check_test() override { client.node->shutdown(std::chrono::seconds(5)); }
 
-  std::string server_db(const std::vector<std::pair<uint64_t, std::string>>& log,
-                        const std::string& final_data) {
-    auto path = dir.file("server.db");
-    sqlite_db db{path, true};
-    db.exec("CREATE TABLE log(version INTEGER PRIMARY KEY, client_id TEXT, "
-            "mutation_id INTEGER, entity_id TEXT, deleted INTEGER);"
-            "CREATE TABLE entities(id TEXT PRIMARY KEY, data TEXT, deleted INTEGER);");
-    auto ins = db.prepare("INSERT INTO log(client_id, mutation_id, entity_id, deleted) "
-                          "VALUES (?, ?, ?, 0)");
-    for (auto& [mid, id] : log) {
-      ins.bind(1, client.node->client_id())
-        .bind(2, static_cast<int64_t>(mid))
-        .bind(3, id);
-      ins.exec();
-    }
-    auto ent = db.prepare("INSERT INTO entities VALUES ('e', ?, 0)");
-    ent.bind(1, final_data);
-    ent.exec();
-    return path;
-  }
-
   std::string data_of(uint64_t n) { return loadtest::make_data({0, n, 5, false}, 0); }
 };
 
+/// A server's storage as the check reads it, with a history a real backend
+/// would never write (a mutation twice, one missing). Hands out the history
+/// in pages of two, so the check must page through it.
+class scripted_server : public storage_backend {
+public:
+  scripted_server(std::string client_id,
+                  const std::vector<std::pair<uint64_t, std::string>>& log,
+                  std::string final_data) {
+    for (auto& [mid, id] : log)
+      log_.push_back({log_.size() + 1, client_id, mid, id, false});
+    entities_.push_back({"e", "note", std::move(final_data), log_.size(), false});
+  }
+
+  std::string epoch() override { return "scripted"; }
+  uint64_t head_version() override { return log_.size(); }
+  std::unique_ptr<storage_tx> begin() override {
+    throw storage_error("the check only reads", false);
+  }
+  pull_reply pull(const std::string&, const cookie& since) override {
+    pull_reply out;
+    out.reset = since.epoch != epoch();
+    for (auto& e : entities_)
+      if (e.version > since.version)
+        out.entities.push_back(e);
+    out.next = {epoch(), head_version(), 1};
+    return out;
+  }
+  std::vector<log_entry> read_log(uint64_t after, std::size_t max) override {
+    std::vector<log_entry> out;
+    for (auto& entry : log_)
+      if (entry.version > after && out.size() < std::min<std::size_t>(max, 2))
+        out.push_back(entry);
+    return out;
+  }
+
+private:
+  std::vector<log_entry> log_;
+  std::vector<entity> entities_;
+};
+
+TEST_F(check_test, a_clean_history_in_a_real_backend_passes) {
+  sqlite_backend server{dir.file("server.db")};
+  auto id = client.node->client_id();
+  auto r = apply_pushes(
+    server,
+    {{push_request{id,
+                   server.epoch(),
+                   {{10, 1, change_kind::put, "e", "note", data_of(1), {}},
+                    {11, 2, change_kind::put, "e", "note", data_of(2), {}},
+                    {12, 3, change_kind::patch, "e", "note", data_of(3), {}}}},
+      {}}},
+    data_limits{});
+  ASSERT_TRUE(r.outcomes.at(0).error.ok()) << r.outcomes[0].error.describe();
+  ASSERT_EQ(r.outcomes[0].reply.last_mutation_id, 3u);
+  loadtest_report report;
+  loadtest::check_server_log(server, {&client}, {}, report);
+  EXPECT_EQ(report.changes_made, 3u);
+  EXPECT_EQ(report.changes_on_server, 3u);
+  EXPECT_EQ(report.changes_lost, 0u);
+  EXPECT_EQ(report.changes_duplicated, 0u);
+  EXPECT_EQ(report.final_values_wrong, 0u);
+}
+
 TEST_F(check_test, a_clean_log_passes) {
-  auto path = server_db({{1, "e"}, {2, "e"}, {3, "e"}}, data_of(3));
+  scripted_server server{
+    client.node->client_id(), {{1, "e"}, {2, "e"}, {3, "e"}}, data_of(3)};
   loadtest_report r;
-  loadtest::check_server_log(path, {&client}, {}, r);
+  loadtest::check_server_log(server, {&client}, {}, r);
   EXPECT_EQ(r.changes_made, 3u);
   EXPECT_EQ(r.changes_on_server, 3u);
   EXPECT_EQ(r.changes_lost, 0u);
@@ -252,23 +297,24 @@ TEST_F(check_test, a_clean_log_passes) {
 TEST_F(check_test, finds_lost_duplicated_and_wrong_final_changes) {
   // Mutation 2 (a put) missing, 1 applied twice, and the entity holds
   // write 2 although the log's last change for it is mutation 3 (write 3).
-  auto path = server_db({{1, "e"}, {1, "e"}, {3, "e"}}, data_of(2));
+  scripted_server server{
+    client.node->client_id(), {{1, "e"}, {1, "e"}, {3, "e"}}, data_of(2)};
   loadtest_report r;
-  loadtest::check_server_log(path, {&client}, {}, r);
+  loadtest::check_server_log(server, {&client}, {}, r);
   EXPECT_EQ(r.changes_lost, 1u);
   EXPECT_EQ(r.changes_unaccounted, 0u);
   EXPECT_EQ(r.changes_duplicated, 1u);
   EXPECT_EQ(r.final_values_wrong, 1u);
   // A refused mutation is not lost.
   loadtest_report r2;
-  loadtest::check_server_log(path, {&client}, {{0, {2}}}, r2);
+  loadtest::check_server_log(server, {&client}, {{0, {2}}}, r2);
   EXPECT_EQ(r2.changes_lost, 0u);
 }
 
 TEST_F(check_test, a_missing_patch_without_a_reported_refusal_is_unaccounted_not_lost) {
-  auto path = server_db({{1, "e"}, {2, "e"}}, data_of(2));
+  scripted_server server{client.node->client_id(), {{1, "e"}, {2, "e"}}, data_of(2)};
   loadtest_report r;
-  loadtest::check_server_log(path, {&client}, {}, r);
+  loadtest::check_server_log(server, {&client}, {}, r);
   EXPECT_EQ(r.changes_lost, 0u);
   EXPECT_EQ(r.changes_unaccounted, 1u);
   EXPECT_EQ(r.final_values_wrong, 0u);

@@ -495,6 +495,46 @@ TEST_P(backend_conformance, an_empty_group_commits_nothing) {
   EXPECT_EQ(p.next.commit, before.commit);
 }
 
+// -- the history, for audits ---------------------------------------------------
+
+TEST_P(backend_conformance, the_log_lists_every_written_change_once_in_version_order) {
+  auto head = db->head_version();
+  push1("a", {put(1, "e1", R"({"n":1})"), put(2, "e2", "{}")});
+  // Refused (nothing to patch): uses up its id, writes no history.
+  push1("b", {patch(1, "ghost", R"({"x":1})"), del(2, "e1")});
+  // Resent: a duplicate, skipped.
+  push1("a", {put(2, "e2", R"({"n":9})"), put(3, "e2", R"({"n":3})")});
+  auto log = db->read_log(head, 100);
+  struct row {
+    std::string client;
+    uint64_t mid;
+    std::string id;
+    bool deleted;
+  };
+  std::vector<row> want{{"a", 1, "e1", false},
+                        {"a", 2, "e2", false},
+                        {"b", 2, "e1", true},
+                        {"a", 3, "e2", false}};
+  ASSERT_EQ(log.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(log[i].version, head + i + 1) << i;
+    EXPECT_EQ(log[i].client_id, want[i].client) << i;
+    EXPECT_EQ(log[i].mutation_id, want[i].mid) << i;
+    EXPECT_EQ(log[i].entity_id, want[i].id) << i;
+    EXPECT_EQ(log[i].deleted, want[i].deleted) << i;
+  }
+  EXPECT_EQ(log.back().version, db->head_version());
+  // Read in pages: `after` is exclusive, `max` caps the page.
+  auto page = db->read_log(head + 1, 2);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].version, head + 2);
+  EXPECT_EQ(page[1].version, head + 3);
+  EXPECT_TRUE(db->read_log(db->head_version(), 100).empty());
+  // The history survives a reopen like the entities do.
+  reopen();
+  EXPECT_EQ(db->read_log(head, 100).size(), want.size());
+}
+
 // SQLite keeps the database in server.db (and server.db-wal while a commit is
 // not checkpointed); -shm is only an index SQLite rebuilds.
 void copy_sqlite_files(const std::string& from, const std::string& to) {
