@@ -27,7 +27,9 @@ case "$found" in
   "$tmp/prefix"/*) ;;
   *) echo "install check: memsync found in '$found', not in the fresh prefix"; exit 1 ;;
 esac
-cmake --build "$tmp/example" -j2 >/dev/null
+# Paths under the temporary directory change every run: relative to it,
+# ccache recognises the same compilation again.
+CCACHE_BASEDIR="$tmp" cmake --build "$tmp/example" -j2 >/dev/null
 
 app="$tmp/example/memsync_example"
 if readelf -d "$app" | grep -q 'NEEDED.*libpq'; then

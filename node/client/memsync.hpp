@@ -2,7 +2,8 @@
 // file and use its store. This is the one header an application includes;
 // it brings no CAF actor, network or server header with it (the client node
 // and its actor system live behind a pointer), and it links with
-// memsync::client alone (no libpq).
+// memsync::client alone (no libpq). Values are nlohmann::json: include
+// <nlohmann/json.hpp> to build them (this header only declares the type).
 //
 //   auto c = memsync::client::open("app.ini");       // throws on bad config
 //   auto& s = c->store();

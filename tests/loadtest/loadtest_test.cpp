@@ -12,13 +12,15 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "actors/storage/sqlite_backend.hpp"
 #include "messages/layer_stats.hpp"
 #include "messages/registry.hpp"
 #include "node/loadtest/loadtest_check.hpp"
 #include "node/loadtest/loadtest_config.hpp"
 #include "node/loadtest/loadtest_report.hpp"
 #include "tests/support/temp_dir.hpp"
+#ifdef MEMSYNC_LOADTEST_POSTGRES
+#include "tests/support/pg_cluster.hpp"
+#endif
 
 using namespace memsync;
 using memsync::testing::temp_dir;
@@ -259,28 +261,57 @@ private:
   std::vector<entity> entities_;
 };
 
-TEST_F(check_test, a_clean_history_in_a_real_backend_passes) {
-  sqlite_backend server{dir.file("server.db")};
+/// The check on the storage of a real server, opened as a server node's
+/// config names it: SQLite here; PostgreSQL too in loadtest_pg_test (built
+/// from this file, on a throwaway cluster).
+class real_storage_check : public check_test,
+                           public ::testing::WithParamInterface<std::string> {
+protected:
+  server_config storage_config() {
+    server_config cfg;
+    cfg.backend = GetParam();
+    cfg.db_path = dir.file("server.db");
+#ifdef MEMSYNC_LOADTEST_POSTGRES
+    if (cfg.backend == "postgres") {
+      auto& cluster = memsync::testing::pg_cluster::shared();
+      cfg.postgres = cluster.conninfo(cluster.create_database());
+      cfg.postgres_schema = "memsync";
+    }
+#endif
+    return cfg;
+  }
+};
+
+TEST_P(real_storage_check, a_clean_history_passes_and_a_resent_push_is_no_duplicate) {
+  auto server = loadtest::open_server_storage(storage_config());
   auto id = client.node->client_id();
-  auto r = apply_pushes(
-    server,
-    {{push_request{id,
-                   server.epoch(),
-                   {{10, 1, change_kind::put, "e", "note", data_of(1), {}},
-                    {11, 2, change_kind::put, "e", "note", data_of(2), {}},
-                    {12, 3, change_kind::patch, "e", "note", data_of(3), {}}}},
-      {}}},
-    data_limits{});
-  ASSERT_TRUE(r.outcomes.at(0).error.ok()) << r.outcomes[0].error.describe();
-  ASSERT_EQ(r.outcomes[0].reply.last_mutation_id, 3u);
+  std::vector<change> changes{{10, 1, change_kind::put, "e", "note", data_of(1), {}},
+                              {11, 2, change_kind::put, "e", "note", data_of(2), {}},
+                              {12, 3, change_kind::patch, "e", "note", data_of(3), {}}};
+  // The second push is the first sent again (its reply was lost): the
+  // server skips it, so the check must find each mutation once.
+  for (int i = 0; i < 2; ++i) {
+    auto r = apply_pushes(*server, {{push_request{id, server->epoch(), changes}, {}}},
+                          data_limits{});
+    ASSERT_TRUE(r.outcomes.at(0).error.ok()) << r.outcomes[0].error.describe();
+    ASSERT_EQ(r.outcomes[0].reply.last_mutation_id, 3u);
+  }
   loadtest_report report;
-  loadtest::check_server_log(server, {&client}, {}, report);
+  loadtest::check_server_log(*server, {&client}, {}, report);
   EXPECT_EQ(report.changes_made, 3u);
   EXPECT_EQ(report.changes_on_server, 3u);
   EXPECT_EQ(report.changes_lost, 0u);
   EXPECT_EQ(report.changes_duplicated, 0u);
   EXPECT_EQ(report.final_values_wrong, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(backends, real_storage_check,
+#ifdef MEMSYNC_LOADTEST_POSTGRES
+                         ::testing::Values("sqlite", "postgres"),
+#else
+                         ::testing::Values("sqlite"),
+#endif
+                         [](const auto& info) { return info.param; });
 
 TEST_F(check_test, a_clean_log_passes) {
   scripted_server server{
