@@ -100,7 +100,7 @@ struct script {
   };
   std::vector<change> outbox;
   uint64_t highest_mid = 0;
-  size_t get_requests = 0;
+  size_t outbox_max_requests = 0;
   std::vector<outbox_read> outbox_reads;
   std::vector<pull_reply> db_rebases;
   std::deque<mode> db_rebase_script;
@@ -257,8 +257,8 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
       s->db_epochs.push_back(epoch);
       return ok_atom::value;
     },
-    [=](get_atom) {
-      ++s->get_requests;
+    [=](outbox_max_atom) {
+      ++s->outbox_max_requests;
       return s->highest_mid;
     },
   };
@@ -289,7 +289,6 @@ flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer
       s->flush_listeners.push_back(listener);
     },
     [=](flush_atom) { return uint64_t{0}; },
-    [=](tick_atom, uint64_t) {},
   };
 }
 
