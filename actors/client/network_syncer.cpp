@@ -16,7 +16,7 @@
 
 namespace memsync {
 
-namespace syncer_detail {
+namespace network_syncer_detail {
 
 caf::timespan retry_delay(self_ptr self) {
   auto& st = self->state;
@@ -52,22 +52,22 @@ void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1, bool
   st.trace->clock((server_us - (t0 + t1) / 2) * 1000, rtt * 1000);
 }
 
-} // namespace syncer_detail
+} // namespace network_syncer_detail
 
 namespace {
 
-using namespace syncer_detail;
+using namespace network_syncer_detail;
 
 // One per connection, named as the poke listener in the hello: the session
 // monitors it, so ending it tells the server this client left, as a lost
 // connection would (the BASP connection itself may be shared with other
 // clients of this process).
-struct relay_state {
+struct poke_relay_state {
   const char* name = "poke_relay"; // the syncer's traces name it as sender
 };
 
 poke_listener_actor::behavior_type
-poke_relay(poke_listener_actor::stateful_pointer<relay_state> self,
+poke_relay(poke_listener_actor::stateful_pointer<poke_relay_state> self,
            network_syncer_actor syncer) {
   self->monitor(syncer);
   self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
@@ -158,7 +158,7 @@ void connect(self_ptr self) {
           on_link<caf::error>(self, [=](caf::error& err) { link_lost(self, err); }));
 }
 
-syncer_impl_actor::behavior_type
+network_syncer_impl_actor::behavior_type
 network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
                     local_db_actor db, memory_store_actor store,
                     flush_scheduler_actor flusher, std::shared_ptr<trace_sink> trace) {

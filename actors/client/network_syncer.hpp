@@ -8,18 +8,20 @@
 // exponential backoff and jitter; until then writes simply accumulate.
 //
 // The connection is one state machine (link_state in
-// network_syncer_state.hpp):
+// network_syncer_state.hpp); connecting and handshaking always end, as
+// every request has a timeout:
 //
-//                 +----------- online(false), from any other state ---------+
-//                 v                                                         |
-//             offline --online(true)--+                                     |
-//                                     v                                     |
-//   start -> disconnected --------> connecting --gateway--> handshaking     |
-//              ^  ^  reconnect timer   |                    |      |        |
-//              |  |  (at start: now)   |                    |      | hello  |
-//              |  +------ error, timeout (+ backoff) -------+      | reply  |
-//              |                                                   v        |
-//              +------- session down (+ backoff) -------------- connected --+
+//          +------------ online(false), from any other state ------------+
+//          v                                                             |
+//       offline                                                          |
+//          | online(true)                                                |
+//          v                                                             |
+// start -> connecting --gateway--> handshaking --hello reply--> connected -+
+//          ^    |                      |                            |
+//          |    +--- error, timeout ---+--> disconnected <----------+
+//          |                                 |            session down
+//          +-------- reconnect timer --------+
+//                   (after the backoff)
 //
 // Pushes and pulls run only while connected; dropping the connection forgets
 // the requests in flight (their replies are stale and ignored), and the new

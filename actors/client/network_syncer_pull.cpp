@@ -12,7 +12,7 @@
 #include "actors/common/clock.hpp"
 #include "messages/validation.hpp"
 
-namespace memsync::syncer_detail {
+namespace memsync::network_syncer_detail {
 
 namespace {
 
@@ -125,4 +125,4 @@ void complete_waiters(self_ptr self) {
   }
 }
 
-} // namespace memsync::syncer_detail
+} // namespace memsync::network_syncer_detail

@@ -9,7 +9,7 @@
 
 #include "actors/client/network_syncer_state.hpp"
 
-namespace memsync::syncer_detail {
+namespace memsync::network_syncer_detail {
 
 namespace {
 
@@ -114,4 +114,4 @@ void try_push(self_ptr self) {
           }));
 }
 
-} // namespace memsync::syncer_detail
+} // namespace memsync::network_syncer_detail

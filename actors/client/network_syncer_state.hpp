@@ -19,11 +19,11 @@
 
 #include "actors/client/network_syncer.hpp"
 
-namespace memsync::syncer_detail {
+namespace memsync::network_syncer_detail {
 
 /// The public interface plus the syncer's own timers, which nobody else may
 /// send.
-using syncer_impl_actor = network_syncer_actor::extend<
+using network_syncer_impl_actor = network_syncer_actor::extend<
   /// The backoff after a failure elapsed: connect again, if the link of this
   /// generation is still the current one.
   caf::reacts_to<reconnect_atom, uint64_t>,
@@ -57,8 +57,8 @@ enum class pull_phase {
   again,     ///< ... and a poke asked for one more after it
 };
 
-struct syncer_state {
-  syncer_state() = default; // not an aggregate: CAF would build it from self
+struct network_syncer_state {
+  network_syncer_state() = default; // not an aggregate: CAF would build it from self
   syncer_config cfg;
   connector_actor connector;
   local_db_actor db;
@@ -101,7 +101,7 @@ struct syncer_state {
   const char* name = "network_syncer";
 };
 
-using self_ptr = syncer_impl_actor::stateful_pointer<syncer_state>;
+using self_ptr = network_syncer_impl_actor::stateful_pointer<network_syncer_state>;
 
 /// True if `gen` is the current link's generation. The one check that drops
 /// replies and timers of a connection that is gone.
@@ -155,4 +155,4 @@ void try_pull(self_ptr self);
 /// Replies to every `sync` whose changes are confirmed by a later pull.
 void complete_waiters(self_ptr self);
 
-} // namespace memsync::syncer_detail
+} // namespace memsync::network_syncer_detail

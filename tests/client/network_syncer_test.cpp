@@ -941,6 +941,26 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(st.layers.push_round_trip.count, 1u);
 }
 
+TEST_F(network_syncer_test,
+       going_offline_while_waiting_to_reconnect_cancels_the_pending_attempt) {
+  s->server_down = true;
+  start(config());
+  ASSERT_EQ(s->connects.size(), 1u); // failed: a reconnect is armed
+  self->send(syncer, online_atom::value, false);
+  sched.run();
+  s->server_down = false;
+  advance(30s); // the armed reconnect fires while offline: no attempt
+  EXPECT_EQ(s->connects.size(), 1u);
+  EXPECT_TRUE(s->hellos.empty());
+  EXPECT_FALSE(status().connected);
+  // Back online: one attempt at once, and it connects.
+  self->send(syncer, online_atom::value, true);
+  sched.run();
+  EXPECT_EQ(s->connects.size(), 2u);
+  EXPECT_EQ(s->hellos.size(), 1u);
+  EXPECT_TRUE(status().connected);
+}
+
 TEST_F(network_syncer_test, layer_stats_count_errors_by_kind_and_pulls_caused_by_pokes) {
   start(config());
   s->pull_script = {mode::hold};
