@@ -51,4 +51,17 @@ using online_atom = caf::atom_constant<caf::atom("online")>;
 /// (Re)connect to the server.
 using connect_atom = caf::connect_atom;
 
+// -- client ------------------------------------------------------------------
+
+/// The highest mutation id in the local outbox (local_db; 0: empty).
+using outbox_max_atom = caf::atom_constant<caf::atom("outbox_max")>;
+/// Private to network_syncer: the reconnect timer (after a backoff) fired.
+using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+/// Private to network_syncer: the push timer (debounce or backoff) fired.
+using push_due_atom = caf::atom_constant<caf::atom("push_due")>;
+/// Private to network_syncer: the fallback pull timer (pull_interval) fired.
+using pull_tick_atom = caf::atom_constant<caf::atom("pull_tick")>;
+/// Private to network_syncer: retry a failed pull (after a backoff).
+using pull_retry_atom = caf::atom_constant<caf::atom("pull_retry")>;
+
 } // namespace memsync

@@ -9,11 +9,17 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/common/backoff.hpp"
 #include "actors/common/merge_patch.hpp"
 
 namespace memsync {
 
 namespace {
+
+/// The interface plus the actor's own timer: the debounce or retry timer of
+/// generation N (stale generations are ignored).
+using flush_scheduler_impl_actor = flush_scheduler_actor::extend<
+  caf::reacts_to<tick_atom, uint64_t>>;
 
 struct buffered {
   change c;           ///< coalesced; c.seq is the seq of the last write
@@ -38,7 +44,7 @@ struct flush_scheduler_state {
   bool timer_armed = false;
   bool due = false;        ///< the debounce elapsed: flush when possible
   bool retry_wait = false; ///< the last batch failed; wait for the timer
-  int failures = 0;
+  uint64_t failures = 0;   ///< consecutive failed batches, for backoff
   std::vector<std::pair<uint64_t, caf::typed_response_promise<uint64_t>>> waiters;
 
   const char* name = "flush_scheduler";
@@ -92,7 +98,7 @@ struct flush_scheduler_state {
   }
 };
 
-using self_ptr = flush_scheduler_actor::stateful_pointer<flush_scheduler_state>;
+using self_ptr = flush_scheduler_impl_actor::stateful_pointer<flush_scheduler_state>;
 
 void try_flush(self_ptr self);
 
@@ -136,12 +142,9 @@ void on_failed(self_ptr self) {
   auto& st = self->state;
   st.restore_in_flight();
   ++st.failures;
-  auto delay = st.cfg.retry_min;
-  for (int i = 1; i < st.failures && delay < st.cfg.retry_max; ++i)
-    delay *= 2;
   st.retry_wait = true;
   ++st.generation;
-  arm_timer(self, std::min(delay, st.cfg.retry_max));
+  arm_timer(self, backoff_delay(st.cfg.retry_min, st.cfg.retry_max, st.failures));
 }
 
 void try_flush(self_ptr self) {
@@ -165,7 +168,7 @@ void try_flush(self_ptr self) {
           [=](caf::error&) { on_failed(self); });
 }
 
-flush_scheduler_actor::behavior_type
+flush_scheduler_impl_actor::behavior_type
 flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg,
                      std::shared_ptr<trace_sink> trace) {
   self->state.db = std::move(db);

@@ -6,33 +6,22 @@
 // nothing is dropped and the order of writes is kept.
 #pragma once
 
-#include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
-#include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "actors/client/local_db.hpp"
+#include "actors/client/tuning.hpp"
 #include "actors/common/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/client_local.hpp"
 #include "messages/entity.hpp"
 
 namespace memsync {
-
-/// Tunables; defaults from the design, all configurable under [flush].
-struct flush_settings {
-  caf::timespan debounce = std::chrono::milliseconds(100);
-  std::size_t max_batch = 1000;
-  caf::timespan retry_min = std::chrono::milliseconds(100);
-  caf::timespan retry_max = std::chrono::seconds(5);
-  caf::timespan db_timeout = std::chrono::seconds(30);
-};
 
 /// Who learns about durable batches (the memory store, later the syncer).
 using flush_listener_actor = caf::typed_actor<caf::reacts_to<flushed_atom, flush_report>>;
@@ -44,9 +33,7 @@ using flush_scheduler_actor = caf::typed_actor<
   caf::reacts_to<subscribe_atom, flush_listener_actor>,
   /// Flushes now, skipping the debounce; replies with the durable seq once
   /// every change received before the request is durable.
-  caf::replies_to<flush_atom>::with<uint64_t>,
-  /// Internal: debounce or retry timer of generation N.
-  caf::reacts_to<tick_atom, uint64_t>>;
+  caf::replies_to<flush_atom>::with<uint64_t>>;
 
 flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys, local_db_actor db,
                                             flush_settings settings,

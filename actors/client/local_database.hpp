@@ -15,13 +15,13 @@
 // written to.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "actors/client/tuning.hpp"
 #include "actors/common/sqlite.hpp"
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
@@ -30,13 +30,6 @@
 namespace memsync {
 
 constexpr int64_t local_schema_version = 1;
-
-struct local_db_settings {
-  std::string path;                   ///< file, or ":memory:"
-  std::string client_name;            ///< the configured [client] id
-  std::string synchronous = "normal"; ///< "off", "normal" or "full"
-  std::chrono::milliseconds busy_timeout{1000};
-};
 
 /// Everything the client needs to become interactive.
 struct local_snapshot {

@@ -60,7 +60,7 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
         return make_error(e.error());
       }
     },
-    [=](get_atom) -> caf::result<uint64_t> {
+    [=](outbox_max_atom) -> caf::result<uint64_t> {
       try {
         return self->state.db->last_outbox_id();
       } catch (const local_db_error& e) {

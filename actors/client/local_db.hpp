@@ -31,7 +31,7 @@ using local_db_actor = caf::typed_actor<
   /// Remembers the epoch of the last acknowledged push.
   caf::replies_to<epoch_atom, std::string>::with<ok_atom>,
   /// The highest mutation id in the outbox (0: the outbox is empty).
-  caf::replies_to<get_atom>::with<uint64_t>>;
+  caf::replies_to<outbox_max_atom>::with<uint64_t>>;
 
 /// Spawns the actor; it takes ownership of the open database.
 local_db_actor spawn_local_db(caf::actor_system& sys, std::unique_ptr<local_database> db,

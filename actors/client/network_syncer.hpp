@@ -6,13 +6,31 @@
 // pulls; hands each pull to local_db and then to the memory store's rebase.
 // A dead or frozen server (down_msg, heartbeats) means reconnecting with
 // exponential backoff and jitter; until then writes simply accumulate.
+//
+// The connection is one state machine (link_state in
+// network_syncer_state.hpp); connecting and handshaking always end, as
+// every request has a timeout:
+//
+//          +------------ online(false), from any other state ------------+
+//          v                                                             |
+//       offline                                                          |
+//          | online(true)                                                |
+//          v                                                             |
+// start -> connecting --gateway--> handshaking --hello reply--> connected -+
+//          ^    |                      |                            |
+//          |    +--- error, timeout ---+--> disconnected <----------+
+//          |                                 |            session down
+//          +-------- reconnect timer --------+
+//                   (after the backoff)
+//
+// Pushes and pulls run only while connected; dropping the connection forgets
+// the requests in flight (their replies are stale and ignored), and the new
+// connection pulls and pushes again at once.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
@@ -21,6 +39,7 @@
 
 #include "actors/client/local_db.hpp"
 #include "actors/client/memory_store.hpp"
+#include "actors/client/tuning.hpp"
 #include "actors/common/trace_sink.hpp"
 #include "messages/atoms.hpp"
 #include "messages/client_local.hpp"
@@ -38,18 +57,6 @@ using connector_actor = caf::typed_actor<
 connector_actor spawn_connector(caf::actor_system& sys, std::string host, uint16_t port,
                                 caf::timespan timeout);
 
-/// Tunables; defaults from the design, all configurable under [sync].
-struct sync_settings {
-  std::string token;
-  caf::timespan push_debounce = std::chrono::seconds(1);
-  caf::timespan pull_interval = std::chrono::seconds(5);
-  caf::timespan retry_min = std::chrono::milliseconds(100);
-  caf::timespan retry_max = std::chrono::seconds(10);
-  caf::timespan request_timeout = std::chrono::seconds(10);
-  uint64_t max_push_changes = 500;
-  uint64_t max_push_bytes = 1 << 20;
-};
-
 using network_syncer_actor = caf::typed_actor<
   /// From the server: something new exists.
   caf::reacts_to<poke_atom, poke>,
@@ -62,11 +69,7 @@ using network_syncer_actor = caf::typed_actor<
   caf::replies_to<status_atom>::with<sync_status>,
   /// false: drop the connection and stay offline (writes keep accumulating);
   /// true: connect again and push what accumulated.
-  caf::reacts_to<online_atom, bool>,
-  /// Internal timers: reconnect, push debounce (with the generation that
-  /// armed them), pull (the fallback interval, or a retry after a failure).
-  caf::reacts_to<connect_atom, uint64_t>, caf::reacts_to<push_atom, uint64_t>,
-  caf::reacts_to<pull_atom, uint64_t>>;
+  caf::reacts_to<online_atom, bool>>;
 
 struct syncer_config {
   std::string client_id;

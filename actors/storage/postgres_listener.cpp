@@ -1,12 +1,12 @@
 #include "actors/storage/postgres_listener.hpp"
 
+#include "actors/common/backoff.hpp"
 #include "actors/storage/postgres_backend.hpp" // quote_identifier
 
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -77,7 +77,8 @@ PGconn* postgres_listener::connect() {
 }
 
 void postgres_listener::run() {
-  auto retry = std::chrono::milliseconds(50);
+  constexpr auto retry_min = std::chrono::milliseconds(50);
+  uint64_t failures = 0; // consecutive failed connects
   uint64_t reported = 0;
   auto report = [&](uint64_t head) {
     if (head > reported) {
@@ -90,12 +91,11 @@ void postgres_listener::run() {
     bool ok = PQstatus(conn.get()) == CONNECTION_OK
               && exec_ok(conn.get(), "LISTEN " + quote_identifier(schema_));
     if (!ok) {
-      if (wait(-1, retry) == woke::stopped)
+      if (wait(-1, backoff_delay(retry_min, retry_max_, ++failures)) == woke::stopped)
         return;
-      retry = std::min(retry * 2, retry_max_);
       continue;
     }
-    retry = std::chrono::milliseconds(50);
+    failures = 0;
     ++connects_;
     listening_ = true;
     // Commits made while we were not listening sent notifications nobody heard.

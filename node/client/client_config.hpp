@@ -7,9 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "actors/client/flush_scheduler.hpp"
-#include "actors/client/local_database.hpp"
-#include "actors/client/network_syncer.hpp"
+#include "actors/client/tuning.hpp"
 #include "actors/common/trace_sink.hpp"
 #include "messages/validation.hpp"
 #include "node/config/config.hpp"
@@ -29,6 +27,24 @@ struct client_config {
 };
 
 config_schema client_schema();
+
+/// Declares [flush] debounce, max-batch, retry-min and retry-max with the
+/// values of `defaults` as defaults. The one declaration of these options:
+/// a client node passes flush_settings{}, the load test its own.
+void add_flush_options(config_schema& schema, const flush_settings& defaults = {});
+
+/// Declares [sync] push-debounce, pull-interval, retry-min, retry-max,
+/// request-timeout, max-push-changes and max-push-bytes, as above. (The
+/// token is a [server] option of the client node.)
+void add_sync_options(config_schema& schema, const sync_settings& defaults = {});
+
+/// The options add_flush_options declared. Throws config_error naming the
+/// option if flush.retry-max is below flush.retry-min.
+flush_settings read_flush_settings(const config_values& values);
+
+/// The options add_sync_options declared (token empty). Throws config_error
+/// naming the option if sync.retry-max is below sync.retry-min.
+sync_settings read_sync_settings(const config_values& values);
 
 /// Validated typed settings. Throws config_error for cross-field problems
 /// (e.g. a missing client id), naming the option.

@@ -12,6 +12,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/client/flush_scheduler.hpp"
+#include "actors/client/local_database.hpp" // local_snapshot
 #include "actors/client/local_db.hpp"
 #include "actors/client/memory_store.hpp"
 #include "actors/client/network_syncer.hpp"

@@ -4,13 +4,33 @@
 
 #include <stdexcept>
 
+#include "node/client/client_config.hpp"
 #include "node/config/node_options.hpp"
 
 namespace memsync {
 
 using namespace std::chrono_literals;
 
+// A load run lasts seconds and measures the engine, not its debounces: the
+// simulated clients flush after 5 ms and push at once (a client node waits
+// 100 ms and 1 s), and come back from an offline phase or a lost server
+// within 2 s (a client node backs off up to 10 s).
+flush_settings loadtest_config::default_flush() {
+  flush_settings s;
+  s.debounce = 5ms;
+  return s;
+}
+
+sync_settings loadtest_config::default_sync() {
+  sync_settings s;
+  s.push_debounce = 0ns;
+  s.retry_min = 50ms;
+  s.retry_max = 2s;
+  return s;
+}
+
 config_schema loadtest_schema() {
+  const loadtest_config defaults;
   config_schema schema;
   schema.add_integer("loadtest.clients", 50, 1, 100000, "simulated clients")
     .add_duration("loadtest.connect-interval", 0ns, 0ns, 1min,
@@ -56,16 +76,8 @@ config_schema loadtest_schema() {
                 "each simulated client's local database: in memory or a file "
                 "in a temporary directory",
                 {"memory", "files"})
-    .add_string("local-db.synchronous", "normal", "as for a client node",
-                {"off", "normal", "full"})
-    .add_duration("flush.debounce", 5ms, 0ns, 1h, "as for a client node")
-    .add_integer("flush.max-batch", 1000, 1, 1000000, "as for a client node")
-    .add_duration("sync.push-debounce", 0ns, 0ns, 1h, "as for a client node")
-    .add_duration("sync.pull-interval", 5s, 1ms, 24h, "as for a client node")
-    .add_duration("sync.retry-min", 50ms, 1ms, 1h, "as for a client node")
-    .add_duration("sync.retry-max", 2s, 1ms, 1h, "as for a client node")
-    .add_duration("sync.request-timeout", 10s, 1ms, 1h, "as for a client node")
-    .add_integer("sync.max-push-changes", 500, 1, 100000, "as for a client node")
+    .add_string("local-db.synchronous", local_db_settings{}.synchronous,
+                "as for a client node", {"off", "normal", "full"})
     .add_string("server.mode", "in-process",
                 "in-process: start server nodes in this process (SQLite in a "
                 "temporary directory); address: load running servers",
@@ -78,6 +90,8 @@ config_schema loadtest_schema() {
     .add_string("server.tokens-file", "",
                 "address mode: the servers' tokens file; it must list every "
                 "simulated client name");
+  add_flush_options(schema, defaults.flush);
+  add_sync_options(schema, defaults.sync);
   add_node_options(schema);
   return schema;
 }
@@ -162,17 +176,8 @@ loadtest_config make_loadtest_config(const config_values& v) {
                  + " file descriptors, the limit is " + std::to_string(nofile.rlim_cur)
                  + " (raise it with ulimit -n, or use \"memory\")");
   out.synchronous = v.get_string("local-db.synchronous");
-  out.flush.debounce = v.get_duration("flush.debounce");
-  out.flush.max_batch = static_cast<size_t>(v.get_integer("flush.max-batch"));
-  out.sync.push_debounce = v.get_duration("sync.push-debounce");
-  out.sync.pull_interval = v.get_duration("sync.pull-interval");
-  out.sync.retry_min = v.get_duration("sync.retry-min");
-  out.sync.retry_max = v.get_duration("sync.retry-max");
-  if (out.sync.retry_max < out.sync.retry_min)
-    throw fail("sync.retry-max", "must not be below sync.retry-min");
-  out.sync.request_timeout = v.get_duration("sync.request-timeout");
-  out.sync.max_push_changes = static_cast<uint64_t>(
-    v.get_integer("sync.max-push-changes"));
+  out.flush = read_flush_settings(v);
+  out.sync = read_sync_settings(v);
 
   out.in_process = v.get_string("server.mode") == "in-process";
   out.in_process_nodes = static_cast<size_t>(v.get_integer("server.nodes"));

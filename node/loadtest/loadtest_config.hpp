@@ -8,8 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/client/flush_scheduler.hpp"
-#include "actors/client/network_syncer.hpp"
+#include "actors/client/tuning.hpp"
 #include "node/config/config.hpp"
 
 namespace memsync {
@@ -48,8 +47,12 @@ struct loadtest_config {
   // -- the simulated client stack -------------------------------------------
   bool db_in_memory = true;           ///< [client] local-db = "memory" | "files"
   std::string synchronous = "normal"; ///< [local-db] synchronous
-  flush_settings flush;
-  sync_settings sync;
+  /// [flush] and [sync] as for a client node, with defaults of their own
+  /// (see the source).
+  flush_settings flush = default_flush();
+  sync_settings sync = default_sync();
+  static flush_settings default_flush();
+  static sync_settings default_sync();
 
   // -- [server] --------------------------------------------------------------
   bool in_process = true;

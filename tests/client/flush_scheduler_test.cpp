@@ -39,7 +39,7 @@ local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
     [=](rebase_atom, const pull_reply&) { return ok_atom::value; },
     [=](outbox_atom, uint64_t, uint64_t, uint64_t) { return std::vector<change>{}; },
     [=](epoch_atom, const std::string&) { return ok_atom::value; },
-    [=](get_atom) { return log->next_mid - 1; },
+    [=](outbox_max_atom) { return log->next_mid - 1; },
   };
 }
 

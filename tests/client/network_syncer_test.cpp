@@ -100,7 +100,7 @@ struct script {
   };
   std::vector<change> outbox;
   uint64_t highest_mid = 0;
-  size_t get_requests = 0;
+  size_t outbox_max_requests = 0;
   std::vector<outbox_read> outbox_reads;
   std::vector<pull_reply> db_rebases;
   std::deque<mode> db_rebase_script;
@@ -257,8 +257,8 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
       s->db_epochs.push_back(epoch);
       return ok_atom::value;
     },
-    [=](get_atom) {
-      ++s->get_requests;
+    [=](outbox_max_atom) {
+      ++s->outbox_max_requests;
       return s->highest_mid;
     },
   };
@@ -289,7 +289,6 @@ flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer
       s->flush_listeners.push_back(listener);
     },
     [=](flush_atom) { return uint64_t{0}; },
-    [=](tick_atom, uint64_t) {},
   };
 }
 
@@ -940,6 +939,26 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(st.layers.pulls, 2u);
   EXPECT_EQ(st.layers.disconnects, 0u); // going offline is not a lost connection
   EXPECT_EQ(st.layers.push_round_trip.count, 1u);
+}
+
+TEST_F(network_syncer_test,
+       going_offline_while_waiting_to_reconnect_cancels_the_pending_attempt) {
+  s->server_down = true;
+  start(config());
+  ASSERT_EQ(s->connects.size(), 1u); // failed: a reconnect is armed
+  self->send(syncer, online_atom::value, false);
+  sched.run();
+  s->server_down = false;
+  advance(30s); // the armed reconnect fires while offline: no attempt
+  EXPECT_EQ(s->connects.size(), 1u);
+  EXPECT_TRUE(s->hellos.empty());
+  EXPECT_FALSE(status().connected);
+  // Back online: one attempt at once, and it connects.
+  self->send(syncer, online_atom::value, true);
+  sched.run();
+  EXPECT_EQ(s->connects.size(), 2u);
+  EXPECT_EQ(s->hellos.size(), 1u);
+  EXPECT_TRUE(status().connected);
 }
 
 TEST_F(network_syncer_test, layer_stats_count_errors_by_kind_and_pulls_caused_by_pokes) {

@@ -1,0 +1,117 @@
+// network_syncer, pushing: reads the outbox above the acknowledged mutation
+// id from local_db in a bounded batch and pushes it on the session, one push
+// in flight. A failed push pauses pushing for a backoff (and pulls: a
+// restored server resets us); the acknowledged id and any refusals come back
+// in the reply.
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "actors/client/network_syncer_state.hpp"
+
+namespace memsync::network_syncer_detail {
+
+namespace {
+
+constexpr size_t max_kept_refusals = 100;
+
+void on_pushed(self_ptr self, push_reply& reply, caf::actor_clock::time_point sent) {
+  auto& st = self->state;
+  trace_scope ts{st.trace.get(), self, "push_reply"};
+  st.push_in_flight = false;
+  ++st.status.layers.pushes;
+  st.status.layers.push_round_trip.record(micros_since(self, sent));
+  st.failures = 0;
+  st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
+  if (!reply.epoch.empty() && reply.epoch != st.cfg.push_epoch) {
+    st.cfg.push_epoch = reply.epoch;
+    self->request(st.db, caf::infinite, epoch_atom::value, reply.epoch)
+      .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+  }
+  if (!reply.refused.empty()) {
+    auto& kept = st.status.refused;
+    kept.insert(kept.end(), reply.refused.begin(), reply.refused.end());
+    for (auto& r : reply.refused)
+      ++st.status.layers.errors[std::string{"refused:"} + to_string(r.reason.code)];
+    if (kept.size() > max_kept_refusals)
+      kept.erase(kept.begin(), kept.end() - max_kept_refusals);
+    self->send(st.store, refused_atom::value, std::move(reply.refused));
+  }
+  // The server pokes after its commit; more outbox goes out right away.
+  if (st.durable_mid > st.status.acknowledged)
+    try_push(self);
+}
+
+/// Lost reply, busy server or a gap after a restore: pull (a restored server
+/// resets us) and push again after a pause.
+void on_push_failed(self_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  st.push_in_flight = false;
+  note_error(self, err);
+  ++st.failures;
+  st.push_wait = push_timer::backoff;
+  self->delayed_send(self, retry_delay(self), push_due_atom::value, ++st.push_timer_gen);
+  try_pull(self);
+}
+
+/// The outbox batch read for this push: send it.
+void push_batch(self_ptr self, std::vector<change>& changes) {
+  auto& st = self->state;
+  trace_scope ts{st.trace.get(), self, "push"};
+  for (auto& c : changes)
+    ts.item(c.trace.trace_id, c.id, 0, c.mutation_id);
+  if (changes.empty()) {
+    st.push_in_flight = false;
+    return;
+  }
+  push_request req{st.cfg.client_id, st.cfg.push_epoch, std::move(changes)};
+  auto sent = self->clock().now();
+  self
+    ->request(st.session, st.cfg.settings.request_timeout, push_atom::value,
+              std::move(req))
+    .then(on_link<push_reply>(self,
+                              [=](push_reply& reply) { on_pushed(self, reply, sent); }),
+          on_link<caf::error>(self, [=](caf::error& err) { on_push_failed(self, err); }));
+}
+
+} // namespace
+
+void arm_push(self_ptr self, caf::timespan delay) {
+  auto& st = self->state;
+  if (st.push_wait != push_timer::none)
+    return;
+  st.push_wait = push_timer::debounce;
+  self->delayed_send(self, delay, push_due_atom::value, st.push_timer_gen);
+}
+
+void push_due(self_ptr self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.push_timer_gen)
+    return; // a push started since this timer was armed
+  st.push_wait = push_timer::none;
+  try_push(self);
+}
+
+void try_push(self_ptr self) {
+  auto& st = self->state;
+  if (st.link != link_state::connected || st.push_in_flight
+      || st.push_wait == push_timer::backoff)
+    return;
+  if (st.durable_mid <= st.status.acknowledged)
+    return;
+  st.push_in_flight = true;
+  st.push_wait = push_timer::none;
+  ++st.push_timer_gen; // an armed debounce is superseded by this push
+  auto& s = st.cfg.settings;
+  self
+    ->request(st.db, s.request_timeout, outbox_atom::value, st.status.acknowledged,
+              s.max_push_changes, s.max_push_bytes)
+    .then(on_link<std::vector<change>>(
+            self, [=](std::vector<change>& changes) { push_batch(self, changes); }),
+          on_link<caf::error>(self, [=](caf::error& err) {
+            self->state.push_in_flight = false;
+            note_error(self, err);
+          }));
+}
+
+} // namespace memsync::network_syncer_detail

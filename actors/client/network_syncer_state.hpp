@@ -1,0 +1,158 @@
+// Private to the network_syncer's sources (network_syncer.cpp: connection,
+// network_syncer_push.cpp, network_syncer_pull.cpp): the actor's full
+// interface with its own timers, its state, and the functions the three
+// files call in each other. Nothing outside actors/client/network_syncer*
+// includes it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_clock.hpp>
+#include <caf/error.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/client/network_syncer.hpp"
+
+namespace memsync::network_syncer_detail {
+
+/// The public interface plus the syncer's own timers, which nobody else may
+/// send.
+using network_syncer_impl_actor = network_syncer_actor::extend<
+  /// The backoff after a failure elapsed: connect again, if the link of this
+  /// generation is still the current one.
+  caf::reacts_to<reconnect_atom, uint64_t>,
+  /// The push debounce or a push backoff elapsed (timer of generation N).
+  caf::reacts_to<push_due_atom, uint64_t>,
+  /// The fallback pull interval elapsed (re-armed every time).
+  caf::reacts_to<pull_tick_atom>,
+  /// The pause after a failed pull elapsed (once).
+  caf::reacts_to<pull_retry_atom>>;
+
+/// The connection, as drawn in network_syncer.hpp.
+enum class link_state {
+  disconnected, ///< none and none being made: at start, or until the backoff ends
+  connecting,   ///< waiting for the connector to find the gateway
+  handshaking,  ///< hello sent, waiting for the session
+  connected,    ///< a session: pushes and pulls flow
+  offline,      ///< told to stay offline: no connects until online(true)
+};
+
+/// What the one armed push timer is for.
+enum class push_timer {
+  none,     ///< nothing armed (or armed timers are stale)
+  debounce, ///< after a flush: push when it fires
+  backoff,  ///< after a failed push: no push at all until it fires
+};
+
+/// The pull in flight, if any.
+enum class pull_phase {
+  idle,
+  in_flight, ///< one pull is on its way (request, local_db, store)
+  again,     ///< ... and a poke asked for one more after it
+};
+
+struct network_syncer_state {
+  network_syncer_state() = default; // not an aggregate: CAF would build it from self
+  syncer_config cfg;
+  connector_actor connector;
+  local_db_actor db;
+  memory_store_actor store;
+  std::shared_ptr<trace_sink> trace;
+
+  // -- the connection ----------------------------------------------------------
+  link_state link = link_state::disconnected;
+  /// Bumps when an attempt starts and when the link is dropped: replies to
+  /// requests sent on an earlier link are stale (see on_link).
+  uint64_t link_gen = 0;
+  session_actor session;     ///< set while connected
+  poke_listener_actor relay; ///< this connection's poke listener
+  uint64_t failures = 0;     ///< consecutive failures, for backoff
+
+  // -- pushing -------------------------------------------------------------------
+  bool push_in_flight = false; ///< an outbox read or a push request
+  push_timer push_wait = push_timer::none;
+  uint64_t push_timer_gen = 0; ///< bumps to make armed push timers stale
+  uint64_t durable_mid = 0;    ///< highest mutation id known in the outbox
+
+  // -- pulling -------------------------------------------------------------------
+  pull_phase pull = pull_phase::idle;
+  uint64_t pulls_done = 0;
+  /// When the first poke not yet served by a pull arrived (layer stats).
+  caf::actor_clock::time_point poked_at{};
+
+  // -- what the syncer reports ---------------------------------------------------
+  sync_status status; ///< status.connected is derived from `link` on request
+  struct waiter {
+    uint64_t target;      ///< mutation id that must be confirmed
+    uint64_t after_pulls; ///< a pull must complete after this count
+    caf::typed_response_promise<ok_atom> promise;
+  };
+  std::vector<waiter> waiters;
+  int64_t clock_rtt_us = 0; ///< of the best offset sample in force; 0: none
+  int64_t clock_at_us = 0;  ///< when it was taken
+
+  std::minstd_rand rng{std::random_device{}()};
+  const char* name = "network_syncer";
+};
+
+using self_ptr = network_syncer_impl_actor::stateful_pointer<network_syncer_state>;
+
+/// True if `gen` is the current link's generation. The one check that drops
+/// replies and timers of a connection that is gone.
+inline bool is_current(self_ptr self, uint64_t gen) {
+  return gen == self->state.link_gen;
+}
+
+/// Wraps the handler of a reply (or error): it runs only if the link of
+/// generation `gen` is still the current one when the reply arrives.
+template <class... Ts, class F>
+auto on_link_of(self_ptr self, uint64_t gen, F f) {
+  return [self, gen, f](Ts&... xs) {
+    if (is_current(self, gen))
+      f(xs...);
+  };
+}
+
+/// on_link_of for a request sent now, on the current link.
+template <class... Ts, class F>
+auto on_link(self_ptr self, F f) {
+  return on_link_of<Ts...>(self, self->state.link_gen, std::move(f));
+}
+
+/// The delay before the next retry: jittered backoff after `failures`.
+caf::timespan retry_delay(self_ptr self);
+
+/// Counts the error by kind and keeps its description as the last error.
+void note_error(self_ptr self, const caf::error& err);
+
+/// Microseconds of actor-clock time since `t` (0 if in the future).
+uint64_t micros_since(self_ptr self, caf::actor_clock::time_point t);
+
+/// Offers an NTP-style clock-offset sample to the trace (see the source).
+void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1, bool fresh);
+
+// -- network_syncer_push.cpp ----------------------------------------------------
+
+/// Arms the push debounce unless a push timer is armed already.
+void arm_push(self_ptr self, caf::timespan delay);
+/// Pushes the next batch of the outbox, if connected, nothing is in flight,
+/// no backoff runs and something is not acknowledged yet.
+void try_push(self_ptr self);
+/// The push timer of generation `gen` fired.
+void push_due(self_ptr self, uint64_t gen);
+
+// -- network_syncer_pull.cpp ----------------------------------------------------
+
+/// Pulls if connected; a pull asked for during another becomes one more
+/// pull after it.
+void try_pull(self_ptr self);
+/// Replies to every `sync` whose changes are confirmed by a later pull.
+void complete_waiters(self_ptr self);
+
+} // namespace memsync::network_syncer_detail
