@@ -186,6 +186,8 @@ private:
       if (!st->last_error.empty())
         j["last_error"] = st->last_error;
     }
+    if (auto tls = node_.tls_error(); !tls.empty())
+      j["tls_error"] = tls; // e.g. the server's certificate failed verification
     j["pending"] = counts.pending;
     j["entities"] = counts.entities;
     auto refused = node_.app().refusals();

@@ -1,5 +1,7 @@
 #include "node/client/client_config.hpp"
 
+#include <fstream>
+
 #include "node/config/node_options.hpp"
 
 namespace memsync {
@@ -93,7 +95,14 @@ config_schema client_schema() {
                  "deepest nesting of entity data")
     .add_string("server.host", "", "server to sync with (empty: offline only)")
     .add_integer("server.port", 7878, 1, 65535, "server port")
-    .add_string("server.token", "", "this client's token (see the server's tokens file)");
+    .add_string("server.token", "", "this client's token (see the server's tokens file)")
+    .add_string("server.tls-ca", "",
+                "CA file (PEM) that signed the server's certificate; set to use TLS")
+    .add_string("server.tls-host", "",
+                "name the server's certificate must carry (default: server.host)")
+    .add_string("server.tls-cert", "",
+                "client certificate (PEM), if the server asks for one")
+    .add_string("server.tls-key", "", "its private key (PEM)");
   add_flush_options(schema, d.flush);
   add_sync_options(schema, d.sync);
   add_node_options(schema);
@@ -121,6 +130,22 @@ client_config make_client_config(const config_values& v) {
   out.server_host = v.get_string("server.host");
   out.server_port = static_cast<uint16_t>(v.get_integer("server.port"));
   out.sync = read_sync_settings(v);
+  out.tls.ca = v.get_string("server.tls-ca");
+  out.tls.host = v.is_set("server.tls-host") ? v.get_string("server.tls-host")
+                                             : out.server_host;
+  out.tls.cert = v.get_string("server.tls-cert");
+  out.tls.key = v.get_string("server.tls-key");
+  for (auto key : {"server.tls-ca", "server.tls-cert", "server.tls-key"})
+    if (auto path = v.get_string(key); !path.empty() && !std::ifstream{path})
+      throw config_error(v.origin(key) + ": " + key + ": cannot read " + path);
+  if (out.tls.cert.empty() != out.tls.key.empty())
+    throw config_error(
+      v.origin(out.tls.cert.empty() ? "server.tls-key" : "server.tls-cert")
+      + ": server.tls-cert and server.tls-key go together");
+  if (!out.tls.on() && !out.tls.cert.empty())
+    throw config_error(
+      v.origin("server.tls-cert")
+      + ": server.tls-cert: needs server.tls-ca (TLS is off without it)");
   out.sync.token = v.get_string("server.token");
   if (!out.server_host.empty() && out.sync.token.empty())
     throw config_error(v.origin("server.token")

@@ -14,6 +14,15 @@
 
 namespace memsync {
 
+/// TLS towards the server: on when `ca` is set.
+struct tls_client_settings {
+  std::string ca;   ///< CA file that signed the server's certificate
+  std::string host; ///< the name the certificate must carry
+  std::string cert; ///< optional client certificate
+  std::string key;  ///< its key
+  bool on() const { return !ca.empty(); }
+};
+
 struct client_config {
   std::string client_name; ///< [client] id
   local_db_settings db;    ///< [client] db-path, [local-db] ...
@@ -21,6 +30,7 @@ struct client_config {
   data_limits limits;      ///< [limits] ...
   std::chrono::nanoseconds sync_timeout{std::chrono::seconds(30)};
   std::string server_host;  ///< [server] host; empty: work offline only
+  tls_client_settings tls;  ///< [server] tls-*
   uint16_t server_port = 0; ///< [server] port
   sync_settings sync;       ///< [server] token, [sync] ...
   trace_settings trace;     ///< [trace] ...

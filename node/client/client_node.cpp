@@ -23,8 +23,17 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
   flusher_ = spawn_flush_scheduler(sys, db_, cfg.flush, trace_);
   memory_ = spawn_memory_store(sys, core_, subs_, flusher_, trace_);
   if (!cfg.server_host.empty()) {
-    connector_ = spawn_connector(sys, cfg.server_host, cfg.server_port,
-                                 cfg.sync.request_timeout);
+    if (cfg.tls.on()) {
+      // CAF speaks plain BASP to the tunnel, the tunnel TLS to the server.
+      tunnel_ = std::make_unique<tls_tunnel>(
+        cfg.server_host, cfg.server_port, cfg.tls.host,
+        tls_context::client(cfg.tls.ca, cfg.tls.cert, cfg.tls.key));
+      connector_ = spawn_connector(sys, "127.0.0.1", tunnel_->local_port(),
+                                   cfg.sync.request_timeout);
+    } else {
+      connector_ = spawn_connector(sys, cfg.server_host, cfg.server_port,
+                                   cfg.sync.request_timeout);
+    }
     syncer_config scfg{snapshot_meta_.client_id, snapshot_meta_.cursor,
                        snapshot_meta_.last_mutation_id, snapshot_meta_.push_epoch,
                        cfg.sync};

@@ -17,6 +17,7 @@
 #include "actors/client/memory_store.hpp"
 #include "actors/client/network_syncer.hpp"
 #include "node/client/client_config.hpp"
+#include "node/client/tls_tunnel.hpp"
 
 namespace memsync {
 
@@ -47,6 +48,11 @@ public:
   /// The syncer's view; nullopt without a server (or on timeout).
   std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
   bool has_server() const { return static_cast<bool>(syncer_); }
+  /// Why the last TLS connection to the server failed (empty: none did, or
+  /// no TLS).
+  std::string tls_error() const {
+    return tunnel_ ? tunnel_->last_error() : std::string{};
+  }
   /// Null when tracing is off.
   trace_sink* trace() const { return trace_.get(); }
   /// The syncer (invalid without a server), e.g. to ask many clients for
@@ -65,7 +71,8 @@ public:
 
 private:
   caf::actor_system& sys_;
-  local_snapshot snapshot_meta_; // without entities and outbox
+  std::unique_ptr<tls_tunnel> tunnel_; // with TLS; outlives the connector's use
+  local_snapshot snapshot_meta_;       // without entities and outbox
   std::shared_ptr<store_core> core_;
   std::shared_ptr<subscriber_list> subs_;
   std::shared_ptr<trace_sink> trace_;

@@ -88,6 +88,7 @@ struct tls_tunnel::impl {
 
   std::string host;
   uint16_t port = 0;
+  std::string verify_host;
   std::shared_ptr<tls_context> ctx;
   int listener = -1;
   int wake[2] = {-1, -1};
@@ -102,10 +103,12 @@ struct tls_tunnel::impl {
   }
 };
 
-tls_tunnel::tls_tunnel(std::string host, uint16_t port, std::shared_ptr<tls_context> ctx)
+tls_tunnel::tls_tunnel(std::string host, uint16_t port, std::string verify_host,
+                       std::shared_ptr<tls_context> ctx)
     : impl_(std::make_unique<impl>()) {
   impl_->host = std::move(host);
   impl_->port = port;
+  impl_->verify_host = std::move(verify_host);
   impl_->ctx = std::move(ctx);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -174,7 +177,7 @@ void tls_tunnel::run() {
           close(local);
           continue;
         }
-        s.links.emplace_back(local, remote, s.ctx, s.host);
+        s.links.emplace_back(local, remote, s.ctx, s.verify_host);
       }
     }
     size_t i = 2;

@@ -19,10 +19,11 @@ namespace memsync {
 
 class tls_tunnel {
 public:
-  /// Starts listening on 127.0.0.1 (any free port) at once. Throws
-  /// tls_error for unusable certificate files, std::runtime_error if no
-  /// local port can be had.
-  tls_tunnel(std::string host, uint16_t port, std::shared_ptr<tls_context> ctx);
+  /// Starts listening on 127.0.0.1 (any free port) at once; connections go
+  /// to host:port, whose certificate must name `verify_host`. Throws
+  /// std::runtime_error if no local port can be had.
+  tls_tunnel(std::string host, uint16_t port, std::string verify_host,
+             std::shared_ptr<tls_context> ctx);
   /// Closes every connection and stops the thread.
   ~tls_tunnel();
   tls_tunnel(const tls_tunnel&) = delete;

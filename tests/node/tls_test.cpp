@@ -3,6 +3,7 @@
 // certificates are optional unless the server asks for them; the client's
 // tunnel carries bytes both ways and reports why a connection failed.
 #include "actors/common/tls.hpp"
+#include "node/client/client_config.hpp"
 #include "node/client/tls_tunnel.hpp"
 
 #include <atomic>
@@ -238,7 +239,8 @@ std::string read_n(int fd, size_t n) {
 
 TEST_F(tls_test, the_tunnel_carries_bytes_both_ways) {
   echo_server server{server_ctx()};
-  tls_tunnel tunnel{"localhost", server.port(), tls_context::client(dir.file("ca.pem"))};
+  tls_tunnel tunnel{"127.0.0.1", server.port(), "localhost",
+                    tls_context::client(dir.file("ca.pem"))};
   int fd = connect_local(tunnel.local_port());
   ASSERT_GE(fd, 0);
   std::string msg(200000, 'm');
@@ -252,7 +254,8 @@ TEST_F(tls_test, the_tunnel_carries_bytes_both_ways) {
 TEST_F(tls_test, the_tunnel_closes_a_connection_the_server_cannot_prove) {
   echo_server server{
     tls_context::server(other.file("server.pem"), other.file("server.key"))};
-  tls_tunnel tunnel{"localhost", server.port(), tls_context::client(dir.file("ca.pem"))};
+  tls_tunnel tunnel{"127.0.0.1", server.port(), "localhost",
+                    tls_context::client(dir.file("ca.pem"))};
   int fd = connect_local(tunnel.local_port());
   ASSERT_GE(fd, 0);
   send(fd, "secret", 6, MSG_NOSIGNAL);
@@ -261,4 +264,42 @@ TEST_F(tls_test, the_tunnel_closes_a_connection_the_server_cannot_prove) {
   EXPECT_NE(tunnel.last_error().find("certificate verification failed"),
             std::string::npos)
     << tunnel.last_error();
+}
+
+namespace {
+
+std::string client_config_error(const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--client.id=alice", "--server.host=127.0.0.1",
+                                "--server.token=t"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  try {
+    make_client_config(load_config(client_schema(), "", args));
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+} // namespace
+
+TEST_F(tls_test, the_client_config_checks_its_tls_files) {
+  EXPECT_EQ(client_config_error({"--server.tls-ca=/nonexistent/ca.pem"}),
+            "command line: server.tls-ca: cannot read /nonexistent/ca.pem");
+  EXPECT_EQ(client_config_error({"--server.tls-ca=" + dir.file("ca.pem"),
+                                 "--server.tls-cert=" + dir.file("client.pem")}),
+            "command line: server.tls-cert and server.tls-key go together");
+  EXPECT_EQ(client_config_error({"--server.tls-cert=" + dir.file("client.pem"),
+                                 "--server.tls-key=" + dir.file("client.key")}),
+            "command line: server.tls-cert: needs server.tls-ca (TLS is off without it)");
+  auto cfg = make_client_config(
+    load_config(client_schema(), "",
+                {"--client.id=alice", "--server.host=127.0.0.1", "--server.token=t",
+                 "--server.tls-ca=" + dir.file("ca.pem")}));
+  EXPECT_TRUE(cfg.tls.on());
+  EXPECT_EQ(cfg.tls.host, "127.0.0.1"); // the host connected to, by default
+  auto named = make_client_config(load_config(
+    client_schema(), "",
+    {"--client.id=alice", "--server.host=127.0.0.1", "--server.token=t",
+     "--server.tls-ca=" + dir.file("ca.pem"), "--server.tls-host=localhost"}));
+  EXPECT_EQ(named.tls.host, "localhost");
 }
