@@ -149,6 +149,8 @@ client_frame_filter::decision client_frame_filter::check(const basp_header& hdr,
              ? decision{v::drop, "handshake on a redundant connection"}
              : decision{v::close, "the node is already connected"};
   if (hdr.operation == basp_header::client_handshake) {
+    if (hdr.source_actor != 0 || hdr.dest_actor != 0)
+      return {v::close, "a client handshake naming actors"};
     if (handshakes_ >= 2)
       return {v::close, "a third client handshake"};
     cursor c{payload};
@@ -172,8 +174,9 @@ client_frame_filter::decision client_frame_filter::check(const basp_header& hdr,
   std::string_view source, dest;
   switch (hdr.operation) {
     case basp_header::heartbeat:
-      if (!payload.empty())
-        return {v::close, "a heartbeat with a payload"};
+      if (!payload.empty() || hdr.source_actor != 0 || hdr.dest_actor != 0
+          || hdr.operation_data != 0)
+        return {v::close, "a malformed heartbeat"};
       return {v::forward, ""};
     case basp_header::direct_message: {
       // CAF sends one to the peer's "SpawnServ" by name on every new
@@ -213,7 +216,8 @@ client_frame_filter::decision client_frame_filter::check(const basp_header& hdr,
       return {v::forward, ""};
     }
     case basp_header::monitor_message:
-      if (!read_node(c, source) || !read_node(c, dest) || !c.done())
+      if (hdr.operation_data != 0 || !read_node(c, source) || !read_node(c, dest)
+          || !c.done())
         return {v::close, "a malformed monitor frame"};
       if (source != node_ || dest != env_.server_node)
         return {v::close, "a monitor frame naming other nodes"};
@@ -224,7 +228,8 @@ client_frame_filter::decision client_frame_filter::check(const basp_header& hdr,
       return {v::forward, ""};
     case basp_header::down_message:
       // Says that one of the client's own actors ended (the error follows).
-      if (!read_node(c, source) || !read_node(c, dest))
+      if (hdr.operation_data != 0 || hdr.source_actor == 0 || hdr.dest_actor != 0
+          || !read_node(c, source) || !read_node(c, dest))
         return {v::close, "a malformed down frame"};
       if (source != node_ || dest != env_.server_node)
         return {v::close, "a down frame naming other nodes"};
