@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -342,6 +343,7 @@ struct frame_guard::impl {
   std::unordered_map<uint64_t, std::unique_ptr<connection>> connections;
   std::unordered_map<std::string, std::size_t> per_address;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines;
+  std::optional<std::chrono::steady_clock::time_point> accept_paused_until;
   // Notes about refused peers, at most a few per second: an attack must not
   // fill the log (or a pipe nobody reads).
   std::chrono::steady_clock::time_point note_window{};
@@ -465,15 +467,26 @@ struct frame_guard::impl {
         }
       }
       expire_handshakes();
+      resume_accepting();
     }
     while (!connections.empty())
       drop(*connections.begin()->second, nullptr);
   }
 
+  void resume_accepting() {
+    if (accept_paused_until && *accept_paused_until <= std::chrono::steady_clock::now()) {
+      accept_paused_until.reset();
+      add(listener, EPOLLIN, listen_tag);
+    }
+  }
+
   int next_timeout_ms() {
-    if (deadlines.empty())
+    std::optional<std::chrono::steady_clock::time_point> next = accept_paused_until;
+    if (!deadlines.empty() && (!next || deadlines.front().first < *next))
+      next = deadlines.front().first;
+    if (!next)
       return -1;
-    auto left = deadlines.front().first - std::chrono::steady_clock::now();
+    auto left = *next - std::chrono::steady_clock::now();
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
     return ms < 0 ? 0 : static_cast<int>(std::min<int64_t>(ms, 60000));
   }
@@ -484,8 +497,17 @@ struct frame_guard::impl {
       socklen_t len = sizeof(sa);
       int fd = accept4(listener, reinterpret_cast<sockaddr*>(&sa), &len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0)
-        return; // EAGAIN, or out of descriptors: the backlog waits
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          // Out of descriptors: the listener would stay readable and spin
+          // this thread; the backlog waits a moment instead.
+          note("listener", "cannot accept (out of file descriptors?)");
+          epoll_ctl(epoll, EPOLL_CTL_DEL, listener, nullptr);
+          accept_paused_until = std::chrono::steady_clock::now()
+                                + std::chrono::milliseconds(100);
+        }
+        return;
+      }
       auto address = address_of(sa, false);
       auto peer = address_of(sa, true);
       if (connections.size() >= limits.max_connections) {
@@ -604,6 +626,10 @@ struct frame_guard::impl {
         }
         if (!process(c, buf, static_cast<std::size_t>(n)))
           return; // dropped
+        // A short read drained the socket: skip the read that would only
+        // say EAGAIN (epoll reports the next bytes).
+        if (static_cast<std::size_t>(n) < sizeof(buf))
+          break;
       }
       if (c.upstream_ready && !c.to_upstream.flush(c.upstream))
         return drop(c, nullptr);
@@ -671,6 +697,8 @@ struct frame_guard::impl {
           return drop(c, nullptr);
         if (c.to_client.pending() > limits.max_queued_bytes)
           return drop(c, "the client does not read (server.max-queued-bytes)");
+        if (static_cast<std::size_t>(n) < sizeof(buf))
+          break; // drained, as above
       }
     }
     if (c.upstream_ready && !c.to_upstream.flush(c.upstream))
