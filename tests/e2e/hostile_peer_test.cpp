@@ -332,11 +332,16 @@ TEST_F(hostile_peer, connections_are_capped_in_all_and_per_address) {
   EXPECT_FALSE(over_total.read_server_handshake());
   EXPECT_TRUE(over_total.closed_within(honest_budget));
   expect_alice_syncs("at the total cap");
-  // A freed slot is usable again.
+  // A freed slot is usable again (once the close has reached the server).
   local.pop_back();
-  std::this_thread::sleep_for(100ms); // the close reaches the server
-  raw_peer again{port};
-  EXPECT_TRUE(again.read_server_handshake());
+  bool again = false;
+  for (auto deadline = std::chrono::steady_clock::now() + honest_budget;
+       !again && std::chrono::steady_clock::now() < deadline;) {
+    again = raw_peer{port}.read_server_handshake();
+    if (!again)
+      std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(again);
 }
 
 TEST_F(hostile_peer, exit_down_monitor_and_routed_frames_close_the_connection) {
