@@ -16,6 +16,12 @@ struct gateway_state {
   gateway_state() = default;
   replication_log_actor log;
   gateway_config cfg;
+  struct open_session {
+    std::string client; ///< the token's client name
+    caf::node_id node;
+  };
+  std::map<caf::actor_addr, open_session> sessions;
+  std::map<std::string, std::size_t> per_client; ///< live sessions by client name
   const char* name = "gateway";
 };
 
@@ -31,6 +37,17 @@ gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor l
                                           gateway_config cfg) {
   self->state.log = std::move(log);
   self->state.cfg = std::move(cfg);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& st = self->state;
+    auto it = st.sessions.find(msg.source);
+    if (it == st.sessions.end())
+      return;
+    if (auto n = st.per_client.find(it->second.client); --n->second == 0)
+      st.per_client.erase(n);
+    if (st.cfg.session_closed)
+      st.cfg.session_closed(it->second.node, msg.source.id());
+    st.sessions.erase(it);
+  });
   return {
     [=](hello_atom, const hello_request& req,
         poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
@@ -50,9 +67,25 @@ gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor l
       auto sender = self->current_sender();
       if (!sender || !listener)
         return make_error(sync_errc::invalid_request, "no poke listener");
+      // Refused rather than ending the oldest: that one may be in use.
+      auto& live = st.per_client[token->second];
+      if (live >= st.cfg.max_sessions)
+        return make_error(sync_errc::unavailable,
+                          "client '" + token->second + "' already has "
+                            + std::to_string(live)
+                            + " live sessions (limits.max-sessions); a hello is "
+                              "accepted again when one of them ends");
       session_config scfg{req.client_id, sender->node(), std::move(listener),
                           st.cfg.limits, st.cfg.trace};
       auto session = spawn_session(self->system(), st.log, std::move(scfg));
+      ++live;
+      self->monitor(session);
+      st.sessions.emplace(session.address(),
+                          gateway_state::open_session{token->second, sender->node()});
+      // Before the reply leaves: the client's first message to its session
+      // may follow the reply at once.
+      if (st.cfg.session_opened)
+        st.cfg.session_opened(sender->node(), session.id());
       return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch, now_us()},
               std::move(session)};
     },

@@ -36,7 +36,30 @@ config_schema server_schema() {
     .add_integer("limits.max-push-bytes", 8 << 20, 1024, 256 << 20,
                  "bytes per push a client may send")
     .add_duration("limits.log-timeout", 30s, 1ms, 1h,
-                  "how long a session waits for the replication log");
+                  "how long a session waits for the replication log")
+    // A person's devices plus reconnections whose old session has not ended
+    // yet; far below what would exhaust the server (50,000 hellos once did).
+    .add_integer("limits.max-sessions", 64, 1, 100000,
+                 "live sessions per client name; a further hello is refused")
+    // The guard (docs/network-front.md). Its defaults leave room for the
+    // largest push (limits.max-push-bytes plus per-change overhead) and for
+    // a full pull reply towards a slow reader on a busy machine.
+    .add_boolean("server.guard", true,
+                 "read every frame before CAF does; false is UNSAFE (any peer can "
+                 "stall or kill the server) and only meant for benchmarks")
+    .add_integer("server.max-frame-bytes", 32 << 20, 64 << 10, int64_t{1} << 30,
+                 "largest frame a client may send; a larger header closes the "
+                 "connection before anything is allocated")
+    .add_duration("server.handshake-timeout", 10s, 10ms, 10min,
+                  "a connection that has not said a successful hello by then is "
+                  "closed")
+    .add_integer("server.max-connections", 256, 1, 100000,
+                 "client connections in all (each costs three descriptors)")
+    .add_integer("server.max-connections-per-address", 64, 1, 100000,
+                 "client connections from one source address")
+    .add_integer("server.max-queued-bytes", 64 << 20, 64 << 10, int64_t{4} << 30,
+                 "bytes waiting for a client that does not read; beyond them it "
+                 "is disconnected");
   add_node_options(schema);
   add_trace_options(schema);
   return schema;
@@ -95,6 +118,29 @@ server_config make_server_config(const config_values& v) {
   out.limits.max_push_bytes = static_cast<std::size_t>(
     v.get_integer("limits.max-push-bytes"));
   out.limits.log_timeout = v.get_duration("limits.log-timeout");
+  out.max_sessions = static_cast<std::size_t>(v.get_integer("limits.max-sessions"));
+  out.guard = v.get_boolean("server.guard");
+  out.front.max_frame_bytes = static_cast<std::size_t>(
+    v.get_integer("server.max-frame-bytes"));
+  out.front.handshake_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+    v.get_duration("server.handshake-timeout"));
+  out.front.max_connections = static_cast<std::size_t>(
+    v.get_integer("server.max-connections"));
+  out.front.max_connections_per_address = static_cast<std::size_t>(
+    v.get_integer("server.max-connections-per-address"));
+  out.front.max_queued_bytes = static_cast<std::size_t>(
+    v.get_integer("server.max-queued-bytes"));
+  if (out.front.max_frame_bytes < out.limits.max_push_bytes + (1 << 20))
+    throw config_error(v.origin(v.is_set("server.max-frame-bytes")
+                                  ? "server.max-frame-bytes"
+                                  : "limits.max-push-bytes")
+                       + ": server.max-frame-bytes: must exceed limits.max-push-bytes "
+                         "by at least 1 MiB (a push's frame carries more than its "
+                         "data)");
+  if (out.front.max_connections_per_address > out.front.max_connections)
+    throw config_error(v.origin("server.max-connections-per-address")
+                       + ": server.max-connections-per-address: must not exceed "
+                         "server.max-connections");
   out.trace = make_trace_settings(v);
   return out;
 }

@@ -10,6 +10,7 @@
 #include "actors/common/trace_sink.hpp"
 #include "actors/server/session.hpp"
 #include "node/config/config.hpp"
+#include "node/server/frame_guard.hpp"
 
 namespace memsync {
 
@@ -23,6 +24,11 @@ struct server_config {
   std::string postgres_schema;               ///< postgres
   std::map<std::string, std::string> tokens; ///< token -> client name
   session_limits limits;
+  std::size_t max_sessions = 64; ///< live sessions per client name
+  /// false only for benchmarks: the middleman itself then listens on
+  /// host:port and any peer can stall or kill the server (UNSAFE).
+  bool guard = true;
+  guard_limits front; ///< what the guard enforces per connection
   trace_settings trace;
 };
 

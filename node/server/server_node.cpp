@@ -1,6 +1,7 @@
 #include "node/server/server_node.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/middleman_actor.hpp>
@@ -11,6 +12,7 @@
 #include "actors/storage/postgres_listener.hpp"
 #include "actors/storage/sqlite_backend.hpp"
 #include "node/config/node_options.hpp"
+#include "node/server/frame_guard.hpp"
 
 namespace memsync {
 
@@ -18,9 +20,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Publishes a gateway and watches it; when it dies, a new one takes the port.
+// A node id as CAF writes it in BASP frames, which is how the guard knows it.
+std::string serialize_node(caf::actor_system& sys, caf::node_id node) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  if (auto err = sink(node))
+    throw std::runtime_error("cannot serialize a node id: " + sys.render(err));
+  return {buf.begin(), buf.end()};
+}
+
+// Publishes a gateway and watches it; when it dies, a new one takes the port
+// (and `published` tells the guard its id).
 caf::behavior gateway_supervisor(caf::event_based_actor* self, replication_log_actor log,
-                                 gateway_config cfg, std::string host, uint16_t port) {
+                                 gateway_config cfg, std::string host, uint16_t port,
+                                 std::function<void(caf::actor_id)> published) {
   auto gateway = std::make_shared<gateway_actor>();
   auto start = [=] {
     *gateway = spawn_gateway(self->system(), log, cfg);
@@ -32,15 +45,19 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self, replication_log_a
     self
       ->request(mm, caf::infinite, caf::publish_atom::value, port, ptr, std::move(sigs),
                 host, true)
-      .then([](uint16_t) {},
-            [=](caf::error& err) {
-              fprintf(stderr,
-                      "warning: cannot publish the gateway yet (%s); "
-                      "trying again\n",
-                      self->system().render(err).c_str());
-              self->delayed_send(self, std::chrono::milliseconds(200),
-                                 caf::publish_atom::value);
-            });
+      .then(
+        [=](uint16_t) {
+          if (published)
+            published(gateway->id());
+        },
+        [=](caf::error& err) {
+          fprintf(stderr,
+                  "warning: cannot publish the gateway yet (%s); "
+                  "trying again\n",
+                  self->system().render(err).c_str());
+          self->delayed_send(self, std::chrono::milliseconds(200),
+                             caf::publish_atom::value);
+        });
   };
   self->set_down_handler([=](const caf::down_msg& msg) {
     if (msg.source != gateway->address())
@@ -80,23 +97,52 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
     backend = std::make_unique<sqlite_backend>(cfg.db_path);
   if (cfg.trace.mode != trace_mode::off)
     trace_ = std::make_shared<trace_sink>(cfg.trace, cfg.server_id, "server");
-  gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens, cfg.limits, trace_};
+  gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens,
+                      cfg.limits,    trace_,           cfg.max_sessions};
+  if (cfg.guard) {
+    // Listening first: a port in use fails before anything is spawned.
+    guard_ = std::make_shared<frame_guard>(cfg.front, cfg.host, cfg.port,
+                                           serialize_node(sys, sys.node()));
+    gcfg.session_opened = [guard = guard_, sys = &sys](const caf::node_id& node,
+                                                       caf::actor_id id) {
+      guard->bind_session(serialize_node(*sys, node), id);
+    };
+    gcfg.session_closed = [guard = guard_, sys = &sys](const caf::node_id& node,
+                                                       caf::actor_id id) {
+      guard->unbind_session(serialize_node(*sys, node), id);
+    };
+  }
   log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data, true, trace_);
   if (cfg.backend == "postgres") // other nodes' commits poke our clients too
     listener_ = std::make_unique<postgres_listener>(
       cfg.postgres, cfg.postgres_schema,
       [log = log_](uint64_t head) { caf::anon_send(log, poke_atom::value, poke{head}); });
   auto gateway = spawn_gateway(sys, log_, gcfg);
-  auto published = sys.middleman().publish(gateway, cfg.port, cfg.host.c_str(), true);
+  // Behind the guard, the middleman listens on loopback only, on a port of
+  // its own; the guard is the only peer that ever connects to it.
+  auto host = guard_ ? std::string{"127.0.0.1"} : cfg.host;
+  auto published = sys.middleman().publish(gateway, guard_ ? 0 : cfg.port, host.c_str(),
+                                           true);
   if (!published) {
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);
-    throw std::runtime_error("cannot listen on " + cfg.host + ":"
-                             + std::to_string(cfg.port) + ": "
+    throw std::runtime_error("cannot listen on " + host + ":"
+                             + std::to_string(guard_ ? 0 : cfg.port) + ": "
                              + sys.render(published.error()));
   }
-  port_ = *published;
-  supervisor_ = sys.spawn(gateway_supervisor, log_, gcfg, cfg.host, port_);
+  published_port_ = *published;
+  port_ = published_port_;
+  std::function<void(caf::actor_id)> on_published;
+  if (guard_) {
+    guard_->set_gateway(gateway.id());
+    guard_->start(published_port_);
+    port_ = guard_->port();
+    on_published = [guard = guard_](caf::actor_id id) {
+      guard->set_gateway(id);
+    };
+  }
+  supervisor_ = sys.spawn(gateway_supervisor, log_, gcfg, host, published_port_,
+                          std::move(on_published));
   caf::anon_send(supervisor_, gateway);
 }
 
@@ -109,7 +155,9 @@ void server_node::stop() {
     return;
   stopped_ = true;
   listener_.reset();
-  sys_.middleman().close(port_);
+  if (guard_)
+    guard_->stop(); // no client reaches the middleman any more
+  sys_.middleman().close(published_port_);
   caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);
   if (trace_)

@@ -1,5 +1,6 @@
 // Assembles a server node: storage backend -> replication_log, gateway
-// published on host:port, and a supervisor that republishes a fresh gateway
+// published on a private loopback port behind the guard that listens on
+// host:port (docs/network-front.md), and a supervisor that republishes a fresh gateway
 // if the published one dies (so other clients are never locked out). With
 // the postgres backend, a listener hears the other nodes' commits on the
 // same database so this node pokes its clients for them too.
@@ -22,6 +23,7 @@ class actor_system_config;
 
 namespace memsync {
 
+class frame_guard;
 class postgres_listener;
 
 class server_node {
@@ -44,7 +46,9 @@ private:
   replication_log_actor log_;
   caf::actor supervisor_;
   std::unique_ptr<postgres_listener> listener_; // postgres only
-  uint16_t port_ = 0;
+  std::shared_ptr<frame_guard> guard_;          // null with server.guard = false
+  uint16_t port_ = 0;                           // the public one
+  uint16_t published_port_ = 0;                 // the middleman's
   bool stopped_ = false;
 };
 

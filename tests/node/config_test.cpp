@@ -392,4 +392,59 @@ TEST(server_config_test, an_unknown_backend_lists_the_choices) {
   EXPECT_TRUE(contains(err, "postgres")) << err;
 }
 
+TEST(server_config_test, the_guard_is_on_and_its_limits_come_from_the_file) {
+  auto cfg = shipped_server_config("server.ini");
+  EXPECT_TRUE(cfg.guard);
+  EXPECT_EQ(cfg.front.max_frame_bytes, 32u << 20);
+  EXPECT_EQ(cfg.front.handshake_timeout, 10s);
+  EXPECT_EQ(cfg.front.max_connections, 256u);
+  EXPECT_EQ(cfg.front.max_connections_per_address, 64u);
+  EXPECT_EQ(cfg.front.max_queued_bytes, 64u << 20);
+  EXPECT_EQ(cfg.max_sessions, 64u);
+  auto tuned = shipped_server_config(
+    "server.ini", {"--server.handshake-timeout=250ms", "--server.max-connections=8",
+                   "--server.max-connections-per-address=2", "--limits.max-sessions=3",
+                   "--server.guard=false"});
+  EXPECT_EQ(tuned.front.handshake_timeout, 250ms);
+  EXPECT_EQ(tuned.front.max_connections, 8u);
+  EXPECT_EQ(tuned.front.max_connections_per_address, 2u);
+  EXPECT_EQ(tuned.max_sessions, 3u);
+  EXPECT_FALSE(tuned.guard);
+}
+
+TEST_F(config_test, guard_limits_out_of_range_name_file_line_and_key) {
+  schema_ = memsync::server_schema();
+  auto err = load_error("[server]\nid = \"s\"\nmax-connections = 0\n");
+  EXPECT_TRUE(contains(err, path_ + ":3")) << err;
+  EXPECT_TRUE(contains(err, "server.max-connections")) << err;
+  err = load_error("[server]\nhandshake-timeout = 10\n");
+  EXPECT_TRUE(contains(err, path_ + ":2")) << err;
+  EXPECT_TRUE(contains(err, "server.handshake-timeout")) << err;
+  err = load_error("[limits]\nmax-sessions = 0\n");
+  EXPECT_TRUE(contains(err, "limits.max-sessions")) << err;
+}
+
+TEST(server_config_test, a_frame_limit_below_the_largest_push_is_refused) {
+  auto err = error_of(
+    [] { shipped_server_config("server.ini", {"--server.max-frame-bytes=1048576"}); });
+  EXPECT_TRUE(contains(err, "server.max-frame-bytes")) << err;
+  EXPECT_TRUE(contains(err, "limits.max-push-bytes")) << err;
+  EXPECT_TRUE(contains(err, "command line")) << err;
+  // Raising the push size past the default frame limit names where it was set.
+  err = error_of([] {
+    shipped_server_config("server.ini", {"--limits.max-push-bytes=67108864",
+                                         "--server.max-frame-bytes=33554432"});
+  });
+  EXPECT_TRUE(contains(err, "server.max-frame-bytes")) << err;
+}
+
+TEST(server_config_test, more_connections_per_address_than_in_all_is_refused) {
+  auto err = error_of([] {
+    shipped_server_config("server.ini", {"--server.max-connections=4",
+                                         "--server.max-connections-per-address=5"});
+  });
+  EXPECT_TRUE(contains(err, "server.max-connections-per-address")) << err;
+  EXPECT_TRUE(contains(err, "command line")) << err;
+}
+
 } // namespace

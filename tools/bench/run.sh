@@ -8,6 +8,7 @@
 #   multinode_bench  propagation through one node vs two nodes on PostgreSQL
 # (the last two start a throwaway PostgreSQL cluster, as the tests do).
 #   trace_bench  throughput with actor tracing off, sampled and all
+#   guard_bench  round trip and push throughput through the network front vs without
 # Each program prints "SUMMARY" lines with ratios against the baseline it
 # measured in the same run; they are repeated at the end. Extra arguments go
 # to every program (e.g. --benchmark_filter=get).
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/../.."
 build=build-bench
 cmake -S . -B "$build" -DMEMSYNC_BENCHMARKS=ON -DMEMSYNC_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Release >/dev/null
-programs="store_bench flush_bench load_bench log_bench backend_bench trace_bench"
+programs="store_bench flush_bench load_bench log_bench backend_bench trace_bench guard_bench"
 # shellcheck disable=SC2086
 nice -n 10 cmake --build "$build" -j2 --target $programs multinode_bench syncnode
 

@@ -1,0 +1,235 @@
+// What the network front (the guard) costs: two `syncnode server` children,
+// one guarded (the default) and one with server.guard=false (the middleman
+// on the public port, UNSAFE, benchmarks only), measured in one run, taking
+// turns round by round so a shared machine's load hits both alike.
+//   BM_guard_round_trip  a session's pull, one request at a time, from a CAF
+//                        node in this process: the remote round trip
+//   BM_guard_push        a real client node puts 2,000 changes and syncs
+//                        (pushed, committed, poked, pulled back): changes/s
+// The ratios guarded / unguarded are printed as SUMMARY lines.
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "messages/registry.hpp"
+#include "messages/remote.hpp"
+#include "node/client/client_config.hpp"
+#include "node/client/client_node.hpp"
+#include "node/config/node_options.hpp"
+#include "tests/support/process.hpp"
+#include "tools/bench/bench_common.hpp"
+
+namespace {
+
+using namespace memsync;
+using namespace memsync::bench;
+
+const char* setup_names[] = {"guarded", "unguarded"};
+constexpr std::size_t changes_per_round = 2000;
+constexpr int pulls_per_round = 500;
+
+/// A `syncnode server` child, guarded or not; port empty until it listens.
+struct server {
+  std::unique_ptr<memsync::testing::child_process> proc;
+  std::string port;
+
+  server(const temp_dir& dir, int setup) {
+    auto name = std::string{"server-"} + setup_names[setup];
+    std::vector<std::string> args{SYNCNODE_PATH,
+                                  "server",
+                                  "--config",
+                                  MEMSYNC_SOURCE_DIR "/config/server.ini",
+                                  "--server.port=0",
+                                  "--server.db-path=" + dir.file(name + ".db"),
+                                  "--server.tokens-file=" + dir.file("tokens.txt"),
+                                  std::string{"--server.guard="}
+                                    + (setup == 0 ? "true" : "false")};
+    proc = std::make_unique<memsync::testing::child_process>(args);
+    std::string line;
+    if (proc->read_line(line) && line.find("listening on") != std::string::npos)
+      port = line.substr(line.rfind(':') + 1);
+  }
+  ~server() {
+    kill(proc->pid(), SIGTERM);
+    proc->wait();
+  }
+};
+
+std::vector<std::unique_ptr<server>> start_servers(const temp_dir& dir) {
+  std::ofstream{dir.file("tokens.txt")} << "bench-token bench\n";
+  std::vector<std::unique_ptr<server>> out;
+  for (int setup = 0; setup < 2; ++setup) {
+    out.push_back(std::make_unique<server>(dir, setup));
+    if (out.back()->port.empty())
+      return {};
+  }
+  return out;
+}
+
+/// Runs `rounds` rounds, each doing `step(setup)` for both set-ups, the
+/// first one alternating. Returns the time spent per set-up, or false.
+template <class Step>
+bool interleave(int rounds, std::chrono::nanoseconds (&spent)[2], Step step) {
+  for (int r = 0; r < rounds; ++r)
+    for (int k = 0; k < 2; ++k) {
+      auto setup = (r + k) % 2;
+      auto t0 = std::chrono::steady_clock::now();
+      if (!step(setup, r))
+        return false;
+      spent[setup] += std::chrono::steady_clock::now() - t0;
+    }
+  return true;
+}
+
+caf::actor_system_config& init(caf::actor_system_config& cfg) {
+  register_message_types(cfg);
+  cfg.load<caf::io::middleman>();
+  cfg.set("logger.console", caf::atom("none"));
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  return cfg;
+}
+
+void BM_guard_round_trip(benchmark::State& state) {
+  temp_dir dir;
+  auto servers = start_servers(dir);
+  if (servers.empty())
+    return state.SkipWithError("server did not start");
+  caf::actor_system_config cfg;
+  caf::actor_system sys{init(cfg)};
+  caf::scoped_actor self{sys};
+  auto listener = sys.spawn([]() -> poke_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {
+    }};
+  });
+  // Two client ids: one server each, but one node (one actor system).
+  std::vector<session_actor> sessions;
+  for (int setup = 0; setup < 2; ++setup) {
+    auto gw = sys.middleman().remote_actor<gateway_actor>(
+      "127.0.0.1", static_cast<uint16_t>(std::stoi(servers[setup]->port)));
+    if (!gw)
+      return state.SkipWithError("no gateway");
+    hello_request req{protocol_version, "bench-0123456789abcdef", "bench-token", 0};
+    self->request(*gw, std::chrono::seconds(5), hello_atom::value, req, listener)
+      .receive([&](hello_reply&, session_actor& s) { sessions.push_back(s); },
+               [&](caf::error&) {});
+  }
+  if (sessions.size() != 2)
+    return state.SkipWithError("hello failed");
+  std::chrono::nanoseconds spent[2]{};
+  for (auto _ : state) {
+    bool ok = interleave(20, spent, [&](int setup, int) {
+      bool fine = true;
+      for (int i = 0; i < pulls_per_round && fine; ++i)
+        self
+          ->request(sessions[static_cast<size_t>(setup)], std::chrono::seconds(5),
+                    pull_atom::value, pull_request{"bench-0123456789abcdef", {}})
+          .receive([](pull_reply&) {}, [&](caf::error&) { fine = false; });
+      return fine;
+    });
+    if (!ok)
+      return state.SkipWithError("a pull failed");
+    state.SetIterationTime(std::chrono::duration<double>(spent[0] + spent[1]).count());
+  }
+  double us[2];
+  for (int s = 0; s < 2; ++s) {
+    us[s] = std::chrono::duration<double, std::micro>(spent[s]).count()
+            / (20.0 * pulls_per_round * static_cast<double>(state.iterations()));
+    state.counters[std::string{setup_names[s]} + "_us"] = us[s];
+  }
+  state.counters["guarded_vs_unguarded"] = us[0] / us[1];
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+}
+BENCHMARK(BM_guard_round_trip)
+  ->Iterations(1)
+  ->UseManualTime()
+  ->Unit(benchmark::kMillisecond);
+
+/// A client node in this process, its own actor system.
+struct client {
+  caf::actor_system_config sys_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<client_node> node;
+
+  explicit client(std::vector<std::string> overrides) {
+    auto values = load_config(client_schema(), "", overrides);
+    auto cfg = make_client_config(values);
+    apply_caf_settings(values, sys_cfg);
+    register_message_types(sys_cfg);
+    sys = std::make_unique<caf::actor_system>(sys_cfg);
+    node = std::make_unique<client_node>(*sys, cfg);
+  }
+  ~client() {
+    node->shutdown(std::chrono::seconds(10));
+    node.reset();
+  }
+};
+
+void BM_guard_push(benchmark::State& state) {
+  temp_dir dir;
+  auto servers = start_servers(dir);
+  if (servers.empty())
+    return state.SkipWithError("server did not start");
+  std::vector<std::unique_ptr<client>> clients;
+  for (int setup = 0; setup < 2; ++setup) {
+    auto name = std::string{setup_names[setup]};
+    clients.push_back(std::make_unique<client>(std::vector<std::string>{
+      "--client.id=bench", "--client.db-path=" + dir.file(name + ".db"),
+      "--server.host=127.0.0.1", "--server.port=" + servers[setup]->port,
+      "--server.token=bench-token", "--flush.debounce=0ns", "--sync.push-debounce=0ns",
+      "--local-db.synchronous=off"}));
+  }
+  std::chrono::nanoseconds spent[2]{};
+  for (auto _ : state) {
+    bool ok = interleave(30, spent, [&](int setup, int round) {
+      auto& c = *clients[static_cast<size_t>(setup)];
+      for (std::size_t i = 0; i < changes_per_round; ++i)
+        c.node->app().put_json(entity_id(i), entity_type(i),
+                               entity_data(i, static_cast<size_t>(round) + 1));
+      return c.node->sync(std::chrono::seconds(60));
+    });
+    if (!ok)
+      return state.SkipWithError("a sync timed out");
+    state.SetIterationTime(std::chrono::duration<double>(spent[0] + spent[1]).count());
+  }
+  double rate[2];
+  for (int s = 0; s < 2; ++s) {
+    rate[s] = 30.0 * changes_per_round * static_cast<double>(state.iterations())
+              / std::chrono::duration<double>(spent[s]).count();
+    state.counters[std::string{setup_names[s]} + "_per_s"] = rate[s];
+  }
+  state.counters["guarded_vs_unguarded"] = rate[0] / rate[1];
+  clients.clear(); // before their servers
+}
+BENCHMARK(BM_guard_push)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+} // namespace
+
+int main(int argc, char** argv) {
+  return run_main(argc, argv, [](const summary_reporter& r) {
+    auto rt = [&](const char* c) {
+      return r.counter("BM_guard_round_trip", c);
+    };
+    summary("remote round trip (a session's pull): guarded %s us | unguarded %s us | "
+            "guarded/unguarded %s",
+            fmt(rt("guarded_us"), "%.1f").c_str(),
+            fmt(rt("unguarded_us"), "%.1f").c_str(),
+            fmt(rt("guarded_vs_unguarded"), "%.3f").c_str());
+    auto push = [&](const char* c) {
+      return r.counter("BM_guard_push", c);
+    };
+    summary("push + sync of 2,000 changes: guarded %s changes/s | unguarded %s | "
+            "guarded/unguarded %s",
+            fmt(push("guarded_per_s"), "%.0f").c_str(),
+            fmt(push("unguarded_per_s"), "%.0f").c_str(),
+            fmt(push("guarded_vs_unguarded"), "%.3f").c_str());
+  });
+}
