@@ -57,22 +57,20 @@ gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor l
         return make_error(sync_errc::protocol_mismatch,
                           "client speaks protocol " + std::to_string(req.protocol)
                             + ", server " + std::to_string(protocol_version));
-      auto token = st.cfg.tokens.find(req.token);
-      if (token == st.cfg.tokens.end())
-        return make_error(sync_errc::unauthorized, "unknown token");
-      if (!client_id_belongs_to(req.client_id, token->second))
-        return make_error(sync_errc::unauthorized, "token of client '" + token->second
-                                                     + "' does not permit client id '"
-                                                     + req.client_id + "'");
+      // One answer for an unknown token and for a token of another client:
+      // the reply must not tell a guesser that a token exists, nor whose.
+      auto client = st.cfg.tokens.client_of(req.token);
+      if (client.empty() || !client_id_belongs_to(req.client_id, client))
+        return make_error(sync_errc::unauthorized,
+                          "the token does not permit client id '" + req.client_id + "'");
       auto sender = self->current_sender();
       if (!sender || !listener)
         return make_error(sync_errc::invalid_request, "no poke listener");
       // Refused rather than ending the oldest: that one may be in use.
-      auto& live = st.per_client[token->second];
+      auto& live = st.per_client[client];
       if (live >= st.cfg.max_sessions)
         return make_error(sync_errc::unavailable,
-                          "client '" + token->second + "' already has "
-                            + std::to_string(live)
+                          "client '" + client + "' already has " + std::to_string(live)
                             + " live sessions (limits.max-sessions); a hello is "
                               "accepted again when one of them ends");
       session_config scfg{req.client_id, sender->node(), std::move(listener),
@@ -81,7 +79,7 @@ gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor l
       ++live;
       self->monitor(session);
       st.sessions.emplace(session.address(),
-                          gateway_state::open_session{token->second, sender->node()});
+                          gateway_state::open_session{client, sender->node()});
       // Before the reply leaves: the client's first message to its session
       // may follow the reply at once.
       if (st.cfg.session_opened)

@@ -18,6 +18,7 @@
 
 #include "actors/server/replication_log.hpp"
 #include "actors/server/session.hpp"
+#include "actors/server/token_table.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 #include "messages/remote.hpp"
@@ -26,8 +27,8 @@ namespace memsync {
 
 struct gateway_config {
   std::string server_id;
-  std::string epoch; ///< informational; pulls carry the authoritative one
-  std::map<std::string, std::string> tokens; ///< token -> client name
+  std::string epoch;  ///< informational; pulls carry the authoritative one
+  token_table tokens; ///< who may connect as whom
   session_limits limits;
   std::shared_ptr<trace_sink> trace; ///< null: not tracing
   std::size_t max_sessions = 64;     ///< live sessions per client name

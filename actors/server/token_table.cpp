@@ -89,6 +89,30 @@ token_table token_table::parse(std::istream& in, const std::string& origin) {
   return out;
 }
 
+void token_table::add(std::string_view token, std::string client) {
+  auto hash = sha256(token);
+  for (auto& other : entries_)
+    if (other.hash == hash)
+      throw std::invalid_argument("token listed twice");
+  entries_.push_back({hash, std::move(client)});
+}
+
+std::map<std::string, std::string>
+token_table::plain_tokens_by_client(const std::string& path) {
+  load(path); // the same errors as for the server
+  std::ifstream in{path};
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words{line.substr(0, line.find('#'))};
+    std::string token, name;
+    if ((words >> token >> name)
+        && std::string_view{token}.substr(0, hash_prefix.size()) != hash_prefix)
+      out.emplace(name, token);
+  }
+  return out;
+}
+
 token_table token_table::load(const std::string& path) {
   std::ifstream in{path};
   if (!in)

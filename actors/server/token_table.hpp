@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <istream>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,15 @@ public:
   /// Reads and parses the file at `path`. Throws std::invalid_argument as
   /// parse does, or when the file cannot be read.
   static token_table load(const std::string& path);
+
+  /// Adds a plain token. Throws std::invalid_argument if it is listed already.
+  void add(std::string_view token, std::string client);
+
+  /// The plain tokens of a tokens file by client name (hashed lines are
+  /// skipped): what a load tester needs to connect as those clients.
+  /// Throws as load().
+  static std::map<std::string, std::string>
+  plain_tokens_by_client(const std::string& path);
 
   /// The client name `token` belongs to, or the empty string. Takes the
   /// same time for every token of the same length, wherever (or whether)

@@ -120,10 +120,12 @@ private:
 void driver::start_servers() {
   if (!cfg_.in_process) {
     addresses_ = cfg_.servers;
-    auto tokens = load_tokens(cfg_.tokens_file);
     std::map<std::string, std::string> token_of;
-    for (auto& [token, name] : tokens)
-      token_of[name] = token;
+    try {
+      token_of = token_table::plain_tokens_by_client(cfg_.tokens_file);
+    } catch (const std::invalid_argument& e) {
+      throw config_error(e.what());
+    }
     for (auto& c : clients_) {
       auto it = token_of.find(c->name);
       if (it == token_of.end())
@@ -135,10 +137,10 @@ void driver::start_servers() {
     }
     return;
   }
-  std::map<std::string, std::string> tokens;
+  token_table tokens;
   for (auto& c : clients_) {
     c->token = "loadtest-token-" + std::to_string(c->index);
-    tokens[c->token] = c->name;
+    tokens.add(c->token, c->name);
   }
   for (size_t k = 0; k < cfg_.in_process_nodes; ++k) {
     auto host = std::make_unique<server_host>();

@@ -3,6 +3,8 @@
 // way. The frame rules are in frame_guard_rules.cpp.
 #include "node/server/frame_guard.hpp"
 
+#include "actors/common/tls.hpp"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -89,8 +91,9 @@ struct frame_guard::impl {
     client_frame_filter filter;
     out_queue to_upstream;
     out_queue to_client;
-    bool upstream_ready = false; ///< the connect completed
-    bool claimed = false;        ///< holds its node's entry in grants_
+    std::unique_ptr<tls_filter> tls; ///< null: plain TCP
+    bool upstream_ready = false;     ///< the connect completed
+    bool claimed = false;            ///< holds its node's entry in grants_
     uint32_t client_mask = 0;
     uint32_t upstream_mask = 0;
 
@@ -107,6 +110,7 @@ struct frame_guard::impl {
   guard_limits limits;
   uint16_t upstream_port = 0;
   std::string server_node;
+  std::shared_ptr<tls_context> tls; // null: plain TCP
   uint16_t port = 0;
   int listener = -1;
   int epoll = -1;
@@ -130,7 +134,8 @@ struct frame_guard::impl {
   int notes_in_window = 0;
   int notes_suppressed = 0;
 
-  impl(guard_limits lim, std::string node) : limits(lim), server_node(std::move(node)) {}
+  impl(guard_limits lim, std::string node, std::shared_ptr<tls_context> ctx)
+      : limits(lim), server_node(std::move(node)), tls(std::move(ctx)) {}
 
   ~impl() {
     for (int fd : {listener, epoll, wake})
@@ -324,6 +329,8 @@ struct frame_guard::impl {
                                          [this, &c](uint64_t actor) {
                                            return has_session(c, actor);
                                          }}};
+      if (tls)
+        c.tls = std::make_unique<tls_filter>(tls);
       c.id = id;
       c.client = fd;
       c.upstream = up;
@@ -404,7 +411,18 @@ struct frame_guard::impl {
             break;
           return drop(c, nullptr);
         }
-        if (!process(c, buf, static_cast<std::size_t>(n)))
+        std::string_view bytes{buf, static_cast<std::size_t>(n)};
+        std::string plain;
+        if (c.tls) {
+          // TLS first: the rules see only what the client really sent.
+          c.tls->from_network(bytes);
+          c.to_client.data += c.tls->to_network();
+          if (c.tls->failed())
+            return drop(c, "a failed TLS handshake or record");
+          plain = c.tls->to_app();
+          bytes = plain;
+        }
+        if (!process(c, bytes.data(), bytes.size()))
           return; // dropped
         // A short read drained the socket: skip the read that would only
         // say EAGAIN (epoll reports the next bytes).
@@ -472,7 +490,12 @@ struct frame_guard::impl {
             break;
           return drop(c, nullptr);
         }
-        c.to_client.data.append(buf, static_cast<std::size_t>(n));
+        if (c.tls) {
+          c.tls->from_app({buf, static_cast<std::size_t>(n)});
+          c.to_client.data += c.tls->to_network();
+        } else {
+          c.to_client.data.append(buf, static_cast<std::size_t>(n));
+        }
         if (!c.to_client.flush(c.client))
           return drop(c, nullptr);
         if (c.to_client.pending() > limits.max_queued_bytes)
@@ -488,8 +511,8 @@ struct frame_guard::impl {
 };
 
 frame_guard::frame_guard(guard_limits limits, const std::string& host, uint16_t port,
-                         std::string server_node)
-    : impl_(std::make_unique<impl>(limits, std::move(server_node))) {
+                         std::string server_node, std::shared_ptr<tls_context> tls)
+    : impl_(std::make_unique<impl>(limits, std::move(server_node), std::move(tls))) {
   impl_->listen_on(host, port);
 }
 

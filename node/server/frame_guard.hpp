@@ -18,6 +18,8 @@
 
 namespace memsync {
 
+class tls_context;
+
 // -- BASP 0.17 on the wire ----------------------------------------------------
 
 /// The 32-byte header: operation, 2 padding bytes, flags, payload_len (u32),
@@ -150,8 +152,10 @@ public:
   /// backlog until start(). `server_node` is the node id of the server's
   /// actor system as CAF serializes it. Throws std::runtime_error if it
   /// cannot listen.
+  /// With `tls` (a server context), every client connection is TLS: the
+  /// guard decrypts first and applies its rules to the plaintext.
   frame_guard(guard_limits limits, const std::string& host, uint16_t port,
-              std::string server_node);
+              std::string server_node, std::shared_ptr<tls_context> tls = nullptr);
   ~frame_guard(); ///< stop()
 
   frame_guard(const frame_guard&) = delete;

@@ -60,33 +60,17 @@ config_schema server_schema() {
     .add_integer("server.max-queued-bytes", 64 << 20, 64 << 10, int64_t{4} << 30,
                  "bytes waiting for a client that does not read; beyond them it "
                  "is disconnected");
+  schema
+    .add_string("server.tls-cert", "",
+                "certificate chain (PEM) for TLS; set to require TLS from every "
+                "client (tools/make_certs.sh makes a private CA and one)")
+    .add_string("server.tls-key", "", "the certificate's private key (PEM)")
+    .add_string("server.tls-client-ca", "",
+                "optional: clients must present a certificate this CA signed "
+                "(tokens authenticate clients either way)");
   add_node_options(schema);
   add_trace_options(schema);
   return schema;
-}
-
-std::map<std::string, std::string> load_tokens(const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    throw config_error(path + ": cannot read tokens file");
-  std::map<std::string, std::string> out;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (auto hash = line.find('#'); hash != std::string::npos)
-      line.erase(hash);
-    std::istringstream words{line};
-    std::string token, name, extra;
-    if (!(words >> token))
-      continue;
-    auto where = path + ":" + std::to_string(lineno) + ": ";
-    if (!(words >> name) || (words >> extra))
-      throw config_error(where + "expected 'TOKEN CLIENT-NAME'");
-    if (auto err = validate_id(name); !err.ok())
-      throw config_error(where + "client name: " + err.message);
-    if (!out.emplace(token, name).second)
-      throw config_error(where + "token listed twice");
-  }
-  return out;
 }
 
 server_config make_server_config(const config_values& v) {
@@ -109,7 +93,11 @@ server_config make_server_config(const config_values& v) {
   if (tokens.empty())
     throw config_error(v.origin("server.tokens-file")
                        + ": server.tokens-file: required (who may connect)");
-  out.tokens = load_tokens(tokens);
+  try {
+    out.tokens = token_table::load(tokens);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(e.what());
+  }
   out.limits.data.max_bytes = static_cast<std::size_t>(
     v.get_integer("limits.max-data-bytes"));
   out.limits.data.max_depth = static_cast<std::size_t>(v.get_integer("limits.max-depth"));
@@ -141,6 +129,23 @@ server_config make_server_config(const config_values& v) {
     throw config_error(v.origin("server.max-connections-per-address")
                        + ": server.max-connections-per-address: must not exceed "
                          "server.max-connections");
+  out.tls.cert = v.get_string("server.tls-cert");
+  out.tls.key = v.get_string("server.tls-key");
+  out.tls.client_ca = v.get_string("server.tls-client-ca");
+  for (auto key : {"server.tls-cert", "server.tls-key", "server.tls-client-ca"})
+    if (auto path = v.get_string(key); !path.empty() && !std::ifstream{path})
+      throw config_error(v.origin(key) + ": " + key + ": cannot read " + path);
+  if (out.tls.cert.empty() != out.tls.key.empty())
+    throw config_error(
+      v.origin(out.tls.cert.empty() ? "server.tls-key" : "server.tls-cert")
+      + ": server.tls-cert and server.tls-key go together");
+  if (!out.tls.on() && !out.tls.client_ca.empty())
+    throw config_error(v.origin("server.tls-client-ca")
+                       + ": server.tls-client-ca: needs server.tls-cert (TLS is off)");
+  if (out.tls.on() && !out.guard)
+    throw config_error(
+      v.origin("server.guard")
+      + ": server.guard: TLS is terminated by the guard; it cannot be off");
   out.trace = make_trace_settings(v);
   return out;
 }

@@ -9,20 +9,30 @@
 
 #include "actors/common/trace_sink.hpp"
 #include "actors/server/session.hpp"
+#include "actors/server/token_table.hpp"
 #include "node/config/config.hpp"
 #include "node/server/frame_guard.hpp"
 
 namespace memsync {
 
+/// TLS for clients: on when `cert` is set (the guard terminates it).
+struct tls_server_settings {
+  std::string cert;      ///< certificate chain (PEM)
+  std::string key;       ///< its private key (PEM)
+  std::string client_ca; ///< optional: clients must present a certificate it signed
+  bool on() const { return !cert.empty(); }
+};
+
 struct server_config {
   std::string server_id;
   std::string host;
-  uint16_t port = 0;                         ///< 0: any free port
-  std::string backend;                       ///< "sqlite" or "postgres"
-  std::string db_path;                       ///< sqlite
-  std::string postgres;                      ///< libpq connection string
-  std::string postgres_schema;               ///< postgres
-  std::map<std::string, std::string> tokens; ///< token -> client name
+  uint16_t port = 0;           ///< 0: any free port
+  std::string backend;         ///< "sqlite" or "postgres"
+  std::string db_path;         ///< sqlite
+  std::string postgres;        ///< libpq connection string
+  std::string postgres_schema; ///< postgres
+  token_table tokens;          ///< who may connect as whom
+  tls_server_settings tls;     ///< [server] tls-*
   session_limits limits;
   std::size_t max_sessions = 64; ///< live sessions per client name
   /// false only for benchmarks: the middleman itself then listens on
@@ -35,8 +45,5 @@ struct server_config {
 config_schema server_schema();
 /// Throws config_error (also for a bad tokens file, naming file and line).
 server_config make_server_config(const config_values& values);
-
-/// Reads "TOKEN CLIENT-NAME" lines ('#' starts a comment).
-std::map<std::string, std::string> load_tokens(const std::string& path);
 
 } // namespace memsync

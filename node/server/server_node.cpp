@@ -8,6 +8,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/common/tls.hpp"
 #include "actors/storage/postgres_backend.hpp"
 #include "actors/storage/postgres_listener.hpp"
 #include "actors/storage/sqlite_backend.hpp"
@@ -101,8 +102,10 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
                       cfg.limits,    trace_,           cfg.max_sessions};
   if (cfg.guard) {
     // Listening first: a port in use fails before anything is spawned.
-    guard_ = std::make_shared<frame_guard>(cfg.front, cfg.host, cfg.port,
-                                           serialize_node(sys, sys.node()));
+    guard_ = std::make_shared<frame_guard>(
+      cfg.front, cfg.host, cfg.port, serialize_node(sys, sys.node()),
+      cfg.tls.on() ? tls_context::server(cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca)
+                   : nullptr);
     gcfg.session_opened = [guard = guard_, sys = &sys](const caf::node_id& node,
                                                        caf::actor_id id) {
       guard->bind_session(serialize_node(*sys, node), id);

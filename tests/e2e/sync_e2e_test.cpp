@@ -793,8 +793,12 @@ TEST(sync_e2e_bad_inputs, handmade_caf_client_is_checked_by_the_server) {
     EXPECT_EQ(err.code, sync_errc::protocol_mismatch) << err.describe();
     err = peer.hello({protocol_version, peer_id, "nope", 0});
     EXPECT_EQ(err.code, sync_errc::unauthorized) << err.describe();
+    auto unknown = err.message;
     err = peer.hello({protocol_version, peer_id, "bob-token-41d7", 0});
     EXPECT_EQ(err.code, sync_errc::unauthorized) << err.describe();
+    // The same answer: a guesser learns neither that a token exists nor whose.
+    EXPECT_EQ(err.message, unknown);
+    EXPECT_EQ(err.message.find("bob"), std::string::npos) << err.message;
     EXPECT_FALSE(peer.session());
     err = peer.hello({protocol_version, peer_id, "alice-token-9f2c", 0});
     ASSERT_TRUE(err.ok()) << err.describe();

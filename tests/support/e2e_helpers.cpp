@@ -1,5 +1,7 @@
 #include "tests/support/e2e_helpers.hpp"
 
+#include <cstdlib>
+
 #include <signal.h>
 
 #include <algorithm>
@@ -98,6 +100,17 @@ cluster::cluster() {
   for (auto name : {"carol", "dave", "erin", "frank", "grace", "c1", "c2", "c3", "c4",
                     "c5", "mallory"})
     out << token_of(name) << ' ' << name << '\n';
+  if (tls()) {
+    auto cmd = std::string{MEMSYNC_SOURCE_DIR "/tools/make_certs.sh "}
+               + dir_.file("certs") + " localhost 127.0.0.1 >/dev/null";
+    if (std::system(cmd.c_str()) != 0)
+      ADD_FAILURE() << "tools/make_certs.sh failed";
+  }
+}
+
+bool cluster::tls() {
+  auto* env = std::getenv("MEMSYNC_E2E_TLS");
+  return env && std::string{env} == "1";
 }
 
 cluster::~cluster() {
@@ -125,6 +138,10 @@ uint16_t cluster::start_server(uint16_t port, std::vector<std::string> extra) {
                                 "--server.port=" + std::to_string(port),
                                 "--server.db-path=" + server_db(),
                                 "--server.tokens-file=" + tokens_path_};
+  if (tls()) {
+    args.push_back("--server.tls-cert=" + dir_.file("certs/server.pem"));
+    args.push_back("--server.tls-key=" + dir_.file("certs/server.key"));
+  }
   args.insert(args.end(), middleman_options.begin(), middleman_options.end());
   args.insert(args.end(), extra.begin(), extra.end());
   server_ = std::make_unique<child_process>(args);
@@ -209,6 +226,8 @@ std::vector<std::string> cluster::client_args(const std::string& name,
     args.push_back("--client.id=" + name);
     args.push_back("--server.token=" + token_of(name));
   }
+  if (tls())
+    args.push_back("--server.tls-ca=" + ca_file());
   args.insert(args.end(), fast_client_options.begin(), fast_client_options.end());
   args.insert(args.end(), middleman_options.begin(), middleman_options.end());
   args.insert(args.end(), extra.begin(), extra.end());

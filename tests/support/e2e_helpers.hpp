@@ -92,6 +92,13 @@ public:
   /// for any other name.
   static std::string token_of(const std::string& name);
 
+  /// True when MEMSYNC_E2E_TLS=1: the cluster makes a private CA
+  /// (tools/make_certs.sh), its server requires TLS and its clients verify
+  /// the server's certificate, so the same tests run over TLS.
+  static bool tls();
+  /// The CA file clients trust in TLS mode.
+  std::string ca_file() const { return dir_.file("certs/ca.pem"); }
+
   /// Starts a client named `name` (db file DIR/name.db unless overridden by
   /// a later --client.db-path in `extra`), connected to port() (or `port`).
   std::unique_ptr<sync_client> start_client(const std::string& name,
