@@ -2,10 +2,14 @@
 // lookups that answer only "this client" or "not permitted".
 #include "actors/server/token_table.hpp"
 
+#include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.hpp"
 
 using memsync::token_table;
 
@@ -77,4 +81,16 @@ TEST(token_table, an_unreadable_file_is_an_error_naming_it) {
   } catch (const std::invalid_argument& e) {
     EXPECT_STREQ(e.what(), "/nonexistent/tokens.txt: cannot read tokens file");
   }
+}
+
+TEST(token_table, tokens_added_in_code_and_plain_tokens_for_a_load_tester) {
+  token_table t;
+  t.add("t1", "c1");
+  EXPECT_EQ(t.client_of("t1"), "c1");
+  EXPECT_THROW(t.add("t1", "c2"), std::invalid_argument);
+  memsync::testing::temp_dir dir;
+  std::ofstream{dir.file("tokens.txt")} << "plain-a a\n"
+                                        << token_table::hash_line("secret-b") << " b\n";
+  auto plain = token_table::plain_tokens_by_client(dir.file("tokens.txt"));
+  EXPECT_EQ(plain, (std::map<std::string, std::string>{{"a", "plain-a"}}));
 }
