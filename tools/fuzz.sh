@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_merge_patch fuzz_validation fuzz_config fuzz_tokens)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_merge_patch fuzz_validation fuzz_config fuzz_tokens fuzz_frame_guard)
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DMEMSYNC_FUZZ=ON -DMEMSYNC_TESTS=OFF >/dev/null
