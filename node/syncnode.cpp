@@ -2,6 +2,7 @@
 //   syncnode client --config FILE   a client node with a command prompt
 //   syncnode server --config FILE   a server node, until SIGINT/SIGTERM
 //   syncnode loadtest --config FILE many simulated clients against servers
+//   syncnode hash-token [TOKEN]     the tokens-file form of a token (sha256:...)
 #include <unistd.h>
 
 #include <csignal>
@@ -14,6 +15,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "actors/server/token_table.hpp"
 #include "messages/registry.hpp"
 #include "node/client/client_config.hpp"
 #include "node/client/client_node.hpp"
@@ -30,7 +32,9 @@ const char* usage
   = "usage: syncnode client --config FILE [--section.key=value ...] [--timeout=DUR]\n"
     "       syncnode server --config FILE [--section.key=value ...]\n"
     "       syncnode loadtest --config FILE [--section.key=value ...]\n"
-    "       syncnode client|server|loadtest --help-options   (list every option)\n";
+    "       syncnode client|server|loadtest --help-options   (list every option)\n"
+    "       syncnode hash-token [TOKEN]   (reads TOKEN from standard input if not "
+    "given)\n";
 
 struct command_line {
   std::string config_path;
@@ -206,6 +210,20 @@ int main(int argc, char** argv) {
     return run_server(parse_args(argc, argv));
   if (cmd == "loadtest")
     return run_loadtest_command(parse_args(argc, argv));
+  if (cmd == "hash-token") {
+    // From standard input by default: an argument shows in `ps` and shell history.
+    std::string token;
+    if (argc > 2)
+      token = argv[2];
+    else
+      std::getline(std::cin, token);
+    if (token.empty() || token.find_first_of(" \t#") != std::string::npos) {
+      std::cerr << "error: a token is one word without '#'\n";
+      return 2;
+    }
+    std::cout << token_table::hash_line(token) << '\n';
+    return 0;
+  }
   std::cerr << usage;
   return 2;
 }

@@ -2,7 +2,7 @@
 // it; a client that does not trust the certificate, expects another host
 // name, or speaks plain BASP never gets in, says why in its status, and
 // costs the honest clients nothing. (The rest of the end-to-end suite also
-// runs over TLS: ctest -L tls.)
+// runs over TLS: ctest -L tls.) And a tokens file that holds only digests.
 #include <chrono>
 #include <cstdlib>
 
@@ -88,4 +88,26 @@ TEST(tls_e2e, a_plain_client_gets_nothing_from_a_tls_server) {
   EXPECT_EQ(st.value("connected", true), false) << st.dump();
   expect_alice_syncs(*alice, "unaffected");
   ASSERT_EQ(alice->cmd("get p"), "not found");
+}
+
+TEST(tokens_e2e, a_tokens_file_of_digests_lets_the_right_clients_in) {
+  cluster c;
+  // Only digests on disk, made by `syncnode hash-token`.
+  auto hashed = c.dir().file("hashed-tokens.txt");
+  auto cmd = std::string{"echo alice-token-9f2c | " SYNCNODE_PATH " hash-token > "}
+             + hashed + " && sed -i 's/$/ alice/' " + hashed;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_NE(c.start_server(0, {"--server.tokens-file=" + hashed}), 0);
+  auto alice = c.start_client("alice");
+  expect_alice_syncs(*alice, "hashed");
+  // bob's token is not in the file.
+  auto bob = c.start_client("bob");
+  json last;
+  EXPECT_TRUE(bob->wait_status(
+    [&](const json& s) {
+      last = s;
+      return s.value("last_error", "").find("unauthorized") != std::string::npos;
+    },
+    5s))
+    << last.dump();
 }
