@@ -40,8 +40,6 @@ using poke_atom = caf::atom_constant<caf::atom("poke")>;
 using outbox_atom = caf::atom_constant<caf::atom("outbox")>;
 /// Remember the epoch of the last acknowledged push.
 using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
-/// The replication log commits its queued pushes as one group.
-using commit_atom = caf::atom_constant<caf::atom("commit")>;
 /// Changes the server refused (network_syncer -> memory_store).
 using refused_atom = caf::atom_constant<caf::atom("refused")>;
 /// Wait until everything local is pushed, acknowledged and pulled.
@@ -50,5 +48,12 @@ using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using online_atom = caf::atom_constant<caf::atom("online")>;
 /// (Re)connect to the server.
 using connect_atom = caf::connect_atom;
+
+// -- inside a server node ----------------------------------------------------
+
+/// The replication log commits its queued pushes as one group (its own timer).
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+/// Ask the replication log for its counters.
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 } // namespace memsync
