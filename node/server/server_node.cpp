@@ -148,6 +148,9 @@ void server_node::stop() {
   sys_.middleman().close(port_);
   caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);
+  // A detached actor's thread waits until no handle is left: the actor
+  // system can only end once this one is gone too.
+  log_ = nullptr;
   if (trace_)
     trace_->close();
 }

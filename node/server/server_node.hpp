@@ -40,6 +40,9 @@ public:
   uint16_t port() const { return port_; }
   /// Null when tracing is off.
   trace_sink* trace() const { return trace_.get(); }
+  /// The node's replication log (for status, and for tests that end it);
+  /// null once stopped.
+  replication_log_actor log() const { return log_; }
 
   /// Stops accepting clients and stops every actor of the node.
   void stop();
