@@ -40,8 +40,6 @@ using poke_atom = caf::atom_constant<caf::atom("poke")>;
 using outbox_atom = caf::atom_constant<caf::atom("outbox")>;
 /// Remember the epoch of the last acknowledged push.
 using epoch_atom = caf::atom_constant<caf::atom("epoch")>;
-/// The replication log commits its queued pushes as one group.
-using commit_atom = caf::atom_constant<caf::atom("commit")>;
 /// Changes the server refused (network_syncer -> memory_store).
 using refused_atom = caf::atom_constant<caf::atom("refused")>;
 /// Wait until everything local is pushed, acknowledged and pulled.
@@ -63,5 +61,12 @@ using push_due_atom = caf::atom_constant<caf::atom("push_due")>;
 using pull_tick_atom = caf::atom_constant<caf::atom("pull_tick")>;
 /// Private to network_syncer: retry a failed pull (after a backoff).
 using pull_retry_atom = caf::atom_constant<caf::atom("pull_retry")>;
+
+// -- inside a server node ----------------------------------------------------
+
+/// The replication log commits its queued pushes as one group (its own timer).
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+/// Ask the replication log for its counters.
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 } // namespace memsync

@@ -153,10 +153,15 @@ int run_server(const command_line& args) {
     // One line a script can wait for (the port matters when 0 was asked).
     std::cout << "server " << cfg.server_id << " listening on " << cfg.host << ":"
               << node.port() << std::endl;
-    while (!stop_requested)
+    while (!stop_requested && !node.failed())
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     node.stop();
     report_trace(node.trace());
+    if (node.failed()) { // a supervisor restarts us; lingering would serve nobody
+      std::cerr << "error: server " << cfg.server_id << " exits: " << node.failure()
+                << std::endl;
+      return 1;
+    }
     std::cout << "server " << cfg.server_id << " stopped" << std::endl;
     return 0;
   } catch (const std::runtime_error& e) { // storage_error, a taken port

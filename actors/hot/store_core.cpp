@@ -1,5 +1,6 @@
 #include "actors/hot/store_core.hpp"
 
+#include "actors/common/apply_change.hpp"
 #include "actors/common/trace_sink.hpp"
 
 #include <algorithm>
@@ -121,19 +122,15 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   auto old = get(id);
   if (!old)
     return {sync_errc::not_found, "no entity with id '" + std::string{id} + "'"};
-  auto doc = nlohmann::json::parse(old->data, nullptr, false);
-  if (doc.is_discarded())
-    return {sync_errc::invalid_json, "the stored entity is not JSON"};
-  doc.merge_patch(patch);
-  auto text = doc.dump();
-  if (auto err = check_limits(text, limits_); !err.ok())
-    return {err.code, "patched entity would be invalid: " + err.message};
   change c;
   c.kind = change_kind::patch;
   c.id = id;
   c.type = old->type;
   c.data = std::move(patch_text);
-  auto value = make_entity(c.id, c.type, std::move(text), old->version);
+  auto applied = apply_change(old.get(), c, &limits_);
+  if (!applied.error.ok())
+    return applied.error;
+  auto value = make_entity(c.id, c.type, std::move(applied.next.data), old->version);
   queue_local(std::move(c), std::move(old), std::move(value));
   return {};
 }
@@ -206,18 +203,15 @@ entity_ptr store_core::fold_pending(const std::string& id, const shadow& sh) con
   entity_ptr cur = sh.base;
   auto version = sh.base ? sh.base->version : 0;
   for (auto seq : sh.seqs) {
-    auto& c = pending_.at(seq);
-    switch (c.kind) {
-      case change_kind::put: cur = make_entity(id, c.type, c.data, version); break;
-      case change_kind::patch:
-        if (cur) { // a patch of a missing entity has no visible effect
-          auto doc = nlohmann::json::parse(cur->data);
-          doc.merge_patch(nlohmann::json::parse(c.data));
-          cur = make_entity(id, cur->type, doc.dump(), version);
-        }
-        break;
-      case change_kind::del: cur = nullptr; break;
-    }
+    // A refused change (a patch of a missing entity) has no visible effect.
+    auto applied = apply_change(cur.get(), pending_.at(seq));
+    if (!applied.error.ok())
+      continue;
+    if (applied.next.deleted || !applied.writes)
+      cur = nullptr;
+    else
+      cur = make_entity(id, std::move(applied.next.type), std::move(applied.next.data),
+                        version);
   }
   return cur;
 }

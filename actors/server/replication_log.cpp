@@ -1,6 +1,7 @@
 #include "actors/server/replication_log.hpp"
 
-#include <algorithm>
+#include <deque>
+#include <unordered_map>
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -32,12 +33,19 @@ struct queued_push {
   caf::typed_response_promise<push_reply> promise;
 };
 
+/// The log's full interface: what others may send plus its own timer.
+using log_impl_actor = replication_log_actor::extend<
+  /// Commit the queued pushes (sent to itself).
+  caf::reacts_to<commit_atom>>;
+
 struct replication_log_state {
   std::shared_ptr<storage_backend> backend;
-  data_limits limits;
-  std::vector<queued_push> queue;
+  log_settings settings;
+  std::deque<queued_push> queue;
   bool commit_scheduled = false;
-  std::vector<poke_listener_actor> listeners;
+  /// By address: a departing listener is found in O(1) (a linear scan per
+  /// departure made the teardown of many sessions quadratic).
+  std::unordered_map<caf::actor_addr, poke_listener_actor> listeners;
   uint64_t poked_version = 0;
   log_stats stats;
   std::shared_ptr<trace_sink> trace;
@@ -45,11 +53,22 @@ struct replication_log_state {
   const char* name = "replication_log";
 };
 
-using self_ptr = replication_log_actor::stateful_pointer<replication_log_state>;
+using self_ptr = log_impl_actor::stateful_pointer<replication_log_state>;
 
-caf::error storage_failure(const storage_error& e) {
-  return make_error(e.retryable() ? sync_errc::unavailable : sync_errc::db_error,
-                    e.what());
+std::size_t push_bytes(const log_push& p) {
+  std::size_t n = 0;
+  for (auto& c : p.request.changes)
+    n += c.id.size() + c.type.size() + c.data.size();
+  return n;
+}
+
+void schedule_commit(self_ptr self) {
+  if (self->state.commit_scheduled || self->state.queue.empty())
+    return;
+  self->state.commit_scheduled = true;
+  // Every push already in the mailbox is handled before this message, so
+  // they all join the same group.
+  self->send(self, commit_atom::value);
 }
 
 /// Records the version each traced change got; returns a trace id of the
@@ -79,15 +98,30 @@ void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id) {
   trace_scope ts{st.trace.get(), self, "poke_sent"};
   ts.version(version);
   ts.mark(trace_id);
-  for (auto& listener : st.listeners)
+  for (auto& [addr, listener] : st.listeners)
     self->send(listener, poke_atom::value, poke{version, trace_id});
+}
+
+// Takes the oldest queued pushes up to the group caps (at least one).
+std::vector<queued_push> next_group(replication_log_state& st) {
+  std::vector<queued_push> batch;
+  std::size_t bytes = 0;
+  while (!st.queue.empty() && batch.size() < st.settings.max_group_pushes) {
+    auto size = push_bytes(st.queue.front().push);
+    if (!batch.empty() && bytes + size > st.settings.max_group_bytes)
+      break;
+    bytes += size;
+    batch.push_back(std::move(st.queue.front()));
+    st.queue.pop_front();
+  }
+  return batch;
 }
 
 void commit(self_ptr self) {
   auto& st = self->state;
   st.commit_scheduled = false;
-  auto batch = std::move(st.queue);
-  st.queue.clear();
+  auto batch = next_group(st);
+  schedule_commit(self); // what the caps left behind goes next
   if (batch.empty())
     return;
   trace_scope ts{st.trace.get(), self, "commit"};
@@ -95,8 +129,11 @@ void commit(self_ptr self) {
   pushes.reserve(batch.size());
   for (auto& q : batch)
     pushes.push_back(std::move(q.push));
+  // apply_pushes answers a failing backend per push; anything else thrown
+  // here (out of memory while building the result) fails the group, never
+  // the log.
   try {
-    auto result = apply_pushes(*st.backend, pushes, st.limits);
+    auto result = apply_pushes(*st.backend, pushes, st.settings.data);
     uint64_t poke_trace = 0;
     if (st.trace)
       poke_trace = trace_commit(self, ts, pushes, result.written);
@@ -114,28 +151,25 @@ void commit(self_ptr self) {
         batch[i].promise.deliver(make_error(outcome.error));
     }
     poke_listeners(self, result.version, poke_trace);
-  } catch (const storage_error& e) {
-    auto err = storage_failure(e);
+  } catch (const std::exception& e) {
+    auto err = make_error(storage_failure(e));
     for (auto& q : batch)
-      q.promise.deliver(err);
+      if (q.promise.pending())
+        q.promise.deliver(err);
   }
 }
 
-replication_log_actor::behavior_type
+log_impl_actor::behavior_type
 replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
-                     data_limits limits, std::shared_ptr<trace_sink> trace) {
+                     log_settings settings, std::shared_ptr<trace_sink> trace) {
   self->state.backend = std::move(backend);
-  self->state.limits = limits;
+  self->state.settings = settings;
   if (trace)
     self->state.recent = std::make_unique<recent_traces>();
   self->state.trace = std::move(trace);
   self->state.poked_version = self->state.backend->head_version();
-  self->set_down_handler([=](const caf::down_msg& msg) {
-    auto& ls = self->state.listeners;
-    ls.erase(std::remove_if(ls.begin(), ls.end(),
-                            [&](auto& l) { return l.address() == msg.source; }),
-             ls.end());
-  });
+  self->set_down_handler(
+    [=](const caf::down_msg& msg) { self->state.listeners.erase(msg.source); });
   return {
     [=](push_atom, log_push& push) {
       auto& st = self->state;
@@ -149,12 +183,7 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
       }
       auto promise = self->make_response_promise<push_reply>();
       st.queue.push_back({std::move(push), promise});
-      // Every push already in the mailbox is handled before this message,
-      // so they all join the same commit.
-      if (!st.commit_scheduled) {
-        st.commit_scheduled = true;
-        self->send(self, commit_atom::value);
-      }
+      schedule_commit(self);
       return promise;
     },
     [=](pull_atom, const pull_request& req) -> caf::result<pull_reply> {
@@ -170,16 +199,23 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
           }
         }
         return reply;
-      } catch (const storage_error& e) {
-        return storage_failure(e);
+      } catch (const std::exception& e) { // storage_error, sqlite_error, bad_alloc
+        return make_error(storage_failure(e));
       }
     },
     [=](subscribe_atom, poke_listener_actor& listener) {
+      if (!listener)
+        return;
       self->monitor(listener);
-      self->state.listeners.push_back(std::move(listener));
+      auto addr = listener.address();
+      self->state.listeners.emplace(std::move(addr), std::move(listener));
     },
     [=](poke_atom, const poke& p) { poke_listeners(self, p.version, p.trace_id); },
-    [=](get_atom) { return self->state.stats; },
+    [=](stats_atom) {
+      auto out = self->state.stats;
+      out.listeners = self->state.listeners.size();
+      return out;
+    },
     [=](commit_atom) { commit(self); },
   };
 }
@@ -188,13 +224,16 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
 
 replication_log_actor spawn_replication_log(caf::actor_system& sys,
                                             std::unique_ptr<storage_backend> backend,
-                                            data_limits limits, bool detached,
+                                            log_settings settings, bool detached,
                                             std::shared_ptr<trace_sink> trace) {
   std::shared_ptr<storage_backend> shared{std::move(backend)};
+  log_impl_actor log;
   if (detached)
-    return sys.spawn<caf::detached>(replication_log_impl, shared, limits,
-                                    std::move(trace));
-  return sys.spawn(replication_log_impl, shared, limits, std::move(trace));
+    log = sys.spawn<caf::detached>(replication_log_impl, shared, settings,
+                                   std::move(trace));
+  else
+    log = sys.spawn(replication_log_impl, shared, settings, std::move(trace));
+  return caf::actor_cast<replication_log_actor>(std::move(log));
 }
 
 } // namespace memsync

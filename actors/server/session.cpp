@@ -1,5 +1,7 @@
 #include "actors/server/session.hpp"
 
+#include "actors/common/clock.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -14,6 +16,7 @@ struct session_state {
   replication_log_actor log;
   session_config cfg;
   bool push_in_flight = false;
+  bool pull_in_flight = false; // each answer is the client's whole diff: one at a time
   const char* name = "session";
 };
 
@@ -46,6 +49,11 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
     if (c.mutation_id <= previous)
       return make_error(sync_errc::invalid_request,
                         "mutation ids must increase within a push");
+    if (c.mutation_id > max_mutation_id) // no backend could store it
+      return make_error(sync_errc::invalid_request, "mutation id "
+                                                      + std::to_string(c.mutation_id)
+                                                      + " is above the largest allowed, "
+                                                      + std::to_string(max_mutation_id));
     previous = c.mutation_id;
   }
   if (bytes > limits.max_push_bytes)
@@ -55,17 +63,35 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
   return {};
 }
 
+/// Validation, then the canonical form, checked against the limits again:
+/// canonical text can be longer than what the client sent (`1e9` becomes
+/// `1000000000`), and every node must be able to hold what the log stores.
+sync_error canonical_verdict(change& c, const data_limits& limits) {
+  if (auto err = canonicalize_change(c, limits); !err.ok())
+    return err;
+  if (c.kind == change_kind::del)
+    return {};
+  if (auto err = check_limits(c.data, limits); !err.ok())
+    return {err.code, "in canonical form: " + err.message};
+  return {};
+}
+
 session_actor::behavior_type session_impl(self_ptr self, replication_log_actor log,
                                           session_config cfg) {
   self->state.log = log;
   self->state.cfg = std::move(cfg);
   auto& listener = self->state.cfg.listener;
   self->monitor(listener);
-  // Linked to the log, not to the gateway: a gateway killed by a hostile
-  // peer must not take the connected clients' sessions with it, while the
-  // node's shutdown (which stops the log) ends every session.
-  self->link_to(log);
-  self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
+  // Monitored, never linked: a link is a kill switch both ways, and a peer
+  // can send this session an exit message. The node's shutdown (which stops
+  // the log) still ends every session, from here.
+  self->monitor(log);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    if (msg.source == self->state.log.address())
+      self->quit(msg.reason);
+    else if (msg.source == self->state.cfg.listener.address())
+      self->quit(); // the client left
+  });
   self->send(log, subscribe_atom::value, caf::actor_cast<poke_listener_actor>(self));
   return {
     [=](push_atom, push_request& req) -> caf::result<push_reply> {
@@ -89,7 +115,7 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
       log_push push;
       push.verdicts.reserve(req.changes.size());
       for (auto& c : req.changes)
-        push.verdicts.push_back(canonicalize_change(c, st.cfg.limits.data));
+        push.verdicts.push_back(canonical_verdict(c, st.cfg.limits.data));
       push.request = std::move(req);
       st.push_in_flight = true;
       auto promise = self->make_response_promise<push_reply>();
@@ -106,23 +132,30 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
       return promise;
     },
     [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
+      auto& st = self->state;
       if (auto err = check_origin(self, req.client_id))
         return err;
+      if (st.pull_in_flight)
+        return make_error(sync_errc::invalid_request,
+                          "a pull is already in flight for this client");
+      st.pull_in_flight = true;
       // Not delegate(): the reply would come from the log and hand the
       // client the log's handle. The answer goes through this session.
       auto promise = self->make_response_promise<pull_reply>();
-      self
-        ->request(self->state.log, self->state.cfg.limits.log_timeout, pull_atom::value,
-                  std::move(req))
+      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(req))
         .then(
           [=](pull_reply& reply) mutable {
+            self->state.pull_in_flight = false;
             trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
             ts.peer(self->state.cfg.client_id);
             ts.pull_items(reply);
-            reply.server_time_us = trace_now_ns() / 1000;
+            reply.server_time_us = wall_clock_us();
             promise.deliver(std::move(reply));
           },
-          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+          [=](caf::error& err) mutable {
+            self->state.pull_in_flight = false;
+            promise.deliver(std::move(err));
+          });
       return promise;
     },
     [=](poke_atom, const poke& p) {

@@ -1,9 +1,13 @@
 // session: the per-client facade a gateway hands out. It is the only server
 // actor a client ever holds: it checks that every request comes from the
 // node that said hello and names its own client id, validates every change
-// (ids, types, JSON, size, nesting, bytes and count per push) before anything
-// reaches the replication log, allows one push in flight, and forwards the
-// log's pokes to its client. It ends when its client goes away.
+// (ids, types, JSON, canonical size, nesting, mutation ids in 1..2^63-1,
+// bytes and count per push) before anything reaches the replication log,
+// allows one push and one pull in flight (a second is refused, not queued),
+// and forwards the log's pokes to its client.
+// It ends when its client's poke listener goes away or the log ends; it
+// monitors the log and links to nothing, so an exit message a peer sends it
+// (any reason) ends this session alone, never the log or another session.
 #pragma once
 
 #include <cstddef>
@@ -18,20 +22,13 @@
 
 #include "actors/common/trace_sink.hpp"
 #include "actors/server/replication_log.hpp"
+#include "actors/server/tuning.hpp"
 #include "messages/atoms.hpp"
 #include "messages/protocol.hpp"
 #include "messages/remote.hpp"
 #include "messages/validation.hpp"
 
 namespace memsync {
-
-/// Per-client limits, from the server config.
-struct session_limits {
-  data_limits data;
-  std::size_t max_push_changes = 1000;
-  std::size_t max_push_bytes = 8 << 20;
-  caf::timespan log_timeout = std::chrono::seconds(30);
-};
 
 struct session_config {
   std::string client_id;

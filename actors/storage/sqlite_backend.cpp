@@ -36,8 +36,10 @@ int64_t new_commit_id() {
 }
 
 [[noreturn]] void rethrow(const sqlite_error& e, const std::string& what) {
-  // Busy or locked: another writer held the file; trying again can succeed.
-  bool retryable = e.code() == 5 /* SQLITE_BUSY */ || e.code() == 6;
+  // Busy or locked: another writer held the file; full: space may be freed.
+  // Trying again can succeed (nothing was applied).
+  bool retryable = e.code() == 5 /* SQLITE_BUSY */ || e.code() == 6 /* LOCKED */
+                   || e.code() == 13 /* SQLITE_FULL */;
   throw storage_error(what + ": " + e.what(), retryable);
 }
 
@@ -49,49 +51,68 @@ public:
       : backend_(backend), guard_(*backend.db_), head_(backend.head_),
         commit_id_(new_commit_id()) {}
 
+  // Every statement can fail (a full disk, an I/O error): as storage_error,
+  // like the rest of the interface.
+
   uint64_t last_mutation_id(const std::string& client_id) override {
-    auto& stmt = backend_.get_client_;
-    stmt.bind(1, client_id);
-    uint64_t out = stmt.step() ? static_cast<uint64_t>(stmt.column_int(0)) : 0;
-    stmt.reset();
-    return out;
+    try {
+      auto& stmt = backend_.get_client_;
+      stmt.bind(1, client_id);
+      uint64_t out = stmt.step() ? static_cast<uint64_t>(stmt.column_int(0)) : 0;
+      stmt.reset();
+      return out;
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot read a client");
+    }
   }
 
   void set_last_mutation_id(const std::string& client_id, uint64_t mutation_id) override {
-    backend_.set_client_.bind(1, client_id)
-      .bind(2, static_cast<int64_t>(mutation_id))
-      .exec();
+    try {
+      backend_.set_client_.bind(1, client_id)
+        .bind(2, static_cast<int64_t>(mutation_id))
+        .exec();
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot write a client");
+    }
   }
 
   bool load_entity(const std::string& id, entity& out) override {
-    auto& stmt = backend_.get_entity_;
-    stmt.bind(1, id);
-    bool found = stmt.step();
-    if (found)
-      out = {id, stmt.column_text(0), stmt.column_text(1),
-             static_cast<uint64_t>(stmt.column_int(2)), stmt.column_int(3) != 0};
-    stmt.reset();
-    return found;
+    try {
+      auto& stmt = backend_.get_entity_;
+      stmt.bind(1, id);
+      bool found = stmt.step();
+      if (found)
+        out = {id, stmt.column_text(0), stmt.column_text(1),
+               static_cast<uint64_t>(stmt.column_int(2)), stmt.column_int(3) != 0};
+      stmt.reset();
+      return found;
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot read an entity");
+    }
   }
 
   uint64_t write_entity(const entity& e, const std::string& client_id,
                         uint64_t mutation_id) override {
-    auto version = static_cast<int64_t>(++head_);
-    backend_.put_entity_.bind(1, e.id)
-      .bind(2, e.type)
-      .bind(3, e.data)
-      .bind(4, version)
-      .bind(5, int64_t{e.deleted ? 1 : 0})
-      .exec();
-    backend_.append_log_.bind(1, version)
-      .bind(2, commit_id_)
-      .bind(3, client_id)
-      .bind(4, static_cast<int64_t>(mutation_id))
-      .bind(5, e.id)
-      .bind(6, int64_t{e.deleted ? 1 : 0})
-      .exec();
+    try {
+      auto version = static_cast<int64_t>(head_ + 1);
+      backend_.put_entity_.bind(1, e.id)
+        .bind(2, e.type)
+        .bind(3, e.data)
+        .bind(4, version)
+        .bind(5, int64_t{e.deleted ? 1 : 0})
+        .exec();
+      backend_.append_log_.bind(1, version)
+        .bind(2, commit_id_)
+        .bind(3, client_id)
+        .bind(4, static_cast<int64_t>(mutation_id))
+        .bind(5, e.id)
+        .bind(6, int64_t{e.deleted ? 1 : 0})
+        .exec();
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot write an entity");
+    }
     wrote_ = true;
-    return head_;
+    return ++head_;
   }
 
   void commit() override {

@@ -1,44 +1,20 @@
 #include "actors/storage/storage_backend.hpp"
 
-#include <nlohmann/json.hpp>
+#include "actors/common/apply_change.hpp"
 
 namespace memsync {
 
 namespace {
 
 // `version`: what the change was written under (left alone if nothing was).
-sync_error apply_change(storage_tx& tx, const std::string& client_id, const change& c,
+sync_error write_change(storage_tx& tx, const std::string& client_id, const change& c,
                         const data_limits& limits, uint64_t& version) {
   entity current;
   bool exists = tx.load_entity(c.id, current) && !current.deleted;
-  entity next{c.id, c.type, c.data, 0, false};
-  switch (c.kind) {
-    case change_kind::put: break;
-    case change_kind::patch: {
-      if (!exists)
-        return {sync_errc::not_found, "cannot patch '" + c.id + "': no such entity"};
-      // Sessions validate patches; a log fed directly must not throw here.
-      auto doc = nlohmann::json::parse(current.data, nullptr, false);
-      auto patch = nlohmann::json::parse(c.data, nullptr, false);
-      if (doc.is_discarded() || patch.is_discarded() || !patch.is_object())
-        return {sync_errc::invalid_json, "the patch is not a JSON object"};
-      doc.merge_patch(patch);
-      next.type = current.type;
-      next.data = doc.dump();
-      if (auto err = check_limits(next.data, limits); !err.ok())
-        return {err.code, "patched entity would be invalid: " + err.message};
-      break;
-    }
-    case change_kind::del:
-      if (!exists)
-        return {}; // already gone: nothing to record
-      next.type = current.type;
-      next.data.clear();
-      next.deleted = true;
-      break;
-  }
-  version = tx.write_entity(next, client_id, c.mutation_id);
-  return {};
+  auto applied = memsync::apply_change(exists ? &current : nullptr, c, &limits);
+  if (applied.error.ok() && applied.writes)
+    version = tx.write_entity(applied.next, client_id, c.mutation_id);
+  return applied.error;
 }
 
 // Appends what it wrote to `written` (as push `index`).
@@ -46,7 +22,16 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
                         const std::string& epoch, const data_limits& limits,
                         std::vector<written_change>& written) {
   auto& req = push.request;
+  // Checked before the backend sees anything: an id a column cannot hold
+  // would fail the whole group's transaction (or be stored wrapped).
+  for (auto& c : req.changes)
+    if (c.mutation_id == 0 || c.mutation_id > max_mutation_id)
+      return {{sync_errc::invalid_request, "mutation id " + std::to_string(c.mutation_id)
+                                             + " is outside 1.."
+                                             + std::to_string(max_mutation_id)},
+              {}};
   auto last = tx.last_mutation_id(req.client_id);
+  auto known = last;
   // Check the ids before touching anything: a gap rejects the whole push.
   auto expected = last + 1;
   bool first = true;
@@ -72,14 +57,15 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
     auto verdict = i < push.verdicts.size() ? push.verdicts[i] : sync_error{};
     uint64_t version = 0;
     if (verdict.ok())
-      verdict = apply_change(tx, req.client_id, c, limits, version);
+      verdict = write_change(tx, req.client_id, c, limits, version);
     if (version != 0)
       written.push_back({index, static_cast<uint32_t>(i), version});
     if (!verdict.ok())
       out.reply.refused.push_back({c.mutation_id, std::move(verdict)});
     last = c.mutation_id;
   }
-  tx.set_last_mutation_id(req.client_id, last);
+  if (last != known) // an empty push, or only duplicates, writes nothing
+    tx.set_last_mutation_id(req.client_id, last);
   out.reply.last_mutation_id = last;
   out.reply.epoch = epoch;
   return out;
@@ -87,15 +73,67 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
 
 } // namespace
 
+sync_error storage_failure(const std::exception& e) {
+  if (auto* se = dynamic_cast<const storage_error*>(&e))
+    return {se->retryable() ? sync_errc::unavailable : sync_errc::db_error, se->what()};
+  if (dynamic_cast<const std::bad_alloc*>(&e)) // memory may come back: push again
+    return {sync_errc::unavailable, "out of memory while writing"};
+  return {sync_errc::db_error, e.what()};
+}
+
+namespace {
+
+// One transaction for all of `pushes` (given by index); throws on failure,
+// nothing is applied then.
+void commit_group(storage_backend& backend, const std::vector<log_push>& pushes,
+                  const std::vector<uint32_t>& which, const std::string& epoch,
+                  const data_limits& limits, commit_result& out) {
+  std::vector<written_change> written;
+  std::vector<push_outcome> outcomes;
+  auto tx = backend.begin();
+  if (which.size() == pushes.size()) {
+    tx->prefetch(pushes);
+  } else {
+    std::vector<log_push> some;
+    for (auto i : which)
+      some.push_back(pushes[i]);
+    tx->prefetch(some);
+  }
+  for (auto i : which)
+    outcomes.push_back(apply_push(*tx, pushes[i], i, epoch, limits, written));
+  tx->commit();
+  for (size_t k = 0; k < which.size(); ++k)
+    out.outcomes[which[k]] = std::move(outcomes[k]);
+  out.written.insert(out.written.end(), written.begin(), written.end());
+}
+
+} // namespace
+
 commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>& pushes,
                            const data_limits& limits) {
-  auto epoch = backend.epoch();
   commit_result out;
-  auto tx = backend.begin();
-  tx->prefetch(pushes);
+  out.outcomes.resize(pushes.size());
+  std::vector<uint32_t> all;
   for (uint32_t i = 0; i < pushes.size(); ++i)
-    out.outcomes.push_back(apply_push(*tx, pushes[i], i, epoch, limits, out.written));
-  tx->commit();
+    all.push_back(i);
+  try {
+    commit_group(backend, pushes, all, backend.epoch(), limits, out);
+  } catch (const std::exception& group_failure) {
+    if (pushes.size() == 1) {
+      out.outcomes[0].error = storage_failure(group_failure);
+    } else {
+      // One push may have failed the group (a database constraint, a value
+      // the backend cannot store): each in a transaction of its own, so it
+      // fails alone. Nothing of the failed group was applied.
+      for (auto i : all) {
+        try {
+          commit_group(backend, pushes, {i}, backend.epoch(), limits, out);
+        } catch (const std::exception& e) {
+          out.outcomes[i].error = storage_failure(e);
+        }
+      }
+    }
+  }
   out.version = backend.head_version();
   return out;
 }

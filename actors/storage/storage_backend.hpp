@@ -82,6 +82,10 @@ public:
   virtual std::vector<log_entry> read_log(uint64_t after, std::size_t max) = 0;
 };
 
+/// The largest mutation id every backend stores as it is (a signed 64-bit
+/// column); ids run from 1 to this.
+constexpr uint64_t max_mutation_id = 0x7fffffffffffffffULL;
+
 /// What became of one push: `error` set means the whole push was rejected
 /// (nothing of it applied); otherwise `reply` is the answer for the client.
 struct push_outcome {
@@ -100,8 +104,15 @@ struct push_outcome {
 /// - put replaces the entity, patch merges into the current one (refused if
 ///   there is none, or if the result breaks `limits`), del writes a
 ///   tombstone (deleting what does not exist changes nothing);
-/// - a refused change still uses up its id.
-/// Throws storage_error; nothing is applied then.
+/// - a refused change still uses up its id;
+/// - a push with a mutation id outside 1..max_mutation_id is rejected
+///   (invalid_request) before the backend sees it;
+/// - a push that writes nothing new (empty, or only duplicates) writes
+///   nothing to the database.
+/// Never throws for a failing backend: if the group's transaction fails,
+/// each push is tried again in a transaction of its own, so a push that
+/// fails by itself (a constraint, a full disk for its size) fails alone with
+/// `unavailable` (retryable: push again) or `db_error`, and the others commit.
 /// Which change got which version: changes[change] of pushes[push].
 struct written_change {
   uint32_t push = 0;
@@ -115,5 +126,9 @@ struct commit_result {
 };
 commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>& pushes,
                            const data_limits& limits);
+
+/// A backend's exception as the error a client gets: a retryable
+/// storage_error or std::bad_alloc is `unavailable`, anything else `db_error`.
+sync_error storage_failure(const std::exception& e);
 
 } // namespace memsync

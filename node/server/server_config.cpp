@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "actors/server/tuning.hpp"
 #include "node/config/node_options.hpp"
 
 namespace memsync {
@@ -28,15 +29,17 @@ config_schema server_schema() {
                 "one history use the same")
     .add_string("server.tokens-file", "",
                 "file of 'TOKEN CLIENT-NAME' lines: who may connect as whom")
-    .add_integer("limits.max-data-bytes", 1 << 20, 2, 64 << 20,
-                 "largest entity data (serialized JSON)")
-    .add_integer("limits.max-depth", 64, 1, 1000, "deepest nesting of entity data")
-    .add_integer("limits.max-push-changes", 1000, 1, 100000,
+    .add_integer("limits.max-data-bytes", static_cast<int64_t>(data_limits{}.max_bytes),
+                 2, 64 << 20, "largest entity data (serialized JSON)")
+    .add_integer("limits.max-depth", static_cast<int64_t>(data_limits{}.max_depth), 1,
+                 1000, "deepest nesting of entity data")
+    .add_integer("limits.max-push-changes",
+                 static_cast<int64_t>(tuning::max_push_changes), 1, 100000,
                  "changes per push a client may send")
-    .add_integer("limits.max-push-bytes", 8 << 20, 1024, 256 << 20,
-                 "bytes per push a client may send")
-    .add_duration("limits.log-timeout", 30s, 1ms, 1h,
-                  "how long a session waits for the replication log")
+    .add_integer("limits.max-push-bytes", static_cast<int64_t>(tuning::max_push_bytes),
+                 1024, 256 << 20, "bytes per push a client may send")
+    .add_duration("limits.log-timeout", tuning::log_timeout, 1ms, 1h,
+                  "how long a session waits for the replication log");
     // A person's devices plus reconnections whose old session has not ended
     // yet; far below what would exhaust the server (50,000 hellos once did).
     .add_integer("limits.max-sessions", 64, 1, 100000,

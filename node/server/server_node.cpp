@@ -1,5 +1,8 @@
 #include "node/server/server_node.hpp"
 
+#include <cstdio>
+#include <functional>
+
 #include <caf/actor_system.hpp>
 #include <caf/binary_serializer.hpp>
 #include <caf/event_based_actor.hpp>
@@ -84,7 +87,24 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self, replication_log_a
   };
 }
 
+// Watches the replication log; its end while the node runs is fatal.
+caf::behavior log_watcher(caf::event_based_actor* self, replication_log_actor log,
+                          std::function<void(const caf::error&)> on_down) {
+  self->monitor(log);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    on_down(msg.reason);
+    self->quit();
+  });
+  return {[](caf::ok_atom) {
+  }};
+}
+
 } // namespace
+
+std::string server_node::failure() const {
+  std::lock_guard<std::mutex> guard{health_->mtx};
+  return health_->why;
+}
 
 server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys_(sys) {
   // CAF's built-in remote spawning and configuration services would let any
@@ -115,7 +135,21 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
       guard->unbind_session(serialize_node(*sys, node), id);
     };
   }
-  log_ = spawn_replication_log(sys, std::move(backend), cfg.limits.data, true, trace_);
+  log_settings lcfg;
+  lcfg.data = cfg.limits.data;
+  log_ = spawn_replication_log(sys, std::move(backend), lcfg, true, trace_);
+  watcher_ = sys.spawn(log_watcher, log_, [h = health_, &sys](const caf::error& reason) {
+    if (h->stopping.load())
+      return;
+    auto why = "the replication log stopped (" + sys.render(reason)
+               + "); this server cannot serve any client";
+    fprintf(stderr, "error: %s\n", why.c_str());
+    {
+      std::lock_guard<std::mutex> guard{h->mtx};
+      h->why = std::move(why);
+    }
+    h->failed.store(true);
+  });
   if (cfg.backend == "postgres") // other nodes' commits poke our clients too
     listener_ = std::make_unique<postgres_listener>(
       cfg.postgres, cfg.postgres_schema,
@@ -127,6 +161,7 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
   auto published = sys.middleman().publish(gateway, guard_ ? 0 : cfg.port, host.c_str(),
                                            true);
   if (!published) {
+    health_->stopping.store(true);
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);
     throw std::runtime_error("cannot listen on " + host + ":"
@@ -157,12 +192,16 @@ void server_node::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  health_->stopping.store(true);
   listener_.reset();
   if (guard_)
     guard_->stop(); // no client reaches the middleman any more
   sys_.middleman().close(published_port_);
   caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(log_, caf::exit_reason::user_shutdown);
+  // A detached actor's thread waits until no handle is left: the actor
+  // system can only end once this one is gone too.
+  log_ = nullptr;
   if (trace_)
     trace_->close();
 }

@@ -3,12 +3,18 @@
 // host:port (docs/network-front.md), and a supervisor that republishes a fresh gateway
 // if the published one dies (so other clients are never locked out). With
 // the postgres backend, a listener hears the other nodes' commits on the
-// same database so this node pokes its clients for them too.
+// same database so this node pokes its clients for them too. A watcher
+// monitors the replication log: if it ends while the node runs, the node
+// cannot serve anyone any more, says so on stderr and reports failed(), so
+// the program exits non-zero (and a supervisor restarts it) instead of
+// lingering as a zombie.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -36,12 +42,31 @@ public:
   uint16_t port() const { return port_; }
   /// Null when tracing is off.
   trace_sink* trace() const { return trace_.get(); }
+  /// The node's replication log (for status, and for tests that end it);
+  /// null once stopped.
+  replication_log_actor log() const { return log_; }
 
   /// Stops accepting clients and stops every actor of the node.
   void stop();
 
+  /// True once the replication log ended while the node was running (it
+  /// cannot go on: stop() and exit non-zero). Any thread.
+  bool failed() const { return health_->failed.load(); }
+  /// Why it failed (empty while it has not).
+  std::string failure() const;
+
 private:
+  /// Shared with the watcher, which may outlive a moment of the node.
+  struct health {
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> failed{false};
+    mutable std::mutex mtx;
+    std::string why;
+  };
+
   caf::actor_system& sys_;
+  std::shared_ptr<health> health_ = std::make_shared<health>();
+  caf::actor watcher_;
   std::shared_ptr<trace_sink> trace_;
   replication_log_actor log_;
   caf::actor supervisor_;

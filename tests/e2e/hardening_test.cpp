@@ -1,8 +1,12 @@
 // A real server process probed by a hand-made CAF peer over loopback: the
 // handshake refuses wrong protocols, tokens and client ids; a session serves
 // only its own client and validates what it is sent; an exit a hostile peer
-// sends to the gateway never reaches it.
+// sends to the gateway never reaches it; a client that kills its own session
+// ends that session only; a full disk fails the push that does not fit and
+// nothing else.
 #include <gtest/gtest.h>
+
+#include <signal.h>
 
 #include <fstream>
 
@@ -160,4 +164,141 @@ TEST_F(hardening, an_exit_sent_to_the_gateway_is_refused_and_the_gateway_lives_o
              [&](caf::error& e) { ADD_FAILURE() << fresh.render(e); });
   caf::anon_send_exit(fresh_listener, caf::exit_reason::user_shutdown);
   EXPECT_TRUE(in);
+}
+
+namespace {
+
+/// An honest client's round trip on a fresh session: hello, push one change,
+/// pull it back. Returns how long it took (failing the test on any error).
+std::chrono::milliseconds
+honest_round_trip(caf::actor_system& sys, caf::scoped_actor& self, uint16_t port,
+                  poke_listener_actor listener, const std::string& client_id,
+                  const std::string& entity_id) {
+  auto start = std::chrono::steady_clock::now();
+  auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", port);
+  EXPECT_TRUE(gw) << sys.render(gw.error());
+  if (!gw)
+    return std::chrono::milliseconds::max();
+  session_actor session;
+  hello_request hello{protocol_version, client_id, "alice-token", 0};
+  self->request(*gw, 2s, hello_atom::value, hello, listener)
+    .receive([&](hello_reply&, session_actor& s) { session = std::move(s); },
+             [&](caf::error& e) { ADD_FAILURE() << "hello: " << sys.render(e); });
+  if (!session)
+    return std::chrono::milliseconds::max();
+  change c{0, 1, change_kind::put, entity_id, "note", R"({"honest":true})", {}};
+  self->request(session, 2s, push_atom::value, push_request{client_id, "", {c}})
+    .receive([&](push_reply& r) { EXPECT_EQ(r.last_mutation_id, 1u); },
+             [&](caf::error& e) { ADD_FAILURE() << "push: " << sys.render(e); });
+  bool seen = false;
+  self->request(session, 2s, pull_atom::value, pull_request{client_id, {}})
+    .receive(
+      [&](pull_reply& r) {
+        for (auto& e : r.entities)
+          seen = seen || e.id == entity_id;
+      },
+      [&](caf::error& e) { ADD_FAILURE() << "pull: " << sys.render(e); });
+  EXPECT_TRUE(seen) << entity_id << " not in the pull";
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - start);
+}
+
+} // namespace
+
+TEST_F(hardening, an_exit_message_to_its_own_session_ends_only_that_session) {
+  // An authenticated client kills its own session, with every kind of reason.
+  for (auto reason : {caf::exit_reason::kill, caf::exit_reason::user_shutdown,
+                      caf::exit_reason::unhandled_exception}) {
+    auto session = hello(gateway(), good());
+    ASSERT_TRUE(session);
+    caf::anon_send_exit(*session, reason);
+  }
+  // Right after, an honest client's push and pull work, in milliseconds.
+  auto took = honest_round_trip(sys, self, port, listener, "alice-00000000000000a1",
+                                "after-exit");
+  EXPECT_LT(took, 2s) << "the log did not survive a session's exit";
+  EXPECT_EQ(kill(server->pid(), 0), 0) << "the server died";
+}
+
+// A server whose disk is full (a file size limit stands in for it, contained
+// to this test's process): the push that does not fit gets a clear error,
+// other clients' small pushes and pulls go on, and the process stays up.
+TEST(hardening_disk, a_full_disk_fails_the_large_push_and_the_server_goes_on) {
+  temp_dir dir;
+  std::ofstream{dir.file("tokens.txt")} << "alice-token alice\n";
+  // bash: ulimit -f counts KiB; an ignored SIGXFSZ stays ignored across exec.
+  child_process server{std::vector<std::string>{
+    "/bin/bash", "-c", "ulimit -f 1024 && trap '' XFSZ && exec \"$@\"", "syncnode",
+    SYNCNODE_PATH, "server", "--config", MEMSYNC_SOURCE_DIR "/config/server.ini",
+    "--server.port=0", "--server.db-path=" + dir.file("server.db"),
+    "--server.tokens-file=" + dir.file("tokens.txt")}};
+  std::string line;
+  ASSERT_TRUE(server.read_line(line)) << "server did not start";
+  ASSERT_NE(line.find("listening"), std::string::npos) << line;
+  auto port = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys{init(cfg)};
+  caf::scoped_actor self{sys};
+  auto listener = sys.spawn(ignore_pokes);
+  auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", port);
+  ASSERT_TRUE(gw) << sys.render(gw.error());
+  auto open = [&](const std::string& id) {
+    session_actor out;
+    self
+      ->request(*gw, 5s, hello_atom::value,
+                hello_request{protocol_version, id, "alice-token", 0}, listener)
+      .receive([&](hello_reply&, session_actor& s) { out = std::move(s); },
+               [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+    return out;
+  };
+  const std::string big_id = "alice-00000000000000b1";
+  const std::string small_id = "alice-00000000000000c1";
+  auto big_session = open(big_id);
+  auto small_session = open(small_id);
+  ASSERT_TRUE(big_session && small_session);
+  // Four entities of 900 KB: more than the 1 MiB the server may write, and
+  // more than SQLite's page cache holds, so a statement fails, not only the
+  // commit.
+  std::vector<change> big;
+  for (uint64_t i = 1; i <= 4; ++i)
+    big.push_back({0,
+                   i,
+                   change_kind::put,
+                   "big" + std::to_string(i),
+                   "blob",
+                   R"({"x":")" + std::string(900 << 10, 'x') + "\"}",
+                   {}});
+  change small{0, 1, change_kind::put, "small1", "note", R"({"n":1})", {}};
+  // Both at once: they may share a commit group, and the small one must not
+  // fail with the large one.
+  auto big_reply = self->request(big_session, 10s, push_atom::value,
+                                 push_request{big_id, "", big});
+  auto small_reply = self->request(small_session, 10s, push_atom::value,
+                                   push_request{small_id, "", {small}});
+  small_reply.receive([&](push_reply& r) { EXPECT_EQ(r.last_mutation_id, 1u); },
+                      [&](caf::error& e) {
+                        ADD_FAILURE() << "small: " << sys.render(e);
+                      });
+  sync_error big_error;
+  big_reply.receive([&](push_reply&) { ADD_FAILURE() << "the large push fit"; },
+                    [&](caf::error& e) { big_error = to_sync_error(e); });
+  EXPECT_TRUE(big_error.code == sync_errc::db_error
+              || big_error.code == sync_errc::unavailable)
+    << big_error.describe();
+  EXPECT_NE(big_error.message.find("disk"), std::string::npos) << big_error.describe();
+  // The server goes on: another client's round trip, in milliseconds, twice.
+  for (auto* id : {"alice-00000000000000d1", "alice-00000000000000d2"}) {
+    auto took = honest_round_trip(sys, self, port, listener, id,
+                                  std::string("after-") + id);
+    EXPECT_LT(took, 2s);
+  }
+  EXPECT_EQ(kill(server.pid(), 0), 0) << "the server died";
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+  kill(server.pid(), SIGTERM);
+  bool stopped = false;
+  while (server.read_line(line, 5s))
+    stopped = stopped || line.find("stopped") != std::string::npos;
+  EXPECT_TRUE(stopped) << "no clean stop after the full disk";
+  EXPECT_EQ(server.wait(5s), 0);
 }

@@ -535,6 +535,44 @@ TEST_P(backend_conformance, the_log_lists_every_written_change_once_in_version_o
   EXPECT_EQ(db->read_log(head, 100).size(), want.size());
 }
 
+TEST_P(backend_conformance, a_mutation_id_out_of_range_fails_its_push_alone) {
+  auto ep = db->epoch();
+  auto r = apply({push("a", ep, {put(max_mutation_id + 6, "a1", "{}")}),
+                  push("b", ep, {put(1, "b1", "{}")})});
+  EXPECT_EQ(r.outcomes.at(0).error.code, sync_errc::invalid_request);
+  EXPECT_TRUE(r.outcomes.at(1).error.ok()) << r.outcomes.at(1).error.describe();
+  auto all = by_id(pull_all());
+  EXPECT_FALSE(all.count("a1"));
+  EXPECT_TRUE(all.count("b1"));
+  EXPECT_EQ(pull_all("a").last_mutation_id, 0u);
+}
+
+TEST_P(backend_conformance, the_largest_mutation_id_is_stored_exactly) {
+  // A client from another epoch may start anywhere: here at the top.
+  auto out = apply({push("a", "another-epoch", {put(max_mutation_id, "a1", "{}")})})
+               .outcomes.at(0);
+  ASSERT_TRUE(out.error.ok()) << out.error.describe();
+  EXPECT_EQ(out.reply.last_mutation_id, max_mutation_id);
+  EXPECT_EQ(pull_all("a").last_mutation_id, max_mutation_id);
+  reopen();
+  EXPECT_EQ(pull_all("a").last_mutation_id, max_mutation_id);
+  auto again = push1("a", {put(max_mutation_id, "a1", R"({"n":2})")});
+  ASSERT_TRUE(again.error.ok());
+  EXPECT_EQ(data_of("a1"), "{}") << "the top id was not recognised as a duplicate";
+}
+
+TEST_P(backend_conformance, an_empty_push_of_a_new_client_commits_nothing) {
+  push1("a", {put(1, "e1", "{}")});
+  auto before = pull_all().next;
+  auto out = push1("newcomer", {});
+  ASSERT_TRUE(out.error.ok()) << out.error.describe();
+  EXPECT_EQ(out.reply.last_mutation_id, 0u);
+  auto p = pull("reader", before);
+  EXPECT_TRUE(p.entities.empty());
+  EXPECT_EQ(p.next.version, before.version);
+  EXPECT_EQ(p.next.commit, before.commit);
+}
+
 // SQLite keeps the database in server.db (and server.db-wal while a commit is
 // not checkpointed); -shm is only an index SQLite rebuilds.
 void copy_sqlite_files(const std::string& from, const std::string& to) {

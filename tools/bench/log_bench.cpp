@@ -73,7 +73,7 @@ void BM_group_commit(benchmark::State& state) {
   }
   caf::scoped_actor self{sys};
   log_stats stats;
-  self->request(log, caf::infinite, get_atom::value)
+  self->request(log, caf::infinite, stats_atom::value)
     .receive([&](log_stats& s) { stats = s; }, [](caf::error&) {});
   state.counters["pushes_per_s"] = benchmark::Counter(static_cast<double>(pushes),
                                                       benchmark::Counter::kIsRate);

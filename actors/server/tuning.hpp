@@ -1,0 +1,58 @@
+// The server's tunables in one place, each with the reason for its default.
+// The server config ([limits]) overrides the per-client ones and takes its
+// defaults from here; the group caps are for the replication log alone.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include <caf/timespan.hpp>
+
+#include "messages/validation.hpp"
+
+namespace memsync {
+
+namespace tuning {
+
+/// Changes per push. A client's syncer sends its outbox in batches of at
+/// most this; 1,000 small changes serialise to about 25 KB, enough to
+/// amortise a round trip, while one push stays a short transaction.
+constexpr std::size_t max_push_changes = 1000;
+
+/// Bytes per push (ids, types and data). Eight entities of the largest size
+/// (data_limits: 1 MiB) fit; more would hold the log's thread for one client.
+constexpr std::size_t max_push_bytes = std::size_t{8} << 20;
+
+/// How long a session waits for the replication log before the client gets
+/// `timeout`. A commit takes milliseconds; 30 s covers a PostgreSQL failover
+/// without letting a stuck log pin sessions forever.
+constexpr caf::timespan log_timeout = std::chrono::seconds(30);
+
+/// Pushes in one group commit. One transaction and one disk sync serve them
+/// all; the cap keeps the first push of a group from waiting behind an
+/// unbounded queue and bounds what one failed group must retry push by push.
+constexpr std::size_t max_group_pushes = 256;
+
+/// Bytes of change data in one group commit (a group always takes at least
+/// one push). 64 MiB is eight full pushes: a group never needs more memory
+/// than that twice over (the request and the backend's statements).
+constexpr std::size_t max_group_bytes = std::size_t{64} << 20;
+
+} // namespace tuning
+
+/// Per-client limits, from the server config.
+struct session_limits {
+  data_limits data;
+  std::size_t max_push_changes = tuning::max_push_changes;
+  std::size_t max_push_bytes = tuning::max_push_bytes;
+  caf::timespan log_timeout = tuning::log_timeout;
+};
+
+/// How the replication log forms its commit groups.
+struct log_settings {
+  data_limits data;
+  std::size_t max_group_pushes = tuning::max_group_pushes;
+  std::size_t max_group_bytes = tuning::max_group_bytes;
+};
+
+} // namespace memsync

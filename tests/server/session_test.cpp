@@ -1,0 +1,282 @@
+// session alone, on virtual time: the limits it enforces before anything
+// reaches the log (changes and bytes per push, data limits on the canonical
+// form, mutation ids in range), the origin check, one push and one pull in
+// flight, poke forwarding; against a fake log that records and holds. Then
+// with a real log over an in-memory backend: an exit message sent to a
+// session ends that session alone.
+#include "actors/server/session.hpp"
+
+#include <deque>
+
+#include "tests/server/server_fakes.hpp"
+
+using namespace memsync;
+using namespace memsync::testing;
+
+namespace {
+
+constexpr const char* alice = "alice-0123456789abcdef";
+
+/// What a fake log got, and the requests it holds unanswered.
+struct log_script {
+  std::vector<log_push> pushes;
+  std::vector<pull_request> pulls;
+  std::vector<poke_listener_actor> subscribers;
+  std::vector<caf::typed_response_promise<push_reply>> held_pushes;
+  std::vector<caf::typed_response_promise<pull_reply>> held_pulls;
+};
+
+replication_log_actor::behavior_type fake_log(std::shared_ptr<log_script> s) {
+  return {
+    [=](push_atom, log_push& p) -> caf::result<push_reply> {
+      s->pushes.push_back(p);
+      push_reply reply;
+      reply.last_mutation_id = p.request.changes.empty()
+                                 ? 0
+                                 : p.request.changes.back().mutation_id;
+      return reply;
+    },
+    [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
+      s->pulls.push_back(req);
+      return pull_reply{};
+    },
+    [=](subscribe_atom, poke_listener_actor& l) { s->subscribers.push_back(l); },
+    [=](poke_atom, const poke&) {},
+    [=](stats_atom) { return log_stats{}; },
+  };
+}
+
+// A log that holds every request until released (one push in flight).
+using holding_log_ptr = replication_log_actor::stateful_pointer<
+  std::shared_ptr<log_script>>;
+
+replication_log_actor::behavior_type holding_log(holding_log_ptr self,
+                                                 std::shared_ptr<log_script> s) {
+  return {
+    [=](push_atom, log_push& p) {
+      s->pushes.push_back(p);
+      auto rp = self->make_response_promise<push_reply>();
+      s->held_pushes.push_back(rp);
+      return rp;
+    },
+    [=](pull_atom, pull_request& req) {
+      s->pulls.push_back(req);
+      auto rp = self->make_response_promise<pull_reply>();
+      s->held_pulls.push_back(rp);
+      return rp;
+    },
+    [=](subscribe_atom, poke_listener_actor& l) { s->subscribers.push_back(l); },
+    [=](poke_atom, const poke&) {},
+    [=](stats_atom) { return log_stats{}; },
+  };
+}
+
+struct session_test : server_actor_test {
+  std::shared_ptr<log_script> script = std::make_shared<log_script>();
+  std::shared_ptr<poke_record> pokes = std::make_shared<poke_record>();
+  session_limits limits;
+
+  session_actor start(replication_log_actor log) {
+    session_config cfg{alice, sys.node(), keep(spawn_poke_recorder(sys, pokes)), limits,
+                       nullptr};
+    auto s = keep(spawn_session(sys, log, std::move(cfg)));
+    sched.run();
+    return s;
+  }
+  session_actor start() { return start(keep(sys.spawn(fake_log, script))); }
+
+  std::shared_ptr<answer_log<push_reply>> push(session_actor s, std::vector<change> cs,
+                                               std::string client = alice) {
+    return ask<push_reply>(s, push_atom::value, push_request{client, "", std::move(cs)});
+  }
+  std::shared_ptr<answer_log<pull_reply>> pull(session_actor s,
+                                               std::string client = alice) {
+    return ask<pull_reply>(s, pull_atom::value, pull_request{client, {}});
+  }
+
+  template <class T>
+  static sync_errc only_code(const std::shared_ptr<answer_log<T>>& a) {
+    EXPECT_EQ(a->entries.size(), 1u);
+    return a->entries.empty() ? sync_errc::timeout : code_of(a->entries[0].error);
+  }
+};
+
+std::vector<change> numbered(size_t n, std::string data = "{}") {
+  std::vector<change> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(put_change(i + 1, "e" + std::to_string(i), data));
+  return out;
+}
+
+TEST_F(session_test, subscribes_at_the_log_for_its_client) {
+  start();
+  EXPECT_EQ(script->subscribers.size(), 1u);
+}
+
+TEST_F(session_test, a_push_over_the_change_or_byte_limit_is_refused_before_the_log) {
+  limits.max_push_changes = 3;
+  limits.max_push_bytes = 200;
+  auto s = start();
+  auto many = push(s, numbered(4));
+  sched.run();
+  EXPECT_EQ(only_code(many), sync_errc::too_large);
+  auto fat = push(s, numbered(2, R"({"text":")" + std::string(200, 'x') + "\"}"));
+  sched.run();
+  EXPECT_EQ(only_code(fat), sync_errc::too_large);
+  EXPECT_TRUE(script->pushes.empty());
+  auto fine = push(s, numbered(3));
+  sched.run();
+  EXPECT_EQ(only_code(fine), sync_errc::none);
+  EXPECT_EQ(script->pushes.size(), 1u);
+}
+
+TEST_F(session_test, a_change_over_the_data_limits_is_refused_alone_in_canonical_form) {
+  limits.data.max_bytes = 100;
+  limits.data.max_depth = 3;
+  auto s = start();
+  // Under 100 bytes as sent, far over once canonical (1e9 -> 1000000000.0).
+  std::string numbers = R"({"n":[1e9,1e9,1e9,1e9,1e9,1e9,1e9,1e9,1e9,1e9,1e9,1e9]})";
+  ASSERT_LT(numbers.size(), 100u);
+  auto deep = R"({"a":{"b":{"c":{"d":1}}}})";
+  auto answer = push(s, {put_change(1, "grows", numbers), put_change(2, "deep", deep),
+                         put_change(3, "fine", R"({ "b":1, "a":2 })")});
+  sched.run();
+  EXPECT_EQ(only_code(answer), sync_errc::none);
+  ASSERT_EQ(script->pushes.size(), 1u);
+  auto& verdicts = script->pushes[0].verdicts;
+  ASSERT_EQ(verdicts.size(), 3u);
+  EXPECT_EQ(verdicts[0].code, sync_errc::too_large) << verdicts[0].describe();
+  EXPECT_EQ(verdicts[1].code, sync_errc::too_deep);
+  EXPECT_TRUE(verdicts[2].ok());
+  EXPECT_EQ(script->pushes[0].request.changes[2].data, R"({"a":2,"b":1})");
+}
+
+TEST_F(session_test, mutation_ids_must_increase_and_fit_every_backend) {
+  auto s = start();
+  auto zero = push(s, {put_change(0, "a")});
+  auto backwards = push(s, {put_change(2, "a"), put_change(1, "b")});
+  auto huge = push(s, {put_change(max_mutation_id + 1, "a")});
+  sched.run();
+  EXPECT_EQ(only_code(zero), sync_errc::invalid_request);
+  EXPECT_EQ(only_code(backwards), sync_errc::invalid_request);
+  EXPECT_EQ(only_code(huge), sync_errc::invalid_request);
+  EXPECT_TRUE(script->pushes.empty());
+  auto largest = push(s, {put_change(max_mutation_id, "a")});
+  sched.run();
+  EXPECT_EQ(only_code(largest), sync_errc::none);
+}
+
+TEST_F(session_test, a_request_naming_another_client_is_refused) {
+  auto s = start();
+  auto p = push(s, numbered(1), "bob-0123456789abcdef");
+  auto q = pull(s, "alice-1123456789abcdef");
+  sched.run();
+  EXPECT_EQ(only_code(p), sync_errc::unauthorized);
+  EXPECT_EQ(only_code(q), sync_errc::unauthorized);
+  EXPECT_TRUE(script->pushes.empty());
+  EXPECT_TRUE(script->pulls.empty());
+}
+
+TEST_F(session_test, one_push_and_one_pull_in_flight) {
+  auto s = start(keep(sys.spawn(holding_log, script)));
+  auto first = push(s, numbered(1));
+  auto first_pull = pull(s);
+  sched.run();
+  auto second = push(s, numbered(1));
+  auto second_pull = pull(s);
+  sched.run();
+  EXPECT_EQ(only_code(second), sync_errc::invalid_request);
+  EXPECT_EQ(only_code(second_pull), sync_errc::invalid_request);
+  EXPECT_EQ(script->pushes.size(), 1u);
+  EXPECT_EQ(script->pulls.size(), 1u);
+  EXPECT_TRUE(first->entries.empty());
+  EXPECT_TRUE(first_pull->entries.empty());
+}
+
+TEST_F(session_test, the_next_push_and_pull_go_through_once_the_first_are_answered) {
+  auto s = start();
+  auto a = push(s, numbered(1));
+  auto b = pull(s);
+  sched.run();
+  auto c = push(s, numbered(2));
+  auto d = pull(s);
+  sched.run();
+  for (auto code : {only_code(a), only_code(c)})
+    EXPECT_EQ(code, sync_errc::none);
+  for (auto code : {only_code(b), only_code(d)})
+    EXPECT_EQ(code, sync_errc::none);
+  EXPECT_EQ(script->pushes.size(), 2u);
+  EXPECT_EQ(script->pulls.size(), 2u);
+}
+
+TEST_F(session_test, pokes_from_the_log_reach_the_client_and_others_do_not) {
+  auto log = keep(sys.spawn(fake_log, script));
+  auto s = start(log);
+  // The log's poke: sent as the log (a session trusts only its log).
+  ASSERT_EQ(script->subscribers.size(), 1u);
+  caf::send_as(caf::actor_cast<caf::actor>(log), s, poke_atom::value, poke{7, 0});
+  caf::anon_send(s, poke_atom::value, poke{8, 0}); // from anyone else
+  sched.run();
+  ASSERT_EQ(pokes->pokes.size(), 1u);
+  EXPECT_EQ(pokes->pokes[0].version, 7u);
+}
+
+// -- with a real log ------------------------------------------------------------
+
+struct session_with_log_test : session_test {
+  std::shared_ptr<fake_db> db = std::make_shared<fake_db>();
+  replication_log_actor log = keep(
+    spawn_replication_log(sys, std::make_unique<fake_backend>(db), {}, false));
+};
+
+struct session_exits : session_with_log_test,
+                       ::testing::WithParamInterface<caf::exit_reason> {};
+
+TEST_P(session_exits, an_exit_message_ends_that_session_alone) {
+  watch(log);
+  auto victim = start(log);
+  auto other = start(log);
+  watch(victim);
+  watch(other);
+  caf::anon_send_exit(victim, GetParam());
+  sched.run();
+  EXPECT_TRUE(ended->ended(victim));
+  EXPECT_FALSE(ended->ended(log)) << "a session's exit ended the log";
+  EXPECT_FALSE(ended->ended(other)) << "a session's exit ended another session";
+  auto pushed = push(other, numbered(1));
+  sched.run();
+  auto pulled = pull(other);
+  sched.run();
+  EXPECT_EQ(only_code(pushed), sync_errc::none);
+  ASSERT_EQ(only_code(pulled), sync_errc::none);
+  EXPECT_EQ(pulled->entries[0].value.entities.size(), 1u);
+  auto stats = ask<log_stats>(log, stats_atom::value);
+  sched.run();
+  ASSERT_EQ(stats->entries.size(), 1u);
+  EXPECT_EQ(stats->entries[0].value.listeners, 1u) << "the dead session is still poked";
+}
+
+INSTANTIATE_TEST_SUITE_P(any_reason, session_exits,
+                         ::testing::Values(caf::exit_reason::kill,
+                                           caf::exit_reason::user_shutdown,
+                                           caf::exit_reason::unhandled_exception,
+                                           caf::exit_reason::remote_link_unreachable));
+
+TEST_F(session_with_log_test, a_session_ends_with_its_log_and_with_its_client) {
+  auto s = start(log);
+  watch(s);
+  auto listener = keep(spawn_poke_recorder(sys, pokes));
+  auto other = keep(
+    spawn_session(sys, log, {alice, sys.node(), listener, limits, nullptr}));
+  watch(other);
+  sched.run();
+  caf::anon_send_exit(listener, caf::exit_reason::kill); // the client went away
+  sched.run();
+  EXPECT_TRUE(ended->ended(other));
+  EXPECT_FALSE(ended->ended(s));
+  caf::anon_send_exit(log, caf::exit_reason::user_shutdown); // the node stops
+  sched.run();
+  EXPECT_TRUE(ended->ended(s));
+}
+
+} // namespace
