@@ -39,7 +39,7 @@ config_schema server_schema() {
     .add_integer("limits.max-push-bytes", static_cast<int64_t>(tuning::max_push_bytes),
                  1024, 256 << 20, "bytes per push a client may send")
     .add_duration("limits.log-timeout", tuning::log_timeout, 1ms, 1h,
-                  "how long a session waits for the replication log");
+                  "how long a session waits for the replication log")
     // A person's devices plus reconnections whose old session has not ended
     // yet; far below what would exhaust the server (50,000 hellos once did).
     .add_integer("limits.max-sessions", 64, 1, 100000,

@@ -49,7 +49,8 @@ struct gateway_test : server_actor_test {
     gateway_config cfg;
     cfg.server_id = "server-T";
     cfg.epoch = "epoch-T";
-    cfg.tokens = {{"alice-token", "alice"}, {"bob-token", "bob"}};
+    cfg.tokens.add("alice-token", "alice");
+    cfg.tokens.add("bob-token", "bob");
     gateway = keep(spawn_gateway(sys, log, cfg));
   }
 

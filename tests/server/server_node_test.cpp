@@ -42,7 +42,7 @@ struct server_node_test : ::testing::Test {
     out.port = 0;
     out.backend = "sqlite";
     out.db_path = dir.file("server.db");
-    out.tokens = {{"alice-token", "alice"}};
+    out.tokens.add("alice-token", "alice");
     return out;
   }
 
