@@ -121,7 +121,6 @@ void commit(self_ptr self) {
   auto& st = self->state;
   st.commit_scheduled = false;
   auto batch = next_group(st);
-  schedule_commit(self); // what the caps left behind goes next
   if (batch.empty())
     return;
   trace_scope ts{st.trace.get(), self, "commit"};
@@ -157,6 +156,8 @@ void commit(self_ptr self) {
       if (q.promise.pending())
         q.promise.deliver(err);
   }
+  // What the caps left behind goes next, with whatever arrived meanwhile.
+  schedule_commit(self);
 }
 
 log_impl_actor::behavior_type

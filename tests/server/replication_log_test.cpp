@@ -83,6 +83,22 @@ TEST_F(replication_log_test, the_group_caps_split_a_long_queue_in_arrival_order)
   }
 }
 
+TEST_F(replication_log_test, what_a_cap_left_behind_commits_with_what_arrived_meanwhile) {
+  settings.max_group_pushes = 2;
+  auto log = start();
+  // Straight into the log's mailbox while it commits (no requester in between).
+  db->on_commit = [&] {
+    caf::anon_send(log, push_atom::value, log_push_of("late", {put_change(1, "late-e")}));
+  };
+  for (int i = 0; i < 3; ++i) {
+    auto client = "c" + std::to_string(i);
+    push(log, log_push_of(client, {put_change(1, client + "-e")}));
+  }
+  sched.run();
+  using group = std::vector<std::string>;
+  EXPECT_EQ(db->commits, (std::vector<group>{{"c0", "c1"}, {"c2", "late"}}));
+}
+
 TEST_F(replication_log_test, the_byte_cap_closes_a_group_but_a_big_push_still_commits) {
   settings.max_group_bytes = 100;
   auto log = start();
