@@ -1,5 +1,7 @@
 #include "actors/server/replication_log.hpp"
 
+#include "actors/server/cookie_signer.hpp"
+
 #include <deque>
 #include <unordered_map>
 
@@ -40,6 +42,7 @@ using log_impl_actor = replication_log_actor::extend<
 
 struct replication_log_state {
   std::shared_ptr<storage_backend> backend;
+  std::unique_ptr<cookie_signer> signer; ///< signs and checks pull cookies
   log_settings settings;
   std::deque<queued_push> queue;
   bool commit_scheduled = false;
@@ -163,6 +166,7 @@ void commit(self_ptr self) {
 log_impl_actor::behavior_type
 replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
                      log_settings settings, std::shared_ptr<trace_sink> trace) {
+  self->state.signer = std::make_unique<cookie_signer>(backend->cookie_secret());
   self->state.backend = std::move(backend);
   self->state.settings = settings;
   if (trace)
@@ -191,7 +195,16 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
       auto& st = self->state;
       trace_scope ts{st.trace.get(), self, "pull"};
       try {
-        auto reply = st.backend->pull(req.client_id, req.since);
+        // A cookie of this epoch that the server did not sign is forged: it
+        // must not make the server think its database was restored (which
+        // renews the epoch and resets every client). It gets what a new
+        // client gets, for this client alone.
+        auto since = req.since;
+        if (!since.epoch.empty() && since.epoch == st.backend->epoch()
+            && !st.signer->verify(since))
+          since = cookie{};
+        auto reply = st.backend->pull(req.client_id, since);
+        reply.next.mac = st.signer->sign(reply.next);
         if (st.recent) {
           reply.traces.reserve(reply.entities.size());
           for (auto& e : reply.entities) {

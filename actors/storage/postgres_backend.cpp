@@ -318,6 +318,13 @@ void postgres_backend::connect() {
             "WHERE current_setting('synchronous_commit') = 'off'",
             "cannot configure the connection");
     create_schema();
+    // Databases made before cookies were signed get their secret now; of
+    // several nodes starting at once, the first one's insert counts.
+    run_sql(with_schema("INSERT INTO @.meta VALUES ('cookie_secret', "
+                        "replace(gen_random_uuid()::text || gen_random_uuid()::text, "
+                        "'-', '')) ON CONFLICT (key) DO NOTHING",
+                        schema_),
+            "cannot create the cookie secret");
     auto meta = run_sql(with_schema("SELECT key, value FROM @.meta", schema_),
                         "cannot read the head");
     epoch_ = read_meta(meta.get()).epoch;
@@ -429,7 +436,8 @@ postgres_backend::meta_row postgres_backend::read_meta(const pg_result* rows) {
   std::map<std::string, std::string> values;
   for (int i = 0; i < PQntuples(rows); ++i)
     values[PQgetvalue(rows, i, 0)] = PQgetvalue(rows, i, 1);
-  for (auto key : {"epoch", "head_version", "head_commit", "schema_version"})
+  for (auto key :
+       {"epoch", "head_version", "head_commit", "schema_version", "cookie_secret"})
     if (!values.count(key))
       throw storage_error("schema " + schema_ + " is not a memsync server database",
                           false);
@@ -440,6 +448,7 @@ postgres_backend::meta_row postgres_backend::read_meta(const pg_result* rows) {
   // Committed, if perhaps by another server.
   head_ = to_u64(values["head_version"]);
   head_commit_ = to_u64(values["head_commit"]);
+  cookie_secret_ = values["cookie_secret"];
   return {values["epoch"], head_, head_commit_};
 }
 

@@ -51,6 +51,7 @@ public:
   /// As last seen by this process; a write transaction that finds the epoch
   /// renewed by another process fails (retryable) and updates it.
   std::string epoch() override { return epoch_; }
+  std::string cookie_secret() override { return cookie_secret_; }
   /// The highest version this process has seen committed.
   uint64_t head_version() override { return head_; }
   std::unique_ptr<storage_tx> begin() override;
@@ -91,6 +92,7 @@ private:
   pg_conn* conn_ = nullptr;
   bool in_tx_ = false;
   std::string epoch_;
+  std::string cookie_secret_;
   uint64_t head_ = 0;
   uint64_t head_commit_ = 0;
 };

@@ -165,6 +165,11 @@ sqlite_backend::sqlite_backend(const std::string& path) {
       stmt.bind(1, "head_commit").bind(2, "0").exec();
       guard.commit();
     }
+    // Databases made before cookies were signed get their secret now.
+    db_->exec("INSERT OR IGNORE INTO meta VALUES('cookie_secret', "
+              "lower(hex(randomblob(32))))");
+    cookie_secret_ = db_->query_text(
+      "SELECT value FROM meta WHERE key = 'cookie_secret'");
     epoch_ = db_->query_text("SELECT value FROM meta WHERE key = 'epoch'");
     head_ = std::stoull(
       db_->query_text("SELECT value FROM meta WHERE key = 'head_version'"));

@@ -25,6 +25,7 @@ public:
   explicit sqlite_backend(const std::string& path);
 
   std::string epoch() override { return epoch_; }
+  std::string cookie_secret() override { return cookie_secret_; }
   uint64_t head_version() override { return head_; }
   std::unique_ptr<storage_tx> begin() override;
   pull_reply pull(const std::string& client_id, const cookie& since) override;
@@ -38,6 +39,7 @@ private:
 
   std::unique_ptr<sqlite_db> db_;
   std::string epoch_;
+  std::string cookie_secret_;
   uint64_t head_ = 0;
   uint64_t head_commit_ = 0;
   sqlite_stmt get_client_;

@@ -67,6 +67,10 @@ public:
   virtual ~storage_backend() = default;
   /// Names this database; created with it, never changes.
   virtual std::string epoch() = 0;
+  /// A random secret created with the database (or when an older database
+  /// is first opened), the same for every server node on it; never
+  /// changes. The server signs its cookies with it.
+  virtual std::string cookie_secret() = 0;
   /// The highest version committed.
   virtual uint64_t head_version() = 0;
   virtual std::unique_ptr<storage_tx> begin() = 0;

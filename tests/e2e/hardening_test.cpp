@@ -205,13 +205,32 @@ honest_round_trip(caf::actor_system& sys, caf::scoped_actor& self, uint16_t port
 
 } // namespace
 
-TEST_F(hardening, an_exit_message_to_its_own_session_ends_only_that_session) {
-  // An authenticated client kills its own session, with every kind of reason.
+TEST_F(hardening, an_exit_message_to_its_own_session_ends_only_that_connection) {
+  // An authenticated client kills its own session, with every kind of
+  // reason. The front closes its connection before the exit reaches the
+  // session (the session then ends with its client; session_test shows that
+  // an exit that did arrive would end that session alone).
   for (auto reason : {caf::exit_reason::kill, caf::exit_reason::user_shutdown,
                       caf::exit_reason::unhandled_exception}) {
-    auto session = hello(gateway(), good());
+    // A node of its own each time: a closed connection's handles stay dead.
+    caf::actor_system_config cfg;
+    caf::actor_system attacker{init(cfg)};
+    caf::scoped_actor attacker_self{attacker};
+    auto attacker_listener = attacker.spawn(ignore_pokes);
+    auto gw = attacker.middleman().remote_actor<gateway_actor>("127.0.0.1", port);
+    ASSERT_TRUE(gw) << attacker.render(gw.error());
+    session_actor session;
+    attacker_self->request(*gw, 5s, hello_atom::value, good(), attacker_listener)
+      .receive([&](hello_reply&, session_actor& s) { session = std::move(s); },
+               [&](caf::error& e) { ADD_FAILURE() << attacker.render(e); });
     ASSERT_TRUE(session);
-    caf::anon_send_exit(*session, reason);
+    caf::anon_send_exit(session, reason);
+    attacker_self->monitor(session);
+    bool closed = false;
+    attacker_self->receive([&](caf::down_msg&) { closed = true; },
+                           caf::after(5s) >> [] {}); // only detects a stall
+    EXPECT_TRUE(closed) << "the connection that sent an exit is still open";
+    caf::anon_send_exit(attacker_listener, caf::exit_reason::user_shutdown);
   }
   // Right after, an honest client's push and pull work, in milliseconds.
   auto took = honest_round_trip(sys, self, port, listener, "alice-00000000000000a1",
@@ -301,4 +320,33 @@ TEST(hardening_disk, a_full_disk_fails_the_large_push_and_the_server_goes_on) {
     stopped = stopped || line.find("stopped") != std::string::npos;
   EXPECT_TRUE(stopped) << "no clean stop after the full disk";
   EXPECT_EQ(server.wait(5s), 0);
+}
+
+TEST_F(hardening, a_forged_cookie_gets_its_sender_a_reset_and_renews_no_epoch) {
+  auto session = hello(gateway(), good());
+  ASSERT_TRUE(session);
+  auto pull = [&](cookie since) {
+    pull_reply out;
+    self
+      ->request(*session, 5s, pull_atom::value, pull_request{alice_id, std::move(since)})
+      .receive([&](pull_reply& r) { out = std::move(r); },
+               [&](caf::error& e) { ADD_FAILURE() << "pull: " << sys.render(e); });
+    return out;
+  };
+  change c{0, 1, change_kind::put, "forge-1", "note", "{}", {}};
+  self->request(*session, 5s, push_atom::value, push_request{alice_id, "", {c}})
+    .receive([](push_reply&) {}, [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  auto honest = pull({});
+  ASSERT_FALSE(honest.next.epoch.empty());
+  ASSERT_FALSE(honest.next.mac.empty()) << "the server did not sign its cookie";
+  // The server's epoch with a commit it never issued and no valid signature:
+  // before cookies were signed, this made the server renew its epoch and
+  // reset every client.
+  auto forged = pull({honest.next.epoch, honest.next.version, 987654321, "00"});
+  EXPECT_TRUE(forged.reset);
+  EXPECT_EQ(forged.next.epoch, honest.next.epoch);
+  // The honest cookie still works incrementally: no epoch was renewed.
+  auto after = pull(honest.next);
+  EXPECT_FALSE(after.reset);
+  EXPECT_EQ(after.next.epoch, honest.next.epoch);
 }

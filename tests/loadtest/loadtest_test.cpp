@@ -235,6 +235,7 @@ public:
   }
 
   std::string epoch() override { return "scripted"; }
+  std::string cookie_secret() override { return "scripted-secret"; }
   uint64_t head_version() override { return log_.size(); }
   std::unique_ptr<storage_tx> begin() override {
     throw storage_error("the check only reads", false);

@@ -6,6 +6,7 @@
 // fails by itself fails alone).
 #include "actors/server/replication_log.hpp"
 
+#include "actors/server/cookie_signer.hpp"
 #include "tests/server/server_fakes.hpp"
 
 using namespace memsync;
@@ -262,3 +263,45 @@ INSTANTIATE_TEST_SUITE_P(every_kind, replication_log_failures,
                                            failure::other));
 
 } // namespace
+
+// -- signed cookies ----------------------------------------------------------
+
+namespace {
+
+pull_reply pull_with(replication_log_test& t, replication_log_actor log, cookie since) {
+  auto out = t.ask<pull_reply>(log, pull_atom::value,
+                               pull_request{"a", std::move(since)});
+  t.sched.run();
+  EXPECT_EQ(out->entries.size(), 1u);
+  EXPECT_FALSE(out->entries.empty() && out->entries[0].error);
+  return out->entries.empty() ? pull_reply{} : out->entries[0].value;
+}
+
+} // namespace
+
+TEST_F(replication_log_test, cookies_come_back_signed_and_forged_ones_count_as_none) {
+  auto log = start();
+  push(log, log_push_of("a", {put_change(1, "a1")}));
+  sched.run();
+  auto first = pull_with(*this, log, {});
+  EXPECT_TRUE(first.reset);
+  cookie_signer signer{"fake-secret"};
+  EXPECT_TRUE(signer.verify(first.next)) << first.next.mac;
+  // The signed cookie: an incremental pull.
+  push(log, log_push_of("a", {put_change(2, "a2")}));
+  sched.run();
+  auto next = pull_with(*this, log, first.next);
+  EXPECT_FALSE(next.reset);
+  ASSERT_EQ(next.entities.size(), 1u);
+  EXPECT_EQ(next.entities[0].id, "a2");
+  // The same position unsigned, or signed by someone else: what a new client
+  // gets (the whole state), never taken for a history the server lost.
+  for (auto forged : {cookie{first.next.epoch, first.next.version, first.next.commit, ""},
+                      cookie{first.next.epoch, 1, 999,
+                             cookie_signer{"guess"}.sign({first.next.epoch, 1, 999})}}) {
+    auto r = pull_with(*this, log, forged);
+    EXPECT_TRUE(r.reset);
+    EXPECT_EQ(r.entities.size(), 2u);
+    EXPECT_TRUE(signer.verify(r.next));
+  }
+}

@@ -124,6 +124,7 @@ class fake_backend : public storage_backend {
 public:
   explicit fake_backend(std::shared_ptr<fake_db> db) : db_(std::move(db)) {}
   std::string epoch() override { return db_->epoch; }
+  std::string cookie_secret() override { return "fake-secret"; }
   uint64_t head_version() override { return db_->head; }
   std::unique_ptr<storage_tx> begin() override { return std::make_unique<fake_tx>(db_); }
   // The log's actors never read the history (only audits do).
