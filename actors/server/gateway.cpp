@@ -1,5 +1,7 @@
 #include "actors/server/gateway.hpp"
 
+#include "actors/common/clock.hpp"
+
 #include <chrono>
 
 #include <caf/actor_system.hpp>
@@ -26,12 +28,6 @@ struct gateway_state {
 };
 
 using self_ptr = gateway_actor::stateful_pointer<gateway_state>;
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor log,
                                           gateway_config cfg) {
@@ -84,7 +80,8 @@ gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor l
       // may follow the reply at once.
       if (st.cfg.session_opened)
         st.cfg.session_opened(sender->node(), session.id());
-      return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch, now_us()},
+      return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch,
+                          wall_clock_us()},
               std::move(session)};
     },
   };

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "actors/storage/storage_backend.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -40,10 +41,7 @@ inline void PrintTo(const backend_factory& f, std::ostream* os) {
 }
 
 inline std::string make_temp_dir() {
-  auto pattern = (fs::temp_directory_path() / "memsync-conformance-XXXXXX").string();
-  if (!mkdtemp(pattern.data()))
-    throw std::runtime_error("mkdtemp failed");
-  return pattern;
+  return memsync::testing::make_temp_directory("memsync-conformance");
 }
 
 inline change put(uint64_t mid, std::string id, std::string data,

@@ -1,4 +1,5 @@
 #include "tests/support/pg_cluster.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -86,10 +87,7 @@ void pg_cluster::remove_shared() {
 pg_cluster::pg_cluster() {
   auto* env = std::getenv("MEMSYNC_PG_BINDIR");
   bindir_ = env && *env ? env : MEMSYNC_PG_BINDIR;
-  auto pattern = (fs::temp_directory_path() / "memsync-pg-XXXXXX").string();
-  if (!mkdtemp(pattern.data()))
-    throw std::runtime_error("mkdtemp failed");
-  dir_ = pattern;
+  dir_ = make_temp_directory("memsync-pg");
   data_ = dir_ + "/data";
   try {
     start_watchdog();

@@ -9,14 +9,19 @@
 
 namespace memsync::testing {
 
+/// Creates a fresh directory "<system temp>/<prefix>-XXXXXX" and returns its
+/// path; the caller removes it.
+inline std::string make_temp_directory(const std::string& prefix = "memsync") {
+  auto pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+/// A fresh directory, removed with its contents on destruction.
 class temp_dir {
 public:
-  temp_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "memsync-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
+  temp_dir() : path_(make_temp_directory()) {}
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
   ~temp_dir() {
