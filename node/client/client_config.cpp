@@ -1,7 +1,5 @@
 #include "node/client/client_config.hpp"
 
-#include <fstream>
-
 #include "node/config/node_options.hpp"
 
 namespace memsync {
@@ -135,13 +133,7 @@ client_config make_client_config(const config_values& v) {
                                              : out.server_host;
   out.tls.cert = v.get_string("server.tls-cert");
   out.tls.key = v.get_string("server.tls-key");
-  for (auto key : {"server.tls-ca", "server.tls-cert", "server.tls-key"})
-    if (auto path = v.get_string(key); !path.empty() && !std::ifstream{path})
-      throw config_error(v.origin(key) + ": " + key + ": cannot read " + path);
-  if (out.tls.cert.empty() != out.tls.key.empty())
-    throw config_error(
-      v.origin(out.tls.cert.empty() ? "server.tls-key" : "server.tls-cert")
-      + ": server.tls-cert and server.tls-key go together");
+  check_tls_files(v, {"server.tls-ca", "server.tls-cert", "server.tls-key"});
   if (!out.tls.on() && !out.tls.cert.empty())
     throw config_error(
       v.origin("server.tls-cert")

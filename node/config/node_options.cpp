@@ -1,5 +1,7 @@
 #include "node/config/node_options.hpp"
 
+#include <fstream>
+
 #include <caf/actor_system_config.hpp>
 #include <caf/atom.hpp>
 #include <caf/io/middleman.hpp>
@@ -46,6 +48,16 @@ trace_settings make_trace_settings(const config_values& v) {
     throw config_error(v.origin("trace.mode")
                        + ": trace.file: required when trace.mode is " + mode);
   return out;
+}
+
+void check_tls_files(const config_values& v, std::initializer_list<const char*> files) {
+  for (auto key : files)
+    if (auto path = v.get_string(key); !path.empty() && !std::ifstream{path})
+      throw config_error(v.origin(key) + ": " + key + ": cannot read " + path);
+  auto cert = v.get_string("server.tls-cert");
+  if (cert.empty() != v.get_string("server.tls-key").empty())
+    throw config_error(v.origin(cert.empty() ? "server.tls-key" : "server.tls-cert")
+                       + ": server.tls-cert and server.tls-key go together");
 }
 
 void apply_caf_settings(const config_values& v, caf::actor_system_config& cfg) {

@@ -1,8 +1,5 @@
 #include "node/server/server_config.hpp"
 
-#include <fstream>
-#include <sstream>
-
 #include "actors/server/tuning.hpp"
 #include "node/config/node_options.hpp"
 
@@ -135,13 +132,7 @@ server_config make_server_config(const config_values& v) {
   out.tls.cert = v.get_string("server.tls-cert");
   out.tls.key = v.get_string("server.tls-key");
   out.tls.client_ca = v.get_string("server.tls-client-ca");
-  for (auto key : {"server.tls-cert", "server.tls-key", "server.tls-client-ca"})
-    if (auto path = v.get_string(key); !path.empty() && !std::ifstream{path})
-      throw config_error(v.origin(key) + ": " + key + ": cannot read " + path);
-  if (out.tls.cert.empty() != out.tls.key.empty())
-    throw config_error(
-      v.origin(out.tls.cert.empty() ? "server.tls-key" : "server.tls-cert")
-      + ": server.tls-cert and server.tls-key go together");
+  check_tls_files(v, {"server.tls-cert", "server.tls-key", "server.tls-client-ca"});
   if (!out.tls.on() && !out.tls.client_ca.empty())
     throw config_error(v.origin("server.tls-client-ca")
                        + ": server.tls-client-ca: needs server.tls-cert (TLS is off)");

@@ -5,6 +5,7 @@
 #include "actors/common/tls.hpp"
 #include "node/client/client_config.hpp"
 #include "node/client/tls_tunnel.hpp"
+#include "node/server/server_config.hpp"
 
 #include <atomic>
 #include <cstdlib>
@@ -302,4 +303,30 @@ TEST_F(tls_test, the_client_config_checks_its_tls_files) {
     {"--client.id=alice", "--server.host=127.0.0.1", "--server.token=t",
      "--server.tls-ca=" + dir.file("ca.pem"), "--server.tls-host=localhost"}));
   EXPECT_EQ(named.tls.host, "localhost");
+}
+
+TEST_F(tls_test, the_server_config_checks_its_tls_options) {
+  auto error = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"--server.tokens-file=" MEMSYNC_SOURCE_DIR
+                                  "/config/tokens.txt"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    try {
+      make_server_config(load_config(server_schema(), "", args));
+    } catch (const config_error& e) {
+      return std::string{e.what()};
+    }
+    return std::string{"no error"};
+  };
+  auto cert = "--server.tls-cert=" + dir.file("server.pem");
+  auto key = "--server.tls-key=" + dir.file("server.key");
+  EXPECT_EQ(error({cert, key}), "no error");
+  EXPECT_EQ(error({cert}),
+            "command line: server.tls-cert and server.tls-key go together");
+  EXPECT_EQ(error({"--server.tls-key=/nonexistent/k.pem", cert}),
+            "command line: server.tls-key: cannot read /nonexistent/k.pem");
+  EXPECT_EQ(error({"--server.tls-client-ca=" + dir.file("ca.pem")}),
+            "command line: server.tls-client-ca: needs server.tls-cert (TLS is off)");
+  EXPECT_NE(
+    error({cert, key, "--server.guard=false"}).find("TLS is terminated by the guard"),
+    std::string::npos);
 }
