@@ -295,7 +295,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
     },
     [=](sync_atom) -> caf::result<ok_atom> {
       auto promise = self->make_response_promise<ok_atom>();
-      wait_for_outbox(self, std::move(promise));
+      wait_for_outbox(self, promise); // a copy: both refer to one request
       return promise;
     },
     [=](status_atom) {
