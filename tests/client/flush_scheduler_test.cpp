@@ -77,6 +77,8 @@ struct slow_db {
     memsync::testing::held<std::vector<uint64_t>> reply;
   };
   std::vector<request> waiting;
+  /// For each repair: the highest mutation id assigned when it ran.
+  std::vector<uint64_t> assigned_at_repair;
 
   /// Applies every waiting flush and answers it (CAF drops the answer to a
   /// request that timed out meanwhile).
@@ -103,8 +105,10 @@ local_db_actor::behavior_type slow_local_db(local_db_actor::pointer self,
     [=](outbox_max_atom) { return uint64_t{0}; },
     [=](pushed_atom) { return uint64_t{0}; },
     [=](restored_atom, const std::string& id,
-        uint64_t) -> caf::result<std::string, std::vector<uint64_t>> {
-      return {id, std::vector<uint64_t>{}};
+        uint64_t record) -> caf::result<std::string, std::vector<uint64_t>> {
+      db->assigned_at_repair.push_back(db->file->next_mutation_id() - 1);
+      auto r = db->file->repair(id, record);
+      return {r.client_id, r.old_ids};
     },
   };
 }
@@ -322,4 +326,51 @@ TEST_F(flush_scheduler_test,
                         {"a", 1}, {"b", 2}, {"a", 3}}));
   ASSERT_FALSE(log->reports.empty());
   EXPECT_EQ(log->reports.back().durable_seq, 3u);
+}
+
+// The repair of a restored database waits for the batch in flight and runs
+// before the next one: the listeners hear the batch (old numbering), then
+// the move, then later batches (new numbering); whoever asked gets the new
+// id after the listeners heard of it.
+TEST_F(flush_scheduler_test, a_repair_runs_between_two_batches_and_is_reported_in_order) {
+  memsync::testing::temp_dir dir;
+  auto db = std::make_shared<slow_db>();
+  db->file = std::make_unique<local_database>(
+    local_db_settings{dir.file("client.db"), "alice", "normal", 100ms});
+  auto old_id = db->file->client_id();
+  flush_settings settings;
+  settings.debounce = 10ms;
+  flusher = keep(
+    spawn_flush_scheduler(sys, keep(sys.spawn(slow_local_db, db)), settings));
+  self->send(flusher, subscribe_atom::value, keep(sys.spawn(recorder, log)));
+  sched.run();
+  write({put(1, "a"), put(2, "b")});
+  advance(10ms);
+  ASSERT_EQ(db->waiting.size(), 1u); // in flight
+  auto rh = self->request(flusher, caf::infinite, restored_atom::value, old_id,
+                          uint64_t{9});
+  write({put(3, "c")});
+  advance(10ms);
+  EXPECT_TRUE(db->assigned_at_repair.empty()) << "repaired with a batch in flight";
+  db->let_through();
+  sched.run();
+  ASSERT_EQ(db->assigned_at_repair, (std::vector<uint64_t>{2}));
+  std::string new_id;
+  rh.receive([&](std::string& id) { new_id = id; },
+             [&](caf::error& err) { ADD_FAILURE() << sys.render(err); });
+  EXPECT_NE(new_id, old_id);
+  EXPECT_EQ(db->file->client_id(), new_id);
+  ASSERT_EQ(db->waiting.size(), 1u); // c, after the repair
+  db->let_through();
+  sched.run();
+  ASSERT_EQ(log->reports.size(), 3u);
+  ASSERT_EQ(log->reports[0].changes.size(), 2u);
+  EXPECT_EQ(log->reports[0].changes[1].mutation_id, 2u);
+  EXPECT_TRUE(log->reports[0].new_client_id.empty());
+  EXPECT_EQ(log->reports[1].new_client_id, new_id);
+  EXPECT_EQ(log->reports[1].renumbered, (std::vector<uint64_t>{1, 2}));
+  EXPECT_TRUE(log->reports[1].changes.empty());
+  ASSERT_EQ(log->reports[2].changes.size(), 1u);
+  EXPECT_EQ(log->reports[2].changes[0].id, "c");
+  EXPECT_EQ(log->reports[2].changes[0].mutation_id, 3u);
 }
