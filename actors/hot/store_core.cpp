@@ -401,6 +401,9 @@ store_core::mark_durable(const std::vector<flushed_change>& flushed,
         }
       }
     }
+    // The pull that confirmed these came first: it was taken after the
+    // server applied them, so the base it brought already holds their
+    // effect, and dropping them now is what the rebase would have done.
     // Resolving here, where both messages meet, makes their order not
     // matter; ordering the senders instead would need a round trip between
     // the flush scheduler and the syncer on every pull.
