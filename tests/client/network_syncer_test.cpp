@@ -82,6 +82,8 @@ struct script {
   uint64_t highest_mid = 0;
   uint64_t pushed_mid = 0; ///< highest id handed out for a push
   size_t outbox_max_requests = 0;
+  std::deque<mode> outbox_max_script;
+  std::vector<held<uint64_t>> held_outbox_max;
   std::vector<outbox_read> outbox_reads;
   std::vector<pull_reply> db_rebases;
   std::deque<mode> db_rebase_script;
@@ -250,8 +252,13 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
       s->db_epochs.push_back(epoch);
       return ok_atom::value;
     },
-    [=](outbox_max_atom) {
+    [=](outbox_max_atom) -> caf::result<uint64_t> {
       ++s->outbox_max_requests;
+      if (script::next(s->outbox_max_script) == mode::hold) {
+        auto rp = self->make_response_promise<uint64_t>();
+        s->held_outbox_max.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+        return rp;
+      }
       return s->highest_mid;
     },
   };
@@ -375,6 +382,7 @@ struct network_syncer_test : memsync::testing::actor_test {
     s->held_pushes.clear();
     s->held_pulls.clear();
     s->held_db_rebases.clear();
+    s->held_outbox_max.clear();
     for (auto& session : s->sessions)
       caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
     s->listeners.clear();
@@ -1053,4 +1061,35 @@ TEST_F(network_syncer_test, a_record_at_or_below_the_pushed_ids_changes_nothing)
   ASSERT_FALSE(s->db_rebases.empty());
   EXPECT_EQ(s->db_rebases[0].last_mutation_id, 5u);
   EXPECT_EQ(status().client_id, "client-1");
+}
+
+// A `sync` whose outbox reading may be in either numbering (it arrives while
+// the move is under way, here already renumbered: 2) waits until the
+// numbering is known, and completes only once the renumbered changes are
+// pushed and confirmed under the new id, not at once.
+TEST_F(network_syncer_test, a_sync_during_the_move_waits_for_the_renumbered_changes) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->outbox = {outbox_change(6), outbox_change(7)};
+  s->highest_mid = 7;
+  s->server_lmid = 7;
+  s->pull_script = {mode::hold};
+  start(cfg);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  s->outbox_max_script = {mode::hold};
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  ASSERT_EQ(s->held_outbox_max.size(), 1u);
+  // The pull that reveals the restore, then the outbox reading, in that order.
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 7, false, {}});
+  answer(s->held_outbox_max[0], uint64_t{2});
+  sched.run();
+  ASSERT_EQ(s->repairs.size(), 1u);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.client_id, "client-1-fresh");
+  EXPECT_FALSE(s->synced) << "synced before the renumbered changes were confirmed";
+  poke_with(s->server_cookie.version);
+  EXPECT_TRUE(s->synced) << s->sync_failure;
+  EXPECT_EQ(s->store_lmid_when_synced, 2u);
 }
