@@ -53,6 +53,12 @@ using connect_atom = caf::connect_atom;
 
 /// The highest mutation id in the local outbox (local_db; 0: empty).
 using outbox_max_atom = caf::atom_constant<caf::atom("outbox_max")>;
+/// The highest mutation id the local database ever handed out for a push.
+using pushed_atom = caf::atom_constant<caf::atom("pushed")>;
+/// The server has seen mutation ids of this client id that the local
+/// database never sent: it was restored from an older copy (network_syncer
+/// -> flush_scheduler -> local_db, which moves to a new client id).
+using restored_atom = caf::atom_constant<caf::atom("restored")>;
 /// Private to network_syncer: the reconnect timer (after a backoff) fired.
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
 /// Private to network_syncer: the push timer (debounce or backoff) fired.

@@ -30,18 +30,29 @@ typename Inspector::result_type inspect(Inspector& f, flushed_change& x) {
 
 /// Sent by the flush scheduler after each durable batch. `durable_seq`: every
 /// write with a seq up to it is in the local database.
+///
+/// After the local database found it was restored from an older copy (see
+/// local_database::repair), one report with `new_client_id` set and no
+/// changes: the client is now `new_client_id`, and the outbox change that
+/// had mutation id `renumbered[i]` now has i + 1. Every report before it
+/// uses the old numbering, every report after it the new one (the flush
+/// scheduler sends both and orders them).
 struct flush_report {
   std::vector<flushed_change> changes;
   uint64_t durable_seq = 0;
+  std::string new_client_id;
+  std::vector<uint64_t> renumbered;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, flush_report& x) {
-  return f(caf::meta::type_name("memsync::flush_report"), x.changes, x.durable_seq);
+  return f(caf::meta::type_name("memsync::flush_report"), x.changes, x.durable_seq,
+           x.new_client_id, x.renumbered);
 }
 
 /// Where this client stands, for `status`.
 struct sync_status {
+  std::string client_id; ///< in force now (a restored database moves to a new one)
   bool connected = false;
   std::string server_id;
   cookie cursor;
@@ -55,9 +66,9 @@ struct sync_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_status& x) {
-  return f(caf::meta::type_name("memsync::sync_status"), x.connected, x.server_id,
-           x.cursor, x.last_mutation_id, x.acknowledged, x.connects, x.refused,
-           x.last_error, x.layers);
+  return f(caf::meta::type_name("memsync::sync_status"), x.client_id, x.connected,
+           x.server_id, x.cursor, x.last_mutation_id, x.acknowledged, x.connects,
+           x.refused, x.last_error, x.layers);
 }
 
 } // namespace memsync

@@ -179,6 +179,7 @@ private:
     j["epoch"] = node_.cursor().epoch;
     j["last_mutation_id"] = node_.last_mutation_id();
     if (auto st = node_.sync_state(std::chrono::seconds(5))) {
+      j["client_id"] = st->client_id; // a restored database moves to a new one
       j["connected"] = st->connected;
       j["cookie"] = st->cursor.version;
       j["epoch"] = st->cursor.epoch;

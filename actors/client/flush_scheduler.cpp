@@ -36,7 +36,14 @@ struct flush_scheduler_state {
 
   buffer_list buffer;                                            ///< sorted by c.seq
   std::unordered_map<std::string, buffer_list::iterator> latest; ///< by id
+  /// The batch sent to local_db (or timed out and to be sent again as it
+  /// is), numbered `batch`.
   std::vector<buffered> in_flight;
+  uint64_t batch = 0;
+  bool busy = false;          ///< a request to local_db is outstanding
+  std::string repair_id;      ///< a repair to run for this client id ...
+  uint64_t repair_record = 0; ///< ... with this server record
+  std::vector<caf::typed_response_promise<std::string>> repair_waiters;
 
   uint64_t received_seq = 0;
   uint64_t durable_seq = 0;
@@ -65,6 +72,7 @@ struct flush_scheduler_state {
   }
 
   std::vector<change> take_batch() {
+    ++batch;
     auto n = std::min(cfg.max_batch, buffer.size());
     std::vector<change> batch;
     batch.reserve(n);
@@ -108,9 +116,15 @@ void arm_timer(self_ptr self, caf::timespan delay) {
   self->delayed_send(self, delay, tick_atom::value, st.generation);
 }
 
+void notify(self_ptr self, const flush_report& report) {
+  for (auto& listener : self->state.listeners)
+    self->send(listener, flushed_atom::value, report);
+}
+
 void on_flushed(self_ptr self, const std::vector<uint64_t>& ids) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "flushed"};
+  st.busy = false;
   flush_report report;
   report.changes.reserve(st.in_flight.size());
   for (size_t i = 0; i < st.in_flight.size() && i < ids.size(); ++i) {
@@ -122,8 +136,7 @@ void on_flushed(self_ptr self, const std::vector<uint64_t>& ids) {
   st.failures = 0;
   st.durable_seq = st.compute_durable_seq();
   report.durable_seq = st.durable_seq;
-  for (auto& listener : st.listeners)
-    self->send(listener, flushed_atom::value, report);
+  notify(self, report);
   auto& ws = st.waiters;
   for (auto it = ws.begin(); it != ws.end();) {
     if (it->first <= st.durable_seq) {
@@ -138,23 +151,73 @@ void on_flushed(self_ptr self, const std::vector<uint64_t>& ids) {
   try_flush(self);
 }
 
-void on_failed(self_ptr self) {
+/// An error reply means the transaction did not commit: the batch goes back
+/// and may grow. A timeout says nothing: the batch stays as it is, to be
+/// sent again under its number.
+void on_failed(self_ptr self, const caf::error& err) {
   auto& st = self->state;
-  st.restore_in_flight();
+  st.busy = false;
+  if (err != caf::sec::request_timeout)
+    st.restore_in_flight();
   ++st.failures;
   st.retry_wait = true;
   ++st.generation;
   arm_timer(self, backoff_delay(st.cfg.retry_min, st.cfg.retry_max, st.failures));
 }
 
+/// Listeners hear of a move first, then whoever asked gets the client id in
+/// force (the same sender: in that order).
+void on_repaired(self_ptr self, std::string& client_id, std::vector<uint64_t>& old_ids) {
+  auto& st = self->state;
+  st.busy = false;
+  st.failures = 0;
+  if (client_id != st.repair_id) {
+    flush_report report;
+    report.durable_seq = st.durable_seq;
+    report.new_client_id = client_id;
+    report.renumbered = std::move(old_ids);
+    notify(self, report);
+  }
+  st.repair_id.clear();
+  for (auto& rp : st.repair_waiters)
+    rp.deliver(client_id);
+  st.repair_waiters.clear();
+}
+
+/// The repair goes between two batches: every report before it has the old
+/// numbering, every one after it the new.
+void start_repair(self_ptr self) {
+  auto& st = self->state;
+  st.busy = true;
+  self
+    ->request(st.db, st.cfg.db_timeout, restored_atom::value, st.repair_id,
+              st.repair_record)
+    .then(
+      [=](std::string& id, std::vector<uint64_t>& old_ids) {
+        on_repaired(self, id, old_ids);
+        try_flush(self);
+      },
+      [=](caf::error& err) { on_failed(self, err); });
+}
+
 void try_flush(self_ptr self) {
   auto& st = self->state;
-  if (!st.in_flight.empty() || st.retry_wait || st.buffer.empty())
+  if (st.busy || st.retry_wait)
     return;
-  bool urgent = !st.waiters.empty();
-  if (!st.due && !urgent && st.buffer.size() < st.cfg.max_batch)
-    return;
-  auto batch = st.take_batch();
+  if (!st.repair_id.empty() && st.in_flight.empty())
+    return start_repair(self);
+  std::vector<change> batch;
+  if (!st.in_flight.empty()) { // timed out: the same batch again
+    for (auto& b : st.in_flight)
+      batch.push_back(b.c);
+  } else {
+    if (st.buffer.empty())
+      return;
+    bool urgent = !st.waiters.empty();
+    if (!st.due && !urgent && st.buffer.size() < st.cfg.max_batch)
+      return;
+    batch = st.take_batch();
+  }
   if (st.trace) {
     auto now = trace_now_ns();
     for (auto& c : batch)
@@ -163,9 +226,10 @@ void try_flush(self_ptr self) {
   st.due = !st.buffer.empty(); // the rest of a split burst goes right after
   ++st.generation;
   st.timer_armed = false;
-  self->request(st.db, st.cfg.db_timeout, flush_atom::value, std::move(batch))
+  st.busy = true;
+  self->request(st.db, st.cfg.db_timeout, flush_atom::value, st.batch, std::move(batch))
     .then([=](const std::vector<uint64_t>& ids) { on_flushed(self, ids); },
-          [=](caf::error&) { on_failed(self); });
+          [=](caf::error& err) { on_failed(self, err); });
 }
 
 flush_scheduler_impl_actor::behavior_type
@@ -199,6 +263,19 @@ flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg,
         return st.durable_seq;
       auto promise = self->make_response_promise<uint64_t>();
       st.waiters.emplace_back(st.received_seq, promise);
+      try_flush(self);
+      return promise;
+    },
+    [=](restored_atom, std::string& client_id,
+        uint64_t server_record) -> caf::result<std::string> {
+      auto& st = self->state;
+      trace_scope ts{st.trace.get(), self, "restored"};
+      auto promise = self->make_response_promise<std::string>();
+      st.repair_waiters.push_back(promise);
+      if (st.repair_id.empty() || st.repair_record < server_record) {
+        st.repair_id = std::move(client_id);
+        st.repair_record = server_record;
+      }
       try_flush(self);
       return promise;
     },

@@ -3,7 +3,14 @@
 // coalesces writes to the same entity, and hands batches of at most
 // `max_batch` changes to local_db, one batch in flight at a time. A failed
 // batch goes back to the front and is retried with exponential backoff:
-// nothing is dropped and the order of writes is kept.
+// nothing is dropped and the order of writes is kept. A batch that timed
+// out may still commit (local_db may only be slow): it is retried unchanged
+// under the same batch number, which local_db applies at most once, so a
+// change never gets two mutation ids.
+//
+// It also runs the repair of a database restored from an older copy
+// (restored_atom, from the syncer) between two batches, and reports it to
+// the listeners in order with the batches (see flush_report).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +40,12 @@ using flush_scheduler_actor = caf::typed_actor<
   caf::reacts_to<subscribe_atom, flush_listener_actor>,
   /// Flushes now, skipping the debounce; replies with the durable seq once
   /// every change received before the request is durable.
-  caf::replies_to<flush_atom>::with<uint64_t>>;
+  caf::replies_to<flush_atom>::with<uint64_t>,
+  /// The server's last mutation id for this client id is above any the
+  /// local database sent (client id, that record): has local_db repair it
+  /// before the next batch, reports a move to the listeners, then replies
+  /// with the client id in force. A failed repair is retried like a batch.
+  caf::replies_to<restored_atom, std::string, uint64_t>::with<std::string>>;
 
 flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys, local_db_actor db,
                                             flush_settings settings,

@@ -1,5 +1,6 @@
 #include "actors/client/local_database.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include "messages/validation.hpp"
@@ -42,7 +43,8 @@ CREATE TABLE outbox(mutation_id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,
 
 } // namespace
 
-local_database::local_database(const local_db_settings& settings) : path_(settings.path) {
+local_database::local_database(const local_db_settings& settings)
+    : path_(settings.path), client_name_(settings.client_name) {
   try {
     db_ = std::make_unique<sqlite_db>(path_, true);
     sqlite3_busy_timeout(db_->handle(), static_cast<int>(settings.busy_timeout.count()));
@@ -122,6 +124,11 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
   db_->exec("INSERT OR IGNORE INTO meta VALUES('cookie_mac', '')");
   client_id_ = get_meta("client_id");
   next_mutation_id_ = std::stoull(get_meta("next_mutation_id"));
+  // Files made before pushes were recorded may have pushed every id they
+  // assigned: the most that can be said for them.
+  auto add = db_->prepare("INSERT OR IGNORE INTO meta VALUES('pushed_mutation_id', ?1)");
+  add.bind(1, std::to_string(next_mutation_id_ - 1)).exec();
+  pushed_mutation_id_ = std::stoull(get_meta("pushed_mutation_id"));
 }
 
 void local_database::prepare_statements() {
@@ -154,6 +161,7 @@ local_snapshot local_database::load() {
     local_snapshot out;
     out.client_id = client_id_;
     out.next_mutation_id = next_mutation_id_;
+    out.pushed_mutation_id = pushed_mutation_id_;
     out.last_mutation_id = std::stoull(get_meta("last_mutation_id"));
     out.cursor.epoch = get_meta("cookie_epoch");
     out.cursor.version = std::stoull(get_meta("cookie_version"));
@@ -174,7 +182,10 @@ local_snapshot local_database::load() {
   }
 }
 
-std::vector<uint64_t> local_database::append(const std::vector<change>& changes) {
+std::vector<uint64_t> local_database::append(const std::vector<change>& changes,
+                                             uint64_t batch) {
+  if (batch != 0 && batch == last_batch_)
+    return last_batch_ids_;
   try {
     std::vector<uint64_t> ids;
     ids.reserve(changes.size());
@@ -193,6 +204,8 @@ std::vector<uint64_t> local_database::append(const std::vector<change>& changes)
     set_meta("next_mutation_id", std::to_string(next));
     tx.commit();
     next_mutation_id_ = next;
+    last_batch_ = batch;
+    last_batch_ids_ = ids;
     return ids;
   } catch (const sqlite_error& e) {
     fail(e, "cannot write to local database");
@@ -215,7 +228,10 @@ void local_database::apply_pull(const pull_reply& reply) {
           .exec();
     }
     auto drop = db_->prepare("DELETE FROM outbox WHERE mutation_id <= ?1");
-    drop.bind(1, static_cast<int64_t>(reply.last_mutation_id)).exec();
+    drop
+      .bind(1,
+            static_cast<int64_t>(std::min(reply.last_mutation_id, pushed_mutation_id_)))
+      .exec();
     set_meta("last_mutation_id", std::to_string(reply.last_mutation_id));
     set_meta("cookie_epoch", reply.next.epoch);
     set_meta("cookie_version", std::to_string(reply.next.version));
@@ -263,6 +279,57 @@ void local_database::set_push_epoch(const std::string& epoch) {
     set_meta("push_epoch", epoch);
   } catch (const sqlite_error& e) {
     fail(e, "cannot write to local database");
+  }
+}
+
+void local_database::mark_pushed(uint64_t mutation_id) {
+  if (mutation_id <= pushed_mutation_id_)
+    return;
+  try {
+    set_meta("pushed_mutation_id", std::to_string(mutation_id));
+    pushed_mutation_id_ = mutation_id;
+  } catch (const sqlite_error& e) {
+    fail(e, "cannot write to local database");
+  }
+}
+
+local_database::renumbering local_database::repair(const std::string& client_id,
+                                                   uint64_t server_record) {
+  if (client_id == moved_from_ && !moved_from_.empty())
+    return {client_id_, moved_ids_};
+  if (client_id != client_id_ || server_record <= pushed_mutation_id_)
+    return {client_id_, {}};
+  try {
+    renumbering out;
+    out.client_id = client_name_ + "-" + random_suffix();
+    sqlite_tx tx{*db_};
+    auto rows = db_->prepare("SELECT mutation_id FROM outbox ORDER BY mutation_id");
+    while (rows.step())
+      out.old_ids.push_back(static_cast<uint64_t>(rows.column_int(0)));
+    // Two steps, as mutation_id is the key: out of the way (negative), then
+    // 1..n in the old order.
+    db_->exec("UPDATE outbox SET mutation_id = -mutation_id");
+    auto renumber = db_->prepare(
+      "UPDATE outbox SET mutation_id = ?1 WHERE mutation_id = ?2");
+    for (size_t i = 0; i < out.old_ids.size(); ++i)
+      renumber.bind(1, static_cast<int64_t>(i + 1))
+        .bind(2, -static_cast<int64_t>(out.old_ids[i]))
+        .exec();
+    auto next = out.old_ids.size() + 1;
+    set_meta("client_id", out.client_id);
+    set_meta("next_mutation_id", std::to_string(next));
+    set_meta("pushed_mutation_id", "0");
+    set_meta("last_mutation_id", "0");
+    set_meta("push_epoch", "");
+    tx.commit();
+    moved_from_ = client_id_;
+    moved_ids_ = out.old_ids;
+    client_id_ = out.client_id;
+    next_mutation_id_ = next;
+    pushed_mutation_id_ = 0;
+    return out;
+  } catch (const sqlite_error& e) {
+    fail(e, "cannot move to a new client id in");
   }
 }
 

@@ -3,7 +3,11 @@
 //   meta(key, value)      client_id, next_mutation_id, last_mutation_id,
 //                         cookie_epoch, cookie_version, cookie_commit,
 //                         cookie_mac (the server's signature of the cookie),
-//                         push_epoch (epoch of the last acknowledged push)
+//                         push_epoch (epoch of the last acknowledged push),
+//                         pushed_mutation_id (the highest mutation id ever
+//                         handed out for a push: the server cannot have seen
+//                         a higher one of this client id, unless this file
+//                         is an older copy of itself)
 //   entities(id, type, data, version)   the base: last state pulled from the
 //                                       server (deleted entities have no row)
 //   outbox(mutation_id, kind, id, type, data, trace_id)
@@ -37,6 +41,7 @@ struct local_snapshot {
   cookie cursor;
   uint64_t last_mutation_id = 0; ///< confirmed by the server
   uint64_t next_mutation_id = 1;
+  uint64_t pushed_mutation_id = 0; ///< highest id ever handed out for a push
   std::string push_epoch;
   std::vector<entity> base;
   std::vector<change> outbox; ///< in mutation-id order
@@ -67,12 +72,46 @@ public:
 
   /// Appends changes to the outbox in one transaction and returns the
   /// mutation id given to each, in order. Throws local_db_error; the file is
-  /// then unchanged.
-  std::vector<uint64_t> append(const std::vector<change>& changes);
+  /// then unchanged. `batch` (0: none) is the caller's number for this
+  /// batch: the same nonzero number as the batch applied last is a retry of
+  /// a batch that did commit (its first attempt timed out on the caller's
+  /// side), so it is not applied again and gets the ids it got then. One
+  /// entry is enough: the caller sends the next batch only once this one
+  /// succeeded, and only this process can append (the file is locked).
+  std::vector<uint64_t> append(const std::vector<change>& changes, uint64_t batch = 0);
 
   /// Stores a pull result in one transaction: base entities, cookie, and the
-  /// outbox without what the server has seen.
+  /// outbox without what the server has seen (never a change above
+  /// pushed_mutation_id(): the server cannot have seen it from us).
   void apply_pull(const pull_reply& reply);
+
+  /// The highest mutation id ever handed out for a push (survives restarts).
+  uint64_t pushed_mutation_id() const { return pushed_mutation_id_; }
+
+  /// Records that changes up to `mutation_id` are about to be pushed: from
+  /// now on the server may know them. Written before the push leaves, only
+  /// when it raises the record.
+  void mark_pushed(uint64_t mutation_id);
+
+  /// What repair() did: the client id in force and, if it just moved,
+  /// the old mutation ids of the outbox in order (the change that had
+  /// old_ids[i] now has i + 1).
+  struct renumbering {
+    std::string client_id;
+    std::vector<uint64_t> old_ids;
+  };
+
+  /// `server_record`: the server's last mutation id for `client_id`. Above
+  /// pushed_mutation_id() it means the server has seen ids this file never
+  /// sent: the file is an older copy of itself (a backup, a VM snapshot) and
+  /// its next ids were used by the newer one. Then, in one transaction, it
+  /// moves to a new client id (the configured name plus a new random suffix,
+  /// as a new file does), renumbers the outbox from 1 in order, and forgets
+  /// the old id's server record and push epoch; base and cookie stay. Else
+  /// it changes nothing. Idempotent: asked again about the id it moved away
+  /// from, it answers as the first time. Throws local_db_error (file then
+  /// unchanged).
+  renumbering repair(const std::string& client_id, uint64_t server_record);
 
   /// Outbox changes with a mutation id above `after`, in order, at most
   /// `max_changes` of them and (beyond the first) at most `max_bytes` of data.
@@ -97,8 +136,14 @@ private:
 
   std::string path_;
   std::unique_ptr<sqlite_db> db_;
+  std::string client_name_;
   std::string client_id_;
   uint64_t next_mutation_id_ = 1;
+  uint64_t pushed_mutation_id_ = 0;
+  uint64_t last_batch_ = 0; ///< number of the batch applied last (0: none)
+  std::vector<uint64_t> last_batch_ids_;
+  std::string moved_from_; ///< the client id repair() moved away from
+  std::vector<uint64_t> moved_ids_;
   sqlite_stmt insert_outbox_;
   sqlite_stmt set_meta_;
   sqlite_stmt upsert_entity_;

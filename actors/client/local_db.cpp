@@ -22,11 +22,11 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
   self->state.db = std::move(db);
   self->state.trace = std::move(trace);
   return {
-    [=](flush_atom,
+    [=](flush_atom, uint64_t batch,
         const std::vector<change>& changes) -> caf::result<std::vector<uint64_t>> {
       trace_scope ts{self->state.trace.get(), self, "flush"};
       try {
-        auto ids = self->state.db->append(changes);
+        auto ids = self->state.db->append(changes, batch);
         if (ts && !changes.empty()) {
           ts.sent(changes.front().trace.sent_ns);
           for (size_t i = 0; i < changes.size() && i < ids.size(); ++i)
@@ -52,6 +52,8 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
       trace_scope ts{self->state.trace.get(), self, "outbox"};
       try {
         auto out = self->state.db->outbox(after, max_changes, max_bytes);
+        if (!out.empty())
+          self->state.db->mark_pushed(out.back().mutation_id);
         if (ts)
           for (auto& c : out)
             ts.item(c.trace.trace_id, c.id, 0, c.mutation_id);
@@ -63,6 +65,19 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
     [=](outbox_max_atom) -> caf::result<uint64_t> {
       try {
         return self->state.db->last_outbox_id();
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
+    [=](pushed_atom) -> caf::result<uint64_t> {
+      return self->state.db->pushed_mutation_id();
+    },
+    [=](restored_atom, const std::string& client_id,
+        uint64_t server_record) -> caf::result<std::string, std::vector<uint64_t>> {
+      trace_scope ts{self->state.trace.get(), self, "restored"};
+      try {
+        auto r = self->state.db->repair(client_id, server_record);
+        return {std::move(r.client_id), std::move(r.old_ids)};
       } catch (const local_db_error& e) {
         return make_error(e.error());
       }

@@ -21,13 +21,25 @@ namespace memsync {
 class local_database;
 
 using local_db_actor = caf::typed_actor<
-  /// Appends coalesced changes to the outbox in one transaction; replies with
-  /// the mutation id of each, in order, or a memsync error (file unchanged).
-  caf::replies_to<flush_atom, std::vector<change>>::with<std::vector<uint64_t>>,
+  /// Appends coalesced changes (batch number, changes) to the outbox in one
+  /// transaction; replies with the mutation id of each, in order, or a
+  /// memsync error (file unchanged). A batch with the number of the batch
+  /// applied last is a retry of one that committed: it is not applied again
+  /// and gets the same ids (see local_database::append).
+  caf::replies_to<flush_atom, uint64_t, std::vector<change>>::with<std::vector<uint64_t>>,
   /// Stores a pull result (base, cookie, confirmed outbox) in one transaction.
   caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>,
-  /// Outbox changes above a mutation id: (after, max changes, max bytes).
+  /// Outbox changes above a mutation id to push: (after, max changes, max
+  /// bytes). Records, before replying, that they may reach the server.
   caf::replies_to<outbox_atom, uint64_t, uint64_t, uint64_t>::with<std::vector<change>>,
+  /// The highest mutation id ever handed out for a push.
+  caf::replies_to<pushed_atom>::with<uint64_t>,
+  /// (client id, the server's last mutation id for it): moves to a new client
+  /// id if the server has seen ids this database never sent; replies with
+  /// the client id in force and the old ids of the renumbered outbox (empty
+  /// if nothing changed). See local_database::repair.
+  caf::replies_to<restored_atom, std::string, uint64_t>::with<std::string,
+                                                              std::vector<uint64_t>>,
   /// Remembers the epoch of the last acknowledged push.
   caf::replies_to<epoch_atom, std::string>::with<ok_atom>,
   /// The highest mutation id in the outbox (0: the outbox is empty).

@@ -68,7 +68,10 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
     [=](write_atom) { take_writes(self); },
     [=](flushed_atom, const flush_report& report) {
       trace_scope ts{self->state.trace.get(), self, "flushed"};
-      self->state.core->mark_durable(report.changes, report.durable_seq);
+      auto& st = self->state;
+      if (!report.new_client_id.empty())
+        st.subs->dispatch(st.core->renumber(report.renumbered));
+      st.subs->dispatch(st.core->mark_durable(report.changes, report.durable_seq));
     },
     [=](rebase_atom, const pull_reply& reply) {
       trace_scope ts{self->state.trace.get(), self, "rebase"};

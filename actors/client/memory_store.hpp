@@ -28,7 +28,8 @@ namespace memsync {
 using memory_store_actor = caf::typed_actor<
   /// The store's write queue is not empty: take it.
   caf::reacts_to<write_atom>,
-  /// Mutation ids and durable watermark from the flush scheduler.
+  /// Mutation ids and durable watermark from the flush scheduler, or the
+  /// renumbering of a restored database.
   caf::reacts_to<flushed_atom, flush_report>,
   /// Apply a pull result on top of the pending changes.
   caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>,

@@ -52,6 +52,59 @@ void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1, bool
   st.trace->clock((server_us - (t0 + t1) / 2) * 1000, rtt * 1000);
 }
 
+/// `sync`: waits until what the outbox holds now is confirmed. The target
+/// is a mutation id, so it is taken only when the numbering is known: a
+/// reply that may straddle a move to a new client id (sent or received
+/// while it is under way, or a move happened in between) is asked again.
+void wait_for_outbox(self_ptr self, caf::typed_response_promise<ok_atom> promise) {
+  auto& st = self->state;
+  if (st.repairing) {
+    st.parked_syncs.push_back(std::move(promise));
+    return;
+  }
+  auto identity = st.identity_gen;
+  self->request(st.db, caf::infinite, outbox_max_atom::value)
+    .then([=](uint64_t mid) mutable {
+      auto& st = self->state;
+      if (st.repairing || identity != st.identity_gen)
+        return wait_for_outbox(self, std::move(promise));
+      st.durable_mid = std::max(st.durable_mid, mid);
+      st.waiters.push_back({mid, st.pulls_done, promise});
+      try_push(self);
+      try_pull(self);
+    });
+}
+
+bool check_record(self_ptr self, uint64_t record) {
+  auto& st = self->state;
+  if (st.repairing)
+    return false;
+  if (record <= st.pushed_mid)
+    return true;
+  st.repairing = true;
+  ++st.status.layers.errors["restored_copy"];
+  st.status.last_error = "the server has seen mutation " + std::to_string(record) + " of "
+                         + st.cfg.client_id + ", above any this database sent ("
+                         + std::to_string(st.pushed_mid)
+                         + "): it is an older copy; moving to a new client id";
+  // No timeout: the flush scheduler always answers (it retries a failing
+  // local_db), and nothing may be pushed under the old id meanwhile.
+  self->request(st.flusher, caf::infinite, restored_atom::value, st.cfg.client_id, record)
+    .then([=](std::string& client_id) {
+      auto& st = self->state;
+      st.repairing = false;
+      for (auto& promise : std::exchange(st.parked_syncs, {}))
+        wait_for_outbox(self, std::move(promise));
+      if (client_id != st.cfg.client_id) // the report of the move came first
+        return;
+      // local_db has handed out ids up to the record for pushes (a batch read
+      // whose reply we dropped): the record is ours after all.
+      st.pushed_mid = std::max(st.pushed_mid, record);
+      try_pull(self);
+    });
+  return false;
+}
+
 } // namespace network_syncer_detail
 
 namespace {
@@ -94,6 +147,32 @@ void drop_link(self_ptr self, link_state next) {
   // The new connection pushes right away; a pending debounce still fires.
   if (st.push_wait == push_timer::backoff)
     st.push_wait = push_timer::debounce;
+}
+
+void connect(self_ptr self);
+
+/// local_db moved to a new client id and renumbered its outbox (see
+/// flush_report): the server knows nothing of the new id, so everything is
+/// pushed again from 1 on a new connection; base and cookie stay.
+void moved(self_ptr self, const flush_report& report) {
+  auto& st = self->state;
+  auto& old = report.renumbered;
+  st.cfg.client_id = report.new_client_id;
+  st.status.client_id = report.new_client_id;
+  st.cfg.push_epoch.clear();
+  ++st.identity_gen;
+  st.pushed_mid = 0;
+  st.record_checked = false;
+  st.status.acknowledged = 0;
+  st.status.last_mutation_id = 0;
+  st.durable_mid = old.size();
+  for (auto& w : st.waiters) // the same changes, under their new ids
+    w.target = static_cast<uint64_t>(std::upper_bound(old.begin(), old.end(), w.target)
+                                     - old.begin());
+  if (st.link == link_state::offline)
+    return;
+  drop_link(self, link_state::disconnected);
+  connect(self);
 }
 
 /// connecting, handshaking or connected -> disconnected, with a reconnect
@@ -168,6 +247,8 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   st.connector = std::move(connector);
   st.db = std::move(db);
   st.store = std::move(store);
+  st.flusher = flusher;
+  st.status.client_id = st.cfg.client_id;
   st.status.cursor = st.cfg.cursor;
   st.status.last_mutation_id = st.cfg.last_mutation_id;
   st.status.acknowledged = st.cfg.last_mutation_id;
@@ -181,7 +262,14 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
     if (st.link == link_state::connected && msg.source == st.session.address())
       link_lost(self, msg.reason);
   });
-  connect(self);
+  // The first reply is only checked against the record once it is known.
+  self->request(st.db, caf::infinite, pushed_atom::value).then([=](uint64_t mid) {
+    auto& st = self->state;
+    st.pushed_mid = std::max(st.pushed_mid, mid);
+    st.record_known = true;
+    if (st.link == link_state::disconnected)
+      connect(self);
+  });
   self->delayed_send(self, st.cfg.settings.pull_interval, pull_tick_atom::value);
   return {
     [=](poke_atom, const poke& p) {
@@ -198,6 +286,8 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
     [=](flushed_atom, const flush_report& report) {
       auto& st = self->state;
       trace_scope ts{st.trace.get(), self, "flushed"};
+      if (!report.new_client_id.empty())
+        moved(self, report);
       for (auto& c : report.changes)
         st.durable_mid = std::max(st.durable_mid, c.mutation_id);
       if (st.durable_mid > st.status.acknowledged)
@@ -205,14 +295,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
     },
     [=](sync_atom) -> caf::result<ok_atom> {
       auto promise = self->make_response_promise<ok_atom>();
-      self->request(self->state.db, caf::infinite, outbox_max_atom::value)
-        .then([=](uint64_t mid) mutable {
-          auto& st = self->state;
-          st.durable_mid = std::max(st.durable_mid, mid);
-          st.waiters.push_back({mid, st.pulls_done, promise});
-          try_push(self);
-          try_pull(self);
-        });
+      wait_for_outbox(self, promise); // a copy: both refer to one request
       return promise;
     },
     [=](status_atom) {
@@ -226,7 +309,10 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
         return; // already so
       if (online) {
         st.failures = 0;
-        connect(self);
+        if (st.record_known)
+          connect(self);
+        else
+          st.link = link_state::disconnected; // connects once it is known
       } else {
         drop_link(self, link_state::offline);
       }

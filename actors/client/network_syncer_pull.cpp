@@ -54,10 +54,16 @@ void on_pulled(self_ptr self, const pull_reply& reply, time_point poked,
 
 /// Step 3: local_db has the pull; now the memory store. (Sent even if the
 /// link `gen` dropped meanwhile: what is durable must become visible; only
-/// the bookkeeping of that link's pull is then stale.)
-void make_visible(self_ptr self, uint64_t gen, pull_reply reply, time_point poked,
-                  time_point received) {
+/// the bookkeeping of that link's pull is then stale.) A pull of a client id
+/// being replaced (`identity` is stale, or the move is under way) confirms
+/// nothing in the store: the store may already number its changes for the
+/// new id, and what local_db dropped before the move the store drops when
+/// it renumbers.
+void make_visible(self_ptr self, uint64_t gen, uint64_t identity, pull_reply reply,
+                  time_point poked, time_point received) {
   auto& st = self->state;
+  if (st.repairing || identity != st.identity_gen)
+    reply.last_mutation_id = 0;
   self->request(st.store, st.cfg.settings.request_timeout, rebase_atom::value, reply)
     .then(on_link_of<ok_atom>(self, gen,
                               [=](ok_atom) { on_pulled(self, reply, poked, received); }),
@@ -71,6 +77,16 @@ void make_visible(self_ptr self, uint64_t gen, pull_reply reply, time_point poke
 /// the truth and is loaded again.
 void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t sent_us) {
   auto& st = self->state;
+  // Never applied if the server has seen ids we never sent: it would drop
+  // our changes that reuse them from the outbox (see check_record).
+  if (!check_record(self, reply.last_mutation_id)) {
+    st.pull = pull_phase::idle;
+    return;
+  }
+  if (!st.record_checked) {
+    st.record_checked = true;
+    try_push(self);
+  }
   auto received = self->clock().now();
   clock_sample(self, sent_us, reply.server_time_us, wall_clock_us(), false);
   trace_scope ts{st.trace.get(), self, "pull_reply"};
@@ -85,8 +101,9 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
     es.erase(bad, es.end());
   }
   auto gen = st.link_gen;
+  auto identity = st.identity_gen;
   self->request(st.db, st.cfg.settings.request_timeout, rebase_atom::value, reply)
-    .then([=](ok_atom) { make_visible(self, gen, reply, poked, received); },
+    .then([=](ok_atom) { make_visible(self, gen, identity, reply, poked, received); },
           on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
 }
 

@@ -2,7 +2,8 @@
 // id from local_db in a bounded batch and pushes it on the session, one push
 // in flight. A failed push pauses pushing for a backoff (and pulls: a
 // restored server resets us); the acknowledged id and any refusals come back
-// in the reply.
+// in the reply. Pushes of a client id start only after a pull showed that
+// the server's record of it is ours (see check_record).
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -19,6 +20,8 @@ void on_pushed(self_ptr self, push_reply& reply, caf::actor_clock::time_point se
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "push_reply"};
   st.push_in_flight = false;
+  if (!check_record(self, reply.last_mutation_id))
+    return;
   ++st.status.layers.pushes;
   st.status.layers.push_round_trip.record(micros_since(self, sent));
   st.failures = 0;
@@ -64,6 +67,8 @@ void push_batch(self_ptr self, std::vector<change>& changes) {
     st.push_in_flight = false;
     return;
   }
+  // local_db recorded these ids as pushed before replying.
+  st.pushed_mid = std::max(st.pushed_mid, changes.back().mutation_id);
   push_request req{st.cfg.client_id, st.cfg.push_epoch, std::move(changes)};
   auto sent = self->clock().now();
   self
@@ -95,7 +100,7 @@ void push_due(self_ptr self, uint64_t gen) {
 void try_push(self_ptr self) {
   auto& st = self->state;
   if (st.link != link_state::connected || st.push_in_flight
-      || st.push_wait == push_timer::backoff)
+      || st.push_wait == push_timer::backoff || !st.record_checked || st.repairing)
     return;
   if (st.durable_mid <= st.status.acknowledged)
     return;

@@ -63,7 +63,25 @@ struct network_syncer_state {
   connector_actor connector;
   local_db_actor db;
   memory_store_actor store;
+  flush_scheduler_actor flusher;
   std::shared_ptr<trace_sink> trace;
+
+  // -- the server's record of this client id -------------------------------------
+  /// The highest mutation id local_db ever handed out for a push: the server
+  /// cannot know a higher one of ours unless this database is an older copy
+  /// of itself (see local_database::repair).
+  uint64_t pushed_mid = 0;
+  bool record_known = false; ///< pushed_mid was read: connecting may start
+  /// A pull of this client id showed the server's record is ours: only then
+  /// may pushes go out (a push of ids the server already has from another
+  /// copy would be skipped as duplicates, or half applied).
+  bool record_checked = false;
+  /// The flush scheduler is having local_db move to a new client id: no
+  /// pushes, and pulls of the old id confirm nothing.
+  bool repairing = false;
+  uint64_t identity_gen = 0; ///< bumps when the client id changes
+  /// `sync` requests that came during the move, until the numbering is known.
+  std::vector<caf::typed_response_promise<ok_atom>> parked_syncs;
 
   // -- the connection ----------------------------------------------------------
   link_state link = link_state::disconnected;
@@ -136,6 +154,15 @@ uint64_t micros_since(self_ptr self, caf::actor_clock::time_point t);
 
 /// Offers an NTP-style clock-offset sample to the trace (see the source).
 void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1, bool fresh);
+
+/// `record`: the server's last mutation id for us, from a pull or push
+/// reply. True if it can be ours; false if the reply must be ignored: the
+/// record is above every id this database sent (the repair starts), or a
+/// repair is under way.
+bool check_record(self_ptr self, uint64_t record);
+
+/// Answers `promise` once everything the outbox holds now is confirmed.
+void wait_for_outbox(self_ptr self, caf::typed_response_promise<ok_atom> promise);
 
 // -- network_syncer_push.cpp ----------------------------------------------------
 

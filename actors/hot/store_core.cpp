@@ -267,14 +267,10 @@ drained store_core::take() {
   return take_locked();
 }
 
-drained store_core::rebase(const pull_reply& reply) {
-  std::lock_guard<std::mutex> guard{write_mtx_};
-  auto out = take_locked();
-  std::vector<std::string> touched; // ids whose shadow changed
-  // 1. Drop what the server has seen.
+template <class Pred>
+void store_core::drop_pending(Pred confirmed, std::vector<std::string>& touched) {
   for (auto it = pending_.begin(); it != pending_.end();) {
-    auto mid = it->second.mutation_id;
-    if (mid != 0 && mid <= reply.last_mutation_id) {
+    if (confirmed(it->second)) {
       auto& seqs = shadows_.at(it->second.id).seqs;
       seqs.erase(std::find(seqs.begin(), seqs.end(), it->first));
       touched.push_back(it->second.id);
@@ -283,6 +279,45 @@ drained store_core::rebase(const pull_reply& reply) {
       ++it;
     }
   }
+}
+
+void store_core::settle(std::vector<std::string> touched, update_list updates,
+                        std::vector<change_event>& events) {
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (auto& id : touched) {
+    auto sh = shadows_.find(id);
+    updates.push_back({id, fold_pending(id, sh->second)});
+    if (sh->second.seqs.empty())
+      shadows_.erase(sh);
+  }
+  // Publish in one batch; events only for values that really changed.
+  update_list changed;
+  for (auto& u : updates) {
+    auto old = get(u.id);
+    if (old == u.value)
+      continue;
+    if (!same_value(old, u.value)) {
+      auto type = u.value ? u.value->type : old->type;
+      events.push_back({u.id, std::move(type), u.value});
+    }
+    changed.push_back(std::move(u));
+  }
+  publish(changed);
+  pending_count_.store(pending_.size());
+}
+
+drained store_core::rebase(const pull_reply& reply) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  auto out = take_locked();
+  std::vector<std::string> touched; // ids whose shadow changed
+  // 1. Drop what the server has seen.
+  confirmed_ = reply.last_mutation_id;
+  drop_pending(
+    [&](const change& c) {
+      return c.mutation_id != 0 && c.mutation_id <= reply.last_mutation_id;
+    },
+    touched);
   // 2. The new base.
   std::unordered_map<std::string, entity_ptr> direct; // ids without pending
   for (auto& e : reply.entities) {
@@ -309,32 +344,11 @@ drained store_core::rebase(const pull_reply& reply) {
         touched.push_back(id);
       }
   }
-  // 3. Re-apply pending changes on the new base.
+  // 3. Re-apply pending changes on the new base, publish.
   update_list updates;
   for (auto& [id, value] : direct)
     updates.push_back({id, std::move(value)});
-  std::sort(touched.begin(), touched.end());
-  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-  for (auto& id : touched) {
-    auto sh = shadows_.find(id);
-    updates.push_back({id, fold_pending(id, sh->second)});
-    if (sh->second.seqs.empty())
-      shadows_.erase(sh);
-  }
-  // 4. Publish in one batch; events only for values that really changed.
-  update_list changed;
-  for (auto& u : updates) {
-    auto old = get(u.id);
-    if (old == u.value)
-      continue;
-    if (!same_value(old, u.value)) {
-      auto type = u.value ? u.value->type : old->type;
-      out.events.push_back({u.id, std::move(type), u.value});
-    }
-    changed.push_back(std::move(u));
-  }
-  publish(changed);
-  pending_count_.store(pending_.size());
+  settle(std::move(touched), std::move(updates), out.events);
   return out;
 }
 
@@ -362,25 +376,66 @@ std::vector<refused_change> store_core::refusals() const {
   return refusals_;
 }
 
-void store_core::mark_durable(const std::vector<flushed_change>& flushed,
-                              uint64_t durable_seq) {
+std::vector<change_event>
+store_core::mark_durable(const std::vector<flushed_change>& flushed,
+                         uint64_t durable_seq) {
+  std::vector<change_event> events;
   {
     std::lock_guard<std::mutex> guard{write_mtx_};
+    bool overtaken = false;
     for (auto& fc : flushed) {
       auto sh = shadows_.find(fc.id);
       if (sh == shadows_.end())
         continue;
       for (auto seq : sh->second.seqs) {
         auto& c = pending_.at(seq);
-        if (seq <= fc.last_seq && c.mutation_id == 0)
+        if (seq <= fc.last_seq && c.mutation_id == 0) {
           c.mutation_id = fc.mutation_id;
+          overtaken |= c.mutation_id <= confirmed_;
+        }
       }
+    }
+    // The pull that confirmed these came first: it was taken after the
+    // server applied them, so the base it brought already holds their
+    // effect, and dropping them now is what the rebase would have done.
+    // Resolving here, where both messages meet, makes their order not
+    // matter; ordering the senders instead would need a round trip between
+    // the flush scheduler and the syncer on every pull.
+    if (overtaken) {
+      std::vector<std::string> touched;
+      drop_pending(
+        [&](const change& c) {
+          return c.mutation_id != 0 && c.mutation_id <= confirmed_;
+        },
+        touched);
+      settle(std::move(touched), {}, events);
     }
   }
   std::lock_guard<std::mutex> guard{durable_mtx_};
   if (durable_seq > durable_seq_.load())
     durable_seq_.store(durable_seq);
   durable_cv_.notify_all();
+  return events;
+}
+
+std::vector<change_event> store_core::renumber(const std::vector<uint64_t>& old_ids) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  confirmed_ = 0; // the new client id has no confirmed change yet
+  std::vector<std::string> touched;
+  drop_pending(
+    [&](const change& c) {
+      return c.mutation_id != 0
+             && !std::binary_search(old_ids.begin(), old_ids.end(), c.mutation_id);
+    },
+    touched);
+  for (auto& [seq, c] : pending_)
+    if (c.mutation_id != 0)
+      c.mutation_id = static_cast<uint64_t>(
+        std::lower_bound(old_ids.begin(), old_ids.end(), c.mutation_id) - old_ids.begin()
+        + 1);
+  std::vector<change_event> events;
+  settle(std::move(touched), {}, events);
+  return events;
 }
 
 // -- waiting and inspection -------------------------------------------------

@@ -117,8 +117,20 @@ public:
   /// The most recent refusals (at most 100), oldest first.
   std::vector<refused_change> refusals() const;
 
-  /// Records mutation ids of durable writes and the durable watermark.
-  void mark_durable(const std::vector<flushed_change>& flushed, uint64_t durable_seq);
+  /// Records mutation ids of durable writes and the durable watermark. A
+  /// change whose new id the last rebase already confirmed is confirmed now:
+  /// the pull that confirmed it overtook its flush report (they come from
+  /// different actors), and its base is already the server's result. Returns
+  /// the events of the visible values this changed.
+  std::vector<change_event> mark_durable(const std::vector<flushed_change>& flushed,
+                                         uint64_t durable_seq);
+
+  /// The local database moved to a new client id and renumbered its outbox:
+  /// the change that had mutation id old_ids[i] has i + 1 now. A pending
+  /// change with an id not among them had left the outbox, confirmed by the
+  /// server under the old id, and is confirmed now. Changes with no id yet
+  /// get new ones from later flush reports. Returns the events.
+  std::vector<change_event> renumber(const std::vector<uint64_t>& old_ids);
 
   // -- waiting and inspection -----------------------------------------------
 
@@ -150,6 +162,15 @@ private:
   // REQUIRES: write_mtx_ held; `old` is the visible value of c.id.
   void queue_local(change c, entity_ptr old, entity_ptr value);
   entity_ptr fold_pending(const std::string& id, const shadow& sh) const;
+  // REQUIRES: write_mtx_ held. Drops the pending changes `confirmed` holds
+  // for, noting their ids in `touched`.
+  template <class Pred>
+  void drop_pending(Pred confirmed, std::vector<std::string>& touched);
+  // REQUIRES: write_mtx_ held. Re-applies the pending changes of `touched`
+  // on their bases and publishes those and `updates`; events for the values
+  // that really changed.
+  void settle(std::vector<std::string> touched, update_list updates,
+              std::vector<change_event>& events);
   drained take_locked();
 
   data_limits limits_;
@@ -162,6 +183,7 @@ private:
   drained queue_;
   std::function<void()> wake_;
   std::vector<refused_change> refusals_;
+  uint64_t confirmed_ = 0; ///< last_mutation_id of the last rebase
 
   std::atomic<uint64_t> last_seq_{0};
   std::atomic<std::size_t> pending_count_{0};

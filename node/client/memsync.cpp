@@ -72,6 +72,7 @@ client_status client::status(std::chrono::nanoseconds timeout) {
   out.cookie = node.cursor().version;
   out.last_mutation_id = node.last_mutation_id();
   if (auto st = node.sync_state(timeout)) {
+    out.client_id = st->client_id; // a restored database moves to a new one
     out.connected = st->connected;
     out.epoch = st->cursor.epoch;
     out.cookie = st->cursor.version;

@@ -186,6 +186,7 @@ TEST_F(local_database_test, ids_not_reused_after_pull_and_reopen) {
     auto db = open();
     db->append({make_change(change_kind::put, "a", R"({})", 1),
                 make_change(change_kind::put, "b", R"({})", 2)});
+    db->mark_pushed(2);
     pull_reply reply;
     reply.last_mutation_id = 2;
     db->apply_pull(reply);
@@ -210,6 +211,7 @@ TEST_F(local_database_test, apply_pull_stores_base_and_cookie) {
                     {"b", "note", R"({"x":2})", 10, false}};
   db->apply_pull(first);
 
+  db->mark_pushed(3);
   pull_reply second;
   second.next = {"ep1", 12};
   second.last_mutation_id = 2;
@@ -373,4 +375,136 @@ TEST_F(local_database_test,
   auto snap = open()->load();
   EXPECT_EQ(snap.cursor.version, 10u);
   EXPECT_EQ(snap.cursor.mac, "");
+}
+
+// -- exactly-once batches ------------------------------------------------------
+
+TEST_F(local_database_test, a_retried_batch_is_applied_once_and_gets_its_first_ids) {
+  auto db = open();
+  std::vector<change> batch{make_change(change_kind::put, "a", R"({"n":1})", 1),
+                            make_change(change_kind::put, "b", R"({"n":2})", 2)};
+  EXPECT_EQ(db->append(batch, 7), (std::vector<uint64_t>{1, 2}));
+  // The caller's first attempt timed out although it committed: the retry
+  // gets the same ids and writes nothing.
+  EXPECT_EQ(db->append(batch, 7), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(db->load().outbox.size(), 2u);
+  EXPECT_EQ(db->next_mutation_id(), 3u);
+  // The next batch is applied, and so is every unnumbered one.
+  EXPECT_EQ(db->append({make_change(change_kind::put, "c", "{}", 3)}, 8),
+            (std::vector<uint64_t>{3}));
+  EXPECT_EQ(db->append({make_change(change_kind::put, "c", "{}", 4)}),
+            (std::vector<uint64_t>{4}));
+  EXPECT_EQ(db->append({make_change(change_kind::put, "c", "{}", 5)}),
+            (std::vector<uint64_t>{5}));
+  EXPECT_EQ(db->load().outbox.size(), 5u);
+}
+
+// -- the record of pushes and restored copies ----------------------------------
+
+TEST_F(local_database_test, the_push_record_only_rises_and_survives_a_restart) {
+  {
+    auto db = open();
+    EXPECT_EQ(db->pushed_mutation_id(), 0u);
+    db->append({make_change(change_kind::put, "a", "{}", 1),
+                make_change(change_kind::put, "b", "{}", 2),
+                make_change(change_kind::put, "c", "{}", 3)});
+    db->mark_pushed(2);
+    db->mark_pushed(1);
+    EXPECT_EQ(db->pushed_mutation_id(), 2u);
+  }
+  EXPECT_EQ(open()->load().pushed_mutation_id, 2u);
+}
+
+TEST_F(local_database_test,
+       a_file_from_before_the_push_record_counts_every_id_as_pushed) {
+  {
+    auto db = open();
+    db->append({make_change(change_kind::put, "a", "{}", 1),
+                make_change(change_kind::put, "b", "{}", 2)});
+  }
+  {
+    sqlite_db raw{path_.string(), false};
+    raw.exec("DELETE FROM meta WHERE key = 'pushed_mutation_id'");
+  }
+  EXPECT_EQ(open()->pushed_mutation_id(), 2u);
+}
+
+TEST_F(local_database_test, a_pull_never_drops_changes_that_were_never_pushed) {
+  auto db = open();
+  db->append({make_change(change_kind::put, "a", "{}", 1),
+              make_change(change_kind::put, "b", "{}", 2),
+              make_change(change_kind::put, "c", "{}", 3)});
+  db->mark_pushed(1);
+  pull_reply reply;
+  reply.last_mutation_id = 3; // ids 2 and 3 of another copy of this file
+  db->apply_pull(reply);
+  auto snap = db->load();
+  ASSERT_EQ(snap.outbox.size(), 2u);
+  EXPECT_EQ(snap.outbox[0].id, "b");
+  EXPECT_EQ(snap.outbox[1].id, "c");
+}
+
+TEST_F(local_database_test,
+       a_restored_copy_moves_to_a_new_client_id_and_renumbers_its_outbox) {
+  std::string old_id;
+  std::string new_id;
+  {
+    auto db = open();
+    old_id = db->client_id();
+    db->append({make_change(change_kind::put, "a", R"({"n":1})", 1),
+                make_change(change_kind::put, "b", R"({"n":2})", 2),
+                make_change(change_kind::patch, "a", R"({"m":3})", 3)});
+    db->mark_pushed(3);
+    pull_reply confirmed;
+    confirmed.next = {"ep1", 10, 4, "mac"};
+    confirmed.last_mutation_id = 1;
+    confirmed.entities = {{"a", "note", R"({"n":1})", 10, false}};
+    db->apply_pull(confirmed);
+    db->set_push_epoch("ep1");
+    db->append({make_change(change_kind::put, "d", "{}", 4)}); // id 4, never pushed
+
+    // A record the file can explain changes nothing.
+    auto same = db->repair(old_id, 3);
+    EXPECT_EQ(same.client_id, old_id);
+    EXPECT_TRUE(same.old_ids.empty());
+    EXPECT_EQ(db->client_id(), old_id);
+
+    // The server has seen id 5 of this client: never handed out here.
+    auto moved = db->repair(old_id, 5);
+    new_id = moved.client_id;
+    EXPECT_NE(new_id, old_id);
+    EXPECT_EQ(new_id.rfind("alice-", 0), 0u) << new_id;
+    EXPECT_EQ(moved.old_ids, (std::vector<uint64_t>{2, 3, 4}));
+    EXPECT_EQ(db->client_id(), new_id);
+    EXPECT_EQ(db->pushed_mutation_id(), 0u);
+    // Asked again about the old id (a retry): the same answer, no new move.
+    auto again = db->repair(old_id, 5);
+    EXPECT_EQ(again.client_id, new_id);
+    EXPECT_EQ(again.old_ids, moved.old_ids);
+    EXPECT_EQ(db->repair(new_id, 0).old_ids, std::vector<uint64_t>{});
+  }
+  // All of it is in the file: the new id, the outbox from 1 in the old order,
+  // the base and the cookie as they were, nothing confirmed for the new id.
+  auto db = open();
+  EXPECT_EQ(db->client_id(), new_id);
+  auto snap = db->load();
+  ASSERT_EQ(snap.outbox.size(), 3u);
+  EXPECT_EQ(snap.outbox[0].mutation_id, 1u);
+  EXPECT_EQ(snap.outbox[0].id, "b");
+  EXPECT_EQ(snap.outbox[1].mutation_id, 2u);
+  EXPECT_EQ(snap.outbox[1].id, "a");
+  EXPECT_EQ(snap.outbox[1].kind, change_kind::patch);
+  EXPECT_EQ(snap.outbox[2].mutation_id, 3u);
+  EXPECT_EQ(snap.outbox[2].id, "d");
+  EXPECT_EQ(snap.next_mutation_id, 4u);
+  EXPECT_EQ(snap.last_mutation_id, 0u);
+  EXPECT_EQ(snap.pushed_mutation_id, 0u);
+  EXPECT_EQ(snap.push_epoch, "");
+  EXPECT_EQ(snap.cursor.version, 10u);
+  EXPECT_EQ(snap.cursor.mac, "mac");
+  ASSERT_EQ(snap.base.size(), 1u);
+  EXPECT_EQ(snap.base[0].id, "a");
+  EXPECT_EQ(db->append({make_change(change_kind::put, "e", "{}", 5)}),
+            (std::vector<uint64_t>{4}));
+  EXPECT_EQ(db->integrity_check(), "ok");
 }

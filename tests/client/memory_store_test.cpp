@@ -1,6 +1,8 @@
 // memory_store with the real flush scheduler and local_db (SQLite in memory),
 // on virtual time: the application's writes reach the database, durability
-// comes back, subscribers hear each real change once, off the writer's path.
+// comes back, subscribers hear each real change once, off the writer's path;
+// a pull confirms a change even when it arrives before the flush report, and
+// a restored database's renumbering reaches the pending changes.
 #include "actors/client/memory_store.hpp"
 
 #include "actors/client/local_database.hpp"
@@ -18,6 +20,7 @@ struct memory_store_test : memsync::testing::actor_test {
   std::shared_ptr<subscriber_list> subs = std::make_shared<subscriber_list>();
   store app{core, subs};
   local_database* db = nullptr; // owned by the local_db actor
+  flush_scheduler_actor flusher;
   memory_store_actor memory;
 
   memory_store_test() {
@@ -25,9 +28,16 @@ struct memory_store_test : memsync::testing::actor_test {
       local_db_settings{":memory:", "alice", "normal", 100ms});
     db = file.get();
     auto db_actor = keep(spawn_local_db(sys, std::move(file)));
-    auto flusher = keep(spawn_flush_scheduler(sys, db_actor, flush_settings{}));
+    flusher = keep(spawn_flush_scheduler(sys, db_actor, flush_settings{}));
     memory = keep(spawn_memory_store(sys, core, subs, flusher));
     sched.run();
+  }
+
+  /// Runs actors one message at a time until local_db has committed a
+  /// batch that nobody has heard of yet.
+  void run_until_outbox_has(size_t n) {
+    while (db->load().outbox.size() < n)
+      ASSERT_TRUE(sched.try_run_once()) << "the batch never reached local_db";
   }
 
   template <class T>
@@ -100,4 +110,73 @@ TEST_F(memory_store_test, local_writes_reach_subscribers_before_a_later_rebase) 
   EXPECT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, reply)), ok_atom::value);
   EXPECT_EQ(seen, (std::vector<std::string>{R"(mine={"v":1})", R"(theirs={"v":2})"}));
   EXPECT_EQ(app.get("mine")->data, R"({"v":1})"); // pending stays on top
+}
+
+// The pull that confirms a change reaches the store before the flush report
+// that gives the change its mutation id (they come from different actors):
+// the change is confirmed all the same, and the server's newer value shows.
+TEST_F(memory_store_test, a_pull_that_overtakes_the_flush_report_still_confirms) {
+  ASSERT_TRUE(app.put("x", "note", {{"v", 1}}).ok());
+  sched.run();
+  sched.advance_time(100ms); // the debounce: the batch goes to local_db
+  run_until_outbox_has(1);   // committed as mutation 1; the report is not sent yet
+  // Meanwhile the syncer pushed mutation 1, another client wrote over it,
+  // and this pull of both got here first.
+  pull_reply reply;
+  reply.next = {"e1", 2};
+  reply.last_mutation_id = 1;
+  reply.entities.push_back({"x", "note", R"({"v":2})", 2, false});
+  self->send(memory, rebase_atom::value, reply);
+  sched.run();
+  EXPECT_TRUE(app.pending().empty());
+  ASSERT_TRUE(app.get("x"));
+  EXPECT_EQ(app.get("x")->data, R"({"v":2})");
+  EXPECT_EQ(app.get("x")->version, 2u);
+}
+
+// local_db moves to a new client id: the pending changes take the new ids,
+// later flushes number on from them, and a pull of the new id confirms by
+// the new numbering.
+TEST_F(memory_store_test, a_restored_database_renumbers_the_pending_changes) {
+  ASSERT_TRUE(app.put("a", "note", {{"v", 1}}).ok());
+  ASSERT_TRUE(app.put("b", "note", {{"v", 1}}).ok());
+  EXPECT_EQ(ask<uint64_t>(caf::make_message(flush_atom::value)), 2u);
+  db->mark_pushed(2);
+  pull_reply first;
+  first.next = {"e1", 1};
+  first.last_mutation_id = 1; // a is confirmed, b (2) is not
+  first.entities.push_back({"a", "note", R"({"v":1})", 1, false});
+  db->apply_pull(first); // as the syncer has local_db do first
+  EXPECT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, first)), ok_atom::value);
+  auto old_id = db->client_id();
+  // The server has seen mutation 5 of this id: the file is an older copy.
+  auto rh = self->request(flusher, caf::infinite, restored_atom::value, old_id,
+                          uint64_t{5});
+  sched.run();
+  std::string new_id;
+  rh.receive([&](std::string& id) { new_id = id; },
+             [&](caf::error& err) { ADD_FAILURE() << sys.render(err); });
+  EXPECT_NE(new_id, old_id);
+  EXPECT_EQ(db->client_id(), new_id);
+  auto pending = app.pending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].id, "b");
+  EXPECT_EQ(pending[0].mutation_id, 1u);
+  ASSERT_TRUE(app.put("c", "note", {{"v", 1}}).ok());
+  EXPECT_EQ(ask<uint64_t>(caf::make_message(flush_atom::value)), 3u);
+  db->mark_pushed(2);
+  pull_reply second;
+  second.next = {"e1", 2};
+  second.last_mutation_id = 1; // the new id's first change: b
+  second.entities.push_back({"b", "note", R"({"v":1})", 2, false});
+  db->apply_pull(second);
+  EXPECT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, second)), ok_atom::value);
+  pending = app.pending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].id, "c");
+  EXPECT_EQ(pending[0].mutation_id, 2u);
+  auto outbox = db->load().outbox;
+  ASSERT_EQ(outbox.size(), 1u);
+  EXPECT_EQ(outbox[0].id, "c");
+  EXPECT_EQ(outbox[0].mutation_id, 2u);
 }

@@ -20,6 +20,8 @@
 #include "tests/support/actor_fixture.hpp"
 
 using namespace memsync;
+using memsync::testing::answer;
+using memsync::testing::held;
 using namespace std::chrono_literals;
 
 namespace {
@@ -32,28 +34,6 @@ enum class mode {
   fail,  ///< answer with an error at once
   hold,  ///< keep the promise and never answer (a lost reply)
 };
-
-/// A request a fake peer keeps without answering, and who keeps it.
-template <class T>
-struct held {
-  caf::typed_response_promise<T> promise;
-  caf::strong_actor_ptr holder;
-};
-
-/// Answers a held request from the test body. (response_promise::deliver
-/// enqueues with the holder's execution unit, which the test coordinator
-/// only provides while the holder runs; from here it would crash.)
-template <class T>
-void answer(held<T>& h, T value) {
-  caf::response_promise& rp = h.promise;
-  auto dest = rp.next();
-  if (!dest) {
-    ADD_FAILURE() << "answered twice";
-    return;
-  }
-  dest->enqueue(h.holder, rp.id().response_id(), caf::make_message(std::move(value)),
-                nullptr);
-}
 
 template <class T>
 struct recorded {
@@ -100,7 +80,10 @@ struct script {
   };
   std::vector<change> outbox;
   uint64_t highest_mid = 0;
+  uint64_t pushed_mid = 0; ///< highest id handed out for a push
   size_t outbox_max_requests = 0;
+  std::deque<mode> outbox_max_script;
+  std::vector<held<uint64_t>> held_outbox_max;
   std::vector<outbox_read> outbox_reads;
   std::vector<pull_reply> db_rebases;
   std::deque<mode> db_rebase_script;
@@ -113,6 +96,11 @@ struct script {
 
   // -- flush scheduler --------------------------------------------------------
   std::vector<flush_listener_actor> flush_listeners;
+  /// restored_atom requests: (client id, server record).
+  std::vector<std::pair<std::string, uint64_t>> repairs;
+  /// The id a repair moves to: the outbox is renumbered from 1 and the
+  /// server knows nothing of the new id.
+  std::string moved_id = "client-1-fresh";
 
   // -- a client of `sync` -----------------------------------------------------
   bool synced = false;
@@ -228,7 +216,7 @@ connector_actor::behavior_type fake_connector(connector_actor::pointer, script_p
 
 local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s) {
   return {
-    [=](flush_atom, const std::vector<change>& batch) {
+    [=](flush_atom, uint64_t, const std::vector<change>& batch) {
       std::vector<uint64_t> ids;
       for (size_t i = 0; i < batch.size(); ++i)
         ids.push_back(++s->highest_mid);
@@ -251,14 +239,26 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
       for (auto& c : s->outbox)
         if (c.mutation_id > after && out.size() < max_changes)
           out.push_back(c);
+      if (!out.empty())
+        s->pushed_mid = std::max(s->pushed_mid, out.back().mutation_id);
       return out;
+    },
+    [=](pushed_atom) { return s->pushed_mid; },
+    [=](restored_atom, const std::string& id,
+        uint64_t) -> caf::result<std::string, std::vector<uint64_t>> {
+      return {id, std::vector<uint64_t>{}}; // the fake flusher plays the repair
     },
     [=](epoch_atom, const std::string& epoch) {
       s->db_epochs.push_back(epoch);
       return ok_atom::value;
     },
-    [=](outbox_max_atom) {
+    [=](outbox_max_atom) -> caf::result<uint64_t> {
       ++s->outbox_max_requests;
+      if (script::next(s->outbox_max_script) == mode::hold) {
+        auto rp = self->make_response_promise<uint64_t>();
+        s->held_outbox_max.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+        return rp;
+      }
       return s->highest_mid;
     },
   };
@@ -281,7 +281,7 @@ memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script
   };
 }
 
-flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer,
+flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer self,
                                                   script_ptr s) {
   return {
     [=](write_atom, const std::vector<change>&) {},
@@ -289,6 +289,21 @@ flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer
       s->flush_listeners.push_back(listener);
     },
     [=](flush_atom) { return uint64_t{0}; },
+    [=](restored_atom, const std::string& id, uint64_t record) {
+      s->repairs.emplace_back(id, record);
+      flush_report report;
+      report.new_client_id = s->moved_id;
+      for (auto& c : s->outbox) {
+        report.renumbered.push_back(c.mutation_id);
+        c.mutation_id = report.renumbered.size();
+      }
+      s->highest_mid = s->outbox.size();
+      s->pushed_mid = 0;
+      s->server_lmid = 0;
+      for (auto& listener : s->flush_listeners)
+        self->send(listener, flushed_atom::value, report);
+      return s->moved_id;
+    },
   };
 }
 
@@ -367,6 +382,7 @@ struct network_syncer_test : memsync::testing::actor_test {
     s->held_pushes.clear();
     s->held_pulls.clear();
     s->held_db_rebases.clear();
+    s->held_outbox_max.clear();
     for (auto& session : s->sessions)
       caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
     s->listeners.clear();
@@ -626,6 +642,7 @@ TEST_F(network_syncer_test,
   s->server_lmid = 2;
   s->outbox = {outbox_change(1), outbox_change(2)};
   s->highest_mid = 2;
+  s->pushed_mid = 2; // pushed in an earlier run
   s->refuse[3] = sync_error{sync_errc::invalid_json, "bad data"};
   start(cfg);
   // Already acknowledged: nothing to push.
@@ -853,6 +870,7 @@ TEST_F(network_syncer_test, sync_with_everything_confirmed_still_waits_for_one_p
 TEST_F(network_syncer_test, status_reports_connection_cookie_ids_and_refusals) {
   auto cfg = config();
   cfg.last_mutation_id = 2;
+  s->pushed_mid = 2; // pushed in an earlier run
   s->server_down = true;
   start(cfg);
   auto st = status();
@@ -975,4 +993,103 @@ TEST_F(network_syncer_test, layer_stats_count_errors_by_kind_and_pulls_caused_by
   EXPECT_EQ(st.layers.pulls, 2u);
   EXPECT_EQ(st.layers.poke_to_pull.count, 1u);
   EXPECT_EQ(st.layers.apply.count, 2u);
+}
+
+// -- 10. a database restored from an older copy ----------------------------------
+
+// The database was restored: it pushed up to 5, then a newer copy of it
+// pushed 6 and 7, and since the restore it wrote two changes that got 6 and
+// 7 again. The first pull shows the server's record 7: nothing is pushed or
+// confirmed under the old id; the flush scheduler has local_db move to a new
+// id and renumber; the syncer reconnects as the new id, pushes the two
+// changes as 1 and 2, and a `sync` asked before completes on them.
+TEST_F(network_syncer_test,
+       a_record_above_every_pushed_id_moves_to_a_new_client_id_and_pushes_all_again) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->outbox = {outbox_change(6), outbox_change(7)};
+  s->highest_mid = 7;
+  s->server_lmid = 7;
+  s->pull_script = {mode::hold};
+  start(cfg);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  EXPECT_TRUE(s->pushes.empty()) << "pushed before the server's record was checked";
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 7, false, {}});
+  sched.run();
+  ASSERT_EQ(s->repairs.size(), 1u);
+  EXPECT_EQ(s->repairs[0], (std::pair<std::string, uint64_t>{"client-1", 7}));
+  // Only pulls of the new id were applied (the server knows nothing of it).
+  for (auto& r : s->db_rebases)
+    EXPECT_EQ(r.last_mutation_id, 0u) << "a pull that drops 6 and 7 was applied";
+  for (auto& r : s->store_rebases)
+    EXPECT_EQ(r.last_mutation_id, 0u) << "a pull that drops 6 and 7 was applied";
+  for (auto& p : s->pushes)
+    EXPECT_NE(p.msg.client_id, "client-1") << "pushed under the old id";
+  ASSERT_EQ(s->hellos.size(), 2u);
+  EXPECT_EQ(s->hellos[1].client_id, "client-1-fresh");
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.client_id, "client-1-fresh");
+  EXPECT_EQ(mids(s->pushes[0].msg), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(s->pushes[0].msg.changes[0].id, "e6");
+  EXPECT_EQ(s->pushes[0].msg.changes[1].id, "e7");
+  auto st = status();
+  EXPECT_EQ(st.client_id, "client-1-fresh");
+  EXPECT_EQ(st.acknowledged, 2u);
+  EXPECT_NE(st.last_error.find("older copy"), std::string::npos) << st.last_error;
+  EXPECT_FALSE(s->synced);
+  poke_with(s->server_cookie.version);
+  EXPECT_TRUE(s->synced) << s->sync_failure;
+  ASSERT_FALSE(s->pulls.empty());
+  EXPECT_EQ(s->pulls.back().msg.client_id, "client-1-fresh");
+  EXPECT_EQ(s->store_lmid_when_synced, 2u);
+  EXPECT_EQ(s->repairs.size(), 1u);
+}
+
+// Replies whose record the database can explain never start a repair.
+TEST_F(network_syncer_test, a_record_at_or_below_the_pushed_ids_changes_nothing) {
+  auto cfg = config();
+  cfg.last_mutation_id = 3;
+  s->pushed_mid = 5; // 4 and 5 went out, their replies were lost
+  s->outbox = {outbox_change(4), outbox_change(5)};
+  s->highest_mid = 5;
+  s->server_lmid = 5;
+  start(cfg);
+  EXPECT_TRUE(s->repairs.empty());
+  ASSERT_FALSE(s->db_rebases.empty());
+  EXPECT_EQ(s->db_rebases[0].last_mutation_id, 5u);
+  EXPECT_EQ(status().client_id, "client-1");
+}
+
+// A `sync` whose outbox reading may be in either numbering (it arrives while
+// the move is under way, here already renumbered: 2) waits until the
+// numbering is known, and completes only once the renumbered changes are
+// pushed and confirmed under the new id, not at once.
+TEST_F(network_syncer_test, a_sync_during_the_move_waits_for_the_renumbered_changes) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->outbox = {outbox_change(6), outbox_change(7)};
+  s->highest_mid = 7;
+  s->server_lmid = 7;
+  s->pull_script = {mode::hold};
+  start(cfg);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  s->outbox_max_script = {mode::hold};
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  ASSERT_EQ(s->held_outbox_max.size(), 1u);
+  // The pull that reveals the restore, then the outbox reading, in that order.
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 7, false, {}});
+  answer(s->held_outbox_max[0], uint64_t{2});
+  sched.run();
+  ASSERT_EQ(s->repairs.size(), 1u);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.client_id, "client-1-fresh");
+  EXPECT_FALSE(s->synced) << "synced before the renumbered changes were confirmed";
+  poke_with(s->server_cookie.version);
+  EXPECT_TRUE(s->synced) << s->sync_failure;
+  EXPECT_EQ(s->store_lmid_when_synced, 2u);
 }

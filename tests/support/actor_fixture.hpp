@@ -9,6 +9,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "messages/registry.hpp"
 
@@ -54,5 +55,28 @@ struct actor_test : ::testing::Test {
 private:
   std::vector<caf::actor> kept_;
 };
+
+/// A request a fake peer keeps without answering (a lost or late reply),
+/// and who keeps it.
+template <class T>
+struct held {
+  caf::typed_response_promise<T> promise;
+  caf::strong_actor_ptr holder;
+};
+
+/// Answers a held request from the test body. (response_promise::deliver
+/// enqueues with the holder's execution unit, which the test coordinator
+/// only provides while the holder runs; from here it would crash.)
+template <class T>
+void answer(held<T>& h, T value) {
+  caf::response_promise& rp = h.promise;
+  auto dest = rp.next();
+  if (!dest) {
+    ADD_FAILURE() << "answered twice";
+    return;
+  }
+  dest->enqueue(h.holder, rp.id().response_id(), caf::make_message(std::move(value)),
+                nullptr);
+}
 
 } // namespace memsync::testing
