@@ -179,7 +179,12 @@ sync_error canonicalize_change(change& c, const data_limits& limits) {
   nlohmann::json parsed;
   if (auto err = parse_object(c.data, limits, parsed); !err.ok())
     return err;
-  c.data = parsed.dump();
+  // The canonical text can be longer than what was sent (`1e9` becomes
+  // `1000000000.0`), and every node must be able to hold what is stored.
+  auto canonical = parsed.dump();
+  if (auto err = check_limits(canonical, limits); !err.ok())
+    return {err.code, "in canonical form: " + err.message};
+  c.data = std::move(canonical);
   return {};
 }
 

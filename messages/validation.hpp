@@ -51,7 +51,9 @@ sync_error validate_change(const change& c, const data_limits& limits);
 sync_error validate_entity(const entity& e, const data_limits& limits);
 
 /// validate_change, then rewrites the data in canonical form (compact, keys
-/// sorted) so every node stores and compares the same text.
+/// sorted) so every node stores and compares the same text. The canonical
+/// form must be within `limits` too (it can be longer than the original);
+/// on any error `c` is unchanged.
 sync_error canonicalize_change(change& c, const data_limits& limits);
 
 } // namespace memsync

@@ -63,19 +63,6 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
   return {};
 }
 
-/// Validation, then the canonical form, checked against the limits again:
-/// canonical text can be longer than what the client sent (`1e9` becomes
-/// `1000000000`), and every node must be able to hold what the log stores.
-sync_error canonical_verdict(change& c, const data_limits& limits) {
-  if (auto err = canonicalize_change(c, limits); !err.ok())
-    return err;
-  if (c.kind == change_kind::del)
-    return {};
-  if (auto err = check_limits(c.data, limits); !err.ok())
-    return {err.code, "in canonical form: " + err.message};
-  return {};
-}
-
 session_actor::behavior_type session_impl(self_ptr self, replication_log_actor log,
                                           session_config cfg) {
   self->state.log = log;
@@ -115,7 +102,7 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
       log_push push;
       push.verdicts.reserve(req.changes.size());
       for (auto& c : req.changes)
-        push.verdicts.push_back(canonical_verdict(c, st.cfg.limits.data));
+        push.verdicts.push_back(canonicalize_change(c, st.cfg.limits.data));
       push.request = std::move(req);
       st.push_in_flight = true;
       auto promise = self->make_response_promise<push_reply>();

@@ -659,3 +659,18 @@ TEST(validate_change, limits_applied) {
   c.data = R"({"a":{"b":1}})";
   EXPECT_EQ(validate_change(c, limits).code, sync_errc::too_deep);
 }
+
+TEST(validation, the_canonical_form_must_fit_the_limits_too) {
+  // 60 times `1e9` (3 bytes) becomes 60 times `1000000000.0` (12 bytes).
+  std::string data = R"({"a":[)";
+  for (int i = 0; i < 60; ++i)
+    data += i ? ",1e9" : "1e9";
+  data += "]}";
+  data_limits limits{256, 16};
+  ASSERT_TRUE(check_limits(data, limits).ok()) << data.size();
+  change c{0, 1, change_kind::put, "c1", "note", data, {}};
+  auto err = canonicalize_change(c, limits);
+  EXPECT_EQ(err.code, sync_errc::too_large) << err.describe();
+  EXPECT_NE(err.message.find("in canonical form"), std::string::npos) << err.message;
+  EXPECT_EQ(c.data, data) << "a refused change was rewritten";
+}
