@@ -5,18 +5,20 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
+#include "messages/validation.hpp"
 
 namespace memsync {
 
 /// Bumped on every incompatible change of any type below. CAF has no schema
 /// versioning (a type missing on one side arrives as an empty message), so
 /// the handshake compares this number and refuses mismatches.
-constexpr uint32_t protocol_version = 3;
+constexpr uint32_t protocol_version = 4;
 
 /// A position in the server's history. `epoch` names the server's history
 /// (created with the database, replaced when the server finds it was rolled
@@ -50,17 +52,27 @@ typename Inspector::result_type inspect(Inspector& f, hello_request& x) {
            x.token, x.client_time_us);
 }
 
+/// The server's limits travel with the reply: the client sizes its pushes by
+/// them (counting each change by push_bytes, as the session does) and checks
+/// pulled entities against the server's data limits rather than its own.
+/// The defaults state no push limit, so a reply that leaves them alone lets
+/// the client's own settings decide.
 struct hello_reply {
   uint32_t protocol = protocol_version;
   std::string server_id;
   std::string epoch;
   int64_t server_time_us = 0;
+  uint64_t max_data_bytes = data_limits{}.max_bytes;
+  uint64_t max_data_depth = data_limits{}.max_depth;
+  uint64_t max_push_changes = std::numeric_limits<uint64_t>::max();
+  uint64_t max_push_bytes = std::numeric_limits<uint64_t>::max();
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello_reply& x) {
   return f(caf::meta::type_name("memsync::hello_reply"), x.protocol, x.server_id, x.epoch,
-           x.server_time_us);
+           x.server_time_us, x.max_data_bytes, x.max_data_depth, x.max_push_changes,
+           x.max_push_bytes);
 }
 
 /// Changes in mutation-id order, all from one client. `epoch` is the epoch

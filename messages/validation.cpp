@@ -129,6 +129,10 @@ bool client_id_belongs_to(std::string_view client_id, std::string_view name) {
          == std::string_view::npos;
 }
 
+std::size_t push_bytes(const change& c) {
+  return c.id.size() + c.type.size() + c.data.size();
+}
+
 sync_error check_limits(std::string_view text, const data_limits& limits) {
   if (text.size() > limits.max_bytes)
     return fail(sync_errc::too_large, "data is " + std::to_string(text.size())

@@ -33,6 +33,11 @@ sync_error validate_type(std::string_view type);
 /// the suffix is checked exactly rather than by prefix.
 bool client_id_belongs_to(std::string_view client_id, std::string_view name);
 
+/// What one change counts for against a push's byte limit: id, type and data
+/// bytes. The server's session and the client's push sizing both count by
+/// this, so a client never builds a push the server refuses for its size.
+std::size_t push_bytes(const change& c);
+
 /// Checks serialized JSON against `limits` (size, nesting) without parsing.
 sync_error check_limits(std::string_view text, const data_limits& limits);
 

@@ -251,11 +251,12 @@ std::vector<change> local_database::outbox(uint64_t after, std::size_t max_chang
     select_outbox_.bind(1, static_cast<int64_t>(after))
       .bind(2, static_cast<int64_t>(max_changes));
     while (select_outbox_.step()) {
-      auto size = select_outbox_.column_view(4).size();
+      auto c = outbox_row(select_outbox_);
+      auto size = push_bytes(c); // as the server's session counts it
       if (!out.empty() && bytes + size > max_bytes)
         break;
       bytes += size;
-      out.push_back(outbox_row(select_outbox_));
+      out.push_back(std::move(c));
     }
     select_outbox_.reset();
     return out;

@@ -114,7 +114,8 @@ public:
   renumbering repair(const std::string& client_id, uint64_t server_record);
 
   /// Outbox changes with a mutation id above `after`, in order, at most
-  /// `max_changes` of them and (beyond the first) at most `max_bytes` of data.
+  /// `max_changes` of them and (beyond the first) at most `max_bytes`, each
+  /// change counted by push_bytes as the server's session counts it.
   std::vector<change> outbox(uint64_t after, std::size_t max_changes,
                              std::size_t max_bytes);
 

@@ -198,6 +198,10 @@ void connected(self_ptr self, const hello_reply& hello, session_actor session) {
   st.session = std::move(session);
   self->monitor(st.session);
   st.status.server_id = hello.server_id;
+  st.server_push_changes = hello.max_push_changes;
+  st.server_push_bytes = hello.max_push_bytes;
+  st.server_data.max_bytes = hello.max_data_bytes;
+  st.server_data.max_depth = hello.max_data_depth;
   ++st.status.connects;
   try_pull(self);
   try_push(self);

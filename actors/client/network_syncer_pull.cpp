@@ -92,8 +92,9 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   trace_scope ts{st.trace.get(), self, "pull_reply"};
   ts.pull_items(reply);
   auto& es = reply.entities;
-  auto bad = std::remove_if(es.begin(), es.end(), [](const entity& e) {
-    return !validate_entity(e, data_limits{}).ok();
+  auto& limits = st.server_data;
+  auto bad = std::remove_if(es.begin(), es.end(), [&](const entity& e) {
+    return !validate_entity(e, limits).ok();
   });
   if (bad != es.end()) {
     st.status.last_error = "ignored " + std::to_string(es.end() - bad)

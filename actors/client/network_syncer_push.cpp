@@ -69,6 +69,26 @@ void push_batch(self_ptr self, std::vector<change>& changes) {
   }
   // local_db recorded these ids as pushed before replying.
   st.pushed_mid = std::max(st.pushed_mid, changes.back().mutation_id);
+  // The outbox hands out its first change even when it alone is over the
+  // byte limit. If the server said it takes no push that large, sending it
+  // would only be refused again and again: say which change holds the
+  // outbox back, and look again after a backoff (a later hello may bring
+  // other limits).
+  if (auto size = push_bytes(changes.front()); size > st.server_push_bytes) {
+    st.push_in_flight = false;
+    ++st.status.layers.errors[to_string(sync_errc::too_large)];
+    st.status.last_error = "mutation " + std::to_string(changes.front().mutation_id)
+                           + " counts " + std::to_string(size)
+                           + " bytes (id, type and data), above the server's limit of "
+                           + std::to_string(st.server_push_bytes)
+                           + " bytes per push: it cannot be pushed and holds back "
+                             "the outbox";
+    ++st.failures;
+    st.push_wait = push_timer::backoff;
+    self->delayed_send(self, retry_delay(self), push_due_atom::value,
+                       ++st.push_timer_gen);
+    return;
+  }
   push_request req{st.cfg.client_id, st.cfg.push_epoch, std::move(changes)};
   auto sent = self->clock().now();
   self
@@ -108,9 +128,13 @@ void try_push(self_ptr self) {
   st.push_wait = push_timer::none;
   ++st.push_timer_gen; // an armed debounce is superseded by this push
   auto& s = st.cfg.settings;
+  // At least one change: a server stating 0 would otherwise stall us silently.
+  auto max_changes = std::max<uint64_t>(1, std::min(s.max_push_changes,
+                                                    st.server_push_changes));
+  auto max_bytes = std::min(s.max_push_bytes, st.server_push_bytes);
   self
     ->request(st.db, s.request_timeout, outbox_atom::value, st.status.acknowledged,
-              s.max_push_changes, s.max_push_bytes)
+              max_changes, max_bytes)
     .then(on_link<std::vector<change>>(
             self, [=](std::vector<change>& changes) { push_batch(self, changes); }),
           on_link<caf::error>(self, [=](caf::error& err) {

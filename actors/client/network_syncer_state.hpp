@@ -18,6 +18,8 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/client/network_syncer.hpp"
+#include "messages/protocol.hpp"
+#include "messages/validation.hpp"
 
 namespace memsync::network_syncer_detail {
 
@@ -91,6 +93,13 @@ struct network_syncer_state {
   session_actor session;     ///< set while connected
   poke_listener_actor relay; ///< this connection's poke listener
   uint64_t failures = 0;     ///< consecutive failures, for backoff
+
+  // -- the server's limits, from the last hello reply ---------------------------
+  /// Pushes take the smaller of these and our own settings; pulled entities
+  /// are checked against `server_data`.
+  uint64_t server_push_changes = hello_reply{}.max_push_changes;
+  uint64_t server_push_bytes = hello_reply{}.max_push_bytes;
+  data_limits server_data;
 
   // -- pushing -------------------------------------------------------------------
   bool push_in_flight = false; ///< an outbox read or a push request

@@ -80,9 +80,13 @@ gateway_actor::behavior_type gateway_impl(self_ptr self, replication_log_actor l
       // may follow the reply at once.
       if (st.cfg.session_opened)
         st.cfg.session_opened(sender->node(), session.id());
-      return {hello_reply{protocol_version, st.cfg.server_id, st.cfg.epoch,
-                          wall_clock_us()},
-              std::move(session)};
+      hello_reply reply{protocol_version, st.cfg.server_id, st.cfg.epoch,
+                        wall_clock_us()};
+      reply.max_data_bytes = st.cfg.limits.data.max_bytes;
+      reply.max_data_depth = st.cfg.limits.data.max_depth;
+      reply.max_push_changes = st.cfg.limits.max_push_changes;
+      reply.max_push_bytes = st.cfg.limits.max_push_bytes;
+      return {std::move(reply), std::move(session)};
     },
   };
 }

@@ -45,7 +45,7 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
   std::size_t bytes = 0;
   uint64_t previous = 0;
   for (auto& c : req.changes) {
-    bytes += c.id.size() + c.type.size() + c.data.size();
+    bytes += push_bytes(c);
     if (c.mutation_id <= previous)
       return make_error(sync_errc::invalid_request,
                         "mutation ids must increase within a push");

@@ -1,4 +1,5 @@
 #include "actors/client/local_database.hpp"
+#include "messages/validation.hpp"
 
 #include <gtest/gtest.h>
 
@@ -138,6 +139,24 @@ TEST_F(local_database_test, append_numbers_consecutively) {
   ids = db->append({make_change(change_kind::put, "d", R"({})", 14)});
   EXPECT_EQ(ids, (std::vector<uint64_t>{4}));
   EXPECT_EQ(db->next_mutation_id(), 5u);
+}
+
+TEST_F(local_database_test, outbox_batches_count_each_change_as_the_server_does) {
+  auto db = open();
+  std::vector<change> in{make_change(change_kind::put, "alpha", R"({"x":1})", 1),
+                         make_change(change_kind::put, "beta", R"({"y":22})", 2),
+                         make_change(change_kind::del, "gamma", "", 3)};
+  db->append(in);
+  // The server's session counts id, type and data (push_bytes): a batch
+  // sized by data alone would hold both and be refused as too large.
+  auto two = push_bytes(in[0]) + push_bytes(in[1]);
+  EXPECT_EQ(db->outbox(0, 10, two).size(), 2u);
+  auto cut = db->outbox(0, 10, two - 1);
+  ASSERT_EQ(cut.size(), 1u);
+  EXPECT_EQ(cut[0].id, "alpha");
+  // The first change goes out even alone over the limit (the syncer decides).
+  EXPECT_EQ(db->outbox(0, 10, 1).size(), 1u);
+  EXPECT_EQ(db->outbox(1, 10, push_bytes(in[1]) + push_bytes(in[2])).size(), 2u);
 }
 
 TEST_F(local_database_test, load_returns_outbox_in_order) {

@@ -65,6 +65,7 @@ struct script {
   std::string server_epoch = "e1";
   std::vector<entity> server_entities;
   std::map<uint64_t, sync_error> refuse; ///< mutation id -> reason
+  hello_reply hello;                     ///< the limits the fake gateway states
   std::deque<mode> push_script;
   std::deque<mode> pull_script;
   std::vector<recorded<push_request>> pushes;
@@ -193,7 +194,7 @@ gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self, script_pt
       auto index = s->sessions.size();
       auto session = self->system().spawn(fake_session, s, index);
       s->sessions.push_back(session);
-      hello_reply reply;
+      hello_reply reply = s->hello;
       reply.server_id = s->server_id;
       reply.epoch = s->server_epoch;
       return caf::make_result(std::move(reply), std::move(session));
@@ -621,6 +622,22 @@ TEST_F(network_syncer_test,
     << show(s->pulls[1].msg.since);
 }
 
+TEST_F(network_syncer_test, pulled_entities_are_checked_against_the_server_data_limits) {
+  // Both are far within our own defaults (1 MiB, 64 levels); the server
+  // said 20 bytes and 2 levels.
+  s->hello.max_data_bytes = 20;
+  s->hello.max_data_depth = 2;
+  entity small{"a", "note", R"({"v":1})", 12, false};
+  entity big{"b", "note", R"({"text":"far more than twenty"})", 12, false};
+  entity deep{"c", "note", R"({"a":{"b":{}}})", 12, false};
+  s->server_cookie = cookie{"e1", 12, 120};
+  s->server_entities = {small, big, deep};
+  start(config());
+  ASSERT_EQ(s->db_rebases.size(), 1u);
+  EXPECT_EQ(s->db_rebases[0].entities, (std::vector<entity>{small}));
+  EXPECT_EQ(status().last_error, "ignored 2 invalid entities from the server");
+}
+
 TEST_F(network_syncer_test, pulls_again_every_pull_interval_without_pokes) {
   settings.pull_interval = 5s;
   start(config());
@@ -681,6 +698,68 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->store_refused.size(), 1u); // nothing new refused
   advance(5s);
   EXPECT_EQ(s->pushes.size(), 2u);
+}
+
+TEST_F(network_syncer_test, pushes_are_sized_by_the_server_limits_when_they_are_smaller) {
+  s->hello.max_push_changes = 2;
+  s->hello.max_push_bytes = 1000;
+  start(config()); // our own: 50 changes, 4096 bytes
+  flushed({1, 2, 3, 4, 5});
+  advance(settings.push_debounce);
+  ASSERT_TRUE(advance_until([&] { return status().acknowledged == 5; }, 1s));
+  ASSERT_FALSE(s->outbox_reads.empty());
+  for (auto& r : s->outbox_reads) {
+    EXPECT_EQ(r.max_changes, 2u);
+    EXPECT_EQ(r.max_bytes, 1000u);
+  }
+  ASSERT_EQ(s->pushes.size(), 3u);
+  EXPECT_EQ(mids(s->pushes[0].msg), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(mids(s->pushes[1].msg), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(mids(s->pushes[2].msg), (std::vector<uint64_t>{5}));
+}
+
+TEST_F(network_syncer_test, pushes_keep_our_own_limits_when_the_server_allows_more) {
+  s->hello.max_push_changes = 1000;
+  s->hello.max_push_bytes = 1 << 20;
+  start(config());
+  flushed({1});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->outbox_reads.size(), 1u);
+  EXPECT_EQ(s->outbox_reads[0].max_changes, 50u);
+  EXPECT_EQ(s->outbox_reads[0].max_bytes, 4096u);
+}
+
+TEST_F(network_syncer_test,
+       a_change_alone_over_the_server_push_byte_limit_is_named_and_not_pushed) {
+  auto c = outbox_change(1);
+  s->hello.max_push_bytes = push_bytes(c) - 1;
+  start(config());
+  flushed({1});
+  advance(settings.push_debounce);
+  EXPECT_TRUE(s->pushes.empty());
+  auto err = status().last_error;
+  EXPECT_NE(err.find("mutation 1 counts " + std::to_string(push_bytes(c)) + " bytes"),
+            std::string::npos)
+    << err;
+  EXPECT_NE(err.find("limit of " + std::to_string(push_bytes(c) - 1) + " bytes"),
+            std::string::npos)
+    << err;
+  // Looked at again only after backoff pauses, never pushed.
+  auto reads = s->outbox_reads.size();
+  advance(2 * settings.retry_min);
+  EXPECT_TRUE(s->pushes.empty());
+  EXPECT_LE(s->outbox_reads.size(), reads + 2);
+  EXPECT_EQ(status().acknowledged, 0u);
+}
+
+TEST_F(network_syncer_test, a_change_that_fits_the_server_limit_exactly_is_pushed) {
+  auto c = outbox_change(1);
+  s->hello.max_push_bytes = push_bytes(c);
+  start(config());
+  flushed({1});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(status().acknowledged, 1u);
 }
 
 TEST_F(network_syncer_test,

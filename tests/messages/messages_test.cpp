@@ -143,6 +143,33 @@ TEST_F(messages_test, hello_reply_round_trips) {
   EXPECT_EQ(out.server_id, in.server_id);
   EXPECT_EQ(out.epoch, in.epoch);
   EXPECT_EQ(out.server_time_us, in.server_time_us);
+  EXPECT_EQ(out.max_data_bytes, in.max_data_bytes);
+}
+
+TEST_F(messages_test, hello_reply_carries_the_server_limits) {
+  hello_reply in;
+  in.max_data_bytes = 1000;
+  in.max_data_depth = 7;
+  in.max_push_changes = 3;
+  in.max_push_bytes = 4096;
+  auto out = round_trip(in);
+  EXPECT_EQ(out.max_data_bytes, 1000u);
+  EXPECT_EQ(out.max_data_depth, 7u);
+  EXPECT_EQ(out.max_push_changes, 3u);
+  EXPECT_EQ(out.max_push_bytes, 4096u);
+}
+
+TEST_F(messages_test, push_bytes_counts_id_type_and_data) {
+  change c;
+  c.mutation_id = 99;
+  c.kind = change_kind::put;
+  c.id = "abc";
+  c.type = "note";
+  c.data = R"({"x":1})";
+  EXPECT_EQ(push_bytes(c), 3u + 4u + 7u);
+  c.kind = change_kind::del;
+  c.data.clear();
+  EXPECT_EQ(push_bytes(c), 7u); // a delete still counts its id and type
 }
 
 TEST_F(messages_test, push_request_round_trips_several_changes) {

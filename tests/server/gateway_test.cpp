@@ -51,6 +51,10 @@ struct gateway_test : server_actor_test {
     cfg.epoch = "epoch-T";
     cfg.tokens.add("alice-token", "alice");
     cfg.tokens.add("bob-token", "bob");
+    cfg.limits.data.max_bytes = 5000;
+    cfg.limits.data.max_depth = 9;
+    cfg.limits.max_push_changes = 17;
+    cfg.limits.max_push_bytes = 70000;
     gateway = keep(spawn_gateway(sys, log, cfg));
   }
 
@@ -119,6 +123,11 @@ TEST_F(gateway_test, a_good_hello_hands_out_a_session_of_that_client) {
   EXPECT_EQ(a->reply.protocol, protocol_version);
   EXPECT_EQ(a->reply.server_id, "server-T");
   EXPECT_EQ(a->reply.epoch, "epoch-T");
+  // The client sizes its pushes and checks pulls by the server's limits.
+  EXPECT_EQ(a->reply.max_data_bytes, 5000u);
+  EXPECT_EQ(a->reply.max_data_depth, 9u);
+  EXPECT_EQ(a->reply.max_push_changes, 17u);
+  EXPECT_EQ(a->reply.max_push_bytes, 70000u);
   EXPECT_EQ(record->subscribers, 1u);
   auto mine = ask<pull_reply>(a->session, pull_atom::value, pull_request{alice, {}});
   sched.run();

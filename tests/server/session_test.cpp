@@ -130,6 +130,20 @@ TEST_F(session_test, a_push_over_the_change_or_byte_limit_is_refused_before_the_
   EXPECT_EQ(script->pushes.size(), 1u);
 }
 
+TEST_F(session_test, the_byte_limit_counts_each_change_by_push_bytes) {
+  auto changes = numbered(2);
+  limits.max_push_bytes = push_bytes(changes[0]) + push_bytes(changes[1]);
+  auto s = start();
+  auto at_limit = push(s, changes);
+  sched.run();
+  EXPECT_EQ(only_code(at_limit), sync_errc::none);
+  limits.max_push_bytes -= 1;
+  auto s2 = start();
+  auto over = push(s2, numbered(2));
+  sched.run();
+  EXPECT_EQ(only_code(over), sync_errc::too_large);
+}
+
 TEST_F(session_test, a_change_over_the_data_limits_is_refused_alone_in_canonical_form) {
   limits.data.max_bytes = 100;
   limits.data.max_depth = 3;
