@@ -56,8 +56,9 @@ struct sync_settings {
   caf::timespan request_timeout = std::chrono::seconds(10);
   /// Changes per push: bounds one server transaction and one reply.
   uint64_t max_push_changes = 500;
-  /// Bytes of entity data per push: flow control, so one push never puts
-  /// many megabytes in a BASP buffer on either side.
+  /// Bytes per push, each change counted by push_bytes (id, type, data):
+  /// flow control, so one push never puts many megabytes in a BASP buffer on
+  /// either side. A server stating a smaller limit in its hello wins.
   uint64_t max_push_bytes = 1 << 20;
 };
 
