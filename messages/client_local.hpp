@@ -62,13 +62,18 @@ struct sync_status {
   std::vector<refusal> refused; ///< most recent refusals, oldest first
   std::string last_error;
   layer_stats layers; ///< counters and time spent per layer
+  /// An answer arriving in pages: the entities received so far and the
+  /// answer's size as the server counted it at the first page (both 0 when
+  /// no paged answer is under way).
+  uint64_t pull_received = 0;
+  uint64_t pull_total = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_status& x) {
   return f(caf::meta::type_name("memsync::sync_status"), x.client_id, x.connected,
            x.server_id, x.cursor, x.last_mutation_id, x.acknowledged, x.connects,
-           x.refused, x.last_error, x.layers);
+           x.refused, x.last_error, x.layers, x.pull_received, x.pull_total);
 }
 
 } // namespace memsync

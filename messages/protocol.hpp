@@ -18,7 +18,7 @@ namespace memsync {
 /// Bumped on every incompatible change of any type below. CAF has no schema
 /// versioning (a type missing on one side arrives as an empty message), so
 /// the handshake compares this number and refuses mismatches.
-constexpr uint32_t protocol_version = 4;
+constexpr uint32_t protocol_version = 5;
 
 /// A position in the server's history. `epoch` names the server's history
 /// (created with the database, replaced when the server finds it was rolled
@@ -114,18 +114,28 @@ typename Inspector::result_type inspect(Inspector& f, push_reply& x) {
            x.epoch);
 }
 
+/// `after` resumes an answer that came in pages: the highest version of the
+/// pages received so far (0 starts a new answer). The client keeps `since`
+/// the same for every page of one answer.
 struct pull_request {
   std::string client_id;
   cookie since;
+  uint64_t after = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
-  return f(caf::meta::type_name("memsync::pull_request"), x.client_id, x.since);
+  return f(caf::meta::type_name("memsync::pull_request"), x.client_id, x.since, x.after);
 }
 
 /// Every entity whose version is above the request's cookie (latest state,
-/// tombstones included), or the whole state when `reset` is set. `traces`
+/// tombstones included), or the whole state when `reset` is set, in pages
+/// of at most the server's `limits.max-pull-bytes`: `complete` is false
+/// while more pages follow (ask again with `after` = the page's highest
+/// version). Only the union of all pages of one answer, later pages
+/// winning, is a consistent state (the one at the last page's `next`), so
+/// a client applies nothing before it has the last page. `total` (first
+/// page only) counts the entities of the whole answer, for progress. `traces`
 /// is empty, or holds per entity the trace id of the change that wrote that
 /// version (0: unknown), so a traced change can be followed into the pulling
 /// clients; informative only. `server_time_us` (when the server answered)
@@ -137,12 +147,14 @@ struct pull_reply {
   std::vector<entity> entities;
   std::vector<uint64_t> traces;
   int64_t server_time_us = 0;
+  bool complete = true;
+  uint64_t total = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_reply& x) {
   return f(caf::meta::type_name("memsync::pull_reply"), x.next, x.last_mutation_id,
-           x.reset, x.entities, x.traces, x.server_time_us);
+           x.reset, x.entities, x.traces, x.server_time_us, x.complete, x.total);
 }
 
 /// Sent by the server after a commit: something newer than `version` exists.

@@ -133,6 +133,11 @@ std::size_t push_bytes(const change& c) {
   return c.id.size() + c.type.size() + c.data.size();
 }
 
+std::size_t pull_bytes(const entity& e) {
+  constexpr std::size_t per_entity = 32;
+  return e.id.size() + e.type.size() + e.data.size() + per_entity;
+}
+
 sync_error check_limits(std::string_view text, const data_limits& limits) {
   if (text.size() > limits.max_bytes)
     return fail(sync_errc::too_large, "data is " + std::to_string(text.size())

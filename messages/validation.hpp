@@ -38,6 +38,11 @@ bool client_id_belongs_to(std::string_view client_id, std::string_view name);
 /// this, so a client never builds a push the server refuses for its size.
 std::size_t push_bytes(const change& c);
 
+/// What one entity counts for against a pull page's byte limit: id, type
+/// and data bytes plus a fixed allowance for its version, flags and framing,
+/// so a page of many tiny entities is bounded too.
+std::size_t pull_bytes(const entity& e);
+
 /// Checks serialized JSON against `limits` (size, nesting) without parsing.
 sync_error check_limits(std::string_view text, const data_limits& limits);
 

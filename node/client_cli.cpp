@@ -186,6 +186,8 @@ private:
       j["last_mutation_id"] = st->last_mutation_id;
       if (!st->last_error.empty())
         j["last_error"] = st->last_error;
+      if (st->pull_total != 0) // a large answer, arriving in pages
+        j["pulling"] = {{"received", st->pull_received}, {"total", st->pull_total}};
     }
     if (auto tls = node_.tls_error(); !tls.empty())
       j["tls_error"] = tls; // e.g. the server's certificate failed verification

@@ -1,11 +1,20 @@
 // network_syncer, pulling, in three steps, one pull at a time:
-//   1. request the changes since our cookie from the session;
-//   2. drop invalid entities, make the result durable in local_db;
+//   1. request the changes since our cookie from the session, page by page
+//      until the answer is complete (a large state comes in pages of the
+//      server's limits.max-pull-bytes);
+//   2. drop invalid entities, make the whole answer durable in local_db;
 //   3. make it visible in the memory store, then advance the cookie and
 //      answer the `sync` requests it confirms.
-// A failure anywhere retries the pull after a backoff pause.
+// A failure anywhere retries the pull after a backoff pause; the pages
+// received so far are kept, and the retry resumes after them. Only step 1
+// has a timeout (request-timeout, per page): it covers the network. The
+// local steps have none, as their time grows with the answer; local_db and
+// the store always answer, or their death does.
 #include <algorithm>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "actors/client/network_syncer_state.hpp"
@@ -27,8 +36,15 @@ void on_pull_failed(self_ptr self, const caf::error& err) {
   self->delayed_send(self, retry_delay(self), pull_retry_atom::value);
 }
 
+/// What the bookkeeping needs of an answer once it is applied.
+struct applied_answer {
+  cookie next;
+  uint64_t last_mutation_id = 0;
+  bool reset = false;
+};
+
 /// Step 3 done: the pull is durable and visible.
-void on_pulled(self_ptr self, const pull_reply& reply, time_point poked,
+void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
                time_point received) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "pulled"};
@@ -59,14 +75,16 @@ void on_pulled(self_ptr self, const pull_reply& reply, time_point poked,
 /// nothing in the store: the store may already number its changes for the
 /// new id, and what local_db dropped before the move the store drops when
 /// it renumbers.
-void make_visible(self_ptr self, uint64_t gen, uint64_t identity, pull_reply reply,
-                  time_point poked, time_point received) {
+void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
+                  const std::shared_ptr<pull_reply>& answer, time_point poked,
+                  time_point received) {
   auto& st = self->state;
   if (st.repairing || identity != st.identity_gen)
-    reply.last_mutation_id = 0;
-  self->request(st.store, st.cfg.settings.request_timeout, rebase_atom::value, reply)
+    answer->last_mutation_id = 0;
+  applied_answer done{answer->next, answer->last_mutation_id, answer->reset};
+  self->request(st.store, caf::infinite, rebase_atom::value, std::move(*answer))
     .then(on_link_of<ok_atom>(self, gen,
-                              [=](ok_atom) { on_pulled(self, reply, poked, received); }),
+                              [=](ok_atom) { on_pulled(self, done, poked, received); }),
           on_link_of<caf::error>(self, gen,
                                  [=](caf::error& err) { on_pull_failed(self, err); }));
 }
@@ -77,16 +95,6 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity, pull_reply rep
 /// the truth and is loaded again.
 void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t sent_us) {
   auto& st = self->state;
-  // Never applied if the server has seen ids we never sent: it would drop
-  // our changes that reuse them from the outbox (see check_record).
-  if (!check_record(self, reply.last_mutation_id)) {
-    st.pull = pull_phase::idle;
-    return;
-  }
-  if (!st.record_checked) {
-    st.record_checked = true;
-    try_push(self);
-  }
   auto received = self->clock().now();
   clock_sample(self, sent_us, reply.server_time_us, wall_clock_us(), false);
   trace_scope ts{st.trace.get(), self, "pull_reply"};
@@ -103,8 +111,122 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   }
   auto gen = st.link_gen;
   auto identity = st.identity_gen;
-  self->request(st.db, st.cfg.settings.request_timeout, rebase_atom::value, reply)
-    .then([=](ok_atom) { make_visible(self, gen, identity, reply, poked, received); },
+  // One copy for local_db; the store then gets the answer itself (a large
+  // answer is not held three times over).
+  auto answer = std::make_shared<pull_reply>(std::move(reply));
+  self->request(st.db, caf::infinite, rebase_atom::value, *answer)
+    .then([=](ok_atom) { make_visible(self, gen, identity, answer, poked, received); },
+          on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
+}
+
+void request_page(self_ptr self, time_point poked);
+
+/// The pages received and `last` as one answer. An id can appear twice only
+/// if it was written after the first page was read (its new version is then
+/// above the first page's head, and a later page carries it): the later
+/// copy wins.
+pull_reply whole_answer(pull_pages& pages, pull_reply& last) {
+  auto& es = pages.entities;
+  auto& ts = pages.traces;
+  pull_reply out;
+  // Decided before anything moves: the map's keys view the entities' ids.
+  std::vector<bool> superseded(es.size(), false);
+  {
+    std::unordered_map<std::string_view, std::size_t> newest;
+    for (std::size_t i = 0; i < es.size(); ++i)
+      if (es[i].version > pages.first_head)
+        newest[es[i].id] = i; // the last copy
+    if (!newest.empty())
+      for (std::size_t i = 0; i < es.size(); ++i)
+        if (auto it = newest.find(es[i].id); it != newest.end() && it->second != i)
+          superseded[i] = true;
+  }
+  for (std::size_t i = 0; i < es.size(); ++i) {
+    if (superseded[i])
+      continue;
+    out.entities.push_back(std::move(es[i]));
+    if (!ts.empty())
+      out.traces.push_back(ts[i]);
+  }
+  out.reset = pages.reset;
+  out.next = std::move(last.next);
+  out.last_mutation_id = last.last_mutation_id;
+  out.server_time_us = last.server_time_us;
+  pages = {};
+  return out;
+}
+
+/// Keeps `page` with the others of its answer.
+void add_page(pull_pages& pages, pull_reply& page) {
+  if (!pages.active) {
+    pages.active = true;
+    pages.reset = page.reset;
+    pages.epoch = page.next.epoch;
+    pages.first_head = page.next.version;
+    pages.total = page.total;
+  }
+  auto& es = pages.entities;
+  bool traced = page.traces.size() == page.entities.size() && !page.traces.empty();
+  if (traced || !pages.traces.empty()) {
+    pages.traces.resize(es.size(), 0);
+    if (traced)
+      pages.traces.insert(pages.traces.end(), page.traces.begin(), page.traces.end());
+    else
+      pages.traces.resize(es.size() + page.entities.size(), 0);
+  }
+  for (auto& e : page.entities) {
+    pages.after = std::max(pages.after, e.version);
+    es.push_back(std::move(e));
+  }
+}
+
+/// Step 1, one page arrived: ask for the next, or go on with the answer.
+void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us) {
+  auto& st = self->state;
+  // Never applied if the server has seen ids we never sent: it would drop
+  // our changes that reuse them from the outbox (see check_record).
+  if (!check_record(self, page.last_mutation_id)) {
+    st.pull = pull_phase::idle;
+    return;
+  }
+  if (!st.record_checked) {
+    st.record_checked = true;
+    try_push(self);
+  }
+  auto& pages = st.pages;
+  if (pages.active && (page.reset != pages.reset || page.next.epoch != pages.epoch)) {
+    // The server's history changed under the answer: the pages received
+    // belong to another one. Start again.
+    pages = {};
+    st.status.pull_received = st.status.pull_total = 0;
+    request_page(self, poked);
+    return;
+  }
+  if (!pages.active && page.complete) { // the usual case: one page
+    make_durable(self, page, poked, sent_us);
+    return;
+  }
+  add_page(pages, page);
+  if (!page.complete) {
+    st.status.pull_received = pages.entities.size();
+    st.status.pull_total = std::max(pages.total, pages.entities.size());
+    request_page(self, poked);
+    return;
+  }
+  st.status.pull_received = st.status.pull_total = 0;
+  auto answer = whole_answer(pages, page);
+  make_durable(self, answer, poked, sent_us);
+}
+
+void request_page(self_ptr self, time_point poked) {
+  auto& st = self->state;
+  auto sent_us = wall_clock_us();
+  auto after = st.pages.active ? st.pages.after : 0;
+  self
+    ->request(st.session, st.cfg.settings.request_timeout, pull_atom::value,
+              pull_request{st.cfg.client_id, st.status.cursor, after})
+    .then(on_link<pull_reply>(
+            self, [=](pull_reply& page) { on_page(self, page, poked, sent_us); }),
           on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
 }
 
@@ -120,14 +242,7 @@ void try_pull(self_ptr self) {
   }
   // Step 1.
   st.pull = pull_phase::in_flight;
-  auto poked = std::exchange(st.poked_at, time_point{});
-  auto sent_us = wall_clock_us();
-  self
-    ->request(st.session, st.cfg.settings.request_timeout, pull_atom::value,
-              pull_request{st.cfg.client_id, st.status.cursor})
-    .then(on_link<pull_reply>(
-            self, [=](pull_reply& reply) { make_durable(self, reply, poked, sent_us); }),
-          on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
+  request_page(self, std::exchange(st.poked_at, time_point{}));
 }
 
 void complete_waiters(self_ptr self) {

@@ -59,6 +59,21 @@ enum class pull_phase {
   again,     ///< ... and a poke asked for one more after it
 };
 
+/// The pages of an answer received so far. Nothing of it is applied before
+/// the last page arrives (only the whole answer is a consistent state); it
+/// is kept across reconnections, so the next connection resumes after
+/// `after` instead of starting over.
+struct pull_pages {
+  bool active = false; ///< a first page that was not the last arrived
+  bool reset = false;
+  std::string epoch;
+  uint64_t first_head = 0; ///< the first page's head: only later writes repeat ids
+  uint64_t after = 0;      ///< the highest version received
+  uint64_t total = 0;      ///< the answer's size, as counted at the first page
+  std::vector<entity> entities;
+  std::vector<uint64_t> traces; ///< empty, or one per entity
+};
+
 struct network_syncer_state {
   network_syncer_state() = default; // not an aggregate: CAF would build it from self
   syncer_config cfg;
@@ -109,6 +124,7 @@ struct network_syncer_state {
 
   // -- pulling -------------------------------------------------------------------
   pull_phase pull = pull_phase::idle;
+  pull_pages pages;
   uint64_t pulls_done = 0;
   /// When the first poke not yet served by a pull arrived (layer stats).
   caf::actor_clock::time_point poked_at{};

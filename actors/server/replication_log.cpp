@@ -203,7 +203,8 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
         if (!since.epoch.empty() && since.epoch == st.backend->epoch()
             && !st.signer->verify(since))
           since = cookie{};
-        auto reply = st.backend->pull(req.client_id, since);
+        auto reply = st.backend->pull_page(req.client_id, since,
+                                           {req.after, st.settings.max_pull_bytes});
         reply.next.mac = st.signer->sign(reply.next);
         if (st.recent) {
           reply.traces.reserve(reply.entities.size());

@@ -23,6 +23,13 @@ constexpr std::size_t max_push_changes = 1000;
 /// (data_limits: 1 MiB) fit; more would hold the log's thread for one client.
 constexpr std::size_t max_push_bytes = std::size_t{8} << 20;
 
+/// Bytes of entities in one pull reply (pull_bytes()); a larger answer comes
+/// in pages. 4 MiB takes the log milliseconds to read and the network a
+/// fraction of a second, so no client holds the log long and a 100 MB state
+/// arrives in 25 round trips; it stays far below BASP's 32-bit frame length
+/// and below what the front queues towards one client.
+constexpr std::size_t max_pull_bytes = std::size_t{4} << 20;
+
 /// How long a session waits for the replication log before the client gets
 /// `timeout`. A commit takes milliseconds; 30 s covers a PostgreSQL failover
 /// without letting a stuck log pin sessions forever.
@@ -45,6 +52,7 @@ struct session_limits {
   data_limits data;
   std::size_t max_push_changes = tuning::max_push_changes;
   std::size_t max_push_bytes = tuning::max_push_bytes;
+  std::size_t max_pull_bytes = tuning::max_pull_bytes;
   caf::timespan log_timeout = tuning::log_timeout;
 };
 
@@ -53,6 +61,7 @@ struct log_settings {
   data_limits data;
   std::size_t max_group_pushes = tuning::max_group_pushes;
   std::size_t max_group_bytes = tuning::max_group_bytes;
+  std::size_t max_pull_bytes = tuning::max_pull_bytes; ///< per pull reply
 };
 
 } // namespace memsync

@@ -56,10 +56,11 @@ const std::pair<const char*, const char*> statements[] = {
   {"commit_of", "SELECT commit_id FROM @.log WHERE version = $1"},
   // Delivered to every LISTENing server node when the transaction commits.
   {"notify", "SELECT pg_notify($1, $2)"},
-  {"changed_since", "SELECT id, type, data, version, deleted FROM @.entities "
-                    "WHERE version > $1 ORDER BY version"},
-  {"all_live", "SELECT id, type, data, version, deleted FROM @.entities "
-               "WHERE NOT deleted ORDER BY version"},
+  {"page_rows", "SELECT id, type, data, version, deleted FROM @.entities "
+                "WHERE version > $1 AND (NOT deleted OR $2::boolean) "
+                "ORDER BY version LIMIT $3"},
+  {"count_rows", "SELECT count(*) FROM @.entities "
+                 "WHERE version > $1 AND (NOT deleted OR $2::boolean)"},
   {"log_after", "SELECT version, client_id, mutation_id, entity_id, deleted "
                 "FROM @.log WHERE version > $1 ORDER BY version LIMIT $2"},
 };
@@ -505,7 +506,8 @@ void postgres_backend::renew_epoch(const cookie& since) {
   }
 }
 
-pull_reply postgres_backend::pull(const std::string& client_id, const cookie& since) {
+pull_reply postgres_backend::pull_page(const std::string& client_id, const cookie& since,
+                                       const page_request& page) {
   for (int attempt = 0;; ++attempt) {
     ensure_open();
     in_tx_ = true;
@@ -523,10 +525,27 @@ pull_reply postgres_backend::pull(const std::string& client_id, const cookie& si
       }
       pull_reply out;
       out.reset = since.epoch != meta.epoch;
-      auto rows = out.reset ? run("all_live", {}, "pull failed")
-                            : run("changed_since", {num(since.version)}, "pull failed");
-      for (int i = 0; i < PQntuples(rows.get()); ++i)
-        out.entities.push_back(entity_at(rows.get(), i));
+      auto range = page_range(out.reset, since, page.after);
+      std::string tombstones = range.tombstones ? "true" : "false";
+      if (page.after == 0)
+        out.total = to_u64(PQgetvalue(
+          run("count_rows", {num(range.after), tombstones}, "pull failed").get(), 0, 0));
+      // In chunks of rows, all in this transaction's snapshot, until the
+      // page is full: a page never reads the rest of a large state.
+      constexpr int chunk = 1000;
+      page_filler fill{out, page.max_bytes};
+      for (bool full = false;;) {
+        auto rows = run("page_rows", {num(range.after), tombstones, num(chunk)},
+                        "pull failed");
+        int n = PQntuples(rows.get());
+        for (int i = 0; i < n && !full; ++i) {
+          auto e = entity_at(rows.get(), i);
+          range.after = e.version;
+          full = !fill.add(std::move(e));
+        }
+        if (full || n < chunk)
+          break;
+      }
       auto client = run("get_client", {client_id}, "pull failed");
       out.last_mutation_id = PQntuples(client.get()) > 0
                                ? to_u64(PQgetvalue(client.get(), 0, 0))

@@ -55,7 +55,8 @@ public:
   /// The highest version this process has seen committed.
   uint64_t head_version() override { return head_; }
   std::unique_ptr<storage_tx> begin() override;
-  pull_reply pull(const std::string& client_id, const cookie& since) override;
+  pull_reply pull_page(const std::string& client_id, const cookie& since,
+                       const page_request& page) override;
   std::vector<log_entry> read_log(uint64_t after, std::size_t max) override;
 
 private:

@@ -189,10 +189,11 @@ sqlite_backend::sqlite_backend(const std::string& path) {
     append_log_ = db_->prepare("INSERT INTO log VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     set_meta_ = db_->prepare("UPDATE meta SET value = ?2 WHERE key = ?1");
     commit_of_ = db_->prepare("SELECT commit_id FROM log WHERE version = ?1");
-    changed_since_ = db_->prepare("SELECT id, type, data, version, deleted FROM entities "
-                                  "WHERE version > ?1 ORDER BY version");
-    all_live_ = db_->prepare(
-      "SELECT id, type, data, version, deleted FROM entities WHERE deleted = 0");
+    page_rows_ = db_->prepare(
+      "SELECT id, type, data, version, deleted FROM entities "
+      "WHERE version > ?1 AND (deleted = 0 OR ?2) ORDER BY version");
+    count_rows_ = db_->prepare(
+      "SELECT count(*) FROM entities WHERE version > ?1 AND (deleted = 0 OR ?2)");
     log_after_ = db_->prepare(
       "SELECT version, client_id, mutation_id, entity_id, deleted "
       "FROM log WHERE version > ?1 ORDER BY version LIMIT ?2");
@@ -229,7 +230,8 @@ void sqlite_backend::renew_epoch() {
   epoch_ = epoch;
 }
 
-pull_reply sqlite_backend::pull(const std::string& client_id, const cookie& since) {
+pull_reply sqlite_backend::pull_page(const std::string& client_id, const cookie& since,
+                                     const page_request& page) {
   try {
     if (since.epoch == epoch_ && !issued(since))
       renew_epoch(); // this file is an older copy of the history
@@ -246,14 +248,24 @@ pull_reply sqlite_backend::pull(const std::string& client_id, const cookie& sinc
     } guard{*db_};
     pull_reply out;
     out.reset = since.epoch != epoch_;
-    auto& rows = out.reset ? all_live_ : changed_since_;
-    if (!out.reset)
-      rows.bind(1, static_cast<int64_t>(since.version));
-    while (rows.step())
-      out.entities.push_back(
-        {rows.column_text(0), rows.column_text(1), rows.column_text(2),
-         static_cast<uint64_t>(rows.column_int(3)), rows.column_int(4) != 0});
-    rows.reset();
+    auto range = page_range(out.reset, since, page.after);
+    if (page.after == 0) {
+      count_rows_.bind(1, static_cast<int64_t>(range.after))
+        .bind(2, int64_t{range.tombstones});
+      count_rows_.step();
+      out.total = static_cast<uint64_t>(count_rows_.column_int(0));
+      count_rows_.reset();
+    }
+    page_rows_.bind(1, static_cast<int64_t>(range.after))
+      .bind(2, int64_t{range.tombstones});
+    page_filler fill{out, page.max_bytes};
+    while (page_rows_.step()
+           && fill.add({page_rows_.column_text(0), page_rows_.column_text(1),
+                        page_rows_.column_text(2),
+                        static_cast<uint64_t>(page_rows_.column_int(3)),
+                        page_rows_.column_int(4) != 0}))
+      ;
+    page_rows_.reset();
     get_client_.bind(1, client_id);
     out.last_mutation_id = get_client_.step()
                              ? static_cast<uint64_t>(get_client_.column_int(0))
@@ -262,6 +274,8 @@ pull_reply sqlite_backend::pull(const std::string& client_id, const cookie& sinc
     out.next = {epoch_, head_, head_commit_};
     return out;
   } catch (const sqlite_error& e) {
+    page_rows_.reset();
+    count_rows_.reset();
     rethrow(e, "pull failed");
   }
 }

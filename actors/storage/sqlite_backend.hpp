@@ -28,7 +28,8 @@ public:
   std::string cookie_secret() override { return cookie_secret_; }
   uint64_t head_version() override { return head_; }
   std::unique_ptr<storage_tx> begin() override;
-  pull_reply pull(const std::string& client_id, const cookie& since) override;
+  pull_reply pull_page(const std::string& client_id, const cookie& since,
+                       const page_request& page) override;
   std::vector<log_entry> read_log(uint64_t after, std::size_t max) override;
 
 private:
@@ -48,8 +49,8 @@ private:
   sqlite_stmt put_entity_;
   sqlite_stmt append_log_;
   sqlite_stmt set_meta_;
-  sqlite_stmt changed_since_;
-  sqlite_stmt all_live_;
+  sqlite_stmt page_rows_;
+  sqlite_stmt count_rows_;
   sqlite_stmt commit_of_;
   sqlite_stmt log_after_;
 };

@@ -1,5 +1,7 @@
 #include "actors/storage/storage_backend.hpp"
 
+#include <algorithm>
+
 #include "actors/common/apply_change.hpp"
 
 namespace memsync {
@@ -72,6 +74,23 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
 }
 
 } // namespace
+
+page_rows page_range(bool reset, const cookie& since, uint64_t after) {
+  if (reset)
+    return {after, after != 0};
+  return {std::max(since.version, after), true};
+}
+
+bool page_filler::add(entity e) {
+  auto bytes = pull_bytes(e);
+  if (!out_.entities.empty() && bytes > room_) {
+    out_.complete = false;
+    return false;
+  }
+  room_ -= std::min(bytes, room_);
+  out_.entities.push_back(std::move(e));
+  return true;
+}
 
 sync_error storage_failure(const std::exception& e) {
   if (auto* se = dynamic_cast<const storage_error*>(&e))

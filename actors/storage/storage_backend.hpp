@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -62,6 +63,12 @@ struct log_entry {
   bool deleted = false;
 };
 
+/// Where a page of a pull starts and how large it may grow.
+struct page_request {
+  uint64_t after = 0; ///< the last version of the pages received; 0: a new pull
+  std::size_t max_bytes = std::numeric_limits<std::size_t>::max();
+};
+
 class storage_backend {
 public:
   virtual ~storage_backend() = default;
@@ -74,16 +81,55 @@ public:
   /// The highest version committed.
   virtual uint64_t head_version() = 0;
   virtual std::unique_ptr<storage_tx> begin() = 0;
-  /// From one consistent snapshot: every entity (tombstones included) with a
-  /// version above `since.version`, the new cookie and the client's
-  /// last_mutation_id. A cookie from another epoch gets `reset` and every
-  /// live entity.
-  virtual pull_reply pull(const std::string& client_id, const cookie& since) = 0;
+  /// One page of the answer to a pull, from one consistent snapshot: the
+  /// entities (tombstones included) with a version above `since.version`
+  /// and above `page.after`, in version order, as many as fit in
+  /// `page.max_bytes` counted by pull_bytes() (at least one, so any entity
+  /// fits a page); `complete` is false when more follow. A cookie from
+  /// another epoch gets `reset` and the live entities instead (tombstones
+  /// too on pages after the first: an entity sent on an earlier page may
+  /// have been deleted since). Also the head as `next` and the client's
+  /// last_mutation_id; `total` (on a first page only, `after` = 0) counts
+  /// the entities of the whole answer. Why the union of the pages, later
+  /// ones winning, is the state at the last page's `next`: a write after
+  /// an earlier page gives its entity a version above that page's, so a
+  /// later page (or the last) carries it.
+  virtual pull_reply
+  pull_page(const std::string& client_id, const cookie& since, const page_request& page)
+    = 0;
+  /// The whole answer in one page.
+  pull_reply pull(const std::string& client_id, const cookie& since) {
+    return pull_page(client_id, since, page_request{});
+  }
   /// Up to `max` entries of the history with a version above `after`, in
   /// version order, from one consistent snapshot. For audits of a server's
   /// state (the load tester's check), never on a client's path: clients
   /// only ever get entities. Throws storage_error.
   virtual std::vector<log_entry> read_log(uint64_t after, std::size_t max) = 0;
+};
+
+// -- helpers for backends' pull_page() -------------------------------------------
+
+/// The rows a page reads: versions above `after`, tombstones included
+/// except on the first page of a reset (a fresh client needs no
+/// tombstones; on later pages they undo what an earlier page sent).
+struct page_rows {
+  uint64_t after = 0;
+  bool tombstones = true;
+};
+page_rows page_range(bool reset, const cookie& since, uint64_t after);
+
+/// Fills a page, in version order, up to its byte limit.
+class page_filler {
+public:
+  page_filler(pull_reply& out, std::size_t max_bytes) : out_(out), room_(max_bytes) {}
+  /// Adds `e` if it fits (the first entity always does); otherwise marks
+  /// the page incomplete and returns false: stop reading.
+  bool add(entity e);
+
+private:
+  pull_reply& out_;
+  std::size_t room_;
 };
 
 /// The largest mutation id every backend stores as it is (a signed 64-bit

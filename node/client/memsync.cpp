@@ -78,6 +78,8 @@ client_status client::status(std::chrono::nanoseconds timeout) {
     out.cookie = st->cursor.version;
     out.last_mutation_id = st->last_mutation_id;
     out.last_error = st->last_error;
+    out.pull_received = st->pull_received;
+    out.pull_total = st->pull_total;
   }
   out.entities = counts.entities;
   out.pending = counts.pending;

@@ -39,6 +39,11 @@ struct client_status {
   std::size_t pending = 0;       ///< local changes the server has not confirmed
   std::size_t refused = 0;       ///< recent refusals (store().refusals())
   std::string last_error;        ///< the syncer's last error; empty if none
+  /// A large answer arriving in pages (both 0 when none is): entities
+  /// received so far, and the answer's size. Nothing of it is visible
+  /// before the last page.
+  uint64_t pull_received = 0;
+  uint64_t pull_total = 0;
 };
 
 /// A client node: the local database, the memory store and its actors, and

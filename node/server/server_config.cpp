@@ -1,5 +1,7 @@
 #include "node/server/server_config.hpp"
 
+#include <algorithm>
+
 #include "actors/server/tuning.hpp"
 #include "node/config/node_options.hpp"
 
@@ -35,6 +37,9 @@ config_schema server_schema() {
                  "changes per push a client may send")
     .add_integer("limits.max-push-bytes", static_cast<int64_t>(tuning::max_push_bytes),
                  1024, 256 << 20, "bytes per push a client may send")
+    .add_integer("limits.max-pull-bytes", static_cast<int64_t>(tuning::max_pull_bytes),
+                 1024, 256 << 20,
+                 "bytes of entities per pull reply; a larger answer comes in pages")
     .add_duration("limits.log-timeout", tuning::log_timeout, 1ms, 1h,
                   "how long a session waits for the replication log")
     // A person's devices plus reconnections whose old session has not ended
@@ -105,6 +110,8 @@ server_config make_server_config(const config_values& v) {
     v.get_integer("limits.max-push-changes"));
   out.limits.max_push_bytes = static_cast<std::size_t>(
     v.get_integer("limits.max-push-bytes"));
+  out.limits.max_pull_bytes = static_cast<std::size_t>(
+    v.get_integer("limits.max-pull-bytes"));
   out.limits.log_timeout = v.get_duration("limits.log-timeout");
   out.max_sessions = static_cast<std::size_t>(v.get_integer("limits.max-sessions"));
   out.guard = v.get_boolean("server.guard");
@@ -125,6 +132,15 @@ server_config make_server_config(const config_values& v) {
                        + ": server.max-frame-bytes: must exceed limits.max-push-bytes "
                          "by at least 1 MiB (a push's frame carries more than its "
                          "data)");
+  // A page holds up to max-pull-bytes, or one entity if that is larger.
+  auto largest_page = std::max(out.limits.max_pull_bytes, out.limits.data.max_bytes);
+  if (out.guard && out.front.max_queued_bytes < largest_page + (1 << 20))
+    throw config_error(v.origin(v.is_set("server.max-queued-bytes")
+                                  ? "server.max-queued-bytes"
+                                  : "limits.max-pull-bytes")
+                       + ": server.max-queued-bytes: must exceed limits.max-pull-bytes "
+                         "(and limits.max-data-bytes) by at least 1 MiB, or no pull "
+                         "reply could be sent");
   if (out.front.max_connections_per_address > out.front.max_connections)
     throw config_error(v.origin("server.max-connections-per-address")
                        + ": server.max-connections-per-address: must not exceed "

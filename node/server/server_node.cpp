@@ -137,6 +137,7 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
   }
   log_settings lcfg;
   lcfg.data = cfg.limits.data;
+  lcfg.max_pull_bytes = cfg.limits.max_pull_bytes;
   log_ = spawn_replication_log(sys, std::move(backend), lcfg, true, trace_);
   watcher_ = sys.spawn(log_watcher, log_, [h = health_, &sys](const caf::error& reason) {
     if (h->stopping.load())

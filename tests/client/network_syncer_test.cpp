@@ -64,6 +64,10 @@ struct script {
   uint64_t server_lmid = 0;
   std::string server_epoch = "e1";
   std::vector<entity> server_entities;
+  /// Entities per pull page (0: every answer in one page); pages are cut
+  /// when asked for, from the entities above the request's `after`.
+  size_t page_size = 0;
+  bool answers_reset = false;
   std::map<uint64_t, sync_error> refuse; ///< mutation id -> reason
   hello_reply hello;                     ///< the limits the fake gateway states
   std::deque<mode> push_script;
@@ -178,7 +182,21 @@ session_actor::behavior_type fake_session(session_actor::pointer self, script_pt
         }
         case mode::reply: break;
       }
-      return pull_reply{s->server_cookie, s->server_lmid, false, s->server_entities};
+      pull_reply out{s->server_cookie, s->server_lmid, s->answers_reset, {}};
+      if (s->page_size == 0) {
+        out.entities = s->server_entities;
+        return out;
+      }
+      auto rest = s->server_entities;
+      std::erase_if(rest, [&](const entity& e) { return e.version <= req.after; });
+      std::sort(rest.begin(), rest.end(),
+                [](const entity& a, const entity& b) { return a.version < b.version; });
+      if (req.after == 0)
+        out.total = rest.size();
+      out.complete = rest.size() <= s->page_size;
+      rest.resize(std::min(rest.size(), s->page_size));
+      out.entities = std::move(rest);
+      return out;
     },
     [=](poke_atom, const poke&) {},
   };
@@ -636,6 +654,121 @@ TEST_F(network_syncer_test, pulled_entities_are_checked_against_the_server_data_
   ASSERT_EQ(s->db_rebases.size(), 1u);
   EXPECT_EQ(s->db_rebases[0].entities, (std::vector<entity>{small}));
   EXPECT_EQ(status().last_error, "ignored 2 invalid entities from the server");
+}
+
+// -- 4b. answers in pages --------------------------------------------------------
+
+std::vector<entity> numbered_entities(uint64_t first_version, size_t n) {
+  std::vector<entity> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back({"p" + std::to_string(i), "note", R"({"i":)" + std::to_string(i) + "}",
+                   first_version + i, false});
+  return out;
+}
+
+TEST_F(network_syncer_test,
+       a_paged_answer_is_applied_whole_after_its_last_page_and_resumes_after_a_drop) {
+  s->server_entities = numbered_entities(10, 5); // versions 10..14
+  s->server_cookie = cookie{"e1", 14, 140};
+  s->page_size = 2;
+  s->pull_script = {mode::reply, mode::hold}; // the second page is lost
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 2u);
+  EXPECT_EQ(s->pulls[0].msg.after, 0u);
+  EXPECT_EQ(s->pulls[1].msg.after, 11u) << "the next page starts after the first";
+  EXPECT_TRUE(same_cookie(s->pulls[1].msg.since, cookie{"e1", 7, 70}))
+    << "every page of one answer asks with the same cookie";
+  EXPECT_TRUE(s->db_rebases.empty()) << "a part of an answer was applied";
+  auto st = status();
+  EXPECT_EQ(st.pull_received, 2u);
+  EXPECT_EQ(st.pull_total, 5u);
+  EXPECT_TRUE(same_cookie(st.cursor, cookie{"e1", 7, 70}));
+  // The connection drops with the second page in flight: the next one
+  // resumes after what arrived.
+  kill_session(0);
+  ASSERT_TRUE(
+    advance_until([&] { return !s->db_rebases.empty(); }, 2 * settings.retry_max));
+  ASSERT_GE(s->pulls.size(), 4u);
+  EXPECT_EQ(s->pulls[2].session, 1u);
+  EXPECT_EQ(s->pulls[2].msg.after, 11u) << "the new connection started over";
+  EXPECT_EQ(s->pulls[3].msg.after, 13u);
+  ASSERT_EQ(s->db_rebases.size(), 1u);
+  EXPECT_EQ(s->db_rebases[0].entities, s->server_entities);
+  ASSERT_EQ(s->store_rebases.size(), 1u);
+  EXPECT_EQ(s->store_rebases[0].entities, s->server_entities);
+  st = status();
+  EXPECT_TRUE(same_cookie(st.cursor, cookie{"e1", 14, 140}));
+  EXPECT_EQ(st.pull_received, 0u);
+  EXPECT_EQ(st.pull_total, 0u);
+}
+
+TEST_F(network_syncer_test,
+       an_entity_rewritten_between_pages_arrives_once_as_its_last_copy) {
+  s->server_entities = numbered_entities(10, 4); // p0..p3 at 10..13
+  s->server_cookie = cookie{"e1", 13, 130};
+  s->page_size = 2;
+  s->pull_script = {mode::reply, mode::hold};
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 2u);
+  // After the first page (p0, p1): p0 is rewritten and p1 deleted.
+  s->server_entities[0] = {"p0", "note", R"({"i":"new"})", 14, false};
+  s->server_entities[1] = {"p1", "note", "", 15, true};
+  s->server_cookie = cookie{"e1", 15, 150};
+  kill_session(0);
+  ASSERT_TRUE(
+    advance_until([&] { return !s->db_rebases.empty(); }, 2 * settings.retry_max));
+  std::map<std::string, entity> got;
+  for (auto& e : s->db_rebases.at(0).entities)
+    EXPECT_TRUE(got.emplace(e.id, e).second) << e.id << " arrived twice";
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got["p0"].data, R"({"i":"new"})");
+  EXPECT_TRUE(got["p1"].deleted);
+  EXPECT_EQ(got["p2"].version, 12u);
+  EXPECT_TRUE(same_cookie(s->db_rebases[0].next, cookie{"e1", 15, 150}));
+}
+
+TEST_F(network_syncer_test, a_paged_answer_starts_over_when_the_server_history_changes) {
+  s->server_entities = numbered_entities(10, 4);
+  s->server_cookie = cookie{"e1", 13, 130};
+  s->page_size = 2;
+  s->pull_script = {mode::reply, mode::hold};
+  start(config());
+  ASSERT_EQ(s->pulls.size(), 2u);
+  // The server was restored from an older copy: a new epoch, whose answer
+  // is a reset. The first page of the old history must not be mixed in.
+  s->server_epoch = "e2";
+  s->server_cookie = cookie{"e2", 11, 110};
+  s->server_entities = numbered_entities(10, 4);
+  s->server_entities.resize(2);
+  s->server_entities[0].data = R"({"i":"e2"})";
+  s->answers_reset = true;
+  kill_session(0);
+  ASSERT_TRUE(
+    advance_until([&] { return !s->db_rebases.empty(); }, 2 * settings.retry_max));
+  auto& pulls = s->pulls;
+  ASSERT_GE(pulls.size(), 4u);
+  EXPECT_EQ(pulls[2].msg.after, 11u); // resumed, then found the history changed
+  EXPECT_EQ(pulls[3].msg.after, 0u) << "did not start over";
+  auto& applied = s->db_rebases.at(0);
+  EXPECT_TRUE(applied.reset);
+  EXPECT_EQ(applied.entities, s->server_entities);
+}
+
+TEST_F(network_syncer_test, a_slow_local_apply_is_not_a_failed_pull) {
+  s->server_entities = numbered_entities(10, 3);
+  s->server_cookie = cookie{"e1", 12, 120};
+  s->db_rebase_script = {mode::hold};
+  start(config());
+  ASSERT_EQ(s->held_db_rebases.size(), 1u);
+  // Local work that takes many request timeouts (a large state) is waited
+  // for: no error, no second pull of the same answer.
+  advance(10 * settings.request_timeout);
+  EXPECT_EQ(s->pulls.size(), 1u);
+  EXPECT_TRUE(status().last_error.empty()) << status().last_error;
+  answer(s->held_db_rebases[0], ok_atom{});
+  sched.run();
+  ASSERT_EQ(s->store_rebases.size(), 1u);
+  EXPECT_TRUE(same_cookie(status().cursor, cookie{"e1", 12, 120}));
 }
 
 TEST_F(network_syncer_test, pulls_again_every_pull_interval_without_pokes) {

@@ -242,6 +242,44 @@ TEST(sync_e2e, five_clients_random_writes_converge) {
   }
 }
 
+// 2b. A state larger than one pull reply (limits.max-pull-bytes) reaches a
+//     new client in pages, whole, and so do the changes since a cookie.
+TEST(sync_e2e, a_state_larger_than_a_pull_reply_arrives_in_pages) {
+  cluster c;
+  ASSERT_NE(c.start_server(0, {"--limits.max-pull-bytes=4096"}), 0);
+  auto alice = c.start_client("alice");
+  std::vector<std::string> lines;
+  for (int i = 0; i < 400; ++i)
+    lines.push_back("put " + numbered("big", i) + " note {\"text\":\""
+                    + std::string(100, 'x') + "\",\"n\":" + std::to_string(i) + "}");
+  for (auto& r : alice->batch(lines))
+    ASSERT_EQ(r, "ok");
+  ASSERT_EQ(alice->sync(), "ok");
+  // 400 entities of about 150 bytes: some fifteen pages of 4 KiB.
+  auto bob = c.start_client("bob");
+  ASSERT_EQ(bob->sync(), "ok");
+  EXPECT_EQ(bob->ls(), alice->ls());
+  // Bob's changes reach alice as a diff in pages; carol pulls from nothing.
+  auto carol = c.start_client("carol");
+  std::vector<std::string> more;
+  for (int i = 0; i < 100; ++i)
+    more.push_back("patch " + numbered("big", i * 4) + " {\"n\":-1}");
+  for (auto& r : bob->batch(more))
+    ASSERT_EQ(r, "ok");
+  ASSERT_EQ(bob->sync(), "ok");
+  ASSERT_EQ(carol->sync(), "ok");
+  ASSERT_EQ(alice->sync(), "ok");
+  auto expected = alice->ls();
+  EXPECT_EQ(carol->ls(), expected);
+  EXPECT_EQ(bob->ls(), expected);
+  EXPECT_EQ(expected.size(), 400u);
+  EXPECT_FALSE(carol->status().contains("pulling")) << "an answer is still under way";
+  for (auto* cl : {alice.get(), bob.get(), carol.get()})
+    EXPECT_EQ(cl->quit(), 0);
+  c.stop_server();
+  EXPECT_EQ(canonical(server_state(c.server_db())), canonical(expected));
+}
+
 // 3. Writes made while the server is down are pushed once it is up, each
 //    applied exactly once.
 TEST(sync_e2e, offline_then_back) {

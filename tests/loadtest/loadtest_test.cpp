@@ -240,7 +240,8 @@ public:
   std::unique_ptr<storage_tx> begin() override {
     throw storage_error("the check only reads", false);
   }
-  pull_reply pull(const std::string&, const cookie& since) override {
+  pull_reply pull_page(const std::string&, const cookie& since,
+                       const page_request&) override {
     pull_reply out;
     out.reset = since.epoch != epoch();
     for (auto& e : entities_)

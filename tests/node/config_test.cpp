@@ -438,6 +438,20 @@ TEST(server_config_test, a_frame_limit_below_the_largest_push_is_refused) {
   EXPECT_TRUE(contains(err, "server.max-frame-bytes")) << err;
 }
 
+TEST(server_config_test, the_pull_page_size_comes_from_the_file_and_must_fit_the_queue) {
+  EXPECT_EQ(shipped_server_config("server.ini").limits.max_pull_bytes, 4u << 20);
+  EXPECT_EQ(shipped_server_config("server.ini", {"--limits.max-pull-bytes=4096"})
+              .limits.max_pull_bytes,
+            4096u);
+  // A page the front could never queue towards a client would end every
+  // large pull in a disconnect.
+  auto err = error_of(
+    [] { shipped_server_config("server.ini", {"--limits.max-pull-bytes=67108864"}); });
+  EXPECT_TRUE(contains(err, "server.max-queued-bytes")) << err;
+  EXPECT_TRUE(contains(err, "limits.max-pull-bytes")) << err;
+  EXPECT_TRUE(contains(err, "server.ini:")) << err; // where the queue limit is set
+}
+
 TEST(server_config_test, more_connections_per_address_than_in_all_is_refused) {
   auto err = error_of([] {
     shipped_server_config("server.ini", {"--server.max-connections=4",

@@ -129,7 +129,9 @@ public:
   std::unique_ptr<storage_tx> begin() override { return std::make_unique<fake_tx>(db_); }
   // The log's actors never read the history (only audits do).
   std::vector<log_entry> read_log(uint64_t, std::size_t) override { return {}; }
-  pull_reply pull(const std::string& client_id, const cookie& since) override {
+  // One page, whatever the limit (paging is the real backends' part).
+  pull_reply pull_page(const std::string& client_id, const cookie& since,
+                       const page_request&) override {
     if (db_->pulls != failure::none)
       throw_failure(db_->pulls, "pull failed");
     pull_reply out;

@@ -330,6 +330,132 @@ TEST_P(backend_conformance, a_cookie_from_another_epoch_gets_a_reset_with_live_e
   EXPECT_FALSE(pull("reader", p.next).reset);
 }
 
+// -- pages ----------------------------------------------------------------------
+
+// Reads every page of one answer of at most `max_bytes` each, calling
+// `between` after each page but the last; checks what holds for every page.
+std::vector<pull_reply> read_pages(storage_backend& db, const cookie& since,
+                                   std::size_t max_bytes,
+                                   const std::function<void(int)>& between = {}) {
+  std::vector<pull_reply> pages;
+  uint64_t after = 0;
+  for (int i = 0; i < 10000; ++i) {
+    auto p = db.pull_page("reader", since, {after, max_bytes});
+    std::size_t bytes = 0;
+    for (auto& e : p.entities) {
+      EXPECT_GT(e.version, after) << "a page goes back: " << e.id;
+      EXPECT_GT(e.version, p.reset ? 0 : since.version) << e.id;
+      after = e.version;
+      bytes += pull_bytes(e);
+    }
+    if (p.entities.size() > 1) {
+      EXPECT_LE(bytes, max_bytes) << "page " << i << " is over its limit";
+    }
+    EXPECT_EQ(p.total != 0, i == 0 && !p.entities.empty())
+      << "total is on the first page";
+    bool last = p.complete;
+    if (!last) {
+      EXPECT_FALSE(p.entities.empty()) << "an incomplete page must make progress";
+    }
+    pages.push_back(std::move(p));
+    if (last)
+      return pages;
+    if (between)
+      between(i);
+  }
+  ADD_FAILURE() << "the answer never completed";
+  return pages;
+}
+
+// What a client holds after applying the pages in order onto `base` (a
+// reset starts from nothing): later pages win.
+std::map<std::string, entity> apply_pages(std::map<std::string, entity> base,
+                                          const std::vector<pull_reply>& pages) {
+  if (!pages.empty() && pages.front().reset)
+    base.clear();
+  for (auto& p : pages)
+    for (auto& e : p.entities)
+      base[e.id] = e;
+  std::erase_if(base, [](auto& kv) { return kv.second.deleted; });
+  return base;
+}
+
+std::map<std::string, entity> live(const std::map<std::string, entity>& xs) {
+  auto out = xs;
+  std::erase_if(out, [](auto& kv) { return kv.second.deleted; });
+  return out;
+}
+
+TEST_P(backend_conformance, a_large_answer_comes_in_pages_within_the_byte_limit) {
+  std::vector<change> cs;
+  for (uint64_t i = 1; i <= 60; ++i)
+    cs.push_back(
+      put(i, "e" + std::to_string(i), R"({"text":")" + std::string(100, 'x') + R"("})"));
+  push1("a", cs);
+  for (bool reset : {false, true}) {
+    cookie since = reset ? cookie{"another-epoch", 3, 0} : cookie{db->epoch(), 0, 0};
+    auto pages = read_pages(*db, since, 1000);
+    ASSERT_GT(pages.size(), 5u) << "60 entities of ~140 bytes in pages of 1000";
+    EXPECT_EQ(pages.front().total, 60u);
+    EXPECT_EQ(pages.back().next.version, db->head_version());
+    EXPECT_EQ(to_state(apply_pages({}, pages)), to_state(live(by_id(pull_all()))));
+  }
+}
+
+TEST_P(backend_conformance, a_page_may_hold_more_rows_than_a_backend_reads_at_once) {
+  std::vector<change> cs;
+  for (uint64_t i = 1; i <= 2500; ++i)
+    cs.push_back(put(i, "t" + std::to_string(i), "{}"));
+  push1("a", cs);
+  // About 40 bytes each: some 1,500 per page, two pages.
+  auto pages = read_pages(*db, {db->epoch(), 0, 0}, 60000);
+  ASSERT_EQ(pages.size(), 2u);
+  EXPECT_GT(pages[0].entities.size(), 1000u);
+  EXPECT_EQ(pages[0].entities.size() + pages[1].entities.size(), 2500u);
+  EXPECT_EQ(to_state(apply_pages({}, pages)), to_state(live(by_id(pull_all()))));
+}
+
+TEST_P(backend_conformance, an_entity_larger_than_a_page_comes_alone) {
+  push1("a", {put(1, "small", "{}"),
+              put(2, "big", R"({"t":")" + std::string(5000, 'y') + R"("})"),
+              put(3, "after", "{}")});
+  auto pages = read_pages(*db, {db->epoch(), 0, 0}, 1024);
+  ASSERT_EQ(pages.size(), 3u);
+  ASSERT_EQ(pages[1].entities.size(), 1u);
+  EXPECT_EQ(pages[1].entities[0].id, "big");
+}
+
+TEST_P(backend_conformance, writes_between_pages_end_in_the_state_at_the_last_page) {
+  for (bool reset : {false, true}) {
+    reopen();
+    auto base_cookie = pull_all().next;
+    auto base = by_id(pull_all());
+    uint64_t mid = db->head_version() == 0 ? 0 : pull_all("w").last_mutation_id;
+    std::vector<change> cs;
+    for (int i = 0; i < 40; ++i)
+      cs.push_back(put(++mid, "p" + std::to_string(i),
+                       R"({"v":")" + std::string(50, 'a') + R"("})"));
+    push1("w", cs);
+    cookie since = reset ? cookie{"another-epoch", 1, 0} : base_cookie;
+    auto pages = read_pages(*db, since, 600, [&](int page) {
+      if (page != 0)
+        return;
+      // After the first page: rewrite and delete entities it carried, delete
+      // one it did not, and create a new one.
+      push1("w", {patch(++mid, "p0", R"({"v":"changed"})"), del(++mid, "p1"),
+                  del(++mid, "p39"), put(++mid, "fresh", "{}")});
+    });
+    ASSERT_GT(pages.size(), 2u);
+    EXPECT_EQ(pages.back().next.version, db->head_version());
+    auto held = apply_pages(reset ? std::map<std::string, entity>{} : base, pages);
+    EXPECT_EQ(to_state(held), to_state(live(by_id(pull_all()))))
+      << (reset ? "reset" : "diff");
+    EXPECT_EQ(held.at("p0").data, R"({"v":"changed"})");
+    EXPECT_FALSE(held.count("p1") || held.count("p39"));
+    EXPECT_TRUE(held.count("fresh"));
+  }
+}
+
 // -- consistency ----------------------------------------------------------------
 
 TEST_P(backend_conformance, chained_incremental_pulls_reconstruct_the_full_state) {

@@ -9,6 +9,7 @@
 # (the last two start a throwaway PostgreSQL cluster, as the tests do).
 #   trace_bench  throughput with actor tracing off, sampled and all
 #   guard_bench  round trip and push throughput through the network front vs without
+#   large_state_bench  a fresh client pulling 1M entities vs a plain SQLite load
 # Each program prints "SUMMARY" lines with ratios against the baseline it
 # measured in the same run; they are repeated at the end. Extra arguments go
 # to every program (e.g. --benchmark_filter=get).
@@ -29,6 +30,11 @@ for prog in $programs; do
   "$build/tools/bench/$prog" --benchmark_counters_tabular=true "$@" | tee -a "$log"
   echo
 done
+echo "== large_state_bench"
+nice -n 10 cmake --build "$build" -j2 --target large_state_bench
+"$build/tools/bench/large_state_bench" | tee -a "$log"
+echo
+
 echo "== multinode_bench"
 "$build/tools/bench/multinode_bench" "$build/syncnode" config | tee -a "$log"
 echo
