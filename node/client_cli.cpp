@@ -187,6 +187,8 @@ private:
       if (!st->last_error.empty())
         j["last_error"] = st->last_error;
     }
+    if (auto err = node_.local_error(std::chrono::seconds(5)); !err.empty())
+      j["local_error"] = err; // e.g. a full disk; the writes stay pending
     if (auto tls = node_.tls_error(); !tls.empty())
       j["tls_error"] = tls; // e.g. the server's certificate failed verification
     j["pending"] = counts.pending;

@@ -79,6 +79,7 @@ client_status client::status(std::chrono::nanoseconds timeout) {
     out.last_mutation_id = st->last_mutation_id;
     out.last_error = st->last_error;
   }
+  out.local_error = node.local_error(timeout);
   out.entities = counts.entities;
   out.pending = counts.pending;
   out.refused = node.app().refusals().size();

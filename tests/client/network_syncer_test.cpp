@@ -275,6 +275,7 @@ memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script
       return ok_atom::value;
     },
     [=](flush_atom) { return uint64_t{0}; },
+    [=](hello_atom, const hello_reply&) {},
     [=](refused_atom, const std::vector<refusal>& refused) {
       s->events.push_back("store.refused");
       s->store_refused.push_back(refused);
@@ -290,6 +291,7 @@ flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer
       s->flush_listeners.push_back(listener);
     },
     [=](flush_atom) { return uint64_t{0}; },
+    [=](status_atom) { return std::string{}; },
     [=](restored_atom, const std::string& id, uint64_t record) {
       s->repairs.emplace_back(id, record);
       flush_report report;
