@@ -89,11 +89,14 @@ public:
   /// The application's handle: reads and writes in memory, never blocking
   /// on the database or the network. Valid as long as this client.
   /// A write that could never reach the server is refused at once with
-  /// sync_errc::too_large (and changes nothing): data above limits.max-data-
-  /// bytes, or a change whose id, type and data count more than
-  /// sync.max-push-bytes (for a patch: the patch, or the entity it leaves);
-  /// once connected, the server's smaller limits from its hello reply apply
-  /// too. A failing local disk never fails a write: see local_error.
+  /// sync_errc::too_large (and changes nothing): data above the data limit
+  /// ([limits] max-data-bytes, max-depth: too_deep), or a change whose id,
+  /// type and data count more than sync.max-push-bytes (for a patch: the
+  /// patch, or the entity it leaves). Once the server's hello reply has
+  /// reached the store (just after status() first shows `connected`; any
+  /// sync() or flushed() after that guarantees it), the server's limits
+  /// apply where they are smaller. A failing local disk never fails a write:
+  /// see client_status::local_error.
   memsync::store& store();
 
   /// The client id: the configured client.id plus the random suffix of its
