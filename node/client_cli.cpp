@@ -189,6 +189,8 @@ private:
       if (st->pull_total != 0) // a large answer, arriving in pages
         j["pulling"] = {{"received", st->pull_received}, {"total", st->pull_total}};
     }
+    if (auto err = node_.local_error(std::chrono::seconds(5)); !err.empty())
+      j["local_error"] = err; // e.g. a full disk; the writes stay pending
     if (auto tls = node_.tls_error(); !tls.empty())
       j["tls_error"] = tls; // e.g. the server's certificate failed verification
     j["pending"] = counts.pending;

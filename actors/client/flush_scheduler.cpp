@@ -11,6 +11,7 @@
 
 #include "actors/common/backoff.hpp"
 #include "actors/common/merge_patch.hpp"
+#include "messages/errors.hpp"
 
 namespace memsync {
 
@@ -52,6 +53,7 @@ struct flush_scheduler_state {
   bool due = false;        ///< the debounce elapsed: flush when possible
   bool retry_wait = false; ///< the last batch failed; wait for the timer
   uint64_t failures = 0;   ///< consecutive failed batches, for backoff
+  std::string last_error;  ///< of the last failure; cleared by a commit
   std::vector<std::pair<uint64_t, caf::typed_response_promise<uint64_t>>> waiters;
 
   const char* name = "flush_scheduler";
@@ -134,6 +136,7 @@ void on_flushed(self_ptr self, const std::vector<uint64_t>& ids) {
   }
   st.in_flight.clear();
   st.failures = 0;
+  st.last_error.clear();
   st.durable_seq = st.compute_durable_seq();
   report.durable_seq = st.durable_seq;
   notify(self, report);
@@ -159,6 +162,7 @@ void on_failed(self_ptr self, const caf::error& err) {
   st.busy = false;
   if (err != caf::sec::request_timeout)
     st.restore_in_flight();
+  st.last_error = to_sync_error(err).describe();
   ++st.failures;
   st.retry_wait = true;
   ++st.generation;
@@ -171,6 +175,7 @@ void on_repaired(self_ptr self, std::string& client_id, std::vector<uint64_t>& o
   auto& st = self->state;
   st.busy = false;
   st.failures = 0;
+  st.last_error.clear();
   if (client_id != st.repair_id) {
     flush_report report;
     report.durable_seq = st.durable_seq;
@@ -279,6 +284,7 @@ flush_scheduler_impl(self_ptr self, local_db_actor db, flush_settings cfg,
       try_flush(self);
       return promise;
     },
+    [=](status_atom) { return self->state.last_error; },
     [=](tick_atom, uint64_t generation) {
       auto& st = self->state;
       trace_scope ts{st.trace.get(), self, "tick"};

@@ -3,7 +3,8 @@
 // coalesces writes to the same entity, and hands batches of at most
 // `max_batch` changes to local_db, one batch in flight at a time. A failed
 // batch goes back to the front and is retried with exponential backoff:
-// nothing is dropped and the order of writes is kept. A batch that timed
+// nothing is dropped and the order of writes is kept; the error stays in
+// its status until a batch commits again. A batch that timed
 // out may still commit (local_db may only be slow): it is retried unchanged
 // under the same batch number, which local_db applies at most once, so a
 // change never gets two mutation ids.
@@ -45,7 +46,11 @@ using flush_scheduler_actor = caf::typed_actor<
   /// local database sent (client id, that record): has local_db repair it
   /// before the next batch, reports a move to the listeners, then replies
   /// with the client id in force. A failed repair is retried like a batch.
-  caf::replies_to<restored_atom, std::string, uint64_t>::with<std::string>>;
+  caf::replies_to<restored_atom, std::string, uint64_t>::with<std::string>,
+  /// Why the local database failed the last attempt ("code: what", e.g. a
+  /// full disk), while it keeps failing; "" once a batch (or a repair) has
+  /// committed after it, and before any failure.
+  caf::replies_to<status_atom>::with<std::string>>;
 
 flush_scheduler_actor spawn_flush_scheduler(caf::actor_system& sys, local_db_actor db,
                                             flush_settings settings,

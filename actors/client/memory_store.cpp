@@ -1,5 +1,8 @@
 #include "actors/client/memory_store.hpp"
 
+#include <algorithm>
+#include <limits>
+
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
@@ -82,6 +85,15 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
     [=](refused_atom, const std::vector<refusal>& refused) {
       trace_scope ts{self->state.trace.get(), self, "refused"};
       self->state.subs->dispatch(self->state.core->refuse(refused));
+    },
+    [=](hello_atom, const hello_reply& hello) {
+      auto clamp = [](uint64_t x) {
+        return static_cast<std::size_t>(
+          std::min<uint64_t>(x, std::numeric_limits<std::size_t>::max()));
+      };
+      self->state.core->set_server_limits({clamp(hello.max_data_bytes),
+                                           clamp(hello.max_data_depth)},
+                                          clamp(hello.max_push_bytes));
     },
     [=](flush_atom) {
       trace_scope ts{self->state.trace.get(), self, "flush"};

@@ -37,7 +37,10 @@ using memory_store_actor = caf::typed_actor<
   /// the durable seq once they are in the local database.
   caf::replies_to<flush_atom>::with<uint64_t>,
   /// The server refused these changes.
-  caf::reacts_to<refused_atom, std::vector<refusal>>>;
+  caf::reacts_to<refused_atom, std::vector<refusal>>,
+  /// The server's hello reply: local writes from now on must fit its data
+  /// and push limits too (store_core::set_server_limits).
+  caf::reacts_to<hello_atom, hello_reply>>;
 
 memory_store_actor
 spawn_memory_store(caf::actor_system& sys, std::shared_ptr<store_core> core,

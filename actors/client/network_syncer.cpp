@@ -202,6 +202,8 @@ void connected(self_ptr self, const hello_reply& hello, session_actor session) {
   st.server_push_bytes = hello.max_push_bytes;
   st.server_data.max_bytes = hello.max_data_bytes;
   st.server_data.max_depth = hello.max_data_depth;
+  // So that a local write that could never be pushed is refused at once.
+  self->send(st.store, hello_atom::value, hello);
   ++st.status.connects;
   try_pull(self);
   try_push(self);

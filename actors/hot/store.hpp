@@ -34,7 +34,8 @@ public:
   std::size_t size() const { return core_->size(); }
 
   /// Each returns an error (and changes nothing) for an invalid id, type or
-  /// data, or for patch/erase of an entity that is not visible.
+  /// data, for a change that could never be pushed (too_large: see
+  /// store_core::put), or for patch/erase of an entity that is not visible.
   sync_error put(std::string_view id, std::string_view type, const nlohmann::json& data) {
     return core_->put(id, type, data);
   }

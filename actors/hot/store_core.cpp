@@ -27,9 +27,35 @@ entity_ptr make_entity(std::string id, std::string type, std::string data,
 
 } // namespace
 
-store_core::store_core(data_limits limits)
-    : limits_(limits), trace_base_(std::random_device{}() * 0x9e3779b97f4a7c15ULL) {
+store_core::store_core(data_limits limits, std::size_t max_push_bytes)
+    : own_limits_{limits, max_push_bytes}, limits_{own_limits_},
+      trace_base_(std::random_device{}() * 0x9e3779b97f4a7c15ULL) {
   // nop
+}
+
+// -- limits -----------------------------------------------------------------
+
+void store_core::set_server_limits(const data_limits& data, std::size_t max_push_bytes) {
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  limits_.data.max_bytes = std::min(own_limits_.data.max_bytes, data.max_bytes);
+  limits_.data.max_depth = std::min(own_limits_.data.max_depth, data.max_depth);
+  limits_.push_bytes = std::min(own_limits_.push_bytes, max_push_bytes);
+}
+
+store_core::write_limits store_core::limits() const {
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  return limits_;
+}
+
+sync_error store_core::check_push_bytes(const change& c, std::size_t limit,
+                                        const char* what) {
+  auto size = push_bytes(c);
+  if (size <= limit)
+    return {};
+  return {sync_errc::too_large, std::string{what} + " counts " + std::to_string(size)
+                                  + " bytes (id, type and data), above the limit of "
+                                  + std::to_string(limit)
+                                  + " bytes per push: it could never be pushed"};
 }
 
 // -- reads ------------------------------------------------------------------
@@ -72,7 +98,7 @@ std::size_t store_core::size() const {
 sync_error store_core::put_json(std::string_view id, std::string_view type,
                                 std::string_view json) {
   nlohmann::json data;
-  if (auto err = parse_object(json, limits_, data); !err.ok())
+  if (auto err = parse_object(json, limits().data, data); !err.ok())
     return err;
   return put(id, type, data);
 }
@@ -89,13 +115,16 @@ sync_error store_core::put(std::string_view id, std::string_view type,
   if (!data.is_object())
     return {sync_errc::invalid_json, "data must be a JSON object"};
   auto text = data.dump();
-  if (auto err = check_limits(text, limits_); !err.ok())
+  auto limits = this->limits();
+  if (auto err = check_limits(text, limits.data); !err.ok())
     return err;
   change c;
   c.kind = change_kind::put;
   c.id = id;
   c.type = type;
   c.data = text;
+  if (auto err = check_push_bytes(c, limits.push_bytes, "the change"); !err.ok())
+    return err;
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
   auto value = make_entity(c.id, c.type, std::move(text), old ? old->version : 0);
@@ -105,7 +134,7 @@ sync_error store_core::put(std::string_view id, std::string_view type,
 
 sync_error store_core::patch_json(std::string_view id, std::string_view json) {
   nlohmann::json data;
-  if (auto err = parse_object(json, limits_, data); !err.ok())
+  if (auto err = parse_object(json, limits().data, data); !err.ok())
     return err;
   return patch(id, data);
 }
@@ -116,7 +145,8 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   if (!patch.is_object())
     return {sync_errc::invalid_json, "a merge patch must be a JSON object"};
   auto patch_text = patch.dump();
-  if (auto err = check_limits(patch_text, limits_); !err.ok())
+  auto limits = this->limits();
+  if (auto err = check_limits(patch_text, limits.data); !err.ok())
     return err;
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
@@ -127,10 +157,22 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   c.id = id;
   c.type = old->type;
   c.data = std::move(patch_text);
-  auto applied = apply_change(old.get(), c, &limits_);
+  if (auto err = check_push_bytes(c, limits.push_bytes, "the patch"); !err.ok())
+    return err;
+  auto applied = apply_change(old.get(), c, &limits.data);
   if (!applied.error.ok())
     return applied.error;
-  auto value = make_entity(c.id, c.type, std::move(applied.next.data), old->version);
+  // The flush scheduler folds a put followed by this patch into a put of
+  // the result, which must fit a push as well.
+  change result;
+  result.id = c.id;
+  result.type = c.type;
+  result.data = std::move(applied.next.data);
+  if (auto err = check_push_bytes(result, limits.push_bytes,
+                                  "the entity after the patch");
+      !err.ok())
+    return err;
+  auto value = make_entity(c.id, c.type, std::move(result.data), old->version);
   queue_local(std::move(c), std::move(old), std::move(value));
   return {};
 }

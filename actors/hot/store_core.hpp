@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,7 +69,12 @@ struct store_counts {
 
 class store_core {
 public:
-  explicit store_core(data_limits limits = {});
+  /// `limits` and `max_push_bytes` are the client's own: a local write whose
+  /// data is not within `limits`, or whose change counts more than
+  /// `max_push_bytes` (push_bytes(): id, type and data), is refused.
+  explicit store_core(
+    data_limits limits = {},
+    std::size_t max_push_bytes = std::numeric_limits<std::size_t>::max());
 
   // -- reads: any thread, never block ---------------------------------------
 
@@ -83,7 +89,12 @@ public:
   // -- writes: any thread; visible to every read that starts after return ---
 
   /// Validates and applies a local write; on error nothing changes. The
-  /// *_json variants take JSON text.
+  /// *_json variants take JSON text. A change that could never be pushed is
+  /// refused here, at once, with `too_large`: a put whose id, type and data
+  /// count more than the push byte limit, a patch whose merge patch does,
+  /// or whose result would (a later write may fold it into a put of the
+  /// result). The limits in force are the client's own, or the smaller of
+  /// those and the server's once set_server_limits() was called.
   sync_error put_json(std::string_view id, std::string_view type, std::string_view json);
   sync_error put(std::string_view id, std::string_view type, const nlohmann::json& data);
   /// Merge patch (RFC 7386) on a visible entity; `not_found` if there is none.
@@ -93,6 +104,12 @@ public:
   sync_error erase(std::string_view id);
 
   // -- for the owning actor -------------------------------------------------
+
+  /// The server's limits, from its hello reply: from now on a local write
+  /// must be within the smaller of them and the client's own. Replaces the
+  /// server limits set before (another server may allow more). Changes
+  /// already written are not checked again.
+  void set_server_limits(const data_limits& data, std::size_t max_push_bytes);
 
   /// Called under the write lock whenever the write queue stops being empty,
   /// so the actor can drain it. Set once, before any write.
@@ -173,7 +190,18 @@ private:
               std::vector<change_event>& events);
   drained take_locked();
 
-  data_limits limits_;
+  struct write_limits {
+    data_limits data;
+    std::size_t push_bytes;
+  };
+  write_limits limits() const;
+  // too_large, naming `what`, if `c` counts more than `limit` push bytes.
+  static sync_error check_push_bytes(const change& c, std::size_t limit,
+                                     const char* what);
+
+  const write_limits own_limits_;
+  mutable std::mutex limits_mtx_;
+  write_limits limits_; // guarded by limits_mtx_
   left_right<visible_state> visible_;
   uint64_t trace_base_;
 

@@ -9,7 +9,7 @@
 namespace memsync {
 
 client_node::client_node(caf::actor_system& sys, const client_config& cfg)
-    : sys_(sys), core_(std::make_shared<store_core>(cfg.limits)),
+    : sys_(sys), core_(std::make_shared<store_core>(cfg.limits, cfg.sync.max_push_bytes)),
       subs_(std::make_shared<subscriber_list>()), app_(core_, subs_) {
   auto start = std::chrono::steady_clock::now();
   auto db = std::make_unique<local_database>(cfg.db);
@@ -78,6 +78,14 @@ std::optional<sync_status> client_node::sync_state(std::chrono::nanoseconds time
   std::optional<sync_status> out;
   self->request(syncer_, timeout, status_atom::value)
     .receive([&](sync_status& st) { out = std::move(st); }, [&](caf::error&) {});
+  return out;
+}
+
+std::string client_node::local_error(std::chrono::nanoseconds timeout) {
+  caf::scoped_actor self{sys_};
+  std::string out;
+  self->request(flusher_, timeout, status_atom::value)
+    .receive([&](std::string& err) { out = std::move(err); }, [&](caf::error&) {});
   return out;
 }
 

@@ -45,6 +45,12 @@ public:
   /// acknowledged and pulled back. False on timeout.
   bool sync(std::chrono::nanoseconds timeout);
 
+  /// Why the local database failed the last flush (e.g. a full disk), while
+  /// it keeps failing; "" once a batch commits again (the failed writes stay
+  /// in memory and are retried, so nothing is lost), or if the flush
+  /// scheduler does not answer within `timeout`.
+  std::string local_error(std::chrono::nanoseconds timeout);
+
   /// The syncer's view; nullopt without a server (or on timeout).
   std::optional<sync_status> sync_state(std::chrono::nanoseconds timeout);
   bool has_server() const { return static_cast<bool>(syncer_); }

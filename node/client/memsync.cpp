@@ -81,6 +81,7 @@ client_status client::status(std::chrono::nanoseconds timeout) {
     out.pull_received = st->pull_received;
     out.pull_total = st->pull_total;
   }
+  out.local_error = node.local_error(timeout);
   out.entities = counts.entities;
   out.pending = counts.pending;
   out.refused = node.app().refusals().size();

@@ -44,6 +44,11 @@ struct client_status {
   /// before the last page.
   uint64_t pull_received = 0;
   uint64_t pull_total = 0;
+  /// Why the local database failed the last flush ("db_error: ...", e.g. the
+  /// disk is full or an I/O error), while it keeps failing; empty once a
+  /// flush succeeds again. Meanwhile writes stay visible in memory, pending,
+  /// and are retried with backoff: nothing is lost once the disk has room.
+  std::string local_error;
 };
 
 /// A client node: the local database, the memory store and its actors, and
@@ -88,6 +93,15 @@ public:
 
   /// The application's handle: reads and writes in memory, never blocking
   /// on the database or the network. Valid as long as this client.
+  /// A write that could never reach the server is refused at once with
+  /// sync_errc::too_large (and changes nothing): data above the data limit
+  /// ([limits] max-data-bytes, max-depth: too_deep), or a change whose id,
+  /// type and data count more than sync.max-push-bytes (for a patch: the
+  /// patch, or the entity it leaves). Once the server's hello reply has
+  /// reached the store (just after status() first shows `connected`; any
+  /// sync() or flushed() after that guarantees it), the server's limits
+  /// apply where they are smaller. A failing local disk never fails a write:
+  /// see client_status::local_error.
   memsync::store& store();
 
   /// The client id: the configured client.id plus the random suffix of its
@@ -105,10 +119,11 @@ public:
   /// false on timeout (e.g. offline). Without a server: flushed(timeout).
   bool sync(std::chrono::nanoseconds timeout);
 
-  /// A snapshot of the client's state. With a server it asks the syncer and
-  /// blocks at most `timeout` (usually well under a millisecond); if the
-  /// syncer does not answer in time, the server fields hold what was loaded
-  /// at start-up and `connected` is false.
+  /// A snapshot of the client's state. It asks the flush scheduler (for
+  /// local_error) and, with a server, the syncer, and blocks at most
+  /// `timeout` for each (usually well under a millisecond); if the syncer
+  /// does not answer in time, the server fields hold what was loaded at
+  /// start-up and `connected` is false.
   client_status status(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
 
   /// Without a server, does nothing. false: drops the connection and stays

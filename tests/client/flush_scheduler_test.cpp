@@ -204,6 +204,33 @@ TEST_F(flush_scheduler_test, a_failing_database_gets_the_same_batch_again_later)
 }
 
 TEST_F(flush_scheduler_test,
+       a_failing_database_shows_in_the_status_until_a_batch_commits) {
+  flush_settings settings;
+  settings.retry_min = 100ms;
+  settings.retry_max = 1s;
+  start(settings);
+  auto status = [&] {
+    std::string out = "no reply";
+    auto rh = self->request(flusher, caf::infinite, status_atom::value);
+    sched.run();
+    rh.receive([&](std::string& err) { out = std::move(err); },
+               [&](caf::error& err) { ADD_FAILURE() << sys.render(err); });
+    return out;
+  };
+  EXPECT_EQ(status(), "");
+  log->fail_next = 2;
+  write({put(1, "a")});
+  advance(100ms);
+  EXPECT_EQ(status(), "db_error: disk I/O error");
+  advance(100ms); // the retry fails too
+  ASSERT_EQ(log->attempts.size(), 2u);
+  EXPECT_EQ(status(), "db_error: disk I/O error");
+  advance(200ms);
+  ASSERT_EQ(log->committed.size(), 1u);
+  EXPECT_EQ(status(), "");
+}
+
+TEST_F(flush_scheduler_test,
        a_write_during_a_flush_is_not_folded_into_the_batch_in_flight) {
   start();
   write({put(1, "a", R"({"v":1})")});

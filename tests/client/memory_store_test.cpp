@@ -180,3 +180,19 @@ TEST_F(memory_store_test, a_restored_database_renumbers_the_pending_changes) {
   EXPECT_EQ(outbox[0].id, "c");
   EXPECT_EQ(outbox[0].mutation_id, 2u);
 }
+
+TEST_F(memory_store_test, the_servers_hello_tightens_what_a_write_may_be) {
+  std::string data = R"({"s":")" + std::string(200, 'x') + R"("})";
+  ASSERT_TRUE(app.put_json("n1", "note", data).ok()); // the client's own limits
+  hello_reply hello;
+  hello.max_data_bytes = 100;
+  hello.max_push_bytes = 1024;
+  self->send(memory, hello_atom::value, hello);
+  sched.run();
+  EXPECT_EQ(app.put_json("n2", "note", data).code, sync_errc::too_large);
+  EXPECT_EQ(app.patch_json("n1", R"({"s":")" + std::string(1100, 'y') + R"("})").code,
+            sync_errc::too_large);
+  EXPECT_EQ(app.get("n1")->data, data); // written before: kept
+  EXPECT_EQ(app.get("n2"), nullptr);
+  EXPECT_TRUE(app.put_json("n3", "note", R"({"s":"small"})").ok());
+}

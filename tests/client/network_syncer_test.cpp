@@ -98,6 +98,7 @@ struct script {
   // -- memory store -----------------------------------------------------------
   std::vector<pull_reply> store_rebases;
   std::vector<std::vector<refusal>> store_refused;
+  std::vector<hello_reply> store_hellos; ///< handed to the memory store
 
   // -- flush scheduler --------------------------------------------------------
   std::vector<flush_listener_actor> flush_listeners;
@@ -293,6 +294,7 @@ memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script
       return ok_atom::value;
     },
     [=](flush_atom) { return uint64_t{0}; },
+    [=](hello_atom, const hello_reply& h) { s->store_hellos.push_back(h); },
     [=](refused_atom, const std::vector<refusal>& refused) {
       s->events.push_back("store.refused");
       s->store_refused.push_back(refused);
@@ -308,6 +310,7 @@ flush_scheduler_actor::behavior_type fake_flusher(flush_scheduler_actor::pointer
       s->flush_listeners.push_back(listener);
     },
     [=](flush_atom) { return uint64_t{0}; },
+    [=](status_atom) { return std::string{}; },
     [=](restored_atom, const std::string& id, uint64_t record) {
       s->repairs.emplace_back(id, record);
       flush_report report;
@@ -860,6 +863,19 @@ TEST_F(network_syncer_test, pushes_keep_our_own_limits_when_the_server_allows_mo
   ASSERT_EQ(s->outbox_reads.size(), 1u);
   EXPECT_EQ(s->outbox_reads[0].max_changes, 50u);
   EXPECT_EQ(s->outbox_reads[0].max_bytes, 4096u);
+}
+
+// The store refuses writes the server could never take: it needs the
+// server's limits as soon as the hello is answered.
+TEST_F(network_syncer_test, the_servers_limits_reach_the_memory_store_with_its_hello) {
+  s->hello.max_data_bytes = 2048;
+  s->hello.max_data_depth = 8;
+  s->hello.max_push_bytes = 4096;
+  start(config());
+  ASSERT_EQ(s->store_hellos.size(), 1u);
+  EXPECT_EQ(s->store_hellos[0].max_data_bytes, 2048u);
+  EXPECT_EQ(s->store_hellos[0].max_data_depth, 8u);
+  EXPECT_EQ(s->store_hellos[0].max_push_bytes, 4096u);
 }
 
 TEST_F(network_syncer_test,

@@ -98,6 +98,67 @@ TEST(store_core, invalid_writes_change_nothing) {
   EXPECT_EQ(core.take().changes.size(), 1u);
 }
 
+// A change that could never be pushed is refused when it is written, not
+// looped on later: put, patch, and the entity a patch leaves behind all
+// count id + type + data (push_bytes) against the push byte limit.
+TEST(store_core, a_change_that_can_never_fit_a_push_is_refused_at_once) {
+  store_core core{data_limits{}, 100};
+  // "n1" + "note" + 94 bytes of data = 100 bytes: fits exactly.
+  std::string fits = R"({"s":")" + std::string(86, 'x') + R"("})";
+  ASSERT_EQ(fits.size(), 94u);
+  ASSERT_TRUE(core.put_json("n1", "note", fits).ok());
+  std::string over = R"({"s":")" + std::string(87, 'x') + R"("})";
+  auto err = core.put_json("n2", "note", over);
+  EXPECT_EQ(err.code, sync_errc::too_large);
+  EXPECT_NE(err.message.find("101 bytes"), std::string::npos) << err.message;
+  EXPECT_NE(err.message.find("limit of 100 bytes per push"), std::string::npos)
+    << err.message;
+  EXPECT_EQ(core.get("n2"), nullptr);
+  // A patch that is small itself but leaves an entity too large to push
+  // (a later put of n3 folds it into a put of the result).
+  ASSERT_TRUE(core.put_json("n3", "note", R"({"a":1})").ok());
+  auto grow = core.patch_json("n3", R"({"s":")" + std::string(86, 'y') + R"("})");
+  EXPECT_EQ(grow.code, sync_errc::too_large);
+  EXPECT_NE(grow.message.find("after the patch"), std::string::npos) << grow.message;
+  EXPECT_EQ(core.get("n3")->data, R"({"a":1})");
+  // A patch that is itself too large, even though it shrinks the entity.
+  std::string nulls = "{";
+  for (int i = 0; i < 20; ++i)
+    nulls += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":null";
+  nulls += "}";
+  auto shrink = core.patch_json("n1", nulls);
+  EXPECT_EQ(shrink.code, sync_errc::too_large);
+  EXPECT_NE(shrink.message.find("the patch counts"), std::string::npos) << shrink.message;
+  EXPECT_EQ(core.get("n1")->data, fits);
+  // Nothing refused reached the write queue.
+  auto queued = core.take().changes;
+  ASSERT_EQ(queued.size(), 2u);
+  EXPECT_EQ(queued[0].id, "n1");
+  EXPECT_EQ(queued[1].id, "n3");
+  EXPECT_EQ(core.pending().size(), 2u);
+}
+
+// Before the hello the client's own limits decide; after it the smaller of
+// the client's and the server's, whichever server said so last.
+TEST(store_core, the_server_limits_only_ever_tighten_the_clients_own) {
+  store_core core{data_limits{200, 64}, 300};
+  std::string d150 = R"({"s":")" + std::string(142, 'x') + R"("})";
+  ASSERT_EQ(d150.size(), 150u);
+  core.set_server_limits(data_limits{100, 64}, 1000);
+  EXPECT_EQ(core.put_json("a", "t", d150).code, sync_errc::too_large); // server data
+  core.set_server_limits(data_limits{1000, 2}, 50);
+  EXPECT_EQ(core.put_json("a", "t", R"({"a":{"b":{}}})").code, sync_errc::too_deep);
+  auto err = core.put_json("a", "t", R"({"s":")" + std::string(41, 'x') + R"("})");
+  EXPECT_EQ(err.code, sync_errc::too_large); // 2 + 49 bytes > the server's 50 per push
+  EXPECT_NE(err.message.find("limit of 50 bytes"), std::string::npos) << err.message;
+  // Another server allows more: back to the client's own limits, no further.
+  core.set_server_limits(data_limits{1 << 20, 64}, 1 << 20);
+  EXPECT_TRUE(core.put_json("a", "t", d150).ok());
+  std::string d250 = R"({"s":")" + std::string(242, 'x') + R"("})";
+  EXPECT_EQ(core.put_json("b", "t", d250).code, sync_errc::too_large); // own data
+  EXPECT_EQ(core.size(), 1u);
+}
+
 TEST(store_core, queued_writes_keep_seq_order_and_events_only_for_real_changes) {
   store_core core;
   int wakes = 0;
