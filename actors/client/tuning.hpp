@@ -58,8 +58,10 @@ struct sync_settings {
   uint64_t max_push_changes = 500;
   /// Bytes per push, each change counted by push_bytes (id, type, data):
   /// flow control, so one push never puts many megabytes in a BASP buffer on
-  /// either side. A server stating a smaller limit in its hello wins.
-  uint64_t max_push_bytes = 1 << 20;
+  /// either side. A server stating a smaller limit in its hello wins. 2 MiB:
+  /// a change with the largest data (limits.max-data-bytes, 1 MiB), id and
+  /// type always fits, so the default limits never refuse a valid entity.
+  uint64_t max_push_bytes = 2 << 20;
 };
 
 /// local_database: the client's SQLite file. Options under [client] and
