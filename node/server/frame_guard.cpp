@@ -498,8 +498,13 @@ struct frame_guard::impl {
         }
         if (!c.to_client.flush(c.client))
           return drop(c, nullptr);
-        if (c.to_client.pending() > limits.max_queued_bytes)
+        if (c.to_client.pending() > limits.max_queued_bytes) {
+          // Reset, not close: a close would leave the kernel holding the
+          // unsent bytes for as long as the peer keeps its window shut.
+          linger abort{1, 0};
+          setsockopt(c.client, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
           return drop(c, "the client does not read (server.max-queued-bytes)");
+        }
         if (static_cast<std::size_t>(n) < sizeof(buf))
           break; // drained, as above
       }
