@@ -5,11 +5,13 @@
 // through the client's TLS tunnel), measured in one run, taking turns round
 // by round so a shared machine's load hits all three alike.
 //   BM_guard_round_trip  a session's pull, one request at a time, from a CAF
-//                        node in this process: the remote round trip
+//                        node in this process: the remote round trip (mean
+//                        and median)
 //   BM_guard_push        a real client node puts 2,000 changes and syncs
 //                        (pushed, committed, poked, pulled back): changes/s
 // The ratios guarded / unguarded and tls / unguarded are printed as SUMMARY
 // lines.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -144,14 +146,22 @@ void BM_guard_round_trip(benchmark::State& state) {
   if (sessions.size() != setups)
     return state.SkipWithError("hello failed");
   std::chrono::nanoseconds spent[setups]{};
+  // Each pull's own time too: the median resists a shared machine's load
+  // spikes better than the mean.
+  std::vector<double> samples[setups];
   for (auto _ : state) {
     bool ok = interleave(20, spent, [&](int setup, int) {
       bool fine = true;
-      for (int i = 0; i < pulls_per_round && fine; ++i)
+      for (int i = 0; i < pulls_per_round && fine; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
         self
           ->request(sessions[static_cast<size_t>(setup)], std::chrono::seconds(5),
                     pull_atom::value, pull_request{"bench-0123456789abcdef", {}})
           .receive([](pull_reply&) {}, [&](caf::error&) { fine = false; });
+        samples[setup].push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+            .count());
+      }
       return fine;
     });
     if (!ok)
@@ -167,6 +177,16 @@ void BM_guard_round_trip(benchmark::State& state) {
   }
   state.counters["guarded_vs_unguarded"] = us[guarded] / us[unguarded];
   state.counters["tls_vs_unguarded"] = us[tls] / us[unguarded];
+  double p50[setups];
+  for (int s = 0; s < setups; ++s) {
+    auto& v = samples[s];
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2),
+                     v.end());
+    p50[s] = v[v.size() / 2];
+    state.counters[std::string{setup_names[s]} + "_p50_us"] = p50[s];
+  }
+  state.counters["p50_guarded_vs_unguarded"] = p50[guarded] / p50[unguarded];
+  state.counters["p50_tls_vs_unguarded"] = p50[tls] / p50[unguarded];
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
 }
 BENCHMARK(BM_guard_round_trip)
@@ -250,6 +270,13 @@ int main(int argc, char** argv) {
             fmt(rt("unguarded_us"), "%.1f").c_str(), fmt(rt("tls_us"), "%.1f").c_str(),
             fmt(rt("guarded_vs_unguarded"), "%.3f").c_str(),
             fmt(rt("tls_vs_unguarded"), "%.3f").c_str());
+    summary("remote round trip, median: guarded %s us | unguarded %s us | tls %s us | "
+            "guarded/unguarded %s | tls/unguarded %s",
+            fmt(rt("guarded_p50_us"), "%.1f").c_str(),
+            fmt(rt("unguarded_p50_us"), "%.1f").c_str(),
+            fmt(rt("tls_p50_us"), "%.1f").c_str(),
+            fmt(rt("p50_guarded_vs_unguarded"), "%.3f").c_str(),
+            fmt(rt("p50_tls_vs_unguarded"), "%.3f").c_str());
     auto push = [&](const char* c) {
       return r.counter("BM_guard_push", c);
     };
