@@ -9,6 +9,9 @@
 //                        and median)
 //   BM_guard_push        a real client node puts 2,000 changes and syncs
 //                        (pushed, committed, poked, pulled back): changes/s
+//   BM_guard_hop         the front alone (frame_guard, in this process) in
+//                        front of a published echo actor, against the same
+//                        actor directly: the hop without a server's work
 // The ratios guarded / unguarded and tls / unguarded are printed as SUMMARY
 // lines.
 #include <algorithm>
@@ -22,6 +25,8 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/binary_serializer.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -32,6 +37,7 @@
 #include "node/client/client_node.hpp"
 #include "node/client/tls_tunnel.hpp"
 #include "node/config/node_options.hpp"
+#include "node/server/frame_guard.hpp"
 #include "tests/support/process.hpp"
 #include "tools/bench/bench_common.hpp"
 
@@ -194,6 +200,76 @@ BENCHMARK(BM_guard_round_trip)
   ->UseManualTime()
   ->Unit(benchmark::kMillisecond);
 
+using hop_atom = caf::atom_constant<caf::atom("hop")>;
+
+void BM_guard_hop(benchmark::State& state) {
+  // The "server": an actor system of its own (a node of its own), an echo
+  // actor published on loopback and the front before it, as syncnode does.
+  caf::actor_system_config server_cfg;
+  caf::actor_system server{init(server_cfg)};
+  auto echo = server.spawn([]() -> caf::behavior {
+    return {[](hop_atom, int x) {
+      return x;
+    }};
+  });
+  auto published = server.middleman().publish(echo, 0, "127.0.0.1", true);
+  if (!published)
+    return state.SkipWithError("cannot publish");
+  std::vector<char> node;
+  caf::binary_serializer sink{server, node};
+  if (sink(server.node()))
+    return state.SkipWithError("cannot serialize the node id");
+  guard_limits limits;
+  limits.handshake_timeout = std::chrono::minutes(10); // no hello here
+  frame_guard front{limits, "127.0.0.1", 0, {node.begin(), node.end()}};
+  front.set_gateway(echo.id());
+  front.start(*published);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{init(cfg)};
+  caf::scoped_actor self{sys};
+  caf::actor targets[2];
+  for (int k = 0; k < 2; ++k) {
+    auto h = sys.middleman().remote_actor("127.0.0.1",
+                                          k == 0 ? front.port() : *published);
+    if (!h)
+      return state.SkipWithError("cannot connect");
+    targets[k] = *h;
+  }
+  std::chrono::nanoseconds spent[2]{};
+  std::vector<double> samples[2];
+  for (auto _ : state) {
+    for (int r = 0; r < 20; ++r)
+      for (int k = 0; k < 2; ++k) {
+        auto which = (r + k) % 2;
+        for (int i = 0; i < pulls_per_round; ++i) {
+          bool fine = true;
+          auto t0 = std::chrono::steady_clock::now();
+          self->request(targets[which], std::chrono::seconds(5), hop_atom::value, i)
+            .receive([](int) {}, [&](caf::error&) { fine = false; });
+          auto dt = std::chrono::steady_clock::now() - t0;
+          if (!fine)
+            return state.SkipWithError("a request failed");
+          spent[which] += dt;
+          samples[which].push_back(std::chrono::duration<double, std::micro>(dt).count());
+        }
+      }
+    state.SetIterationTime(std::chrono::duration<double>(spent[0] + spent[1]).count());
+  }
+  double p50[2];
+  for (int k = 0; k < 2; ++k) {
+    auto& v = samples[k];
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2),
+                     v.end());
+    p50[k] = v[v.size() / 2];
+  }
+  state.counters["front_p50_us"] = p50[0];
+  state.counters["direct_p50_us"] = p50[1];
+  state.counters["front_vs_direct"] = p50[0] / p50[1];
+  front.stop();
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+}
+BENCHMARK(BM_guard_hop)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 /// A client node in this process, its own actor system.
 struct client {
   caf::actor_system_config sys_cfg;
@@ -277,6 +353,14 @@ int main(int argc, char** argv) {
             fmt(rt("tls_p50_us"), "%.1f").c_str(),
             fmt(rt("p50_guarded_vs_unguarded"), "%.3f").c_str(),
             fmt(rt("p50_tls_vs_unguarded"), "%.3f").c_str());
+    auto hop = [&](const char* c) {
+      return r.counter("BM_guard_hop", c);
+    };
+    summary("the front's hop alone (an echo actor), median: through the front %s us | "
+            "direct %s us | front/direct %s",
+            fmt(hop("front_p50_us"), "%.1f").c_str(),
+            fmt(hop("direct_p50_us"), "%.1f").c_str(),
+            fmt(hop("front_vs_direct"), "%.3f").c_str());
     auto push = [&](const char* c) {
       return r.counter("BM_guard_push", c);
     };
