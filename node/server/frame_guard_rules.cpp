@@ -108,6 +108,7 @@ frame_reader::status frame_reader::next(const char*& pos, const char* end) {
     // The common case: the header, and often the whole frame, is here.
     header_ = basp_header::parse(pos);
     if (header_.payload_len > max_payload_) {
+      pos += basp_header::size; // consumed, as when it arrives in pieces
       refused_ = true;
       return status::refused;
     }
