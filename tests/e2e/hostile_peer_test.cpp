@@ -560,9 +560,11 @@ TEST_F(hostile_peer, hellos_beyond_max_sessions_are_refused) {
 }
 
 TEST_F(hostile_peer, a_client_that_does_not_read_is_cut_off_at_max_queued_bytes) {
-  constexpr int64_t max_queued = 256 << 10;
-  start({"--server.max-queued-bytes=" + std::to_string(max_queued)});
-  // 1 MiB of state, so every pull with an empty cookie is a large reply.
+  // The front's queue must hold one page of a pull (and one entity) and a
+  // MiB more; small pages keep it small.
+  start({"--limits.max-data-bytes=65536", "--limits.max-pull-bytes=65536",
+         "--server.max-queued-bytes=" + std::to_string((1 << 20) + (128 << 10))});
+  // 1 MiB of state, so every pull with an empty cookie is a full page.
   std::vector<std::string> puts;
   for (int i = 0; i < 32; ++i)
     puts.push_back("put big-" + std::to_string(i) + R"( note {"x":")"
