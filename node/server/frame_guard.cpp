@@ -1,6 +1,10 @@
 // The front's I/O: one thread, epoll, non-blocking POSIX sockets, a pair of
 // sockets per client (client side, middleman side) with a bounded queue each
 // way. The frame rules are in frame_guard_rules.cpp.
+// Per message the thread makes the fewest system calls it can (epoll_wait,
+// one read, one send), and bytes are copied only when the socket does not
+// take them at once: frames that arrive whole are checked where they were
+// read and sent from there, several in one send.
 #include "node/server/frame_guard.hpp"
 
 #include "actors/common/tls.hpp"
@@ -34,7 +38,8 @@ constexpr uint64_t wake_tag = ~uint64_t{0} - 1;
 // Stop reading a client while this much waits for the middleman: the kernel
 // then holds the rest and the client is slowed, not buffered without end.
 constexpr std::size_t upstream_high_water = 1 << 20;
-constexpr std::size_t read_chunk = 64 << 10;
+// One read takes a large push whole (fewer reads, fewer wake-ups).
+constexpr std::size_t read_chunk = 256 << 10;
 
 void set_nodelay(int fd) {
   int one = 1;
@@ -62,6 +67,24 @@ struct out_queue {
   std::size_t offset = 0;
 
   std::size_t pending() const { return data.size() - offset; }
+  // Sends `bytes` after what is queued: at once from where they are if
+  // nothing is queued, and queues what the socket does not take. False on a
+  // broken connection.
+  bool write(int fd, std::string_view bytes) {
+    if (pending() == 0)
+      clear();
+    if (pending() == 0 && fd >= 0) {
+      auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          return false;
+        n = 0;
+      }
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    data.append(bytes.data(), bytes.size());
+    return true;
+  }
   // Writes what the socket takes; false on a broken connection.
   bool flush(int fd) {
     while (pending() > 0) {
@@ -70,11 +93,15 @@ struct out_queue {
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
       offset += static_cast<std::size_t>(n);
     }
+    clear();
+    return true;
+  }
+  void clear() {
+    // A large burst's buffer is not kept for the rest of the connection.
     if (data.capacity() > (4 << 20))
       std::string{}.swap(data);
     data.clear();
     offset = 0;
-    return true;
   }
 };
 
@@ -118,6 +145,7 @@ struct frame_guard::impl {
   std::atomic<uint64_t> gateway{0};
   std::atomic<bool> stopping{false};
   std::thread thread;
+  std::unique_ptr<char[]> read_buf{new char[read_chunk]}; // the I/O thread's
 
   std::mutex grants_mutex; // grants is shared with the gateway's thread
   std::unordered_map<std::string, grant> grants;
@@ -401,9 +429,9 @@ struct frame_guard::impl {
 
   void on_client(connection& c, uint32_t events) {
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-      char buf[read_chunk];
+      char* buf = read_buf.get();
       while (c.to_upstream.pending() < upstream_high_water) {
-        auto n = ::read(c.client, buf, sizeof(buf));
+        auto n = ::read(c.client, buf, read_chunk);
         if (n == 0)
           return drop(c, nullptr);
         if (n < 0) {
@@ -416,7 +444,8 @@ struct frame_guard::impl {
         if (c.tls) {
           // TLS first: the rules see only what the client really sent.
           c.tls->from_network(bytes);
-          c.to_client.data += c.tls->to_network();
+          if (!c.to_client.write(c.client, c.tls->to_network()))
+            return drop(c, nullptr);
           if (c.tls->failed())
             return drop(c, "a failed TLS handshake or record");
           plain = c.tls->to_app();
@@ -426,7 +455,7 @@ struct frame_guard::impl {
           return; // dropped
         // A short read drained the socket: skip the read that would only
         // say EAGAIN (epoll reports the next bytes).
-        if (static_cast<std::size_t>(n) < sizeof(buf))
+        if (static_cast<std::size_t>(n) < read_chunk)
           break;
       }
       if (c.upstream_ready && !c.to_upstream.flush(c.upstream))
@@ -437,11 +466,21 @@ struct frame_guard::impl {
     update(c);
   }
 
-  // Feeds bytes from the client through the reader and the filter; false
-  // when the connection was dropped.
+  // Feeds bytes from the client through the reader and the filter, and
+  // sends what passes (upstream, once connected); false when the connection
+  // was dropped.
   bool process(connection& c, const char* data, std::size_t size) {
     const char* pos = data;
     const char* end = data + size;
+    // Forwarded frames that lie back to back in `data`: sent as one.
+    std::string_view run;
+    auto send_run = [&] {
+      bool ok = c.to_upstream.write(c.upstream_ready ? c.upstream : -1, run);
+      run = {};
+      if (!ok)
+        drop(c, nullptr);
+      return ok;
+    };
     while (pos < end) {
       auto st = c.reader.next(pos, end);
       if (st == frame_reader::status::more)
@@ -450,6 +489,7 @@ struct frame_guard::impl {
         drop(c, "a frame above server.max-frame-bytes");
         return false;
       }
+      // Nothing of this frame is sent before it was checked whole.
       auto& hdr = c.reader.header();
       auto d = c.filter.check(hdr, c.reader.payload());
       if (d.what == client_frame_filter::verdict::close) {
@@ -465,9 +505,21 @@ struct frame_guard::impl {
         continue;
       }
       auto frame = c.reader.frame();
-      c.to_upstream.data.append(frame.data(), frame.size());
+      if (c.reader.in_place() && !run.empty()
+          && run.data() + run.size() == frame.data()) {
+        run = {run.data(), run.size() + frame.size()};
+        continue;
+      }
+      if (!run.empty() && !send_run())
+        return false;
+      if (c.reader.in_place()) {
+        run = frame;
+      } else if (!c.to_upstream.write(c.upstream_ready ? c.upstream : -1, frame)) {
+        drop(c, nullptr);
+        return false;
+      }
     }
-    return true;
+    return run.empty() || send_run();
   }
 
   void on_upstream(connection& c, uint32_t events) {
@@ -480,9 +532,9 @@ struct frame_guard::impl {
       c.upstream_ready = true;
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-      char buf[read_chunk];
+      char* buf = read_buf.get();
       for (;;) {
-        auto n = ::read(c.upstream, buf, sizeof(buf));
+        auto n = ::read(c.upstream, buf, read_chunk);
         if (n == 0)
           return drop(c, nullptr); // the middleman closed it
         if (n < 0) {
@@ -490,17 +542,23 @@ struct frame_guard::impl {
             break;
           return drop(c, nullptr);
         }
+        bool sent;
         if (c.tls) {
           c.tls->from_app({buf, static_cast<std::size_t>(n)});
-          c.to_client.data += c.tls->to_network();
+          sent = c.to_client.write(c.client, c.tls->to_network());
         } else {
-          c.to_client.data.append(buf, static_cast<std::size_t>(n));
+          sent = c.to_client.write(c.client, {buf, static_cast<std::size_t>(n)});
         }
-        if (!c.to_client.flush(c.client))
+        if (!sent)
           return drop(c, nullptr);
-        if (c.to_client.pending() > limits.max_queued_bytes)
+        if (c.to_client.pending() > limits.max_queued_bytes) {
+          // Reset, not close: a close would leave the kernel holding the
+          // unsent bytes for as long as the peer keeps its window shut.
+          linger abort{1, 0};
+          setsockopt(c.client, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
           return drop(c, "the client does not read (server.max-queued-bytes)");
-        if (static_cast<std::size_t>(n) < sizeof(buf))
+        }
+        if (static_cast<std::size_t>(n) < read_chunk)
           break; // drained, as above
       }
     }

@@ -51,7 +51,9 @@ struct basp_header {
 
 /// Splits one direction of a connection into frames. A header announcing a
 /// payload above `max_payload` is refused before anything is allocated for
-/// it; memory held is at most one frame (header + max_payload).
+/// it; memory held is at most one frame (header + max_payload). A frame that
+/// arrives whole in one call is not copied: its views point into the bytes
+/// given to that call.
 class frame_reader {
 public:
   enum class status {
@@ -64,20 +66,23 @@ public:
 
   /// Consumes bytes from [pos, end) up to the end of the next frame and
   /// advances `pos`. After `frame`, the frame stays readable until the next
-  /// call. After `refused`, every further call returns `refused`.
+  /// call, and while the bytes given to this call stay valid (in_place()).
+  /// After `refused`, every further call returns `refused`.
   status next(const char*& pos, const char* end);
 
   const basp_header& header() const { return header_; }
-  std::string_view payload() const {
-    return std::string_view{buf_}.substr(basp_header::size);
-  }
+  std::string_view payload() const { return frame_.substr(basp_header::size); }
   /// The whole frame as received (header and payload).
-  std::string_view frame() const { return buf_; }
+  std::string_view frame() const { return frame_; }
+  /// The frame lies in the bytes given to the last call (no copy was made).
+  bool in_place() const { return in_place_; }
 
 private:
   std::size_t max_payload_;
-  std::string buf_;
+  std::string buf_; // a frame split across calls, until it is whole
+  std::string_view frame_;
   basp_header header_;
+  bool in_place_ = false;
   bool complete_ = false;
   bool refused_ = false;
 };

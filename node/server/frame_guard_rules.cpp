@@ -96,10 +96,30 @@ frame_reader::status frame_reader::next(const char*& pos, const char* end) {
     return status::refused;
   if (complete_) {
     complete_ = false;
+    frame_ = {};
     // A large frame's buffer is not kept for the rest of the connection.
     if (buf_.capacity() > (1 << 20))
       std::string{}.swap(buf_);
     buf_.clear();
+  }
+  in_place_ = false;
+  auto avail = static_cast<std::size_t>(end - pos);
+  if (buf_.empty() && avail >= basp_header::size) {
+    // The common case: the header, and often the whole frame, is here.
+    header_ = basp_header::parse(pos);
+    if (header_.payload_len > max_payload_) {
+      pos += basp_header::size; // consumed, as when it arrives in pieces
+      refused_ = true;
+      return status::refused;
+    }
+    auto size = basp_header::size + header_.payload_len;
+    if (avail >= size) {
+      frame_ = {pos, size};
+      pos += size;
+      in_place_ = true;
+      complete_ = true;
+      return status::frame;
+    }
   }
   if (buf_.size() < basp_header::size) {
     auto n = std::min<std::size_t>(basp_header::size - buf_.size(), end - pos);
@@ -120,6 +140,7 @@ frame_reader::status frame_reader::next(const char*& pos, const char* end) {
   pos += n;
   if (n < want)
     return status::more;
+  frame_ = buf_;
   complete_ = true;
   return status::frame;
 }

@@ -1,5 +1,6 @@
 // A real server attacked over loopback by peers written here, BASP frames by
-// hand on raw sockets (and, for hellos, a CAF node of our own), while an
+// hand on raw sockets (and, for hellos, a CAF node of our own, directly or
+// through a relay that stops reading what the server sends), while an
 // honest client (alice, a real `syncnode client`) keeps writing and syncing.
 // During and after each attack her put + sync must succeed within 2 s (a
 // normal one takes milliseconds), the server's RSS must stay under
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -245,6 +247,106 @@ private:
   uint64_t gateway_ = 0;
 };
 
+/// A TCP relay on 127.0.0.1 between a CAF node of ours and the server: it
+/// passes bytes both ways until stall(), then stops reading what the server
+/// sends (so the server sees a client that does not read) while still
+/// passing what the client sends. It notes when the server cuts it off.
+class stalling_relay {
+public:
+  explicit stalling_relay(uint16_t server_port) : server_port_(server_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &at.sin_addr);
+    socklen_t len = sizeof(at);
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0
+        || listen(listener_, 1) != 0
+        || getsockname(listener_, reinterpret_cast<sockaddr*>(&at), &len) != 0)
+      ADD_FAILURE() << "relay: " << strerror(errno);
+    port_ = ntohs(at.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~stalling_relay() {
+    done_ = true;
+    thread_.join();
+    for (int fd : {listener_, client_, server_})
+      if (fd >= 0)
+        close(fd);
+  }
+
+  uint16_t port() const { return port_; }
+  void stall() { stalled_ = true; }
+  /// The server reset or closed the connection.
+  bool cut_off() const { return cut_off_; }
+
+private:
+  void run() {
+    pollfd l{listener_, POLLIN, 0};
+    while (!done_ && poll(&l, 1, 10) == 0) {
+    }
+    if (done_)
+      return;
+    client_ = accept(listener_, nullptr, nullptr);
+    server_ = socket(AF_INET, SOCK_STREAM, 0);
+    // A small window: the kernel holds less of what we do not read.
+    int small = 16 << 10;
+    setsockopt(server_, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(server_port_);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (client_ < 0
+        || connect(server_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      cut_off_ = true;
+      return;
+    }
+    char buf[16 << 10];
+    while (!done_ && !cut_off_) {
+      pollfd p[2] = {{client_, POLLIN, 0},
+                     {server_, static_cast<short>(stalled_ ? 0 : POLLIN), 0}};
+      if (poll(p, 2, 10) < 0)
+        break;
+      if (p[1].revents & (POLLERR | POLLHUP)) {
+        cut_off_ = true;
+        break;
+      }
+      if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !pass(client_, server_, buf))
+        break;
+      if (!stalled_ && (p[1].revents & POLLIN) && !pass(server_, client_, buf))
+        break;
+    }
+    // The CAF node hears of it as a lost connection.
+    shutdown(client_, SHUT_RDWR);
+  }
+
+  bool pass(int from, int to, char (&buf)[16 << 10]) {
+    auto n = recv(from, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      cut_off_ = cut_off_ || from == server_;
+      return false;
+    }
+    for (ssize_t done = 0; done < n;) {
+      auto w = ::send(to, buf + done, static_cast<size_t>(n - done), MSG_NOSIGNAL);
+      if (w <= 0) {
+        cut_off_ = cut_off_ || to == server_;
+        return false;
+      }
+      done += w;
+    }
+    return true;
+  }
+
+  uint16_t server_port_;
+  uint16_t port_ = 0;
+  int listener_ = -1;
+  int client_ = -1;
+  int server_ = -1;
+  std::atomic<bool> done_{false};
+  std::atomic<bool> stalled_{false};
+  std::atomic<bool> cut_off_{false};
+  std::thread thread_;
+};
+
 struct hostile_peer : ::testing::Test {
   cluster c;
   uint16_t port = 0;
@@ -455,4 +557,63 @@ TEST_F(hostile_peer, hellos_beyond_max_sessions_are_refused) {
   }
   EXPECT_TRUE(in);
   caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(hostile_peer, a_client_that_does_not_read_is_cut_off_at_max_queued_bytes) {
+  // The front's queue must hold one page of a pull (and one entity) and a
+  // MiB more; small pages keep it small.
+  start({"--limits.max-data-bytes=65536", "--limits.max-pull-bytes=65536",
+         "--server.max-queued-bytes=" + std::to_string((1 << 20) + (128 << 10))});
+  // 1 MiB of state, so every pull with an empty cookie is a full page.
+  std::vector<std::string> puts;
+  for (int i = 0; i < 32; ++i)
+    puts.push_back("put big-" + std::to_string(i) + R"( note {"x":")"
+                   + std::string(32 << 10, 'x') + "\"}");
+  for (auto& r : alice->batch(puts))
+    ASSERT_EQ(r, "ok");
+  ASSERT_EQ(alice->sync(), "ok");
+  // Mallory, a genuine client with a token of her own, says hello through
+  // the relay, then stops reading and keeps asking for pulls. A pull while
+  // another is in flight is refused with a small error: a reply all the same.
+  stalling_relay relay{port};
+  caf::actor_system_config cfg;
+  caf::actor_system sys{init(cfg)};
+  caf::scoped_actor self{sys};
+  auto listener = sys.spawn([]() -> poke_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {
+    }};
+  });
+  auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", relay.port());
+  ASSERT_TRUE(gw) << sys.render(gw.error());
+  const std::string mallory = "mallory-0123456789abcdef";
+  session_actor session;
+  self
+    ->request(*gw, honest_budget, hello_atom::value,
+              hello_request{protocol_version, mallory, cluster::token_of("mallory"), 0},
+              listener)
+    .receive([&](hello_reply&, session_actor& s) { session = std::move(s); },
+             [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  ASSERT_TRUE(session);
+  relay.stall();
+  std::atomic<int> pulls{0};
+  std::thread flood([&] {
+    // Only detects a stall: the cut comes after a few MiB of replies.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!relay.cut_off() && std::chrono::steady_clock::now() < deadline) {
+      self->send(session, pull_atom::value, pull_request{mallory, {}});
+      ++pulls;
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  expect_alice_syncs("while a client does not read its pull replies");
+  flood.join();
+  EXPECT_TRUE(relay.cut_off()) << "still connected after " << pulls << " pulls";
+  // The note names the limit.
+  std::string line;
+  bool noted = false;
+  while (!noted && c.server()->read_line(line, 500ms))
+    noted = line.find("server.max-queued-bytes") != std::string::npos;
+  EXPECT_TRUE(noted);
+  expect_alice_syncs("after the client that did not read was cut off");
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
 }

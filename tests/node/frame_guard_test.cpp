@@ -1,6 +1,7 @@
 // The front's parser and rules without sockets: frames split at every byte
 // come out whole and in order, an oversized header is refused on its 32nd
-// byte, and each kind of frame a hostile client may send gets its verdict.
+// byte, a frame that arrives whole is read where it lies (not copied), and
+// each kind of frame a hostile client may send gets its verdict.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -122,6 +123,35 @@ TEST(frame_reader_test, frames_split_at_any_byte_come_out_whole_and_in_order) {
       cuts.insert(1 + rng() % stream.size());
     EXPECT_EQ(run({cuts.begin(), cuts.end()}), frames) << "round " << round;
   }
+}
+
+TEST(frame_reader_test, a_frame_that_arrives_whole_is_read_where_it_lies) {
+  auto a = frame(basp_header::heartbeat, "");
+  auto b = frame(basp_header::direct_message, message("@<>+@atom", "xyz"), own_session);
+  auto stream = a + b + b.substr(0, 10);
+  frame_reader reader{1 << 20};
+  const char* pos = stream.data();
+  const char* end = stream.data() + stream.size();
+  ASSERT_EQ(reader.next(pos, end), frame_reader::status::frame);
+  EXPECT_TRUE(reader.in_place());
+  EXPECT_EQ(reader.frame().data(), stream.data());
+  ASSERT_EQ(reader.next(pos, end), frame_reader::status::frame);
+  EXPECT_TRUE(reader.in_place());
+  EXPECT_EQ(reader.frame().data(), stream.data() + a.size());
+  EXPECT_EQ(reader.frame(), b);
+  // A frame split across calls is put together in the reader's own buffer.
+  EXPECT_EQ(reader.next(pos, end), frame_reader::status::more);
+  auto rest = b.substr(10);
+  pos = rest.data();
+  ASSERT_EQ(reader.next(pos, rest.data() + rest.size()), frame_reader::status::frame);
+  EXPECT_FALSE(reader.in_place());
+  EXPECT_EQ(reader.frame(), b);
+  // An oversized header that arrives whole is refused as one in pieces is.
+  frame_reader small{16};
+  auto big = frame(basp_header::heartbeat, std::string(17, 'x'));
+  pos = big.data();
+  EXPECT_EQ(small.next(pos, big.data() + big.size()), frame_reader::status::refused);
+  EXPECT_EQ(pos, big.data() + basp_header::size);
 }
 
 TEST(frame_reader_test, an_oversized_header_is_refused_on_its_last_byte) {

@@ -8,7 +8,7 @@
 #   multinode_bench  propagation through one node vs two nodes on PostgreSQL
 # (the last two start a throwaway PostgreSQL cluster, as the tests do).
 #   trace_bench  throughput with actor tracing off, sampled and all
-#   guard_bench  round trip and push throughput through the network front vs without
+#   guard_bench  round trip and push throughput through the network front (and TLS) vs without
 #   large_state_bench  a fresh client pulling 1M entities vs a plain SQLite load
 # Each program prints "SUMMARY" lines with ratios against the baseline it
 # measured in the same run; they are repeated at the end. Extra arguments go
