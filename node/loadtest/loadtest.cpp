@@ -429,8 +429,7 @@ void driver::check() {
       for (auto& c : clients_)
         if (c->server == k)
           mine.push_back(c.get());
-      check_server_log(*open_server_storage(storage_[k]), mine, refused,
-                       report_);
+      check_server_log(*open_server_storage(storage_[k]), mine, refused, report_);
       report_.changes_checked = true;
     }
   }
@@ -474,9 +473,9 @@ loadtest_report driver::run() {
   for (auto& c : clients_)
     c->server = c->index % nodes;
   report_.server = cfg_.in_process ? "in-process, " + std::to_string(nodes) + " node(s)"
-                   : cfg_.child    ? "a child process on port "
-                                    + std::to_string(addresses_[0].port)
-                                   : std::to_string(nodes) + " node(s) by address";
+                   : cfg_.child
+                     ? "a child process on port " + std::to_string(addresses_[0].port)
+                     : std::to_string(nodes) + " node(s) by address";
   apply_caf_settings(values_, client_cfg_);
   register_message_types(client_cfg_);
   sys_ = std::make_unique<caf::actor_system>(client_cfg_);
@@ -491,18 +490,10 @@ loadtest_report driver::run() {
                                        / cfg_.clients;
   rs_.t0 = clock_type::now();
   switch (cfg_.mode) {
-    case scenario::fixed:
-      run_fixed();
-      break;
-    case scenario::drain:
-      run_drain();
-      break;
-    case scenario::storm:
-      run_storm();
-      break;
-    case scenario::steady:
-      run_steady();
-      break;
+    case scenario::fixed: run_fixed(); break;
+    case scenario::drain: run_drain(); break;
+    case scenario::storm: run_storm(); break;
+    case scenario::steady: run_steady(); break;
   }
   if (progress_ && cfg_.progress_interval > 0ns)
     *progress_ << "\n";

@@ -36,7 +36,7 @@ struct loadtest_config {
   /// reconnect; storm: the server is killed and restarted under every client.
   enum class scenario { steady, fixed, drain, storm };
   scenario mode = scenario::steady;
-  bool fixed = false; ///< mode == fixed
+  bool fixed = false;                                               ///< mode == fixed
   std::chrono::nanoseconds write_interval{std::chrono::seconds(1)}; ///< per client
   int put_percent = 70;
   int patch_percent = 25;
@@ -47,7 +47,7 @@ struct loadtest_config {
   std::size_t payload_bytes = 100;
   std::size_t offline_clients = 0; ///< go offline once during the run
   std::chrono::nanoseconds offline_for{std::chrono::seconds(1)};
-  std::size_t latency_observers = 0; ///< clients that time propagation; 0: all
+  std::size_t latency_observers = 0;    ///< clients that time propagation; 0: all
   std::size_t pending_changes = 100000; ///< drain: writes of each offline client
   std::chrono::nanoseconds outage{std::chrono::seconds(2)}; ///< storm: server down
   std::size_t outage_writes = 1; ///< storm: writes of each client while it is down
@@ -64,7 +64,7 @@ struct loadtest_config {
 
   // -- [server] --------------------------------------------------------------
   bool in_process = true;
-  bool child = false; ///< mode "child": one `syncnode server` process of our own
+  bool child = false;         ///< mode "child": one `syncnode server` process of our own
   std::string server_program; ///< child: the syncnode binary (empty: this program)
   std::size_t in_process_nodes = 1;
   std::vector<server_address> servers; ///< address mode

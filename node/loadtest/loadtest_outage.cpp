@@ -192,19 +192,25 @@ void driver::run_drain() {
       for (auto& c : clients_)
         holding += c->remote_seen.load() >= target[c->index] ? 1 : 0;
       char line[200];
-      std::snprintf(line, sizeof(line),
-                    "\r[%6.1f s] drain: acknowledged %llu/%llu  clients holding all "
-                    "%zu/%zu   ",
-                    seconds(now - back),
-                    static_cast<unsigned long long>(d.drained ? away.size() * p
-                                                              : acknowledged),
-                    static_cast<unsigned long long>(away.size() * p), holding,
-                    clients_.size());
+      std::snprintf(
+        line, sizeof(line),
+        "\r[%6.1f s] drain: acknowledged %llu/%llu  clients holding all "
+        "%zu/%zu   ",
+        seconds(now - back),
+        static_cast<unsigned long long>(d.drained ? away.size() * p : acknowledged),
+        static_cast<unsigned long long>(away.size() * p), holding, clients_.size());
       *progress_ << line << std::flush;
       next_sample += cfg_.progress_interval;
     }
   }
   report_.measured_s = seconds(clock_type::now() - back);
+  report_.writes_per_s = static_cast<double>(total_writes_) / std::max(1e-9, d.write_s);
+  report_.pushed_per_s = d.changes_per_s;
+  report_.applied_per_s = static_cast<double>(rs_.applied.load())
+                          / std::max(1e-9, report_.measured_s);
+  report_.pulls_per_s = static_cast<double>(
+                          sum_up(poll_status(*sys_, clients_, 5s)).pulls)
+                        / std::max(1e-9, report_.measured_s);
   if (!d.drained)
     report_.notes.push_back("drain: the outboxes were not acknowledged within "
                             "loadtest.settle-timeout");
@@ -252,7 +258,8 @@ void driver::run_storm() {
     c->offline = true; // their values are not timed: they measure the outage
     c->next_write = killed + step * static_cast<int64_t>(rng_() % 1000) / 1000;
   }
-  for (auto now = clock_type::now(); now < killed + cfg_.outage; now = clock_type::now()) {
+  for (auto now = clock_type::now(); now < killed + cfg_.outage;
+       now = clock_type::now()) {
     for (auto& c : clients_)
       while (written[c->index] < cfg_.outage_writes && c->next_write <= now) {
         write_one(*c);
@@ -281,6 +288,7 @@ void driver::run_storm() {
   for (auto& c : clients_)
     c->online_since_us = rs_.now_us();
   bool connected = false, drained = false;
+  std::vector<bool> back_online(clients_.size(), false);
   uint64_t head = 0;
   auto deadline = back + cfg_.settle_timeout;
   auto next_sample = back + cfg_.progress_interval;
@@ -289,6 +297,12 @@ void driver::run_storm() {
     auto statuses = poll_status(*sys_, clients_, 5s);
     auto now = clock_type::now();
     auto t = sum_up(statuses);
+    for (auto& c : clients_)
+      if (!back_online[c->index] && statuses[c->index] && statuses[c->index]->connected) {
+        back_online[c->index] = true;
+        s.reconnected.record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(now - back).count()));
+      }
     if (!connected && t.connected == clients_.size()) {
       connected = true;
       s.reconnect_s = seconds(now - back);
@@ -324,6 +338,9 @@ void driver::run_storm() {
   }
   report_.writes = total_writes_;
   report_.measured_s = seconds(clock_type::now() - back);
+  report_.pulls_per_s = static_cast<double>(
+                          sum_up(poll_status(*sys_, clients_, 5s)).pulls)
+                        / std::max(1e-9, report_.measured_s);
   if (!s.reconverged)
     report_.notes.push_back("storm: the clients did not reconverge within "
                             "loadtest.settle-timeout");

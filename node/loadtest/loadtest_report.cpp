@@ -105,6 +105,7 @@ nlohmann::json to_json(const loadtest_report& r) {
                   {"outage_writes", r.storm.outage_writes},
                   {"reconverged", r.storm.reconverged},
                   {"reconnect_s", r.storm.reconnect_s},
+                  {"reconnected_ms", latency_json(r.storm.reconnected)},
                   {"drained_s", r.storm.drained_s},
                   {"reconverged_s", r.storm.reconverged_s},
                   {"connects", r.storm.connects},
@@ -126,7 +127,10 @@ void print_table(const loadtest_report& r, std::ostream& out) {
       << r.server << "\n";
   out << "  all connected after " << fmt("%.2f", r.connect_s) << " s; measured "
       << fmt("%.2f", r.measured_s)
-      << (r.mode == "fixed" ? " s from the first write\n" : " s after the warm-up\n");
+      << (r.mode == "fixed"   ? " s from the first write\n"
+          : r.mode == "drain" ? " s from the reconnect\n"
+          : r.mode == "storm" ? " s from the restart\n"
+                              : " s after the warm-up\n");
   if (r.mode == "fixed")
     out << "  " << r.clients << " x " << r.fixed_entities_per_client << " entities: "
         << (r.all_visible ? "every client held all of them after "
@@ -135,17 +139,18 @@ void print_table(const loadtest_report& r, std::ostream& out) {
         << "\n";
   if (r.mode == "drain") {
     auto& d = r.drain;
-    out << "  " << d.offline_clients << " offline client(s) wrote " << d.pending_per_client
-        << " pending changes each in " << fmt("%.2f", d.write_s) << " s (flushed locally)\n"
+    out << "  " << d.offline_clients << " offline client(s) wrote "
+        << d.pending_per_client << " pending changes each in " << fmt("%.2f", d.write_s)
+        << " s (flushed locally)\n"
         << "  reconnected: "
         << (d.drained ? "every change acknowledged after " + fmt("%.3f", d.drain_s)
                           + " s (" + fmt("%.0f", d.changes_per_s) + " changes/s, "
                           + std::to_string(d.push_batches) + " push batches)"
                       : std::string{"NOT every change was acknowledged"})
         << "\n  "
-        << (d.all_visible ? "every client held them all after " + fmt("%.3f", d.visible_s)
-                              + " s"
-                          : std::string{"NOT every client held them all"})
+        << (d.all_visible
+              ? "every client held them all after " + fmt("%.3f", d.visible_s) + " s"
+              : std::string{"NOT every client held them all"})
         << "\n";
   }
   if (r.mode == "storm") {
@@ -156,8 +161,14 @@ void print_table(const loadtest_report& r, std::ostream& out) {
     if (s.reconverged)
       out << "  after the restart: every client connected after "
           << fmt("%.3f", s.reconnect_s) << " s, every change acknowledged after "
-          << fmt("%.3f", s.drained_s) << " s, every client pulled the server's head after "
-          << fmt("%.3f", s.reconverged_s) << " s (" << s.connects << " connects)\n";
+          << fmt("%.3f", s.drained_s)
+          << " s, every client pulled the server's head after "
+          << fmt("%.3f", s.reconverged_s) << " s (" << s.connects << " connects)\n"
+          << "  each client connected again after p50 "
+          << fmt("%.0f", ms(s.reconnected.percentile(0.5))) << " ms, p90 "
+          << fmt("%.0f", ms(s.reconnected.percentile(0.9))) << " ms, p99 "
+          << fmt("%.0f", ms(s.reconnected.percentile(0.99))) << " ms, max "
+          << fmt("%.0f", ms(s.reconnected.max)) << " ms\n";
     else
       out << "  NOT reconverged after the restart\n";
     if (r.changes_checked)

@@ -72,25 +72,26 @@ struct loadtest_report {
   struct drain_figures {
     std::size_t offline_clients = 0;
     std::size_t pending_per_client = 0; ///< distinct entities written offline
-    double write_s = 0;         ///< making them and flushing them locally
-    double drain_s = 0;         ///< reconnect -> the server acknowledged all
-    double visible_s = 0;       ///< reconnect -> every other client holds them all
-    bool drained = false;       ///< within loadtest.settle-timeout
-    bool all_visible = false;   ///< within loadtest.settle-timeout
-    uint64_t push_batches = 0;  ///< acknowledged pushes of the offline clients
-    double changes_per_s = 0;   ///< acknowledged / drain_s
+    double write_s = 0;                 ///< making them and flushing them locally
+    double drain_s = 0;                 ///< reconnect -> the server acknowledged all
+    double visible_s = 0;      ///< reconnect -> every other client holds them all
+    bool drained = false;      ///< within loadtest.settle-timeout
+    bool all_visible = false;  ///< within loadtest.settle-timeout
+    uint64_t push_batches = 0; ///< acknowledged pushes of the offline clients
+    double changes_per_s = 0;  ///< acknowledged / drain_s
   } drain;
 
   // -- storm workload: the server is killed and restarted under every client ----
   struct storm_figures {
-    double outage_s = 0;         ///< kill -> the restarted server listens
-    double restart_s = 0;        ///< the new server process: exec -> listening
-    uint64_t outage_writes = 0;  ///< writes made while the server was down
-    double reconnect_s = 0;      ///< server back -> every client connected
-    double drained_s = 0;        ///< server back -> every change acknowledged
-    double reconverged_s = 0;    ///< server back -> every client pulled its head
-    bool reconverged = false;    ///< within loadtest.settle-timeout
-    uint64_t connects = 0;       ///< successful connects after the restart
+    double outage_s = 0;              ///< kill -> the restarted server listens
+    double restart_s = 0;             ///< the new server process: exec -> listening
+    uint64_t outage_writes = 0;       ///< writes made while the server was down
+    double reconnect_s = 0;           ///< server back -> every client connected
+    log_histogram reconnected;        ///< server back -> connected, per client (us)
+    double drained_s = 0;             ///< server back -> every change acknowledged
+    double reconverged_s = 0;         ///< server back -> every client pulled its head
+    bool reconverged = false;         ///< within loadtest.settle-timeout
+    uint64_t connects = 0;            ///< successful connects after the restart
     uint64_t outage_changes_made = 0; ///< mutations that end with an outage write
     uint64_t outage_changes_on_server = 0; ///< of them in the log (once each)
   } storm;

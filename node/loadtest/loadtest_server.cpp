@@ -43,8 +43,7 @@ std::size_t peak_rss_of(pid_t pid) {
 
 child_server::child_server(std::string program, std::string config_path,
                            std::string log_path)
-    : program_(std::move(program)),
-      config_path_(std::move(config_path)),
+    : program_(std::move(program)), config_path_(std::move(config_path)),
       log_path_(std::move(log_path)) {}
 
 child_server::~child_server() {
@@ -72,7 +71,7 @@ std::chrono::nanoseconds child_server::start(std::chrono::nanoseconds timeout) {
   pid_ = fork();
   if (pid_ < 0)
     throw std::runtime_error("fork failed");
-  if (pid_ == 0) { // only async-signal-safe calls until exec
+  if (pid_ == 0) {                    // only async-signal-safe calls until exec
     prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the load test
     dup2(null, STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
@@ -110,8 +109,8 @@ std::chrono::nanoseconds child_server::start(std::chrono::nanoseconds timeout) {
     if (n <= 0) {
       kill_hard();
       throw std::runtime_error(program_ + " server --config " + config_path_
-                               + " did not start listening (its log, "
-                               + log_path_ + "):\n" + tail_of(log_path_));
+                               + " did not start listening (its log, " + log_path_
+                               + "):\n" + tail_of(log_path_));
     }
     buffer.append(chunk, static_cast<std::size_t>(n));
   }

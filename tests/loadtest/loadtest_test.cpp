@@ -118,8 +118,8 @@ std::string config_error_of(const std::string& path,
 }
 
 TEST(loadtest_config, the_example_configs_load) {
-  for (auto name :
-       {"loadtest.ini", "loadtest-fixed.ini", "loadtest-drain.ini", "loadtest-storm.ini"}) {
+  for (auto name : {"loadtest.ini", "loadtest-fixed.ini", "loadtest-drain.ini",
+                    "loadtest-storm.ini"}) {
     auto path = std::string{MEMSYNC_SOURCE_DIR} + "/config/" + name;
     EXPECT_EQ(config_error_of(path), "no error") << name;
   }
@@ -132,12 +132,14 @@ TEST(loadtest_config, the_example_configs_load) {
 
 TEST(loadtest_config, the_drain_and_storm_configs_say_what_they_run) {
   auto dir = std::string{MEMSYNC_SOURCE_DIR} + "/config/";
-  auto drain = make_loadtest_config(load_config(loadtest_schema(), dir + "loadtest-drain.ini"));
+  auto drain = make_loadtest_config(
+    load_config(loadtest_schema(), dir + "loadtest-drain.ini"));
   EXPECT_EQ(drain.mode, loadtest_config::scenario::drain);
   EXPECT_EQ(drain.pending_changes, 100000u);
   EXPECT_EQ(drain.offline_clients, 1u);
   EXPECT_TRUE(drain.child);
-  auto storm = make_loadtest_config(load_config(loadtest_schema(), dir + "loadtest-storm.ini"));
+  auto storm = make_loadtest_config(
+    load_config(loadtest_schema(), dir + "loadtest-storm.ini"));
   EXPECT_EQ(storm.mode, loadtest_config::scenario::storm);
   EXPECT_EQ(storm.clients, 1000u);
   EXPECT_TRUE(storm.child);
@@ -147,7 +149,8 @@ TEST(loadtest_config, the_drain_and_storm_configs_say_what_they_run) {
 TEST(loadtest_config, drain_and_storm_options_are_checked_with_file_line_and_key) {
   temp_dir dir;
   // The storm restarts the server: only a child process can be.
-  auto path = write_file(dir, "[workload]\nmode = \"storm\"\n[server]\nmode = \"in-process\"\n");
+  auto path = write_file(
+    dir, "[workload]\nmode = \"storm\"\n[server]\nmode = \"in-process\"\n");
   auto err = config_error_of(path);
   EXPECT_NE(err.find(path + ":4: server.mode: the storm workload restarts the server"),
             std::string::npos)
@@ -161,7 +164,8 @@ TEST(loadtest_config, drain_and_storm_options_are_checked_with_file_line_and_key
                                "--server.program=" + dir.file("no-such-syncnode")});
   EXPECT_NE(err.find("server.program: cannot execute"), std::string::npos) << err;
   err = config_error_of(path, {"--server.mode=child", "--workload.offline-clients=2"});
-  EXPECT_NE(err.find("workload.offline-clients: not used by the storm"), std::string::npos)
+  EXPECT_NE(err.find("workload.offline-clients: not used by the storm"),
+            std::string::npos)
     << err;
   // A drain needs clients to go offline, and a count in range.
   path = write_file(dir, "[workload]\nmode = \"drain\"\npending-changes = 0\n");
