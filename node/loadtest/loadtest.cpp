@@ -106,9 +106,10 @@ void driver::start_servers() {
     scfg.backend = "sqlite";
     scfg.db_path = dir_.path + "/server-" + std::to_string(k + 1) + ".db";
     scfg.tokens = tokens;
-    // Every simulated client (and the checks' verifier) comes from 127.0.0.1.
-    scfg.front.max_connections = cfg_.clients + 16;
-    scfg.front.max_connections_per_address = cfg_.clients + 16;
+    // One connection per client system (and the checks' verifier's), every
+    // one from 127.0.0.1.
+    scfg.front.max_connections = cfg_.client_systems + 16;
+    scfg.front.max_connections_per_address = cfg_.client_systems + 16;
     host->node = std::make_unique<server_node>(*host->sys, scfg);
     storage_.push_back(std::move(scfg));
     addresses_.push_back({"127.0.0.1", host->node->port()});
@@ -128,9 +129,11 @@ void driver::start_clients() {
     cc.sync.token = c->token;
     cc.server_host = addresses_[c->server].host;
     cc.server_port = addresses_[c->server].port;
-    c->node = std::make_unique<client_node>(*sys_, cc);
+    auto k = c->index % cfg_.client_systems;
+    auto& sys = k == 0 ? *sys_ : *more_systems_[k - 1];
+    c->node = std::make_unique<client_node>(sys, cc);
     c->events = c->node->app().subscribe("", on_events(c.get(), &rs_));
-    c->probe = spawn_flush_probe(*sys_, c.get(), &rs_);
+    c->probe = spawn_flush_probe(sys, c.get(), &rs_);
     c->node->watch_flushes(c->probe);
     if (cfg_.connect_interval > 0ns)
       std::this_thread::sleep_for(cfg_.connect_interval);
@@ -458,6 +461,7 @@ loadtest_report driver::run() {
                  : cfg_.mode == scenario::storm ? "storm"
                                                 : "steady";
   report_.clients = cfg_.clients;
+  report_.client_systems = cfg_.client_systems;
   for (size_t i = 0; i < cfg_.clients; ++i) {
     auto c = std::make_unique<sim_client>();
     c->index = i;
@@ -479,7 +483,13 @@ loadtest_report driver::run() {
   apply_caf_settings(values_, client_cfg_);
   register_message_types(client_cfg_);
   sys_ = std::make_unique<caf::actor_system>(client_cfg_);
-  rss_start_ = rss_bytes();
+  rss_start_ = rss_bytes(); // the other systems count as the clients' memory
+  for (size_t k = 1; k < cfg_.client_systems; ++k) {
+    auto& c = *more_cfgs_.emplace_back(std::make_unique<caf::actor_system_config>());
+    apply_caf_settings(values_, c);
+    register_message_types(c);
+    more_systems_.push_back(std::make_unique<caf::actor_system>(c));
+  }
   auto t_connect = clock_type::now();
   start_clients();
   if (!wait_connected(cfg_.settle_timeout))

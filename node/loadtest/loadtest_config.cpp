@@ -34,6 +34,10 @@ config_schema loadtest_schema() {
   const loadtest_config defaults;
   config_schema schema;
   schema.add_integer("loadtest.clients", 50, 1, 100000, "simulated clients")
+    .add_integer("loadtest.client-systems", 1, 1, 100000,
+                 "actor systems the clients are spread over, each with its own "
+                 "connection to each server (1: all clients share one "
+                 "connection, as CAF sends every actor of a system over one)")
     .add_duration("loadtest.connect-interval", 0ns, 0ns, 1min,
                   "pause between starting two clients (0: all at once)")
     .add_duration("loadtest.duration", 5s, 1ms, 24h,
@@ -140,6 +144,9 @@ loadtest_config make_loadtest_config(const config_values& v) {
   };
   loadtest_config out;
   out.clients = static_cast<size_t>(v.get_integer("loadtest.clients"));
+  out.client_systems = static_cast<size_t>(v.get_integer("loadtest.client-systems"));
+  if (out.client_systems > out.clients)
+    throw fail("loadtest.client-systems", "more than loadtest.clients");
   out.connect_interval = v.get_duration("loadtest.connect-interval");
   out.duration = v.get_duration("loadtest.duration");
   out.warm_up = v.get_duration("loadtest.warm-up");

@@ -21,6 +21,10 @@ struct server_address {
 struct loadtest_config {
   // -- [loadtest] ------------------------------------------------------------
   std::size_t clients = 50;
+  /// Actor systems the clients are spread over (round-robin). CAF carries
+  /// every actor of one system to a server over one connection, so this is
+  /// also how many connections the clients make to each server.
+  std::size_t client_systems = 1;
   std::chrono::nanoseconds connect_interval{0}; ///< between client starts
   std::chrono::nanoseconds duration{std::chrono::seconds(5)};
   std::chrono::nanoseconds warm_up{std::chrono::seconds(1)};

@@ -80,7 +80,10 @@ private:
   std::vector<server_config> storage_;
   std::vector<server_address> addresses_;
   caf::actor_system_config client_cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<caf::actor_system> sys_; ///< the first clients' and the checks'
+  /// Systems of their own for the other clients (loadtest.client-systems).
+  std::vector<std::unique_ptr<caf::actor_system_config>> more_cfgs_;
+  std::vector<std::unique_ptr<caf::actor_system>> more_systems_;
   std::vector<std::unique_ptr<sim_client>> clients_;
   run_state rs_;
   std::minstd_rand rng_{42};

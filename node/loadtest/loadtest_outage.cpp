@@ -58,15 +58,16 @@ void driver::start_child_server() {
   scfg.backend = "sqlite";
   scfg.db_path = dir_.path + "/server-1.db";
   // The same CAF settings as the clients (heartbeats must match), and room
-  // for every simulated client from one address, plus the verifier.
+  // for a connection from every client system on one address, plus the
+  // verifier's.
   auto config_path = dir_.path + "/server.ini";
   {
     std::ofstream ini{config_path};
     ini << "[server]\nid = \"" << scfg.server_id << "\"\nhost = \"127.0.0.1\"\n"
         << "port = 0\nbackend = \"sqlite\"\ndb-path = \"" << scfg.db_path << "\"\n"
         << "tokens-file = \"" << tokens_path << "\"\n"
-        << "max-connections = " << cfg_.clients + 16 << "\n"
-        << "max-connections-per-address = " << cfg_.clients + 16 << "\n"
+        << "max-connections = " << cfg_.client_systems + 16 << "\n"
+        << "max-connections-per-address = " << cfg_.client_systems + 16 << "\n"
         << "[scheduler]\nmax-threads = " << values_.get_integer("scheduler.max-threads")
         << "\npolicy = \"" << values_.get_string("scheduler.policy") << "\"\n"
         << "[middleman]\nheartbeat-interval = "

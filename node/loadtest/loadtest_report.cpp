@@ -58,6 +58,7 @@ nlohmann::json to_json(const loadtest_report& r) {
   j["mode"] = r.mode;
   j["server"] = r.server;
   j["clients"] = r.clients;
+  j["client_systems"] = r.client_systems;
   j["latency_observers"] = r.latency_observers;
   j["connect_s"] = r.connect_s;
   j["measured_s"] = r.measured_s;
@@ -123,8 +124,9 @@ nlohmann::json to_json(const loadtest_report& r) {
 }
 
 void print_table(const loadtest_report& r, std::ostream& out) {
-  out << "== loadtest: " << r.clients << " clients, " << r.mode << " workload, server "
-      << r.server << "\n";
+  out << "== loadtest: " << r.clients << " clients (" << r.client_systems
+      << " connection(s) to each server), " << r.mode << " workload, server " << r.server
+      << "\n";
   out << "  all connected after " << fmt("%.2f", r.connect_s) << " s; measured "
       << fmt("%.2f", r.measured_s)
       << (r.mode == "fixed"   ? " s from the first write\n"

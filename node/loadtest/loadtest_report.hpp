@@ -28,6 +28,7 @@ struct loadtest_report {
   std::string mode;   ///< "steady", "fixed", "drain" or "storm"
   std::string server; ///< "in-process, N node(s)" or the addresses
   std::size_t clients = 0;
+  std::size_t client_systems = 1;    ///< connections to each server
   std::size_t latency_observers = 0; ///< clients that timed propagation
   double connect_s = 0;              ///< until every client was connected
   double measured_s = 0;             ///< the part of the run after the warm-up

@@ -123,17 +123,19 @@ TEST(loadtest_run, two_clients_back_from_a_long_offline_push_every_pending_chang
 TEST(loadtest_run,
      fifty_clients_reconverge_after_a_server_restart_with_outage_writes_once) {
   config_values values;
-  auto cfg = load_scenario(
-    "loadtest-storm.ini",
-    {"--loadtest.clients=50", "--workload.outage=1s", "--workload.outage-writes=2",
-     "--workload.collision-percent=0", "--loadtest.settle-timeout=60s"},
-    values);
+  auto cfg = load_scenario("loadtest-storm.ini",
+                           {"--loadtest.clients=50", "--loadtest.client-systems=5",
+                            "--workload.outage=1s", "--workload.outage-writes=2",
+                            "--workload.collision-percent=0",
+                            "--loadtest.settle-timeout=60s"},
+                           values);
   auto r = run_loadtest(cfg, values, nullptr);
 
   EXPECT_EQ(r.mode, "storm");
   EXPECT_TRUE(r.storm.reconverged);
   EXPECT_EQ(r.storm.outage_writes, 100u);
-  // Every client lost its connection and made a new one to the new process.
+  // Every client (10 on each of 5 connections) lost its session and opened
+  // a new one on the new process.
   EXPECT_GE(r.storm.connects, 50u);
   EXPECT_EQ(r.storm.reconnected.count, 50u);
   // The writes made while the server was down are on it, once each.

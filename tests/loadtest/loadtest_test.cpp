@@ -180,6 +180,12 @@ TEST(loadtest_config, drain_and_storm_options_are_checked_with_file_line_and_key
             std::string::npos)
     << err;
   EXPECT_EQ(config_error_of(path, {"--workload.offline-clients=1"}), "no error");
+  // Connections come from client systems; there cannot be more than clients.
+  err = config_error_of(path, {"--workload.offline-clients=1", "--loadtest.clients=4",
+                               "--loadtest.client-systems=5"});
+  EXPECT_NE(err.find("command line: loadtest.client-systems: more than loadtest.clients"),
+            std::string::npos)
+    << err;
 }
 
 TEST(loadtest_config, a_bad_key_names_file_line_and_key) {
