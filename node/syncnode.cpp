@@ -194,7 +194,10 @@ int run_loadtest_command(const command_line& args) {
     // Not converged, or changes lost: the deployment did not hold up.
     bool ok = report.clients_differing == 0 && report.changes_lost == 0
               && report.changes_duplicated == 0 && report.final_values_wrong == 0
-              && (report.mode != "fixed" || report.all_visible);
+              && (report.mode != "fixed" || report.all_visible)
+              && (report.mode != "drain"
+                  || (report.drain.drained && report.drain.all_visible))
+              && (report.mode != "storm" || report.storm.reconverged);
     return ok ? 0 : 1;
   } catch (const config_error& e) {
     std::cerr << "error: " << e.what() << '\n';

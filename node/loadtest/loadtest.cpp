@@ -20,16 +20,13 @@
 #include "node/client/client_config.hpp"
 #include "node/config/node_options.hpp"
 #include "node/loadtest/loadtest_check.hpp"
-#include "node/server/server_node.hpp"
+#include "node/loadtest/loadtest_driver.hpp"
 
 namespace memsync {
 
-namespace {
+namespace loadtest {
 
-using namespace loadtest;
 using namespace std::chrono_literals;
-using std::chrono::duration_cast;
-using std::chrono::microseconds;
 using std::chrono::nanoseconds;
 
 double seconds(nanoseconds d) {
@@ -43,6 +40,8 @@ std::size_t rss_bytes() {
   return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 }
 
+namespace {
+
 std::size_t count_entries(const char* dir) {
   std::error_code ec;
   std::size_t n = 0;
@@ -52,73 +51,22 @@ std::size_t count_entries(const char* dir) {
   return n;
 }
 
-/// A temporary directory, removed with its contents at the end.
-struct scratch_dir {
-  std::string path;
-  scratch_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "loadtest-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("cannot create a temporary directory");
-    path = pattern;
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+} // namespace
 
-/// A server node in an actor system of its own: clients reach it over
-/// loopback TCP exactly as they would reach another process.
-struct server_host {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  std::unique_ptr<server_node> node;
-  server_config settings; ///< the checks read its storage as configured here
-};
+scratch_dir::scratch_dir() {
+  auto pattern = (std::filesystem::temp_directory_path() / "loadtest-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("cannot create a temporary directory");
+  path = pattern;
+}
 
-class driver {
-public:
-  driver(const loadtest_config& cfg, const config_values& values, std::ostream* progress)
-      : cfg_(cfg), values_(values), progress_(progress) {}
-
-  loadtest_report run();
-
-private:
-  void start_servers();
-  void start_clients();
-  bool wait_connected(nanoseconds timeout);
-  void write_one(sim_client& c);
-  void run_steady();
-  void run_fixed();
-  void sample(double at_s);
-  void settle();
-  void check();
-  void stop();
-
-  const loadtest_config& cfg_;
-  const config_values& values_;
-  std::ostream* progress_;
-  scratch_dir dir_;
-  std::vector<std::unique_ptr<server_host>> servers_;
-  std::vector<server_address> addresses_;
-  caf::actor_system_config client_cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
-  std::vector<std::unique_ptr<sim_client>> clients_;
-  run_state rs_;
-  std::minstd_rand rng_{42};
-  std::map<std::string, uint64_t> write_errors_;
-  loadtest_report report_;
-  std::size_t rss_start_ = 0;
-  // timeline bookkeeping
-  uint64_t last_writes_ = 0;
-  uint64_t last_applied_ = 0;
-  double last_at_ = 0;
-  log_histogram last_propagation_;
-  uint64_t total_writes_ = 0;
-};
+scratch_dir::~scratch_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
 
 void driver::start_servers() {
-  if (!cfg_.in_process) {
+  if (!cfg_.in_process && !cfg_.child) {
     addresses_ = cfg_.servers;
     std::map<std::string, std::string> token_of;
     try {
@@ -137,11 +85,15 @@ void driver::start_servers() {
     }
     return;
   }
-  token_table tokens;
-  for (auto& c : clients_) {
+  for (auto& c : clients_)
     c->token = "loadtest-token-" + std::to_string(c->index);
-    tokens.add(c->token, c->name);
+  if (cfg_.child) {
+    start_child_server();
+    return;
   }
+  token_table tokens;
+  for (auto& c : clients_)
+    tokens.add(c->token, c->name);
   for (size_t k = 0; k < cfg_.in_process_nodes; ++k) {
     auto host = std::make_unique<server_host>();
     apply_caf_settings(values_, host->cfg);
@@ -154,8 +106,12 @@ void driver::start_servers() {
     scfg.backend = "sqlite";
     scfg.db_path = dir_.path + "/server-" + std::to_string(k + 1) + ".db";
     scfg.tokens = tokens;
+    // One connection per client system (and the checks' verifier's), every
+    // one from 127.0.0.1.
+    scfg.front.max_connections = cfg_.client_systems + 16;
+    scfg.front.max_connections_per_address = cfg_.client_systems + 16;
     host->node = std::make_unique<server_node>(*host->sys, scfg);
-    host->settings = std::move(scfg);
+    storage_.push_back(std::move(scfg));
     addresses_.push_back({"127.0.0.1", host->node->port()});
     servers_.push_back(std::move(host));
   }
@@ -173,9 +129,11 @@ void driver::start_clients() {
     cc.sync.token = c->token;
     cc.server_host = addresses_[c->server].host;
     cc.server_port = addresses_[c->server].port;
-    c->node = std::make_unique<client_node>(*sys_, cc);
+    auto k = c->index % cfg_.client_systems;
+    auto& sys = k == 0 ? *sys_ : *more_systems_[k - 1];
+    c->node = std::make_unique<client_node>(sys, cc);
     c->events = c->node->app().subscribe("", on_events(c.get(), &rs_));
-    c->probe = spawn_flush_probe(*sys_, c.get(), &rs_);
+    c->probe = spawn_flush_probe(sys, c.get(), &rs_);
     c->node->watch_flushes(c->probe);
     if (cfg_.connect_interval > 0ns)
       std::this_thread::sleep_for(cfg_.connect_interval);
@@ -225,7 +183,8 @@ void driver::write_one(sim_client& c) {
   c.log.push_back({seq, s.n,
                    del     ? change_kind::del
                    : patch ? change_kind::patch
-                           : change_kind::put});
+                           : change_kind::put,
+                   in_outage_});
   std::lock_guard<std::mutex> guard{c.mtx};
   c.unflushed.emplace_back(seq, s.t_us);
 }
@@ -468,19 +427,19 @@ void driver::check() {
           ++report_.clients_differing;
       }
     verifier.shutdown(5s);
-    if (k < servers_.size()) {
+    if (k < storage_.size()) {
       std::vector<sim_client*> mine;
       for (auto& c : clients_)
         if (c->server == k)
           mine.push_back(c.get());
-      check_server_log(*open_server_storage(servers_[k]->settings), mine, refused,
-                       report_);
+      check_server_log(*open_server_storage(storage_[k]), mine, refused, report_);
       report_.changes_checked = true;
     }
   }
   if (!report_.changes_checked)
     report_.notes.push_back("lost/duplicated changes are only checked against an "
-                            "in-process server (its database is read directly)");
+                            "in-process or child server (its database is read "
+                            "directly)");
 }
 
 void driver::stop() {
@@ -491,11 +450,18 @@ void driver::stop() {
   }
   for (auto& s : servers_)
     s->node->stop();
+  if (child_)
+    child_->kill_hard(); // its database was checked; nothing left to lose
 }
 
 loadtest_report driver::run() {
-  report_.mode = cfg_.fixed ? "fixed" : "steady";
+  using scenario = loadtest_config::scenario;
+  report_.mode = cfg_.mode == scenario::fixed   ? "fixed"
+                 : cfg_.mode == scenario::drain ? "drain"
+                 : cfg_.mode == scenario::storm ? "storm"
+                                                : "steady";
   report_.clients = cfg_.clients;
+  report_.client_systems = cfg_.client_systems;
   for (size_t i = 0; i < cfg_.clients; ++i) {
     auto c = std::make_unique<sim_client>();
     c->index = i;
@@ -511,11 +477,19 @@ loadtest_report driver::run() {
   for (auto& c : clients_)
     c->server = c->index % nodes;
   report_.server = cfg_.in_process ? "in-process, " + std::to_string(nodes) + " node(s)"
-                                   : std::to_string(nodes) + " node(s) by address";
+                   : cfg_.child
+                     ? "a child process on port " + std::to_string(addresses_[0].port)
+                     : std::to_string(nodes) + " node(s) by address";
   apply_caf_settings(values_, client_cfg_);
   register_message_types(client_cfg_);
   sys_ = std::make_unique<caf::actor_system>(client_cfg_);
-  rss_start_ = rss_bytes();
+  rss_start_ = rss_bytes(); // the other systems count as the clients' memory
+  for (size_t k = 1; k < cfg_.client_systems; ++k) {
+    auto& c = *more_cfgs_.emplace_back(std::make_unique<caf::actor_system_config>());
+    apply_caf_settings(values_, c);
+    register_message_types(c);
+    more_systems_.push_back(std::make_unique<caf::actor_system>(c));
+  }
   auto t_connect = clock_type::now();
   start_clients();
   if (!wait_connected(cfg_.settle_timeout))
@@ -525,10 +499,12 @@ loadtest_report driver::run() {
                                          rss_bytes() - std::min(rss_bytes(), rss_start_))
                                        / cfg_.clients;
   rs_.t0 = clock_type::now();
-  if (cfg_.fixed)
-    run_fixed();
-  else
-    run_steady();
+  switch (cfg_.mode) {
+    case scenario::fixed: run_fixed(); break;
+    case scenario::drain: run_drain(); break;
+    case scenario::storm: run_storm(); break;
+    case scenario::steady: run_steady(); break;
+  }
   if (progress_ && cfg_.progress_interval > 0ns)
     *progress_ << "\n";
   report_.bytes_per_client_end = static_cast<double>(rss_bytes()
@@ -538,6 +514,9 @@ loadtest_report driver::run() {
   report_.open_files = count_entries("/proc/self/fd");
   settle();
   check();
+  report_.peak_rss_bytes = peak_rss_of(0);
+  if (child_)
+    report_.server_peak_rss_bytes = child_->peak_rss_bytes();
   if (report_.latency_observers < report_.clients)
     report_.notes.push_back("propagation is timed on "
                             + std::to_string(report_.latency_observers)
@@ -555,11 +534,11 @@ loadtest_report driver::run() {
   return report_;
 }
 
-} // namespace
+} // namespace loadtest
 
 loadtest_report run_loadtest(const loadtest_config& cfg, const config_values& values,
                              std::ostream* progress) {
-  driver d{cfg, values, progress};
+  loadtest::driver d{cfg, values, progress};
   return d.run();
 }
 

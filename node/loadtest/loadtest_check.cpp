@@ -85,12 +85,17 @@ void check_server_log(storage_backend& server, const std::vector<sim_client*>& c
     report.changes_made += made;
     auto r = refused.find(c->index);
     for (uint64_t mid = 1; mid <= made; ++mid) {
-      if (seen.count({c, mid}) > 0 || (r != refused.end() && r->second.count(mid) > 0))
+      auto w = write_of(*c, mid);
+      bool on_server = seen.count({c, mid}) > 0;
+      if (w && w->outage) {
+        ++report.storm.outage_changes_made;
+        report.storm.outage_changes_on_server += on_server ? 1 : 0;
+      }
+      if (on_server || (r != refused.end() && r->second.count(mid) > 0))
         continue;
       // The server refuses a patch or delete of an entity another client
       // deleted; if the push reply carrying that refusal was lost, the
       // client is never told. A missing put has no such excuse.
-      auto w = write_of(*c, mid);
       if (w && w->kind != change_kind::put)
         ++report.changes_unaccounted;
       else

@@ -29,7 +29,8 @@ std::unique_ptr<storage_backend> open_server_storage(const server_config& cfg);
 /// recorded: every mutation made exactly once in the history (less those
 /// the server refused: `refused` holds the mutation ids by client index)
 /// and every entity equal to the write of its last history entry. Adds to
-/// the counters of `report`. Throws storage_error.
+/// the counters of `report` (also those of the writes made while the
+/// server was down, `report.storm`). Throws storage_error.
 void check_server_log(storage_backend& server, const std::vector<sim_client*>& clients,
                       const std::map<std::size_t, std::set<uint64_t>>& refused,
                       loadtest_report& report);

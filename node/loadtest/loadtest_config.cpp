@@ -1,6 +1,7 @@
 #include "node/loadtest/loadtest_config.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <stdexcept>
 
@@ -33,6 +34,10 @@ config_schema loadtest_schema() {
   const loadtest_config defaults;
   config_schema schema;
   schema.add_integer("loadtest.clients", 50, 1, 100000, "simulated clients")
+    .add_integer("loadtest.client-systems", 1, 1, 100000,
+                 "actor systems the clients are spread over, each with its own "
+                 "connection to each server (1: all clients share one "
+                 "connection, as CAF sends every actor of a system over one)")
     .add_duration("loadtest.connect-interval", 0ns, 0ns, 1min,
                   "pause between starting two clients (0: all at once)")
     .add_duration("loadtest.duration", 5s, 1ms, 24h,
@@ -51,8 +56,11 @@ config_schema loadtest_schema() {
                 "draw throughput, latency over time and the latency histogram here")
     .add_string("workload.mode", "steady",
                 "steady: paced writes for a duration; fixed: every client writes "
-                "entities-per-client distinct entities as fast as it can",
-                {"steady", "fixed"})
+                "entities-per-client distinct entities as fast as it can; drain: "
+                "offline-clients go offline, write pending-changes each and "
+                "reconnect at once; storm: the server (mode child) is killed "
+                "under every client, restarted after outage, and all reconnect",
+                {"steady", "fixed", "drain", "storm"})
     .add_duration("workload.write-interval", 1s, 1us, 1h,
                   "time between two writes of one client (steady mode)")
     .add_integer("workload.put-percent", 70, 0, 100, "share of writes that are puts")
@@ -72,6 +80,13 @@ config_schema loadtest_schema() {
                   "how long each of them stays offline")
     .add_integer("workload.latency-observers", 0, 0, 100000,
                  "clients that time propagation (0: every client)")
+    .add_integer("workload.pending-changes", 100000, 1, 10000000,
+                 "drain: distinct entities each offline client writes while "
+                 "offline (pending changes it then pushes)")
+    .add_duration("workload.outage", 2s, 1ms, 1h,
+                  "storm: how long the server stays down between kill and restart")
+    .add_integer("workload.outage-writes", 1, 0, 1000000,
+                 "storm: writes of each client while the server is down")
     .add_string("client.local-db", "memory",
                 "each simulated client's local database: in memory or a file "
                 "in a temporary directory",
@@ -80,8 +95,13 @@ config_schema loadtest_schema() {
                 "as for a client node", {"off", "normal", "full"})
     .add_string("server.mode", "in-process",
                 "in-process: start server nodes in this process (SQLite in a "
-                "temporary directory); address: load running servers",
-                {"in-process", "address"})
+                "temporary directory); child: run one `syncnode server` process "
+                "(it can be killed and restarted: the storm workload); address: "
+                "load running servers",
+                {"in-process", "child", "address"})
+    .add_string("server.program", "",
+                "child: the syncnode program to run as the server (empty: the "
+                "one running the load test)")
     .add_integer("server.nodes", 1, 1, 64,
                  "in-process: how many server nodes (each its own database)")
     .add_string("server.addresses", "",
@@ -124,6 +144,9 @@ loadtest_config make_loadtest_config(const config_values& v) {
   };
   loadtest_config out;
   out.clients = static_cast<size_t>(v.get_integer("loadtest.clients"));
+  out.client_systems = static_cast<size_t>(v.get_integer("loadtest.client-systems"));
+  if (out.client_systems > out.clients)
+    throw fail("loadtest.client-systems", "more than loadtest.clients");
   out.connect_interval = v.get_duration("loadtest.connect-interval");
   out.duration = v.get_duration("loadtest.duration");
   out.warm_up = v.get_duration("loadtest.warm-up");
@@ -137,7 +160,12 @@ loadtest_config make_loadtest_config(const config_values& v) {
   out.report_json = v.get_string("loadtest.report-json");
   out.report_svg = v.get_string("loadtest.report-svg");
 
-  out.fixed = v.get_string("workload.mode") == "fixed";
+  auto mode = v.get_string("workload.mode");
+  out.mode = mode == "fixed"   ? loadtest_config::scenario::fixed
+             : mode == "drain" ? loadtest_config::scenario::drain
+             : mode == "storm" ? loadtest_config::scenario::storm
+                               : loadtest_config::scenario::steady;
+  out.fixed = out.mode == loadtest_config::scenario::fixed;
   out.write_interval = v.get_duration("workload.write-interval");
   out.put_percent = static_cast<int>(v.get_integer("workload.put-percent"));
   out.patch_percent = static_cast<int>(v.get_integer("workload.patch-percent"));
@@ -159,12 +187,22 @@ loadtest_config make_loadtest_config(const config_values& v) {
   out.offline_for = v.get_duration("workload.offline-for");
   if (out.fixed && out.offline_clients > 0)
     throw fail("workload.offline-clients", "not used by the fixed workload; set it to 0");
-  if (out.offline_clients > 0 && !out.fixed
+  if (out.offline_clients > 0 && out.mode == loadtest_config::scenario::steady
       && out.offline_for >= out.duration - out.warm_up)
     throw fail("workload.offline-for",
                "must be shorter than the measured part of the run");
   out.latency_observers = static_cast<size_t>(
     v.get_integer("workload.latency-observers"));
+  out.pending_changes = static_cast<size_t>(v.get_integer("workload.pending-changes"));
+  out.outage = v.get_duration("workload.outage");
+  out.outage_writes = static_cast<size_t>(v.get_integer("workload.outage-writes"));
+  // The drain scenario's offline clients are the ones that pile up changes.
+  if (out.mode == loadtest_config::scenario::drain && out.offline_clients == 0)
+    throw fail("workload.offline-clients",
+               "the drain workload needs at least 1 (the clients that go offline)");
+  if (out.mode == loadtest_config::scenario::storm && out.offline_clients > 0)
+    throw fail("workload.offline-clients",
+               "not used by the storm workload (the server goes away); set it to 0");
 
   out.db_in_memory = v.get_string("client.local-db") == "memory";
   // A client's SQLite file in WAL mode holds three descriptors.
@@ -179,9 +217,20 @@ loadtest_config make_loadtest_config(const config_values& v) {
   out.flush = read_flush_settings(v);
   out.sync = read_sync_settings(v);
 
-  out.in_process = v.get_string("server.mode") == "in-process";
+  auto server_mode = v.get_string("server.mode");
+  out.in_process = server_mode == "in-process";
+  out.child = server_mode == "child";
   out.in_process_nodes = static_cast<size_t>(v.get_integer("server.nodes"));
-  if (!out.in_process) {
+  out.server_program = v.get_string("server.program");
+  if (out.mode == loadtest_config::scenario::storm && !out.child)
+    throw fail("server.mode",
+               "the storm workload restarts the server: it needs \"child\"");
+  if (out.child && out.in_process_nodes != 1)
+    throw fail("server.nodes", "mode \"child\" runs one server process");
+  if (out.child && !out.server_program.empty()
+      && access(out.server_program.c_str(), X_OK) != 0)
+    throw fail("server.program", "cannot execute '" + out.server_program + "'");
+  if (!out.in_process && !out.child) {
     try {
       out.servers = parse_server_list(v.get_string("server.addresses"));
     } catch (const std::invalid_argument& e) {

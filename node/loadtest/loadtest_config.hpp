@@ -21,6 +21,10 @@ struct server_address {
 struct loadtest_config {
   // -- [loadtest] ------------------------------------------------------------
   std::size_t clients = 50;
+  /// Actor systems the clients are spread over (round-robin). CAF carries
+  /// every actor of one system to a server over one connection, so this is
+  /// also how many connections the clients make to each server.
+  std::size_t client_systems = 1;
   std::chrono::nanoseconds connect_interval{0}; ///< between client starts
   std::chrono::nanoseconds duration{std::chrono::seconds(5)};
   std::chrono::nanoseconds warm_up{std::chrono::seconds(1)};
@@ -31,7 +35,12 @@ struct loadtest_config {
   std::string report_svg;  ///< empty: none
 
   // -- [workload] ------------------------------------------------------------
-  bool fixed = false; ///< K clients x M entities, as fast as possible
+  /// steady: paced writes for a duration; fixed: K clients x M entities, as
+  /// fast as possible; drain: offline clients pile up pending changes and
+  /// reconnect; storm: the server is killed and restarted under every client.
+  enum class scenario { steady, fixed, drain, storm };
+  scenario mode = scenario::steady;
+  bool fixed = false;                                               ///< mode == fixed
   std::chrono::nanoseconds write_interval{std::chrono::seconds(1)}; ///< per client
   int put_percent = 70;
   int patch_percent = 25;
@@ -42,7 +51,10 @@ struct loadtest_config {
   std::size_t payload_bytes = 100;
   std::size_t offline_clients = 0; ///< go offline once during the run
   std::chrono::nanoseconds offline_for{std::chrono::seconds(1)};
-  std::size_t latency_observers = 0; ///< clients that time propagation; 0: all
+  std::size_t latency_observers = 0;    ///< clients that time propagation; 0: all
+  std::size_t pending_changes = 100000; ///< drain: writes of each offline client
+  std::chrono::nanoseconds outage{std::chrono::seconds(2)}; ///< storm: server down
+  std::size_t outage_writes = 1; ///< storm: writes of each client while it is down
 
   // -- the simulated client stack -------------------------------------------
   bool db_in_memory = true;           ///< [client] local-db = "memory" | "files"
@@ -56,6 +68,8 @@ struct loadtest_config {
 
   // -- [server] --------------------------------------------------------------
   bool in_process = true;
+  bool child = false;         ///< mode "child": one `syncnode server` process of our own
+  std::string server_program; ///< child: the syncnode binary (empty: this program)
   std::size_t in_process_nodes = 1;
   std::vector<server_address> servers; ///< address mode
   std::string tokens_file;             ///< address mode: names -> tokens

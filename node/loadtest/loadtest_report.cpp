@@ -58,6 +58,7 @@ nlohmann::json to_json(const loadtest_report& r) {
   j["mode"] = r.mode;
   j["server"] = r.server;
   j["clients"] = r.clients;
+  j["client_systems"] = r.client_systems;
   j["latency_observers"] = r.latency_observers;
   j["connect_s"] = r.connect_s;
   j["measured_s"] = r.measured_s;
@@ -89,8 +90,32 @@ nlohmann::json to_json(const loadtest_report& r) {
                   {"entities_per_client", r.fixed_entities_per_client},
                   {"all_visible", r.all_visible},
                   {"time_to_all_visible_s", r.time_to_all_visible_s}};
+  if (r.mode == "drain")
+    j["drain"] = {{"offline_clients", r.drain.offline_clients},
+                  {"pending_per_client", r.drain.pending_per_client},
+                  {"write_s", r.drain.write_s},
+                  {"drained", r.drain.drained},
+                  {"drain_s", r.drain.drain_s},
+                  {"changes_per_s", r.drain.changes_per_s},
+                  {"push_batches", r.drain.push_batches},
+                  {"all_visible", r.drain.all_visible},
+                  {"visible_s", r.drain.visible_s}};
+  if (r.mode == "storm")
+    j["storm"] = {{"outage_s", r.storm.outage_s},
+                  {"restart_s", r.storm.restart_s},
+                  {"outage_writes", r.storm.outage_writes},
+                  {"reconverged", r.storm.reconverged},
+                  {"reconnect_s", r.storm.reconnect_s},
+                  {"reconnected_ms", latency_json(r.storm.reconnected)},
+                  {"drained_s", r.storm.drained_s},
+                  {"reconverged_s", r.storm.reconverged_s},
+                  {"connects", r.storm.connects},
+                  {"outage_changes_made", r.storm.outage_changes_made},
+                  {"outage_changes_on_server", r.storm.outage_changes_on_server}};
   j["resources"] = {{"bytes_per_client_connected", r.bytes_per_client_connected},
                     {"bytes_per_client_end", r.bytes_per_client_end},
+                    {"peak_rss_bytes", r.peak_rss_bytes},
+                    {"server_peak_rss_bytes", r.server_peak_rss_bytes},
                     {"threads", r.threads},
                     {"open_files", r.open_files}};
   j["timeline"] = timeline;
@@ -99,17 +124,59 @@ nlohmann::json to_json(const loadtest_report& r) {
 }
 
 void print_table(const loadtest_report& r, std::ostream& out) {
-  out << "== loadtest: " << r.clients << " clients, " << r.mode << " workload, server "
-      << r.server << "\n";
+  out << "== loadtest: " << r.clients << " clients (" << r.client_systems
+      << " connection(s) to each server), " << r.mode << " workload, server " << r.server
+      << "\n";
   out << "  all connected after " << fmt("%.2f", r.connect_s) << " s; measured "
       << fmt("%.2f", r.measured_s)
-      << (r.mode == "fixed" ? " s from the first write\n" : " s after the warm-up\n");
+      << (r.mode == "fixed"   ? " s from the first write\n"
+          : r.mode == "drain" ? " s from the reconnect\n"
+          : r.mode == "storm" ? " s from the restart\n"
+                              : " s after the warm-up\n");
   if (r.mode == "fixed")
     out << "  " << r.clients << " x " << r.fixed_entities_per_client << " entities: "
         << (r.all_visible ? "every client held all of them after "
                               + fmt("%.3f", r.time_to_all_visible_s) + " s"
                           : std::string{"NOT every client saw every entity"})
         << "\n";
+  if (r.mode == "drain") {
+    auto& d = r.drain;
+    out << "  " << d.offline_clients << " offline client(s) wrote "
+        << d.pending_per_client << " pending changes each in " << fmt("%.2f", d.write_s)
+        << " s (flushed locally)\n"
+        << "  reconnected: "
+        << (d.drained ? "every change acknowledged after " + fmt("%.3f", d.drain_s)
+                          + " s (" + fmt("%.0f", d.changes_per_s) + " changes/s, "
+                          + std::to_string(d.push_batches) + " push batches)"
+                      : std::string{"NOT every change was acknowledged"})
+        << "\n  "
+        << (d.all_visible
+              ? "every client held them all after " + fmt("%.3f", d.visible_s) + " s"
+              : std::string{"NOT every client held them all"})
+        << "\n";
+  }
+  if (r.mode == "storm") {
+    auto& s = r.storm;
+    out << "  server killed (SIGKILL) and restarted: down " << fmt("%.2f", s.outage_s)
+        << " s (the new process listened after " << fmt("%.2f", s.restart_s) << " s); "
+        << s.outage_writes << " writes made meanwhile\n";
+    if (s.reconverged)
+      out << "  after the restart: every client connected after "
+          << fmt("%.3f", s.reconnect_s) << " s, every change acknowledged after "
+          << fmt("%.3f", s.drained_s)
+          << " s, every client pulled the server's head after "
+          << fmt("%.3f", s.reconverged_s) << " s (" << s.connects << " connects)\n"
+          << "  each client connected again after p50 "
+          << fmt("%.0f", ms(s.reconnected.percentile(0.5))) << " ms, p90 "
+          << fmt("%.0f", ms(s.reconnected.percentile(0.9))) << " ms, p99 "
+          << fmt("%.0f", ms(s.reconnected.percentile(0.99))) << " ms, max "
+          << fmt("%.0f", ms(s.reconnected.max)) << " ms\n";
+    else
+      out << "  NOT reconverged after the restart\n";
+    if (r.changes_checked)
+      out << "  changes that end with a write of the outage: " << s.outage_changes_made
+          << ", on the server: " << s.outage_changes_on_server << "\n";
+  }
   out << "== throughput (per second)\n"
       << "  writes " << fmt("%.0f", r.writes_per_s) << "   changes pushed "
       << fmt("%.0f", r.pushed_per_s) << "   changes applied "
@@ -143,7 +210,13 @@ void print_table(const loadtest_report& r, std::ostream& out) {
       << "  memory per client " << fmt("%.1f", r.bytes_per_client_connected / 1024)
       << " KiB connected, " << fmt("%.1f", r.bytes_per_client_end / 1024)
       << " KiB at the end; " << r.threads << " threads, " << r.open_files
-      << " open files\n";
+      << " open files\n"
+      << "  peak resident memory " << fmt("%.1f", r.peak_rss_bytes / 1048576.0)
+      << " MiB (this process)";
+  if (r.server_peak_rss_bytes > 0)
+    out << ", " << fmt("%.1f", r.server_peak_rss_bytes / 1048576.0)
+        << " MiB (the server process)";
+  out << "\n";
   for (auto& note : r.notes)
     out << "note: " << note << "\n";
 }

@@ -25,9 +25,10 @@ struct timeline_sample {
 };
 
 struct loadtest_report {
-  std::string mode;   ///< "steady" or "fixed"
+  std::string mode;   ///< "steady", "fixed", "drain" or "storm"
   std::string server; ///< "in-process, N node(s)" or the addresses
   std::size_t clients = 0;
+  std::size_t client_systems = 1;    ///< connections to each server
   std::size_t latency_observers = 0; ///< clients that timed propagation
   double connect_s = 0;              ///< until every client was connected
   double measured_s = 0;             ///< the part of the run after the warm-up
@@ -68,11 +69,41 @@ struct loadtest_report {
   bool all_visible = false;
   double time_to_all_visible_s = 0;
 
+  // -- drain workload: offline clients reconnect with many pending changes ------
+  struct drain_figures {
+    std::size_t offline_clients = 0;
+    std::size_t pending_per_client = 0; ///< distinct entities written offline
+    double write_s = 0;                 ///< making them and flushing them locally
+    double drain_s = 0;                 ///< reconnect -> the server acknowledged all
+    double visible_s = 0;      ///< reconnect -> every other client holds them all
+    bool drained = false;      ///< within loadtest.settle-timeout
+    bool all_visible = false;  ///< within loadtest.settle-timeout
+    uint64_t push_batches = 0; ///< acknowledged pushes of the offline clients
+    double changes_per_s = 0;  ///< acknowledged / drain_s
+  } drain;
+
+  // -- storm workload: the server is killed and restarted under every client ----
+  struct storm_figures {
+    double outage_s = 0;              ///< kill -> the restarted server listens
+    double restart_s = 0;             ///< the new server process: exec -> listening
+    uint64_t outage_writes = 0;       ///< writes made while the server was down
+    double reconnect_s = 0;           ///< server back -> every client connected
+    log_histogram reconnected;        ///< server back -> connected, per client (us)
+    double drained_s = 0;             ///< server back -> every change acknowledged
+    double reconverged_s = 0;         ///< server back -> every client pulled its head
+    bool reconverged = false;         ///< within loadtest.settle-timeout
+    uint64_t connects = 0;            ///< successful connects after the restart
+    uint64_t outage_changes_made = 0; ///< mutations that end with an outage write
+    uint64_t outage_changes_on_server = 0; ///< of them in the log (once each)
+  } storm;
+
   // -- resources ---------------------------------------------------------------
   double bytes_per_client_connected = 0; ///< RSS growth / clients, all connected
   double bytes_per_client_end = 0;       ///< the same at the end of the run
   std::size_t threads = 0;
   std::size_t open_files = 0;
+  std::size_t peak_rss_bytes = 0;        ///< this process (VmHWM), at the end
+  std::size_t server_peak_rss_bytes = 0; ///< the server child (0: not a child)
 
   std::vector<timeline_sample> timeline;
   std::vector<std::string> notes;

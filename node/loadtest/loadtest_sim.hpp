@@ -79,6 +79,7 @@ struct write_record {
   uint64_t seq = 0; ///< the store's sequence number of the write
   uint64_t n = 0;   ///< the writer's counter, stored in the data as lt_n
   change_kind kind = change_kind::put;
+  bool outage = false; ///< made while the server was down (storm)
 };
 
 struct sim_client {

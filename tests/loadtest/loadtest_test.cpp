@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -117,7 +118,8 @@ std::string config_error_of(const std::string& path,
 }
 
 TEST(loadtest_config, the_example_configs_load) {
-  for (auto name : {"loadtest.ini", "loadtest-fixed.ini"}) {
+  for (auto name : {"loadtest.ini", "loadtest-fixed.ini", "loadtest-drain.ini",
+                    "loadtest-storm.ini"}) {
     auto path = std::string{MEMSYNC_SOURCE_DIR} + "/config/" + name;
     EXPECT_EQ(config_error_of(path), "no error") << name;
   }
@@ -126,6 +128,64 @@ TEST(loadtest_config, the_example_configs_load) {
   EXPECT_TRUE(cfg.fixed);
   EXPECT_EQ(cfg.clients, 10u);
   EXPECT_EQ(cfg.entities_per_client, 1000u);
+}
+
+TEST(loadtest_config, the_drain_and_storm_configs_say_what_they_run) {
+  auto dir = std::string{MEMSYNC_SOURCE_DIR} + "/config/";
+  auto drain = make_loadtest_config(
+    load_config(loadtest_schema(), dir + "loadtest-drain.ini"));
+  EXPECT_EQ(drain.mode, loadtest_config::scenario::drain);
+  EXPECT_EQ(drain.pending_changes, 100000u);
+  EXPECT_EQ(drain.offline_clients, 1u);
+  EXPECT_TRUE(drain.child);
+  auto storm = make_loadtest_config(
+    load_config(loadtest_schema(), dir + "loadtest-storm.ini"));
+  EXPECT_EQ(storm.mode, loadtest_config::scenario::storm);
+  EXPECT_EQ(storm.clients, 1000u);
+  EXPECT_TRUE(storm.child);
+  EXPECT_FALSE(storm.in_process);
+}
+
+TEST(loadtest_config, drain_and_storm_options_are_checked_with_file_line_and_key) {
+  temp_dir dir;
+  // The storm restarts the server: only a child process can be.
+  auto path = write_file(
+    dir, "[workload]\nmode = \"storm\"\n[server]\nmode = \"in-process\"\n");
+  auto err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":4: server.mode: the storm workload restarts the server"),
+            std::string::npos)
+    << err;
+  EXPECT_EQ(config_error_of(path, {"--server.mode=child"}), "no error");
+  err = config_error_of(path, {"--server.mode=child", "--server.nodes=2"});
+  EXPECT_NE(err.find("command line: server.nodes: mode \"child\" runs one server"),
+            std::string::npos)
+    << err;
+  err = config_error_of(path, {"--server.mode=child",
+                               "--server.program=" + dir.file("no-such-syncnode")});
+  EXPECT_NE(err.find("server.program: cannot execute"), std::string::npos) << err;
+  err = config_error_of(path, {"--server.mode=child", "--workload.offline-clients=2"});
+  EXPECT_NE(err.find("workload.offline-clients: not used by the storm"),
+            std::string::npos)
+    << err;
+  // A drain needs clients to go offline, and a count in range.
+  path = write_file(dir, "[workload]\nmode = \"drain\"\npending-changes = 0\n");
+  err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":3: workload.pending-changes"), std::string::npos) << err;
+  path = write_file(dir, "[workload]\nmode = \"drain\"\noutage = 500\n");
+  err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":3: workload.outage"), std::string::npos) << err;
+  path = write_file(dir, "[workload]\nmode = \"drain\"\n");
+  err = config_error_of(path);
+  EXPECT_NE(err.find("workload.offline-clients: the drain workload needs at least 1"),
+            std::string::npos)
+    << err;
+  EXPECT_EQ(config_error_of(path, {"--workload.offline-clients=1"}), "no error");
+  // Connections come from client systems; there cannot be more than clients.
+  err = config_error_of(path, {"--workload.offline-clients=1", "--loadtest.clients=4",
+                               "--loadtest.client-systems=5"});
+  EXPECT_NE(err.find("command line: loadtest.client-systems: more than loadtest.clients"),
+            std::string::npos)
+    << err;
 }
 
 TEST(loadtest_config, a_bad_key_names_file_line_and_key) {
@@ -189,6 +249,32 @@ TEST(loadtest_report, json_has_every_figure_and_svg_is_drawn) {
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
+}
+
+TEST(loadtest_report, drain_and_storm_runs_report_their_figures) {
+  loadtest_report r;
+  r.mode = "drain";
+  r.drain.drained = true;
+  r.drain.drain_s = 1.5;
+  r.drain.push_batches = 200;
+  r.server_peak_rss_bytes = 64 << 20;
+  auto j = to_json(r);
+  EXPECT_DOUBLE_EQ(j["drain"]["drain_s"].get<double>(), 1.5);
+  EXPECT_EQ(j["drain"]["push_batches"].get<uint64_t>(), 200u);
+  EXPECT_FALSE(j.contains("storm"));
+  EXPECT_EQ(j["resources"]["server_peak_rss_bytes"].get<uint64_t>(), 64u << 20);
+  std::ostringstream table;
+  print_table(r, table);
+  EXPECT_NE(table.str().find("200 push batches"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("64.0 MiB (the server process)"), std::string::npos)
+    << table.str();
+  r.mode = "storm";
+  r.storm.reconverged = false;
+  j = to_json(r);
+  EXPECT_FALSE(j["storm"]["reconverged"].get<bool>());
+  table.str("");
+  print_table(r, table);
+  EXPECT_NE(table.str().find("NOT reconverged"), std::string::npos) << table.str();
 }
 
 // -- the check of a server's database ---------------------------------------------
