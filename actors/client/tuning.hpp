@@ -60,6 +60,10 @@ struct sync_settings {
   /// flow control, so one push never puts many megabytes in a BASP buffer on
   /// either side. A server stating a smaller limit in its hello wins.
   uint64_t max_push_bytes = 1 << 20;
+  /// Seeds the jitter of the retry delays; 0: a random seed. Only the
+  /// deterministic simulator (tools/sim) sets it, so one seed replays one
+  /// run. Not in the config file.
+  uint64_t jitter_seed = 0;
 };
 
 /// local_database: the client's SQLite file. Options under [client] and
