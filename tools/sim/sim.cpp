@@ -9,6 +9,8 @@
 // client-crashes, server-crashes, power-loss, storage-errors), and
 // --broken-rebase (a deliberately broken build, to see the checks catch it).
 // Exits 1 if a seed failed, 2 on a usage error.
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -96,6 +98,8 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
     findings += r.findings.size();
     for (auto& [k, v] : r.fault_counts)
       fault_counts[k] += v;
+    for (auto& f : r.findings)
+      std::cout << "seed " << seed << " finding: " << f << "\n";
     if (!r.failures.empty()) {
       ++failed;
       std::cout << "seed " << seed << " FAILED (replay: sim --seed " << seed << ")\n";

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <unistd.h>
 
 #include <caf/event_based_actor.hpp>
@@ -591,7 +590,6 @@ bool world::step() {
 }
 
 void world::run_until(caf::timespan until, bool workload) {
-  (void)workload;
   for (;;) {
     if (result_.steps > max_steps) {
       hist_.violations.push_back("stalled: more than " + std::to_string(max_steps)
