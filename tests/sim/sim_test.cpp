@@ -23,6 +23,7 @@ std::string failures_of(const sim_result& r) {
 TEST(sim_test, every_guarantee_holds_on_the_ci_seeds) {
   std::map<std::string, std::size_t> faults;
   std::size_t log_entries = 0;
+  std::size_t failed_writes = 0;
   for (uint64_t seed = 1; seed <= ci_seeds; ++seed) {
     sim_options opt;
     opt.seed = seed;
@@ -32,12 +33,14 @@ TEST(sim_test, every_guarantee_holds_on_the_ci_seeds) {
     for (auto& [k, v] : r.fault_counts)
       faults[k] += v;
     log_entries += r.server_log;
+    failed_writes += r.failed_writes;
   }
   // The seeds exercise every fault the simulator claims, and real traffic.
   for (auto kind : {"drop", "partition", "client_crash", "server_crash", "power_loss",
-                    "storage_errors"})
+                    "storage_errors", "disk_full"})
     EXPECT_GT(faults[kind], 0u) << kind;
   EXPECT_GT(log_entries, ci_seeds * 50);
+  EXPECT_GT(failed_writes, 0u); // the storage faults did hit SQLite
 }
 
 TEST(sim_test, one_seed_replays_one_run) {

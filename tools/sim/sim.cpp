@@ -6,7 +6,7 @@
 //   sim --seeds N [--from K]   runs seeds K .. K+N-1, prints each failing
 //                       seed with its first failures, then a summary
 // Options for both: --clients N, --ops N, --no-FAULT (drops, partitions,
-// client-crashes, server-crashes, power-loss, storage-errors), and
+// client-crashes, server-crashes, power-loss, storage-errors, full-disk), and
 // --broken-rebase (a deliberately broken build, to see the checks catch it).
 // Exits 1 if a seed failed, 2 on a usage error.
 #include <algorithm>
@@ -33,7 +33,7 @@ int usage(const std::string& why) {
             << "       sim --seeds N [--from K] [options]\n"
             << "options: --clients N --ops N --broken-rebase --no-drops --no-partitions\n"
             << "         --no-client-crashes --no-server-crashes --no-power-loss\n"
-            << "         --no-storage-errors\n";
+            << "         --no-storage-errors --no-full-disk\n";
   return 2;
 }
 
@@ -86,7 +86,7 @@ int replay(sim_options opt) {
 
 int campaign(const sim_options& base, uint64_t from, uint64_t count) {
   auto start = std::chrono::steady_clock::now();
-  std::size_t failed = 0, faults = 0, writes = 0, steps = 0, findings = 0;
+  std::size_t failed = 0, faults = 0, writes = 0, steps = 0, findings = 0, io = 0;
   std::map<std::string, std::size_t> fault_counts;
   for (uint64_t seed = from; seed < from + count; ++seed) {
     auto opt = base;
@@ -96,6 +96,7 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
     writes += r.writes;
     steps += r.steps;
     findings += r.findings.size();
+    io += r.failed_writes;
     for (auto& [k, v] : r.fault_counts)
       fault_counts[k] += v;
     for (auto& f : r.findings)
@@ -114,7 +115,8 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
             << steps << " messages, " << faults << " faults:";
   for (auto& [k, v] : fault_counts)
     std::cout << " " << k << " " << v;
-  std::cout << "; " << findings << " known-gap findings\n";
+  std::cout << "; " << io << " failed SQLite writes; " << findings
+            << " known-gap findings\n";
   return failed == 0 ? 0 : 1;
 }
 
@@ -166,6 +168,8 @@ int main(int argc, char** argv) {
       opt.faults.power_loss = false;
     } else if (a == "--no-storage-errors") {
       opt.faults.storage_errors = false;
+    } else if (a == "--no-full-disk") {
+      opt.faults.full_disk = false;
     } else {
       return usage("unknown argument '" + a + "'");
     }

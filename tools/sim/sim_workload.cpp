@@ -151,6 +151,13 @@ std::vector<op_generator> default_ops(const fault_set& faults) {
                             + std::to_string(d.count() / 1000000) + " ms");
                      return w.storage_errors(d);
                    }});
+  if (faults.full_disk)
+    ops.push_back({"disk_full", 2, true, [](world& w, std::size_t) {
+                     auto d = millis(w, 10, 300);
+                     w.note("the disk is full for " + std::to_string(d.count() / 1000000)
+                            + " ms");
+                     return w.disk_full(d);
+                   }});
   return ops;
 }
 

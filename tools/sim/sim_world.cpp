@@ -568,6 +568,15 @@ void world::run_op(std::size_t client, bool faults) {
   probe(client);
 }
 
+bool world::disk_full(caf::timespan how_long) {
+  vfs_.set_quota(0); // nothing may grow; overwrites in place still work
+  at(now() + how_long, [this] {
+    vfs_.set_quota(SIZE_MAX);
+    note("the disk has room again");
+  });
+  return true;
+}
+
 void world::probe(std::size_t client) {
   auto& c = *clients_[client];
   if (c.up)
@@ -671,6 +680,7 @@ sim_result world::run() {
   note("healing");
   net_.drop_chance = 0;
   vfs_.fail_writes(false);
+  vfs_.set_quota(SIZE_MAX);
   while (!agenda_.empty()) {
     auto fn = std::move(agenda_.begin()->second);
     agenda_.erase(agenda_.begin());
@@ -703,6 +713,7 @@ sim_result world::run() {
   stop_server(caf::exit_reason::user_shutdown);
   sched_->run();
   result_.virtual_seconds = std::chrono::duration<double>(now()).count();
+  result_.failed_writes = vfs_.failed_writes();
   for (auto& w : hist_.violations)
     result_.failures.push_back(w);
   for (auto& c : default_checks()) {

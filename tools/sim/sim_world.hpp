@@ -54,6 +54,7 @@ struct fault_set {
   bool server_crashes = true; ///< kill -9 of the server, restart later
   bool power_loss = true;     ///< every node at once, unsynced data lost
   bool storage_errors = true; ///< every write fails for a while (both sides)
+  bool full_disk = true;      ///< no file may grow for a while (both sides)
 };
 
 struct sim_options {
@@ -84,7 +85,8 @@ struct sim_result {
   std::size_t writes = 0; ///< application writes that returned ok
   std::size_t faults = 0; ///< faults injected
   std::map<std::string, std::size_t> fault_counts;
-  std::size_t server_log = 0; ///< entries in the server's history
+  std::size_t server_log = 0;    ///< entries in the server's history
+  std::size_t failed_writes = 0; ///< SQLite writes the VFS failed (errors, full disk)
   double virtual_seconds = 0;
 };
 
@@ -175,6 +177,7 @@ public:
   bool crash_server(caf::timespan down_for);
   bool power_outage(caf::timespan down_for);
   bool storage_errors(caf::timespan how_long);
+  bool disk_full(caf::timespan how_long);
 
 private:
   struct client_node;
