@@ -258,6 +258,9 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   st.status.cursor = st.cfg.cursor;
   st.status.last_mutation_id = st.cfg.last_mutation_id;
   st.status.acknowledged = st.cfg.last_mutation_id;
+  if (st.cfg.settings.jitter_seed != 0)
+    st.rng.seed(static_cast<std::minstd_rand::result_type>(
+      st.cfg.settings.jitter_seed % 2147483646 + 1));
   self->send(flusher, subscribe_atom::value, caf::actor_cast<flush_listener_actor>(self));
   self->request(st.db, caf::infinite, outbox_max_atom::value).then([=](uint64_t mid) {
     self->state.durable_mid = std::max(self->state.durable_mid, mid);

@@ -62,6 +62,10 @@ struct sync_settings {
   /// a change with the largest data (limits.max-data-bytes, 1 MiB), id and
   /// type always fits, so the default limits never refuse a valid entity.
   uint64_t max_push_bytes = 2 << 20;
+  /// Seeds the jitter of the retry delays; 0: a random seed. Only the
+  /// deterministic simulator (tools/sim) sets it, so one seed replays one
+  /// run. Not in the config file.
+  uint64_t jitter_seed = 0;
 };
 
 /// local_database: the client's SQLite file. Options under [client] and

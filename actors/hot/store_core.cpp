@@ -352,6 +352,8 @@ void store_core::settle(std::vector<std::string> touched, update_list updates,
 drained store_core::rebase(const pull_reply& reply) {
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto out = take_locked();
+  if (test_faults::drop_writes_in_rebase)
+    out.changes.clear();
   std::vector<std::string> touched; // ids whose shadow changed
   // 1. Drop what the server has seen.
   confirmed_ = reply.last_mutation_id;

@@ -37,6 +37,16 @@
 
 namespace memsync {
 
+/// Test-only faults: set only by the simulator's self-check (tools/sim,
+/// tests/sim), which shows that its checks catch a broken engine. The engine
+/// never sets them.
+namespace test_faults {
+/// rebase() loses the local writes queued while it runs: they stay visible
+/// but never reach the flush scheduler (the bug of an engine that skips
+/// local saves while it applies remote changes).
+inline std::atomic<bool> drop_writes_in_rebase{false};
+} // namespace test_faults
+
 /// A visible value changed: `value` is the new one, null if the entity is
 /// gone. When `refusal` is set, the server refused a change to this entity
 /// (the next pull undoes it) and `value` is what is visible now.

@@ -1,0 +1,221 @@
+#include "tools/sim/sim_link.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+namespace memsync::sim {
+
+namespace {
+
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using server_atom = caf::atom_constant<caf::atom("server")>;
+
+/// How long a link waits for the real server: beyond any request timeout of
+/// the syncer, so the syncer's own timeouts decide what a stall means.
+constexpr caf::timespan server_timeout = std::chrono::seconds(60);
+
+using conn_link_actor = session_actor::extend<
+  /// A message of direction up or down is due (its key in `due`).
+  caf::reacts_to<deliver_atom, uint64_t>,
+  /// The real session this connection talks to, from the port.
+  caf::reacts_to<server_atom, session_actor>>;
+
+struct conn_link_state {
+  sim_network* net = nullptr;
+  std::size_t client = 0;
+  session_actor server;
+  poke_listener_actor listener; ///< the syncer's relay
+  /// When the last message of each direction arrives: a later one never
+  /// overtakes it (TCP order per direction).
+  caf::actor_clock::time_point last_up{};
+  caf::actor_clock::time_point last_down{};
+  uint64_t next = 0;
+  std::map<uint64_t, std::function<void()>> due;
+  const char* name = "sim_link";
+};
+
+using link_ptr = conn_link_actor::stateful_pointer<conn_link_state>;
+
+enum class direction { up, down };
+
+/// Puts `fn` on the wire: it runs after the network's delay, never before
+/// an earlier message of the same direction. A dropping network ends the
+/// connection here instead; a partitioned one loses the message.
+void on_wire(link_ptr self, direction dir, std::function<void()> fn) {
+  auto& st = self->state;
+  auto& net = *st.net;
+  if (net.frozen || net.isolated[st.client])
+    return;
+  if (net.chance(net.drop_chance)) {
+    ++net.record.drops;
+    self->quit(caf::exit_reason::remote_link_unreachable);
+    return;
+  }
+  auto now = self->clock().now();
+  auto& last = dir == direction::up ? st.last_up : st.last_down;
+  last = std::max(last, now + net.delay());
+  auto id = st.next++;
+  st.due.emplace(id, std::move(fn));
+  self->delayed_send(self, last - now, deliver_atom::value, id);
+}
+
+void record_ack(sim_network& net, const push_request& req, const push_reply& rep) {
+  std::set<uint64_t> refused;
+  for (auto& r : rep.refused)
+    refused.insert(r.mutation_id);
+  for (auto& c : req.changes) {
+    if (c.mutation_id > rep.last_mutation_id)
+      continue;
+    if (refused.count(c.mutation_id))
+      net.record.refused[req.client_id].insert(c.mutation_id);
+    else
+      net.record.acked[req.client_id].emplace(c.mutation_id, c);
+  }
+}
+
+conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
+                                         std::size_t client,
+                                         poke_listener_actor listener) {
+  auto& st = self->state;
+  st.net = net;
+  st.client = client;
+  st.listener = listener;
+  // The connection closes when either end goes away.
+  self->monitor(listener);
+  self->set_down_handler(
+    [=](const caf::down_msg&) { self->quit(caf::exit_reason::remote_link_unreachable); });
+  net->links[client].push_back(caf::actor_cast<caf::actor>(self));
+  self->attach_functor([net, client, addr = self->address()] {
+    auto& v = net->links[client];
+    v.erase(std::remove_if(v.begin(), v.end(),
+                           [&](const caf::actor& a) { return a.address() == addr; }),
+            v.end());
+  });
+  return {
+    [=](push_atom, push_request& req) -> caf::result<push_reply> {
+      auto rp = self->make_response_promise<push_reply>();
+      on_wire(self, direction::up, [=]() mutable {
+        self->request(self->state.server, server_timeout, push_atom::value, req)
+          .then(
+            [=](push_reply& rep) mutable {
+              record_ack(*self->state.net, req, rep);
+              on_wire(self, direction::down, [=]() mutable { rp.deliver(rep); });
+            },
+            [=](caf::error& err) mutable {
+              on_wire(self, direction::down, [=]() mutable { rp.deliver(err); });
+            });
+      });
+      return rp;
+    },
+    [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
+      auto rp = self->make_response_promise<pull_reply>();
+      on_wire(self, direction::up, [=]() mutable {
+        self->request(self->state.server, server_timeout, pull_atom::value, req)
+          .then(
+            [=](pull_reply& rep) mutable {
+              on_wire(self, direction::down, [=]() mutable { rp.deliver(rep); });
+            },
+            [=](caf::error& err) mutable {
+              on_wire(self, direction::down, [=]() mutable { rp.deliver(err); });
+            });
+      });
+      return rp;
+    },
+    [=](poke_atom, const poke& p) {
+      on_wire(self, direction::down,
+              [=] { self->send(self->state.listener, poke_atom::value, p); });
+    },
+    [=](deliver_atom, uint64_t id) {
+      auto& st = self->state;
+      auto i = st.due.find(id);
+      if (i == st.due.end())
+        return;
+      auto fn = std::move(i->second);
+      st.due.erase(i);
+      if (st.net->frozen || st.net->isolated[st.client])
+        return; // lost in the partition
+      ++st.net->record.messages;
+      fn();
+    },
+    [=](server_atom, session_actor& s) {
+      self->state.server = s;
+      self->monitor(s);
+    },
+  };
+}
+
+using port_actor = caf::typed_actor<
+  caf::replies_to<connect_atom>::with<gateway_actor>,
+  caf::replies_to<hello_atom, hello_request, poke_listener_actor>::with<hello_reply,
+                                                                        session_actor>>;
+
+struct port_state {
+  const char* name = "sim_port";
+};
+
+port_actor::behavior_type port(port_actor::stateful_pointer<port_state> self,
+                               sim_network* net, std::size_t client) {
+  auto refused = [=]() -> bool {
+    return !net->gateway || net->isolated[client];
+  };
+  return {
+    [=](connect_atom) -> caf::result<gateway_actor> {
+      if (refused())
+        return caf::make_error(caf::sec::cannot_connect_to_node, "sim: unreachable");
+      return caf::actor_cast<gateway_actor>(self);
+    },
+    [=](hello_atom, hello_request& req,
+        poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
+      if (refused())
+        return caf::make_error(caf::sec::cannot_connect_to_node, "sim: unreachable");
+      auto conn = self->spawn(conn_link, net, client, listener);
+      auto rp = self->make_response_promise<hello_reply, session_actor>();
+      self
+        ->request(net->gateway, server_timeout, hello_atom::value, std::move(req),
+                  caf::actor_cast<poke_listener_actor>(conn))
+        .then(
+          [=](hello_reply& rep, session_actor& s) mutable {
+            self->send(conn, server_atom::value, s);
+            rp.deliver(rep, caf::actor_cast<session_actor>(conn));
+          },
+          [=](caf::error& err) mutable {
+            caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+            rp.deliver(err);
+          });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+caf::timespan sim_network::delay() {
+  if (max_delay <= min_delay)
+    return min_delay;
+  std::uniform_int_distribution<int64_t> pick{min_delay.count(), max_delay.count()};
+  return caf::timespan{pick(*rng)};
+}
+
+bool sim_network::chance(double p) {
+  if (p <= 0)
+    return false;
+  return std::uniform_real_distribution<double>{0, 1}(*rng) < p;
+}
+
+caf::actor spawn_client_port(caf::actor_system& sys, sim_network& net,
+                             std::size_t client_index) {
+  return caf::actor_cast<caf::actor>(sys.spawn(port, &net, client_index));
+}
+
+void drop_connections(sim_network& net, std::size_t client_index) {
+  for (auto& link : net.links[client_index])
+    caf::anon_send_exit(link, caf::exit_reason::remote_link_unreachable);
+}
+
+} // namespace memsync::sim

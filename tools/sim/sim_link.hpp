@@ -1,0 +1,76 @@
+// The simulated network between the clients and the server of one
+// simulation. Each client has a port: it is the client's connector (the
+// syncer asks it for the gateway) and the gateway it returns (it forwards
+// the hello to the real gateway). Every accepted hello gets a connection
+// link, which stands for one TCP connection: it implements session_actor
+// towards the syncer and poke_listener_actor towards the real session,
+// delays each message by a seeded amount while keeping the order of each
+// direction (as TCP does), and can be dropped (the link ends, so the syncer
+// sees its session go down and the session sees its listener go) or turned
+// into a black hole (a silent partition: nothing arrives, requests only
+// time out).
+//
+// The links read and write the simulation's network model (sim_network)
+// directly: the whole simulation runs on one thread under the test
+// coordinator, and the model is the simulator's world, not an actor's state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/timespan.hpp>
+
+#include "actors/client/network_syncer.hpp"
+#include "messages/remote.hpp"
+
+namespace memsync::sim {
+
+/// What the links saw the server do, for the checks after a run.
+struct wire_record {
+  /// Changes the server acknowledged (mutation id <= the reply's
+  /// last_mutation_id and not refused), by client id and mutation id.
+  std::map<std::string, std::map<uint64_t, change>> acked;
+  /// Refused mutation ids by client id.
+  std::map<std::string, std::set<uint64_t>> refused;
+  std::size_t messages = 0; ///< delivered through links
+  std::size_t drops = 0;    ///< connections dropped by the network
+};
+
+/// The network model the links consult. Plain data on the simulation's one
+/// thread; the world changes it between messages.
+struct sim_network {
+  std::mt19937_64* rng = nullptr;
+  gateway_actor gateway;                ///< null while the server is down
+  std::map<std::size_t, bool> isolated; ///< client index -> partitioned
+  /// One-way delay of a message: uniform in [min_delay, max_delay].
+  caf::timespan min_delay{0};
+  caf::timespan max_delay{0};
+  /// Per message: the chance that the connection drops right there.
+  double drop_chance = 0;
+  /// Live connection links by client index.
+  std::map<std::size_t, std::vector<caf::actor>> links;
+  wire_record record;
+  /// Set during a power outage: whatever happens now never happened.
+  bool frozen = false;
+
+  caf::timespan delay();
+  bool chance(double p);
+};
+
+/// A client's port: its connector and the gateway that connector returns.
+/// Connecting fails while the client is isolated or the server is down.
+caf::actor spawn_client_port(caf::actor_system& sys, sim_network& net,
+                             std::size_t client_index);
+
+/// Drops every connection of a client (the links end).
+void drop_connections(sim_network& net, std::size_t client_index);
+
+} // namespace memsync::sim

@@ -1,0 +1,383 @@
+// The simulator's world: the actor system, the nodes and how they start and
+// stop, and the actors it adds to watch them (see sim_world.hpp).
+#include "tools/sim/sim_world.hpp"
+#include "tools/sim/sim_world_nodes.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/client/local_database.hpp"
+#include "actors/server/token_table.hpp"
+#include "actors/storage/sqlite_backend.hpp"
+#include "messages/registry.hpp"
+
+namespace memsync::sim {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string describe(const caf::error& err) {
+  return caf::to_string(err);
+}
+
+// Records the mutation ids every flush report makes durable, per client id.
+struct flush_observer_state {
+  const char* name = "sim_flush_observer";
+};
+
+flush_listener_actor::behavior_type
+flush_observer(flush_listener_actor::stateful_pointer<flush_observer_state>,
+               sim_history* hist, sim_network* net, std::string client_id) {
+  auto id = std::make_shared<std::string>(std::move(client_id));
+  return {
+    [=](flushed_atom, const flush_report& report) {
+      if (net->frozen)
+        return;
+      if (!report.new_client_id.empty())
+        *id = report.new_client_id;
+      for (auto& c : report.changes)
+        hist->flushed[*id].insert(c.mutation_id);
+    },
+  };
+}
+
+// Stands between the memory store and its flush scheduler and records the
+// seq of every change the store hands on, so the checks can tell a write
+// the store lost from one a crash lost.
+struct flush_tap_state {
+  const char* name = "sim_flush_tap";
+};
+
+flush_scheduler_actor::behavior_type
+flush_tap(flush_scheduler_actor::stateful_pointer<flush_tap_state> self,
+          flush_scheduler_actor real, std::shared_ptr<std::vector<uint64_t>> seen) {
+  return {
+    [=](write_atom, std::vector<change>& changes) {
+      for (auto& c : changes)
+        seen->push_back(c.seq);
+      self->send(real, write_atom::value, std::move(changes));
+    },
+    [=](subscribe_atom, flush_listener_actor& listener) {
+      self->send(real, subscribe_atom::value, std::move(listener));
+    },
+    [=](flush_atom) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise<uint64_t>();
+      self->request(real, caf::infinite, flush_atom::value)
+        .then([=](uint64_t seq) mutable { rp.deliver(seq); },
+              [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+    [=](restored_atom, std::string& id, uint64_t record) -> caf::result<std::string> {
+      auto rp = self->make_response_promise<std::string>();
+      self->request(real, caf::infinite, restored_atom::value, std::move(id), record)
+        .then([=](std::string& now_id) mutable { rp.deliver(now_id); },
+              [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+world::world(const sim_options& opt, const std::string& dir)
+    : opt_(opt), dir_(dir), rng_(opt.seed) {
+  register_message_types(cfg_);
+  cfg_.set("scheduler.policy", caf::atom("testing"));
+  cfg_.set("logger.console", caf::atom("none"));
+  sys_ = std::make_unique<caf::actor_system>(cfg_);
+  sched_ = &dynamic_cast<caf::scheduler::test_coordinator&>(sys_->scheduler());
+  net_.rng = &rng_;
+  net_.min_delay = std::chrono::microseconds(pick(50, 500));
+  net_.max_delay = net_.min_delay + std::chrono::milliseconds(pick(0, 30));
+  net_.drop_chance = opt.faults.drops ? 0.002 * static_cast<double>(pick(0, 10)) : 0;
+  ops_ = default_ops(opt.faults);
+  result_.seed = opt.seed;
+  if (!opt.trace_dir.empty()) {
+    trace_settings ts{trace_mode::all, opt.trace_dir + "/sim.jsonl"};
+    sim_trace_ = std::make_shared<trace_sink>(ts, "sim", "sim");
+  }
+  // Watches the engine's actors: an end the simulator did not cause is a
+  // failure of its own.
+  watchdog_ = sys_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
+    auto names = std::make_shared<std::map<caf::actor_addr, std::string>>();
+    self->set_down_handler([this, names](const caf::down_msg& msg) {
+      if (expected_down_.count(msg.source) || net_.frozen)
+        return;
+      hist_.violations.push_back("actor " + (*names)[msg.source]
+                                 + " ended unexpectedly: " + describe(msg.reason));
+    });
+    return {
+      [=](const caf::actor& a, const std::string& what) {
+        self->monitor(a);
+        (*names)[a.address()] = what;
+      },
+    };
+  });
+  // Asks a syncer for its status: the cursor must never go backwards.
+  prober_ = sys_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [this, self](const caf::actor& syncer, std::size_t client) {
+        self
+          ->request(caf::actor_cast<network_syncer_actor>(syncer), 10s,
+                    status_atom::value)
+          .then(
+            [this, client](const sync_status& st) {
+              auto& seen = hist_.cursor[client];
+              if (st.cursor.version < seen)
+                hist_.violations.push_back(
+                  client_name(client) + " saw the server's version go back from "
+                  + std::to_string(seen) + " to " + std::to_string(st.cursor.version));
+              seen = std::max(seen, st.cursor.version);
+            },
+            [](const caf::error&) {}); // a crashed syncer answers nothing
+      },
+    };
+  });
+  auto n = opt.clients != 0 ? opt.clients : static_cast<std::size_t>(pick(2, 4));
+  result_.clients = n;
+  server_ = std::make_unique<server_node>();
+  server_->db_path = dir_ + "/server.db";
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = std::make_unique<client_node>();
+    c->index = i;
+    c->name = "c" + std::to_string(i);
+    c->token = "token-" + c->name;
+    c->db_path = dir_ + "/" + c->name + ".db";
+    c->flush.debounce = std::chrono::milliseconds(pick(0, 50));
+    c->flush.max_batch = pick(1, 20);
+    c->flush.retry_min = 10ms;
+    c->flush.retry_max = 500ms;
+    c->flush.db_timeout = 5s;
+    c->sync.token = c->token;
+    c->sync.push_debounce = std::chrono::milliseconds(pick(0, 100));
+    c->sync.pull_interval = 1s;
+    c->sync.retry_min = 20ms;
+    c->sync.retry_max = 1s;
+    c->sync.request_timeout = 2s;
+    c->sync.max_push_changes = pick(1, 30);
+    c->sync.jitter_seed = rng_();
+    c->port = spawn_client_port(*sys_, net_, i);
+    server_->tokens.add(c->token, c->name);
+    clients_.push_back(std::move(c));
+  }
+}
+
+world::~world() {
+  for (auto& c : clients_) {
+    if (c->up)
+      stop_client(c->index, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(c->port, caf::exit_reason::user_shutdown);
+  }
+  if (server_->up)
+    stop_server(caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(watchdog_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(prober_, caf::exit_reason::user_shutdown);
+  sched_->run();
+  // Links wait for a session or relay that is gone already; timers of dead
+  // actors are dropped.
+  while (sched_->has_pending_timeout()) {
+    sched_->trigger_timeouts();
+    sched_->run();
+  }
+  if (sim_trace_)
+    sim_trace_->close();
+  sys_.reset();
+}
+
+uint64_t world::pick(uint64_t lo, uint64_t hi) {
+  return std::uniform_int_distribution<uint64_t>{lo, hi}(rng_);
+}
+
+caf::timespan world::now() const {
+  return sched_->clock().now().time_since_epoch();
+}
+
+store_core* world::store_of(std::size_t client) {
+  auto& c = *clients_[client];
+  return c.up ? c.core.get() : nullptr;
+}
+
+std::string world::client_name(std::size_t client) const {
+  return clients_[client]->name;
+}
+
+void world::note(const std::string& what) {
+  if (opt_.log) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now()).count();
+    *opt_.log << "[" << us / 1000 << "." << (us % 1000) / 100 << " ms] " << what << "\n";
+  }
+  if (sim_trace_) {
+    trace_event ev;
+    ev.actor = "sim";
+    ev.kind = "event";
+    ev.from = "-";
+    ev.peer = what;
+    ev.start_ns = trace_now_ns();
+    sim_trace_->record(std::move(ev));
+  }
+}
+
+void world::at(caf::timespan when, std::function<void()> what) {
+  agenda_.emplace(when, std::move(what));
+}
+
+void world::watch(const caf::actor& a, std::string what) {
+  caf::anon_send(watchdog_, a, std::move(what));
+}
+
+void world::kill_now(const caf::actor& a, caf::exit_reason reason) {
+  if (!a)
+    return;
+  expected_down_.insert(a.address());
+  caf::anon_send_exit(a, reason);
+  // The exit is urgent: the actor handles it first and is gone.
+  for (int i = 0; i < 1000 && sched_->prioritize(a); ++i)
+    sched_->run_once();
+}
+
+// -- the server -----------------------------------------------------------------
+
+void world::start_server() {
+  auto& s = *server_;
+  if (s.up)
+    return;
+  std::unique_ptr<sqlite_backend> backend;
+  try {
+    backend = std::make_unique<sqlite_backend>(s.db_path);
+  } catch (const std::exception& e) {
+    note(std::string{"server restart failed, retrying: "} + e.what());
+    at(now() + 100ms, [this] { start_server(); });
+    return;
+  }
+  ++s.incarnation;
+  if (!opt_.trace_dir.empty())
+    s.trace = std::make_shared<trace_sink>(
+      trace_settings{trace_mode::all, opt_.trace_dir + "/server-"
+                                        + std::to_string(s.incarnation) + ".jsonl"},
+      "server", "server");
+  gateway_config gcfg;
+  gcfg.server_id = "sim-server";
+  gcfg.epoch = backend->epoch();
+  gcfg.tokens = s.tokens;
+  gcfg.trace = s.trace;
+  s.log = spawn_replication_log(*sys_, std::move(backend), log_settings{}, false,
+                                s.trace);
+  s.gateway = spawn_gateway(*sys_, s.log, gcfg);
+  watch(caf::actor_cast<caf::actor>(s.log), "replication_log");
+  watch(caf::actor_cast<caf::actor>(s.gateway), "gateway");
+  net_.gateway = s.gateway;
+  s.up = true;
+  note("server up");
+}
+
+void world::stop_server(caf::exit_reason reason) {
+  auto& s = *server_;
+  net_.gateway = nullptr;
+  kill_now(caf::actor_cast<caf::actor>(s.gateway), reason);
+  kill_now(caf::actor_cast<caf::actor>(s.log), reason);
+  s.gateway = nullptr;
+  s.log = nullptr;
+  if (s.trace)
+    s.trace->close();
+  s.trace = nullptr;
+  s.up = false;
+}
+
+// -- the clients ----------------------------------------------------------------
+
+void world::start_client(std::size_t i) {
+  auto& c = *clients_[i];
+  if (c.up)
+    return;
+  std::unique_ptr<local_database> db;
+  local_db_settings settings;
+  settings.path = c.db_path;
+  settings.client_name = c.name;
+  // full: a flushed change survives power loss, which the checks hold it to.
+  settings.synchronous = "full";
+  try {
+    db = std::make_unique<local_database>(settings);
+  } catch (const std::exception& e) {
+    note(c.name + " restart failed, retrying: " + e.what());
+    at(now() + 100ms, [this, i] { start_client(i); });
+    return;
+  }
+  auto integrity = db->integrity_check();
+  if (integrity != "ok")
+    hist_.violations.push_back(c.name + ": integrity_check at restart: " + integrity);
+  auto snap = db->load();
+  // Every change its flush scheduler reported durable is still here, or the
+  // server confirmed it.
+  std::set<uint64_t> outbox;
+  for (auto& ch : snap.outbox)
+    outbox.insert(ch.mutation_id);
+  for (auto mid : hist_.flushed[snap.client_id])
+    if (mid > snap.last_mutation_id && !outbox.count(mid))
+      hist_.violations.push_back(c.name + " restarted without flushed mutation "
+                                 + std::to_string(mid));
+  ++c.incarnation;
+  c.client_id = snap.client_id;
+  if (!opt_.trace_dir.empty())
+    c.trace = std::make_shared<trace_sink>(
+      trace_settings{trace_mode::all, opt_.trace_dir + "/" + c.name + "-"
+                                        + std::to_string(c.incarnation) + ".jsonl"},
+      c.name, "client");
+  c.core = std::make_shared<store_core>();
+  c.subs = std::make_shared<subscriber_list>();
+  c.core->load(std::move(snap.base), std::move(snap.outbox));
+  c.db = spawn_local_db(*sys_, std::move(db), c.trace);
+  c.flusher = spawn_flush_scheduler(*sys_, c.db, c.flush, c.trace);
+  c.written.clear();
+  c.handed_on = std::make_shared<std::vector<uint64_t>>();
+  auto tap = sys_->spawn(flush_tap, c.flusher, c.handed_on);
+  c.tap = caf::actor_cast<caf::actor>(tap);
+  c.memory = spawn_memory_store(*sys_, c.core, c.subs, tap, c.trace);
+  syncer_config scfg{snap.client_id, snap.cursor, snap.last_mutation_id, snap.push_epoch,
+                     c.sync};
+  c.syncer = spawn_network_syncer(*sys_, std::move(scfg),
+                                  caf::actor_cast<connector_actor>(c.port), c.db,
+                                  c.memory, c.flusher, c.trace);
+  if (!c.online)
+    caf::anon_send(c.syncer, online_atom::value, false);
+  c.observer = caf::actor_cast<caf::actor>(
+    sys_->spawn(flush_observer, &hist_, &net_, c.client_id));
+  caf::anon_send(c.flusher, subscribe_atom::value,
+                 caf::actor_cast<flush_listener_actor>(c.observer));
+  watch(caf::actor_cast<caf::actor>(c.db), c.name + "/local_db");
+  watch(caf::actor_cast<caf::actor>(c.flusher), c.name + "/flush_scheduler");
+  watch(caf::actor_cast<caf::actor>(c.memory), c.name + "/memory_store");
+  watch(caf::actor_cast<caf::actor>(c.syncer), c.name + "/network_syncer");
+  c.up = true;
+  note(c.name + " up (incarnation " + std::to_string(c.incarnation) + ")");
+}
+
+void world::stop_client(std::size_t i, caf::exit_reason reason) {
+  auto& c = *clients_[i];
+  kill_now(caf::actor_cast<caf::actor>(c.syncer), reason);
+  kill_now(caf::actor_cast<caf::actor>(c.memory), reason);
+  kill_now(caf::actor_cast<caf::actor>(c.flusher), reason);
+  kill_now(caf::actor_cast<caf::actor>(c.db), reason);
+  kill_now(c.observer, reason);
+  kill_now(c.tap, reason);
+  check_handed_on(i, false);
+  c.syncer = nullptr;
+  c.memory = nullptr;
+  c.flusher = nullptr;
+  c.db = nullptr;
+  c.observer = nullptr;
+  c.tap = nullptr;
+  c.core = nullptr; // memory is lost
+  c.subs = nullptr;
+  if (c.trace)
+    c.trace->close();
+  c.trace = nullptr;
+  c.up = false;
+}
+
+} // namespace memsync::sim

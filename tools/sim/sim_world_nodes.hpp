@@ -1,0 +1,53 @@
+// Private to the simulator's world (sim_world.cpp: the nodes and their
+// start and stop; sim_world_run.cpp: faults and the run): what the world
+// holds per node.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/server/token_table.hpp"
+#include "tools/sim/sim_world.hpp"
+
+namespace memsync::sim {
+
+struct world::client_node {
+  std::size_t index = 0;
+  std::string name;
+  std::string token;
+  std::string db_path;
+  bool up = false;
+  bool online = true;
+  uint64_t incarnation = 0;
+  std::string client_id;
+  std::shared_ptr<store_core> core;
+  std::shared_ptr<subscriber_list> subs;
+  local_db_actor db;
+  flush_scheduler_actor flusher;
+  memory_store_actor memory;
+  network_syncer_actor syncer;
+  caf::actor observer;
+  caf::actor tap;
+  /// This incarnation: seqs of the application's writes, and of the changes
+  /// the memory store handed to the flush scheduler.
+  std::vector<uint64_t> written;
+  std::shared_ptr<std::vector<uint64_t>> handed_on;
+  caf::actor port;
+  std::shared_ptr<trace_sink> trace;
+  flush_settings flush;
+  sync_settings sync;
+};
+
+struct world::server_node {
+  std::string db_path;
+  bool up = false;
+  uint64_t incarnation = 0;
+  replication_log_actor log;
+  gateway_actor gateway;
+  token_table tokens;
+  std::shared_ptr<trace_sink> trace;
+};
+
+} // namespace memsync::sim
