@@ -80,6 +80,13 @@ flush_tap(flush_scheduler_actor::stateful_pointer<flush_tap_state> self,
               [=](caf::error& err) mutable { rp.deliver(err); });
       return rp;
     },
+    [=](status_atom) -> caf::result<std::string> {
+      auto rp = self->make_response_promise<std::string>();
+      self->request(real, caf::infinite, status_atom::value)
+        .then([=](std::string& error) mutable { rp.deliver(error); },
+              [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
   };
 }
 
