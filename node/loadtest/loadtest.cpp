@@ -177,14 +177,27 @@ void driver::write_one(sim_client& c) {
     ++write_errors_[std::string{"write:"} + to_string(err.code)];
     return;
   }
+  note_write(c, s,
+             del     ? change_kind::del
+             : patch ? change_kind::patch
+                     : change_kind::put);
+}
+
+bool driver::put_stamped(sim_client& c, const std::string& id, const stamp& s) {
+  auto err = c.node->app().put_json(id, "item", make_data(s, cfg_.payload_bytes));
+  if (!err.ok()) {
+    ++write_errors_[std::string{"write:"} + to_string(err.code)];
+    return false;
+  }
+  note_write(c, s, change_kind::put);
+  return true;
+}
+
+void driver::note_write(sim_client& c, const stamp& s, change_kind kind) {
   ++c.writes;
   ++total_writes_;
-  auto seq = app.counts().last_seq; // only this thread writes to this store
-  c.log.push_back({seq, s.n,
-                   del     ? change_kind::del
-                   : patch ? change_kind::patch
-                           : change_kind::put,
-                   in_outage_});
+  auto seq = c.node->app().counts().last_seq; // only this thread writes to this store
+  c.log.push_back({seq, s.n, kind, in_outage_});
   std::lock_guard<std::mutex> guard{c.mtx};
   c.unflushed.emplace_back(seq, s.t_us);
 }
@@ -317,21 +330,8 @@ void driver::run_fixed() {
   // so they all write at once.
   for (size_t k = 0; k < m; ++k)
     for (auto& c : clients_) {
-      auto& app = c->node->app();
       stamp s{c->index, k + 1, rs_.now_us()};
-      std::string id = "f";
-      id += std::to_string(c->index) + "-" + std::to_string(k);
-      auto err = app.put_json(id, "item", make_data(s, cfg_.payload_bytes));
-      if (!err.ok()) {
-        ++write_errors_[std::string{"write:"} + to_string(err.code)];
-        continue;
-      }
-      ++c->writes;
-      ++total_writes_;
-      auto seq = app.counts().last_seq;
-      c->log.push_back({seq, s.n, change_kind::put});
-      std::lock_guard<std::mutex> guard{c->mtx};
-      c->unflushed.emplace_back(seq, s.t_us);
+      put_stamped(*c, "f" + std::to_string(c->index) + "-" + std::to_string(k), s);
     }
   auto written = clock_type::now();
   auto deadline = start + cfg_.settle_timeout;

@@ -57,6 +57,10 @@ private:
   void start_clients();
   bool wait_connected(std::chrono::nanoseconds timeout);
   void write_one(sim_client& c);
+  /// Puts `id` with data stamped `s`; counts an error or notes the write.
+  bool put_stamped(sim_client& c, const std::string& id, const stamp& s);
+  /// Books a write that succeeded, to be checked on the server later.
+  void note_write(sim_client& c, const stamp& s, change_kind kind);
   void run_steady();
   void run_fixed();
   void run_drain();

@@ -116,22 +116,9 @@ void driver::run_drain() {
   // Each writes p distinct entities: p pending changes, none coalesced.
   auto start = clock_type::now();
   for (auto* c : away) {
-    auto& app = c->node->app();
     for (size_t k = 0; k < p; ++k) {
       stamp s{c->index, c->writes + 1, rs_.now_us(), true};
-      std::string id = "d";
-      id += std::to_string(c->index) + "-" + std::to_string(k);
-      auto err = app.put_json(id, "item", make_data(s, cfg_.payload_bytes));
-      if (!err.ok()) {
-        ++write_errors_[std::string{"write:"} + to_string(err.code)];
-        continue;
-      }
-      ++c->writes;
-      ++total_writes_;
-      auto seq = app.counts().last_seq;
-      c->log.push_back({seq, s.n, change_kind::put});
-      std::lock_guard<std::mutex> guard{c->mtx};
-      c->unflushed.emplace_back(seq, s.t_us);
+      put_stamped(*c, "d" + std::to_string(c->index) + "-" + std::to_string(k), s);
     }
   }
   if (!wait_flushed(cfg_.settle_timeout))
