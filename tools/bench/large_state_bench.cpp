@@ -48,8 +48,13 @@ void fill_server(const std::string& path, std::size_t n) {
     for (int p = 0; p < 64 && start < n; ++p) {
       push_request req{"filler-0123456789abcdef", db.epoch(), {}};
       for (std::size_t i = 0; i < 1000 && start < n; ++i, ++start)
-        req.changes.push_back({0, ++mid, change_kind::put, entity_id(start),
-                               entity_type(start), entity_data(start), {}});
+        req.changes.push_back({0,
+                               ++mid,
+                               change_kind::put,
+                               entity_id(start),
+                               entity_type(start),
+                               entity_data(start),
+                               {}});
       group.push_back({std::move(req), {}});
     }
     auto r = apply_pushes(db, group, data_limits{});
@@ -73,8 +78,9 @@ double plain_sqlite_load(const std::string& from, const std::string& to) {
   raw_exec(dst, "BEGIN");
   sqlite3_stmt* read = nullptr;
   sqlite3_stmt* write = nullptr;
-  sqlite3_prepare_v2(src, "SELECT id, type, data, version FROM entities WHERE deleted = 0",
-                     -1, &read, nullptr);
+  sqlite3_prepare_v2(src,
+                     "SELECT id, type, data, version FROM entities WHERE deleted = 0", -1,
+                     &read, nullptr);
   sqlite3_prepare_v2(dst, "INSERT INTO entities VALUES(?1, ?2, ?3, ?4)", -1, &write,
                      nullptr);
   while (sqlite3_step(read) == SQLITE_ROW) {
@@ -113,7 +119,8 @@ int main(int argc, char** argv) {
   auto t0 = clock_type::now();
   // The request timeout covers one page, so the default would do; a long
   // one here only keeps a slow shared machine from failing the run.
-  auto client = c.start_client("fresh", {"--sync.request-timeout=60s"});
+  auto client = c.start_client("bob", {"--sync.request-timeout=60s",
+                                       "--client.sync-timeout=1800s"});
   auto answer = client->cmd("sync", std::chrono::minutes(30));
   auto pulled = seconds_since(t0);
   if (answer != "ok") {
@@ -126,7 +133,8 @@ int main(int argc, char** argv) {
   auto server_peak = peak_mib(c.server()->pid());
   std::printf("fresh client: sync answered after %.2f s, holding %zu entities\n", pulled,
               entities);
-  std::printf("peak memory: client %.0f MiB, server %.0f MiB\n", client_peak, server_peak);
+  std::printf("peak memory: client %.0f MiB, server %.0f MiB\n", client_peak,
+              server_peak);
   std::printf("SUMMARY large_state entities=%zu pull_s=%.2f sqlite_load_s=%.2f "
               "ratio=%.2f client_peak_mib=%.0f server_peak_mib=%.0f\n",
               entities, pulled, baseline, pulled / baseline, client_peak, server_peak);
