@@ -382,7 +382,6 @@ void postgres_backend::connect() {
             "WHERE current_setting('synchronous_commit') = 'off'",
             "cannot configure the connection");
     create_schema();
-    run_sql(with_schema(refusals_table, schema_), "cannot create the refusals table");
     // Databases made before cookies were signed get their secret now; of
     // several nodes starting at once, the first one's insert counts.
     run_sql(with_schema("INSERT INTO @.meta VALUES ('cookie_secret', "
@@ -393,6 +392,8 @@ void postgres_backend::connect() {
     auto meta = run_sql(with_schema("SELECT key, value FROM @.meta", schema_),
                         "cannot read the head");
     epoch_ = read_meta(meta.get()).epoch;
+    // Only once the schema proved to be ours.
+    run_sql(with_schema(refusals_table, schema_), "cannot create the refusals table");
     for (auto& [name, sql] : statements)
       if (planned_per_call(name))
         per_call_[name] = with_schema(sql, schema_);
