@@ -139,7 +139,10 @@ typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
 /// is empty, or holds per entity the trace id of the change that wrote that
 /// version (0: unknown), so a traced change can be followed into the pulling
 /// clients; informative only. `server_time_us` (when the server answered)
-/// gives traced clients a clock-offset sample per pull.
+/// gives traced clients a clock-offset sample per pull. `refused` holds the
+/// refusals the server keeps for the client (every page, with
+/// last_mutation_id from the same snapshot): a push reply naming them may
+/// have been lost, and the pull's rebase drops the refused changes.
 struct pull_reply {
   cookie next;
   uint64_t last_mutation_id = 0;
@@ -149,12 +152,14 @@ struct pull_reply {
   int64_t server_time_us = 0;
   bool complete = true;
   uint64_t total = 0;
+  std::vector<refusal> refused;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_reply& x) {
   return f(caf::meta::type_name("memsync::pull_reply"), x.next, x.last_mutation_id,
-           x.reset, x.entities, x.traces, x.server_time_us, x.complete, x.total);
+           x.reset, x.entities, x.traces, x.server_time_us, x.complete, x.total,
+           x.refused);
 }
 
 /// Sent by the server after a commit: something newer than `version` exists.

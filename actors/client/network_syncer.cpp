@@ -164,6 +164,7 @@ void moved(self_ptr self, const flush_report& report) {
   st.pushed_mid = 0;
   st.record_checked = false;
   st.status.acknowledged = 0;
+  st.reported_mid = 0;
   st.status.last_mutation_id = 0;
   st.durable_mid = old.size();
   for (auto& w : st.waiters) // the same changes, under their new ids
@@ -258,6 +259,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   st.status.cursor = st.cfg.cursor;
   st.status.last_mutation_id = st.cfg.last_mutation_id;
   st.status.acknowledged = st.cfg.last_mutation_id;
+  st.reported_mid = st.cfg.last_mutation_id;
   if (st.cfg.settings.jitter_seed != 0)
     st.rng.seed(static_cast<std::minstd_rand::result_type>(
       st.cfg.settings.jitter_seed % 2147483646 + 1));

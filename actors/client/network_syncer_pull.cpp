@@ -3,8 +3,9 @@
 //      until the answer is complete (a large state comes in pages of the
 //      server's limits.max-pull-bytes);
 //   2. drop invalid entities, make the whole answer durable in local_db;
-//   3. make it visible in the memory store, then advance the cookie and
-//      answer the `sync` requests it confirms.
+//   3. report the refusals it carries that no push reply reported, make it
+//      visible in the memory store, then advance the cookie and answer the
+//      `sync` requests it confirms.
 // A failure anywhere retries the pull after a backoff pause; the pages
 // received so far are kept, and the retry resumes after them. Only step 1
 // has a timeout (request-timeout, per page): it covers the network. The
@@ -81,6 +82,9 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
   auto& st = self->state;
   if (st.repairing || identity != st.identity_gen)
     answer->last_mutation_id = 0;
+  else // before the rebase drops the refused changes (same mailbox: in order)
+    report_refusals(self, std::move(answer->refused), answer->last_mutation_id,
+                    answer->reset);
   applied_answer done{answer->next, answer->last_mutation_id, answer->reset};
   self->request(st.store, caf::infinite, rebase_atom::value, std::move(*answer))
     .then(on_link_of<ok_atom>(self, gen,
@@ -152,6 +156,7 @@ pull_reply whole_answer(pull_pages& pages, pull_reply& last) {
   out.next = std::move(last.next);
   out.last_mutation_id = last.last_mutation_id;
   out.server_time_us = last.server_time_us;
+  out.refused = std::move(last.refused); // of the same snapshot as last_mutation_id
   pages = {};
   return out;
 }

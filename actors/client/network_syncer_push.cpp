@@ -2,7 +2,7 @@
 // id from local_db in a bounded batch and pushes it on the session, one push
 // in flight. A failed push pauses pushing for a backoff (and pulls: a
 // restored server resets us); the acknowledged id and any refusals come back
-// in the reply. Pushes of a client id start only after a pull showed that
+// in the reply (and in pulls, when a reply was lost). Pushes of a client id start only after a pull showed that
 // the server's record of it is ours (see check_record).
 #include <algorithm>
 #include <string>
@@ -31,15 +31,7 @@ void on_pushed(self_ptr self, push_reply& reply, caf::actor_clock::time_point se
     self->request(st.db, caf::infinite, epoch_atom::value, reply.epoch)
       .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
   }
-  if (!reply.refused.empty()) {
-    auto& kept = st.status.refused;
-    kept.insert(kept.end(), reply.refused.begin(), reply.refused.end());
-    for (auto& r : reply.refused)
-      ++st.status.layers.errors[std::string{"refused:"} + to_string(r.reason.code)];
-    if (kept.size() > max_kept_refusals)
-      kept.erase(kept.begin(), kept.end() - max_kept_refusals);
-    self->send(st.store, refused_atom::value, std::move(reply.refused));
-  }
+  report_refusals(self, std::move(reply.refused), reply.last_mutation_id, false);
   // The server pokes after its commit; more outbox goes out right away.
   if (st.durable_mid > st.status.acknowledged)
     try_push(self);
@@ -100,6 +92,27 @@ void push_batch(self_ptr self, std::vector<change>& changes) {
 }
 
 } // namespace
+
+void report_refusals(self_ptr self, std::vector<refusal> refused, uint64_t up_to,
+                     bool reset) {
+  auto& st = self->state;
+  auto done = st.reported_mid;
+  // Another epoch's record of us replaces ours: ids above it are pushed
+  // again and may be refused again.
+  st.reported_mid = reset ? up_to : std::max(st.reported_mid, up_to);
+  refused.erase(std::remove_if(refused.begin(), refused.end(),
+                               [&](const refusal& r) { return r.mutation_id <= done; }),
+                refused.end());
+  if (refused.empty())
+    return;
+  auto& kept = st.status.refused;
+  kept.insert(kept.end(), refused.begin(), refused.end());
+  for (auto& r : refused)
+    ++st.status.layers.errors[std::string{"refused:"} + to_string(r.reason.code)];
+  if (kept.size() > max_kept_refusals)
+    kept.erase(kept.begin(), kept.end() - max_kept_refusals);
+  self->send(st.store, refused_atom::value, std::move(refused));
+}
 
 void arm_push(self_ptr self, caf::timespan delay) {
   auto& st = self->state;

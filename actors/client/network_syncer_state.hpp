@@ -121,6 +121,9 @@ struct network_syncer_state {
   push_timer push_wait = push_timer::none;
   uint64_t push_timer_gen = 0; ///< bumps to make armed push timers stale
   uint64_t durable_mid = 0;    ///< highest mutation id known in the outbox
+  /// Refusals of ids up to this one were reported to the store: a push
+  /// reply or a pull (whichever came first) answered for them.
+  uint64_t reported_mid = 0;
 
   // -- pulling -------------------------------------------------------------------
   pull_phase pull = pull_phase::idle;
@@ -198,6 +201,12 @@ void arm_push(self_ptr self, caf::timespan delay);
 void try_push(self_ptr self);
 /// The push timer of generation `gen` fired.
 void push_due(self_ptr self, uint64_t gen);
+/// From a push or pull reply that answers for every id up to `up_to`:
+/// reports the refusals not reported yet to the store and the status, each
+/// once. `reset`: the reply is from another epoch, whose record replaces
+/// ours (see on_pulled).
+void report_refusals(self_ptr self, std::vector<refusal> refused, uint64_t up_to,
+                     bool reset);
 
 // -- network_syncer_pull.cpp ----------------------------------------------------
 

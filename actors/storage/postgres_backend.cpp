@@ -30,6 +30,18 @@ CREATE TABLE IF NOT EXISTS @.log(version bigint PRIMARY KEY,
   entity_id text NOT NULL, deleted boolean NOT NULL);
 )sql";
 
+// Added to schema 1 without a new version (a server of before ignores it),
+// on every connection: databases made before refusals were kept get it
+// then. Under the same lock as schema_v1: two CREATE TABLE IF NOT EXISTS
+// at once can still collide.
+const char* refusals_table = R"sql(
+BEGIN; SELECT pg_advisory_xact_lock(1297306188);
+CREATE TABLE IF NOT EXISTS @.refusals(client_id text NOT NULL,
+  mutation_id bigint NOT NULL, code integer NOT NULL, message text NOT NULL,
+  PRIMARY KEY (client_id, mutation_id));
+COMMIT;
+)sql";
+
 // Prepared on every connection, once the schema exists.
 const std::pair<const char*, const char*> statements[] = {
   {"read_meta", "SELECT key, value FROM @.meta"},
@@ -53,6 +65,10 @@ const std::pair<const char*, const char*> statements[] = {
   {"write_log", "INSERT INTO @.log SELECT v, $2::bigint, c, m, e, d FROM "
                 "unnest($1::bigint[], $3::text[], $4::bigint[], $5::text[], "
                 "$6::boolean[]) AS t(v, c, m, e, d)"},
+  {"get_refusals", "SELECT client_id, mutation_id, code, message FROM @.refusals "
+                   "WHERE client_id = ANY($1::text[]) ORDER BY client_id, mutation_id"},
+  {"add_refusal", "INSERT INTO @.refusals VALUES ($1, $2, $3, $4)"},
+  {"drop_refusals", "DELETE FROM @.refusals WHERE client_id = $1 AND mutation_id < $2"},
   {"commit_of", "SELECT commit_id FROM @.log WHERE version = $1"},
   // Delivered to every LISTENing server node when the transaction commits.
   {"notify", "SELECT pg_notify($1, $2)"},
@@ -70,7 +86,8 @@ const std::pair<const char*, const char*> statements[] = {
 // and for `id = ANY($1)` with an array of unknown size that was a sequential
 // scan (100-change pushes ran three times slower).
 bool planned_per_call(const std::string& name) {
-  return name == "get_entities" || name == "write_entities" || name == "write_log";
+  return name == "get_entities" || name == "write_entities" || name == "write_log"
+         || name == "get_refusals";
 }
 
 std::string with_schema(std::string sql, const std::string& schema) {
@@ -194,6 +211,18 @@ public:
       auto e = entity_at(r.get(), i);
       cache_[e.id] = std::move(e);
     }
+    // The pushing clients' refusals too: one round trip for the group, not
+    // one per push.
+    std::vector<std::string> asked;
+    for (auto& push : pushes)
+      if (!refusals_.count(push.request.client_id)
+          && std::find(asked.begin(), asked.end(), push.request.client_id) == asked.end())
+        asked.push_back(push.request.client_id);
+    if (asked.empty())
+      return;
+    auto found = backend_.refusals_of(asked);
+    for (auto& id : asked)
+      refusals_[id] = std::move(found[id]);
   }
 
   bool load_entity(const std::string& id, entity& out) override {
@@ -208,6 +237,38 @@ public:
       return false;
     out = *it->second;
     return true;
+  }
+
+  std::vector<refusal> refusals(const std::string& client_id) override {
+    auto it = refusals_.find(client_id);
+    if (it == refusals_.end()) {
+      it = refusals_.emplace(client_id, backend_.refusals_of({client_id})[client_id])
+             .first;
+    }
+    return it->second;
+  }
+
+  // Refusals are rare: one statement each, at once. The cache follows, so a
+  // later push of the same client in this transaction sees them.
+  void add_refusal(const std::string& client_id, const refusal& r) override {
+    backend_.run("add_refusal",
+                 {client_id, num(r.mutation_id),
+                  std::to_string(static_cast<int>(r.reason.code)), r.reason.message},
+                 "cannot keep a refusal");
+    auto& kept = refusals_[client_id];
+    kept.insert(std::upper_bound(kept.begin(), kept.end(), r,
+                                 [](const refusal& a, const refusal& b) {
+                                   return a.mutation_id < b.mutation_id;
+                                 }),
+                r);
+  }
+
+  void drop_refusals(const std::string& client_id, uint64_t below) override {
+    backend_.run("drop_refusals", {client_id, num(below)}, "cannot forget refusals");
+    auto& kept = refusals_[client_id];
+    kept.erase(kept.begin(),
+               std::find_if(kept.begin(), kept.end(),
+                            [&](const refusal& r) { return r.mutation_id >= below; }));
   }
 
   uint64_t write_entity(const entity& e, const std::string& client_id,
@@ -278,6 +339,8 @@ private:
   // What this transaction read or wrote; nullopt: no such entity.
   std::unordered_map<std::string, std::optional<entity>> cache_;
   std::vector<log_row> writes_;
+  // Per client read so far, kept in step with this transaction's writes.
+  std::unordered_map<std::string, std::vector<refusal>> refusals_;
   bool done_ = false;
 };
 
@@ -329,6 +392,8 @@ void postgres_backend::connect() {
     auto meta = run_sql(with_schema("SELECT key, value FROM @.meta", schema_),
                         "cannot read the head");
     epoch_ = read_meta(meta.get()).epoch;
+    // Only once the schema proved to be ours.
+    run_sql(with_schema(refusals_table, schema_), "cannot create the refusals table");
     for (auto& [name, sql] : statements)
       if (planned_per_call(name))
         per_call_[name] = with_schema(sql, schema_);
@@ -550,6 +615,7 @@ pull_reply postgres_backend::pull_page(const std::string& client_id, const cooki
       out.last_mutation_id = PQntuples(client.get()) > 0
                                ? to_u64(PQgetvalue(client.get(), 0, 0))
                                : 0;
+      out.refused = std::move(refusals_of({client_id})[client_id]);
       commit_tx("pull failed");
       out.next = {meta.epoch, meta.head, meta.head_commit};
       return out;
@@ -558,6 +624,21 @@ pull_reply postgres_backend::pull_page(const std::string& client_id, const cooki
       throw;
     }
   }
+}
+
+std::map<std::string, std::vector<refusal>>
+postgres_backend::refusals_of(const std::vector<std::string>& clients) {
+  array_literal ids;
+  for (auto& id : clients)
+    ids.add(id);
+  auto rows = run("get_refusals", {ids.str()}, "cannot read refusals");
+  std::map<std::string, std::vector<refusal>> out;
+  for (int i = 0; i < PQntuples(rows.get()); ++i)
+    out[PQgetvalue(rows.get(), i, 0)].push_back(
+      {to_u64(PQgetvalue(rows.get(), i, 1)),
+       {static_cast<sync_errc>(std::stoi(PQgetvalue(rows.get(), i, 2))),
+        PQgetvalue(rows.get(), i, 3)}});
+  return out;
 }
 
 std::vector<log_entry> postgres_backend::read_log(uint64_t after, std::size_t max) {

@@ -4,6 +4,8 @@
 //   meta(key, value)       epoch, head_version, head_commit, schema_version
 //   entities(id, type, data, version, deleted)   current state; tombstones kept
 //   clients(client_id, last_mutation_id)
+//   refusals(client_id, mutation_id, code, message)
+//                          kept until the client pushes above them
 //   log(version, commit_id, client_id, mutation_id, entity_id, deleted)
 //                          the history; commit_id is random per transaction
 // Several server processes may write to one database: every write
@@ -83,6 +85,9 @@ private:
   meta_row read_meta(const pg_result* rows);   // also updates head_
   bool issued(const cookie& c, uint64_t head); // did this history hand out `c`?
   void renew_epoch(const cookie& since);
+  /// The kept refusals of these clients, each in mutation-id order.
+  std::map<std::string, std::vector<refusal>>
+  refusals_of(const std::vector<std::string>& clients);
   /// BEGIN, lock the head row, then read meta; the caller owns the tx.
   meta_row begin_write();
 

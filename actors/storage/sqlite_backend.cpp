@@ -23,6 +23,14 @@ CREATE TABLE log(version INTEGER PRIMARY KEY, commit_id INTEGER NOT NULL,
                  entity_id TEXT NOT NULL, deleted INTEGER NOT NULL);
 )sql";
 
+// Added to schema 1 without a new version: a server of before ignores it.
+const char* refusals_table = R"sql(
+CREATE TABLE IF NOT EXISTS refusals(client_id TEXT NOT NULL,
+                                    mutation_id INTEGER NOT NULL,
+                                    code INTEGER NOT NULL, message TEXT NOT NULL,
+                                    PRIMARY KEY(client_id, mutation_id));
+)sql";
+
 std::string new_epoch() {
   std::random_device rd;
   char buf[33];
@@ -115,6 +123,36 @@ public:
     return ++head_;
   }
 
+  std::vector<refusal> refusals(const std::string& client_id) override {
+    try {
+      return backend_.refusals_of(client_id);
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot read refusals");
+    }
+  }
+
+  void add_refusal(const std::string& client_id, const refusal& r) override {
+    try {
+      backend_.add_refusal_.bind(1, client_id)
+        .bind(2, static_cast<int64_t>(r.mutation_id))
+        .bind(3, static_cast<int64_t>(r.reason.code))
+        .bind(4, r.reason.message)
+        .exec();
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot keep a refusal");
+    }
+  }
+
+  void drop_refusals(const std::string& client_id, uint64_t below) override {
+    try {
+      backend_.drop_refusals_.bind(1, client_id)
+        .bind(2, static_cast<int64_t>(below))
+        .exec();
+    } catch (const sqlite_error& e) {
+      rethrow(e, "cannot forget refusals");
+    }
+  }
+
   void commit() override {
     try {
       if (wrote_) {
@@ -165,6 +203,9 @@ sqlite_backend::sqlite_backend(const std::string& path) {
       stmt.bind(1, "head_commit").bind(2, "0").exec();
       guard.commit();
     }
+    // Databases made before refusals were kept get their table now (new
+    // ones too: it is not in schema_v1).
+    db_->exec(refusals_table);
     // Databases made before cookies were signed get their secret now.
     db_->exec("INSERT OR IGNORE INTO meta VALUES('cookie_secret', "
               "lower(hex(randomblob(32))))");
@@ -194,6 +235,12 @@ sqlite_backend::sqlite_backend(const std::string& path) {
       "WHERE version > ?1 AND (deleted = 0 OR ?2) ORDER BY version");
     count_rows_ = db_->prepare(
       "SELECT count(*) FROM entities WHERE version > ?1 AND (deleted = 0 OR ?2)");
+    get_refusals_ = db_->prepare(
+      "SELECT mutation_id, code, message FROM refusals WHERE client_id = ?1 "
+      "ORDER BY mutation_id");
+    add_refusal_ = db_->prepare("INSERT INTO refusals VALUES(?1, ?2, ?3, ?4)");
+    drop_refusals_ = db_->prepare(
+      "DELETE FROM refusals WHERE client_id = ?1 AND mutation_id < ?2");
     log_after_ = db_->prepare(
       "SELECT version, client_id, mutation_id, entity_id, deleted "
       "FROM log WHERE version > ?1 ORDER BY version LIMIT ?2");
@@ -271,13 +318,31 @@ pull_reply sqlite_backend::pull_page(const std::string& client_id, const cookie&
                              ? static_cast<uint64_t>(get_client_.column_int(0))
                              : 0;
     get_client_.reset();
+    out.refused = refusals_of(client_id);
     out.next = {epoch_, head_, head_commit_};
     return out;
   } catch (const sqlite_error& e) {
     page_rows_.reset();
     count_rows_.reset();
+    get_client_.reset();
     rethrow(e, "pull failed");
   }
+}
+
+std::vector<refusal> sqlite_backend::refusals_of(const std::string& client_id) {
+  std::vector<refusal> out;
+  auto& stmt = get_refusals_;
+  stmt.bind(1, client_id);
+  try {
+    while (stmt.step())
+      out.push_back({static_cast<uint64_t>(stmt.column_int(0)),
+                     {static_cast<sync_errc>(stmt.column_int(1)), stmt.column_text(2)}});
+  } catch (...) {
+    stmt.reset();
+    throw;
+  }
+  stmt.reset();
+  return out;
 }
 
 std::vector<log_entry> sqlite_backend::read_log(uint64_t after, std::size_t max) {

@@ -2,6 +2,8 @@
 //   meta(key, value)       epoch, head_version, head_commit
 //   entities(id, type, data, version, deleted)   current state; tombstones kept
 //   clients(client_id, last_mutation_id)
+//   refusals(client_id, mutation_id, code, message)
+//                          kept until the client pushes above them
 //   log(version, commit_id, client_id, mutation_id, entity_id, deleted)
 //                          the history; commit_id is random per transaction
 // A pull whose cookie names a version this history does not have (above the
@@ -37,6 +39,7 @@ private:
 
   bool issued(const cookie& c); // did this history hand out `c`?
   void renew_epoch();
+  std::vector<refusal> refusals_of(const std::string& client_id); // throws sqlite_error
 
   std::unique_ptr<sqlite_db> db_;
   std::string epoch_;
@@ -53,6 +56,9 @@ private:
   sqlite_stmt count_rows_;
   sqlite_stmt commit_of_;
   sqlite_stmt log_after_;
+  sqlite_stmt get_refusals_;
+  sqlite_stmt add_refusal_;
+  sqlite_stmt drop_refusals_;
 };
 
 } // namespace memsync

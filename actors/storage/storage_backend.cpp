@@ -52,6 +52,25 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
     ++expected;
   }
   push_outcome out;
+  if (!req.changes.empty()) {
+    // The client was answered for every id below its first (it pushes only
+    // what is not acknowledged): those refusals are done with. Those of
+    // duplicates are answered again, as their first reply may be lost.
+    auto kept = tx.refusals(req.client_id);
+    auto first_id = req.changes.front().mutation_id;
+    if (!kept.empty() && kept.front().mutation_id < first_id)
+      tx.drop_refusals(req.client_id, first_id);
+    auto by_id = [](const refusal& r, uint64_t id) {
+      return r.mutation_id < id;
+    };
+    for (auto& c : req.changes) {
+      if (c.mutation_id > last)
+        continue;
+      auto it = std::lower_bound(kept.begin(), kept.end(), c.mutation_id, by_id);
+      if (it != kept.end() && it->mutation_id == c.mutation_id)
+        out.reply.refused.push_back(*it);
+    }
+  }
   for (size_t i = 0; i < req.changes.size(); ++i) {
     auto& c = req.changes[i];
     if (c.mutation_id <= last)
@@ -62,8 +81,11 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
       verdict = write_change(tx, req.client_id, c, limits, version);
     if (version != 0)
       written.push_back({index, static_cast<uint32_t>(i), version});
-    if (!verdict.ok())
-      out.reply.refused.push_back({c.mutation_id, std::move(verdict)});
+    if (!verdict.ok()) {
+      refusal r{c.mutation_id, std::move(verdict)};
+      tx.add_refusal(req.client_id, r);
+      out.reply.refused.push_back(std::move(r));
+    }
     last = c.mutation_id;
   }
   if (last != known) // an empty push, or only duplicates, writes nothing

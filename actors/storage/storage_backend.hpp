@@ -50,6 +50,12 @@ public:
   virtual uint64_t
   write_entity(const entity& e, const std::string& client_id, uint64_t mutation_id)
     = 0;
+  /// The refusals kept for `client_id`, in mutation-id order.
+  virtual std::vector<refusal> refusals(const std::string& client_id) = 0;
+  /// Keeps `r` with the client's record (its id is new: never kept before).
+  virtual void add_refusal(const std::string& client_id, const refusal& r) = 0;
+  /// Forgets the client's refusals with a mutation id below `below`.
+  virtual void drop_refusals(const std::string& client_id, uint64_t below) = 0;
   virtual void commit() = 0;
 };
 
@@ -89,7 +95,9 @@ public:
   /// another epoch gets `reset` and the live entities instead (tombstones
   /// too on pages after the first: an entity sent on an earlier page may
   /// have been deleted since). Also the head as `next` and the client's
-  /// last_mutation_id; `total` (on a first page only, `after` = 0) counts
+  /// last_mutation_id with its kept refusals (on every page, from that
+  /// page's snapshot, as last_mutation_id); `total` (on a first page only,
+  /// `after` = 0) counts
   /// the entities of the whole answer. Why the union of the pages, later
   /// ones winning, is the state at the last page's `next`: a write after
   /// an earlier page gives its entity a version above that page's, so a
@@ -154,11 +162,15 @@ struct push_outcome {
 /// - put replaces the entity, patch merges into the current one (refused if
 ///   there is none, or if the result breaks `limits`), del writes a
 ///   tombstone (deleting what does not exist changes nothing);
-/// - a refused change still uses up its id;
+/// - a refused change still uses up its id, and its refusal is kept with the
+///   client's record: a duplicate of it is answered with it again (its first
+///   reply may have been lost), and pulls carry it. A push whose first
+///   change has id M shows the client was answered for every id below M:
+///   its refusals below M are forgotten;
 /// - a push with a mutation id outside 1..max_mutation_id is rejected
 ///   (invalid_request) before the backend sees it;
 /// - a push that writes nothing new (empty, or only duplicates) writes
-///   nothing to the database.
+///   nothing to the database, except forgetting refusals as above.
 /// Never throws for a failing backend: if the group's transaction fails,
 /// each push is tried again in a transaction of its own, so a push that
 /// fails by itself (a constraint, a full disk for its size) fails alone with

@@ -69,7 +69,9 @@ struct script {
   size_t page_size = 0;
   bool answers_reset = false;
   std::map<uint64_t, sync_error> refuse; ///< mutation id -> reason
-  hello_reply hello;                     ///< the limits the fake gateway states
+  /// The refusals the server keeps; every pull reply carries them.
+  std::vector<refusal> kept_refusals;
+  hello_reply hello; ///< the limits the fake gateway states
   std::deque<mode> push_script;
   std::deque<mode> pull_script;
   std::vector<recorded<push_request>> pushes;
@@ -158,9 +160,10 @@ session_actor::behavior_type fake_session(session_actor::pointer self, script_pt
         if (c.mutation_id <= s->server_lmid)
           continue; // a duplicate: skipped, acknowledged again
         s->server_lmid = c.mutation_id;
-        if (auto it = s->refuse.find(c.mutation_id); it != s->refuse.end())
+        if (auto it = s->refuse.find(c.mutation_id); it != s->refuse.end()) {
           reply.refused.push_back({c.mutation_id, it->second});
-        else
+          s->kept_refusals.push_back(reply.refused.back());
+        } else
           applied = true;
       }
       if (applied)
@@ -184,6 +187,7 @@ session_actor::behavior_type fake_session(session_actor::pointer self, script_pt
         case mode::reply: break;
       }
       pull_reply out{s->server_cookie, s->server_lmid, s->answers_reset, {}};
+      out.refused = s->kept_refusals;
       if (s->page_size == 0) {
         out.entities = s->server_entities;
         return out;
@@ -834,6 +838,81 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->store_refused.size(), 1u); // nothing new refused
   advance(5s);
   EXPECT_EQ(s->pushes.size(), 2u);
+}
+
+// The server refused mutation 1, but the reply naming the refusal was lost
+// (the push timed out). The pull that confirms mutation 1 carries the
+// refusal: the store must hear of it once, and before the rebase that drops
+// the change.
+TEST_F(network_syncer_test,
+       a_refusal_only_in_a_pull_reaches_the_store_once_before_the_rebase) {
+  start(config());
+  s->push_script = {mode::hold};
+  flushed({1, 2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  // Applied by the server; its reply never arrives.
+  sync_error gone{sync_errc::not_found, "patch of a missing entity"};
+  s->server_lmid = 2;
+  s->kept_refusals = {{1, gone}};
+  ++s->server_cookie.version;
+  auto rebases = s->store_rebases.size();
+  ASSERT_TRUE(advance_until([&] { return s->store_rebases.size() > rebases; },
+                            settings.request_timeout + settings.retry_max))
+    << "no pull after the lost push reply";
+  ASSERT_EQ(s->store_refused.size(), 1u);
+  ASSERT_EQ(s->store_refused[0].size(), 1u);
+  EXPECT_EQ(s->store_refused[0][0].mutation_id, 1u);
+  EXPECT_EQ(s->store_refused[0][0].reason, gone);
+  // Reported before the rebase that confirms mutation 1, never after it.
+  auto refused_at = index_of(s->events, "store.refused");
+  auto rebases_before = static_cast<size_t>(
+    std::count(s->events.begin(), s->events.begin() + refused_at, "store.rebase"));
+  ASSERT_LT(rebases_before, s->store_rebases.size());
+  for (size_t i = 0; i < rebases_before; ++i)
+    EXPECT_EQ(s->store_rebases[i].last_mutation_id, 0u);
+  EXPECT_EQ(s->store_rebases[rebases_before].last_mutation_id, 2u);
+  auto st = status();
+  ASSERT_EQ(st.refused.size(), 1u);
+  EXPECT_EQ(st.refused[0].mutation_id, 1u);
+  // Later pulls carry it until the next push starts above it: not again.
+  auto pulls = s->pulls.size();
+  poke_with(s->server_cookie.version + 1);
+  poke_with(s->server_cookie.version + 2);
+  EXPECT_EQ(s->pulls.size(), pulls + 2);
+  EXPECT_EQ(s->store_refused.size(), 1u);
+  EXPECT_EQ(status().refused.size(), 1u);
+}
+
+TEST_F(network_syncer_test,
+       a_refusal_reported_by_one_reply_is_not_reported_by_the_other) {
+  start(config());
+  sync_error bad{sync_errc::invalid_json, "bad data"};
+  // First by the push reply, then carried by a pull.
+  s->refuse[1] = bad;
+  flushed({1});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->store_refused.size(), 1u);
+  auto pulls = s->pulls.size();
+  poke_with(++s->server_cookie.version);
+  ASSERT_EQ(s->pulls.size(), pulls + 1);
+  EXPECT_EQ(s->store_refused.size(), 1u) << "the pull reported it again";
+  // First by a pull (the push reply is late), then by the push reply.
+  s->push_script = {mode::hold};
+  flushed({2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->held_pushes.size(), 1u);
+  s->server_lmid = 2;
+  s->kept_refusals.push_back({2, bad});
+  poke_with(++s->server_cookie.version);
+  ASSERT_EQ(s->store_refused.size(), 2u);
+  ASSERT_EQ(s->store_refused[1].size(), 1u) << "only the new one";
+  EXPECT_EQ(s->store_refused[1][0].mutation_id, 2u);
+  answer(s->held_pushes[0], push_reply{2, {{2, bad}}, "e1"});
+  sched.run();
+  EXPECT_EQ(status().acknowledged, 2u);
+  EXPECT_EQ(s->store_refused.size(), 2u) << "the push reply reported it again";
+  EXPECT_EQ(status().refused.size(), 2u);
 }
 
 TEST_F(network_syncer_test, pushes_are_sized_by_the_server_limits_when_they_are_smaller) {

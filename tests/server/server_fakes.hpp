@@ -5,6 +5,7 @@
 // and a watcher that records which actors ended and why.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,6 +54,7 @@ struct fake_db {
   uint64_t head = 0;
   std::map<std::string, entity> entities;
   std::map<std::string, uint64_t> clients;
+  std::map<std::string, std::vector<refusal>> refusals; ///< per client, in id order
   /// Client ids of the pushes of every committed transaction, in order.
   std::vector<std::vector<std::string>> commits;
   /// Entity ids whose write fails (as a database constraint would).
@@ -72,7 +74,7 @@ class fake_tx : public storage_tx {
 public:
   explicit fake_tx(std::shared_ptr<fake_db> db)
       : db_(std::move(db)), head_(db_->head), entities_(db_->entities),
-        clients_(db_->clients) {}
+        clients_(db_->clients), refusals_(db_->refusals) {}
 
   uint64_t last_mutation_id(const std::string& client_id) override {
     auto it = clients_.find(client_id);
@@ -101,6 +103,19 @@ public:
     stored.version = ++head_;
     return head_;
   }
+  std::vector<refusal> refusals(const std::string& client_id) override {
+    auto it = refusals_.find(client_id);
+    return it == refusals_.end() ? std::vector<refusal>{} : it->second;
+  }
+  void add_refusal(const std::string& client_id, const refusal& r) override {
+    refusals_[client_id].push_back(r);
+  }
+  void drop_refusals(const std::string& client_id, uint64_t below) override {
+    auto& kept = refusals_[client_id];
+    kept.erase(std::remove_if(kept.begin(), kept.end(),
+                              [&](const refusal& r) { return r.mutation_id < below; }),
+               kept.end());
+  }
   void commit() override {
     if (auto f = std::exchange(db_->next_commit, failure::none); f != failure::none)
       throw_failure(f, "commit failed");
@@ -109,6 +124,7 @@ public:
     db_->head = head_;
     db_->entities = std::move(entities_);
     db_->clients = std::move(clients_);
+    db_->refusals = std::move(refusals_);
     db_->commits.push_back(std::move(group_));
   }
 
@@ -117,6 +133,7 @@ private:
   uint64_t head_;
   std::map<std::string, entity> entities_;
   std::map<std::string, uint64_t> clients_;
+  std::map<std::string, std::vector<refusal>> refusals_;
   std::vector<std::string> group_;
 };
 
@@ -141,6 +158,8 @@ public:
         out.entities.push_back(e);
     auto it = db_->clients.find(client_id);
     out.last_mutation_id = it == db_->clients.end() ? 0 : it->second;
+    if (auto kept = db_->refusals.find(client_id); kept != db_->refusals.end())
+      out.refused = kept->second;
     out.next = {db_->epoch, db_->head, db_->head};
     return out;
   }

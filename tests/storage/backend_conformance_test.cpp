@@ -142,6 +142,89 @@ TEST_P(backend_conformance, patching_a_missing_entity_is_refused_with_not_found)
   EXPECT_TRUE(push1("a", {put(5, "e2", "{}")}).error.ok());
 }
 
+// The first reply naming a refusal can be lost with the connection: the
+// client pushes again, and must still learn that the change was refused.
+TEST_P(backend_conformance,
+       a_duplicate_of_a_refused_change_is_answered_with_its_refusal) {
+  sync_error bad{sync_errc::invalid_json, "data is not valid JSON"};
+  auto first = push1(
+    "a", {put(1, "e1", "{}"), patch(2, "ghost", R"({"x":1})"), put(3, "e2", "{}")},
+    {{}, {}, bad});
+  ASSERT_EQ(first.reply.refused.size(), 2u);
+  auto head = db->head_version();
+  reopen(); // kept in the database, not in memory
+  auto again = push1("a", {put(1, "e1", "{}"), patch(2, "ghost", R"({"x":1})"),
+                           put(3, "e2", "{}")});
+  ASSERT_TRUE(again.error.ok()) << again.error.describe();
+  EXPECT_EQ(again.reply.last_mutation_id, 3u);
+  ASSERT_EQ(again.reply.refused.size(), 2u);
+  EXPECT_EQ(again.reply.refused[0].mutation_id, 2u);
+  EXPECT_EQ(again.reply.refused[0].reason, first.reply.refused[0].reason);
+  EXPECT_EQ(again.reply.refused[0].reason.code, sync_errc::not_found);
+  EXPECT_EQ(again.reply.refused[1].mutation_id, 3u);
+  EXPECT_EQ(again.reply.refused[1].reason, bad);
+  EXPECT_EQ(db->head_version(), head);
+  // Only the duplicates' own refusals, next to the new changes' ones.
+  auto tail = push1("a", {patch(3, "e2", "{}"), patch(4, "nothing", R"({"y":1})")});
+  ASSERT_EQ(tail.reply.refused.size(), 2u);
+  EXPECT_EQ(tail.reply.refused[0].mutation_id, 3u);
+  EXPECT_EQ(tail.reply.refused[0].reason, bad);
+  EXPECT_EQ(tail.reply.refused[1].mutation_id, 4u);
+  EXPECT_EQ(tail.reply.refused[1].reason.code, sync_errc::not_found);
+  // Another client's duplicates of the same ids were never refused.
+  push1("b", {put(1, "b1", "{}"), put(2, "b2", "{}")});
+  EXPECT_TRUE(push1("b", {put(2, "b2", "{}")}).reply.refused.empty());
+}
+
+// The pull after a reconnect confirms the refused change (its id is used
+// up): it must name the refusal too, whatever page the client stops at.
+TEST_P(backend_conformance, a_pull_carries_the_clients_kept_refusals) {
+  push1("a", {put(1, "e1", R"({"n":1})"), patch(2, "ghost", R"({"x":1})")});
+  push1("b", {put(1, "e2", R"({"n":2})")});
+  auto p = pull_all("a");
+  EXPECT_EQ(p.last_mutation_id, 2u);
+  ASSERT_EQ(p.refused.size(), 1u);
+  EXPECT_EQ(p.refused[0].mutation_id, 2u);
+  EXPECT_EQ(p.refused[0].reason.code, sync_errc::not_found);
+  EXPECT_FALSE(p.refused[0].reason.message.empty());
+  EXPECT_TRUE(pull_all("b").refused.empty());
+  EXPECT_TRUE(pull_all("stranger").refused.empty());
+  // An incremental pull, and each page of a paged one, carries them too.
+  EXPECT_EQ(pull("a", p.next).refused.size(), 1u);
+  auto page = db->pull_page("a", {db->epoch(), 0, 0}, {0, 1});
+  ASSERT_FALSE(page.complete);
+  EXPECT_EQ(page.refused.size(), 1u);
+  auto last = db->pull_page("a", {db->epoch(), 0, 0}, {page.entities.back().version, 1});
+  EXPECT_EQ(last.refused.size(), 1u);
+}
+
+TEST_P(backend_conformance, refusals_below_a_pushs_first_id_are_forgotten) {
+  push1("a", {patch(1, "ghost", "{}"), put(2, "e1", "{}"), patch(3, "ghost", "{}"),
+              put(4, "e2", "{}")});
+  push1("b", {patch(1, "ghost", "{}")});
+  auto ids = [&](const std::string& client) {
+    std::vector<uint64_t> out;
+    for (auto& r : pull_all(client).refused)
+      out.push_back(r.mutation_id);
+    return out;
+  };
+  ASSERT_EQ(ids("a"), (std::vector<uint64_t>{1, 3}));
+  // An empty push says nothing about what the client was answered.
+  push1("a", {});
+  EXPECT_EQ(ids("a"), (std::vector<uint64_t>{1, 3}));
+  // Starting at 2: the client was answered for 1; 3 is still a duplicate.
+  auto dup = push1("a", {put(2, "e1", "{}"), patch(3, "ghost", "{}")});
+  ASSERT_EQ(dup.reply.refused.size(), 1u);
+  EXPECT_EQ(dup.reply.refused[0].mutation_id, 3u);
+  EXPECT_EQ(ids("a"), (std::vector<uint64_t>{3}));
+  auto next = push1("a", {put(5, "e3", "{}")});
+  EXPECT_TRUE(next.reply.refused.empty());
+  EXPECT_TRUE(ids("a").empty());
+  reopen();
+  EXPECT_TRUE(ids("a").empty());
+  EXPECT_EQ(ids("b"), (std::vector<uint64_t>{1})) << "another client's were touched";
+}
+
 TEST_P(backend_conformance,
        a_patch_growing_past_the_size_limit_is_refused_with_too_large) {
   data_limits small{64, 8};
@@ -697,6 +780,30 @@ TEST_P(backend_conformance, an_empty_push_of_a_new_client_commits_nothing) {
   EXPECT_TRUE(p.entities.empty());
   EXPECT_EQ(p.next.version, before.version);
   EXPECT_EQ(p.next.commit, before.commit);
+}
+
+// A database made before refusals were kept has no table for them: opening
+// it adds one, and refusals are kept from then on.
+TEST(sqlite_backend_upgrade, an_older_database_gets_the_refusals_table) {
+  auto dir = make_temp_dir();
+  auto path = dir + "/server.db";
+  {
+    sqlite_backend db{path};
+    apply_pushes(db, {push("a", db.epoch(), {put(1, "e1", "{}")})}, {});
+  }
+  {
+    sqlite_db raw{path, true};
+    raw.exec("DROP TABLE refusals");
+  }
+  {
+    sqlite_backend db{path};
+    EXPECT_EQ(db.pull("a", {db.epoch(), 0, 0}).last_mutation_id, 1u);
+    apply_pushes(db, {push("a", db.epoch(), {patch(2, "ghost", "{}")})}, {});
+    auto p = db.pull("a", {db.epoch(), 0, 0});
+    ASSERT_EQ(p.refused.size(), 1u);
+    EXPECT_EQ(p.refused[0].mutation_id, 2u);
+  }
+  fs::remove_all(dir);
 }
 
 // SQLite keeps the database in server.db (and server.db-wal while a commit is

@@ -302,6 +302,8 @@ TEST_F(postgres_backend_test, a_schema_that_is_not_ours_or_newer_is_refused) {
   } catch (const storage_error& e) {
     EXPECT_FALSE(e.retryable()) << e.what();
   }
+  EXPECT_EQ(sql("SELECT to_regclass('memsync.refusals') IS NULL"), "t")
+    << "wrote into a schema that is not ours";
   auto db = std::make_unique<postgres_backend>(cluster().conninfo(name), "other");
   db.reset();
   sql("UPDATE other.meta SET value = '99' WHERE key = 'schema_version'");
@@ -312,6 +314,23 @@ TEST_F(postgres_backend_test, a_schema_that_is_not_ours_or_newer_is_refused) {
     EXPECT_FALSE(e.retryable()) << e.what();
     EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
   }
+}
+
+// A database made before refusals were kept has no table for them: the
+// next connection adds one, and refusals are kept from then on.
+TEST_F(postgres_backend_test, an_older_database_gets_the_refusals_table) {
+  {
+    auto db = open();
+    push1(*db, "a", {put(1, "e1", "{}")});
+  }
+  sql("DROP TABLE memsync.refusals");
+  auto db = open();
+  EXPECT_EQ(db->pull("a", {db->epoch(), 0, 0}).last_mutation_id, 1u);
+  push1(*db, "a", {patch(2, "ghost", "{}")});
+  auto p = db->pull("a", {db->epoch(), 0, 0});
+  ASSERT_EQ(p.refused.size(), 1u);
+  EXPECT_EQ(p.refused[0].mutation_id, 2u);
+  EXPECT_EQ(p.refused[0].reason.code, sync_errc::not_found);
 }
 
 TEST_F(postgres_backend_test, two_schemas_in_one_database_are_two_histories) {

@@ -60,7 +60,7 @@ void exactly_once_in_order(const run_outcome& out, std::vector<std::string>& fai
         continue;
       if (c.kind == change_kind::patch) {
         // A patch of what is gone is refused; a refusal whose reply was lost
-        // is never told again (a duplicate push is acknowledged without it).
+        // is told again by the duplicate push's reply or by a pull.
         auto& refused = out.wire->refused;
         auto r = refused.find(client);
         if (r == refused.end() || !r->second.count(mid))

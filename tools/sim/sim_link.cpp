@@ -119,7 +119,13 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
         self->request(self->state.server, server_timeout, pull_atom::value, req)
           .then(
             [=](pull_reply& rep) mutable {
-              on_wire(self, direction::down, [=]() mutable { rp.deliver(rep); });
+              on_wire(self, direction::down, [=]() mutable {
+                // Pulls carry the refusals whose push reply was lost.
+                auto& refused = self->state.net->record.refused[req.client_id];
+                for (auto& r : rep.refused)
+                  refused.insert(r.mutation_id);
+                rp.deliver(rep);
+              });
             },
             [=](caf::error& err) mutable {
               on_wire(self, direction::down, [=]() mutable { rp.deliver(err); });

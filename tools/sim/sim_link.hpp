@@ -38,7 +38,8 @@ struct wire_record {
   /// Changes the server acknowledged (mutation id <= the reply's
   /// last_mutation_id and not refused), by client id and mutation id.
   std::map<std::string, std::map<uint64_t, change>> acked;
-  /// Refused mutation ids by client id.
+  /// Refused mutation ids by client id: named in a push reply, or in a pull
+  /// reply delivered to the client.
   std::map<std::string, std::set<uint64_t>> refused;
   std::size_t messages = 0; ///< delivered through links
   std::size_t drops = 0;    ///< connections dropped by the network
