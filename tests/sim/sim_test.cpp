@@ -43,6 +43,17 @@ TEST(sim_test, every_guarantee_holds_on_the_ci_seeds) {
   EXPECT_GT(failed_writes, 0u); // the storage faults did hit SQLite
 }
 
+/// Seeds that once found a bug, kept as regression tests (docs/simulation.md,
+/// "Findings"): 2796 lost a refusal whose push reply was dropped.
+TEST(sim_test, the_seeds_that_found_bugs_pass) {
+  for (uint64_t seed : {2796}) {
+    sim_options opt;
+    opt.seed = seed;
+    auto r = run_simulation(opt);
+    EXPECT_TRUE(r.failures.empty()) << "seed " << seed << ":" << failures_of(r);
+  }
+}
+
 TEST(sim_test, one_seed_replays_one_run) {
   sim_options opt;
   opt.seed = 7;

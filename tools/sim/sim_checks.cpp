@@ -64,8 +64,8 @@ void exactly_once_in_order(const run_outcome& out, std::vector<std::string>& fai
         auto& refused = out.wire->refused;
         auto r = refused.find(client);
         if (r == refused.end() || !r->second.count(mid))
-          out.findings->push_back("refusal of " + mid_name(client, mid) + " (patch of "
-                                  + c.id + ") was never reported to its client");
+          failures.push_back("refusal of " + mid_name(client, mid) + " (patch of " + c.id
+                             + ") was never reported to its client");
         continue;
       }
       failures.push_back("acknowledged " + mid_name(client, mid) + " (" + c.id

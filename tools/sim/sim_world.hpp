@@ -78,8 +78,6 @@ struct sim_options {
 struct sim_result {
   uint64_t seed = 0;
   std::vector<std::string> failures; ///< empty: every check passed
-  /// Known gaps seen (not failures): see docs/simulation.md.
-  std::vector<std::string> findings;
   std::size_t clients = 0;
   std::size_t steps = 0;  ///< messages handled by actors
   std::size_t writes = 0; ///< application writes that returned ok
@@ -135,8 +133,6 @@ struct run_outcome {
   const wire_record* wire;
   std::vector<client_outcome> clients;
   std::string server_db;
-  /// Known gaps the checks saw, reported but not failures.
-  std::vector<std::string>* findings;
 };
 
 /// One guarantee checked after a run; appends a line per failure.

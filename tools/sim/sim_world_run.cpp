@@ -304,7 +304,7 @@ sim_result world::run() {
   run_until(now() + 1s, false);
   test_faults::drop_writes_in_rebase = false;
   // The checks read the databases closed, as the next start would.
-  run_outcome outcome{&hist_, &net_.record, {}, server_->db_path, &result_.findings};
+  run_outcome outcome{&hist_, &net_.record, {}, server_->db_path};
   for (std::size_t i = 0; i < clients_.size(); ++i)
     outcome.clients.push_back(capture(i));
   // Healed and quiet: every write of the last incarnations was handed on.
