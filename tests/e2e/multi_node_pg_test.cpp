@@ -130,10 +130,17 @@ TEST_F(multi_node_test, losing_the_database_connection_loses_nothing) {
   auto of_alice = " FROM memsync.log WHERE client_id = '" + client_id + "'";
   EXPECT_EQ(sql("SELECT count(*)" + of_alice), std::to_string(writes));
   EXPECT_EQ(sql("SELECT count(DISTINCT mutation_id)" + of_alice), std::to_string(writes));
-  // Both nodes are connected again (a backend and a listener each).
-  EXPECT_GE(std::stoi(sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db
-                          + "' AND pid <> pg_backend_pid()")),
-            4);
+  // Both nodes connect again (a backend and a listener each). The listeners
+  // come back on their own backoff, so this may take a moment after the
+  // syncs; the deadline only detects a listener that never returns.
+  auto connections = [&] {
+    return std::stoi(sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db
+                         + "' AND pid <> pg_backend_pid()"));
+  };
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (connections() < 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_GE(connections(), 4);
 }
 
 } // namespace
