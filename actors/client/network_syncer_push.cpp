@@ -2,8 +2,9 @@
 // id from local_db in a bounded batch and pushes it on the session, one push
 // in flight. A failed push pauses pushing for a backoff (and pulls: a
 // restored server resets us); the acknowledged id and any refusals come back
-// in the reply (and in pulls, when a reply was lost). Pushes of a client id start only after a pull showed that
-// the server's record of it is ours (see check_record).
+// in the reply (and in pulls, when a reply was lost). Pushes of a client id
+// start only after a pull showed that the server's record of it is ours (see
+// check_record).
 #include <algorithm>
 #include <string>
 #include <utility>
