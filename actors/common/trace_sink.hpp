@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "actors/common/clock.hpp"
+
 namespace caf {
 class local_actor;
 }
@@ -70,7 +72,8 @@ struct trace_event {
 inline int64_t trace_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
            std::chrono::system_clock::now().time_since_epoch())
-    .count();
+           .count()
+         + test_faults::wall_clock_jump_us.load(std::memory_order_relaxed) * 1000;
 }
 
 class trace_sink {

@@ -6,7 +6,8 @@
 //   sim --seeds N [--from K]   runs seeds K .. K+N-1, prints each failing
 //                       seed with its first failures, then a summary
 // Options for both: --clients N, --ops N, --no-FAULT (drops, partitions,
-// client-crashes, server-crashes, power-loss, storage-errors, full-disk), and
+// client-crashes, server-crashes, power-loss, storage-errors, full-disk,
+// clock-jumps), and
 // --broken-rebase (a deliberately broken build, to see the checks catch it).
 // Exits 1 if a seed failed, 2 on a usage error.
 #include <algorithm>
@@ -33,7 +34,7 @@ int usage(const std::string& why) {
             << "       sim --seeds N [--from K] [options]\n"
             << "options: --clients N --ops N --broken-rebase --no-drops --no-partitions\n"
             << "         --no-client-crashes --no-server-crashes --no-power-loss\n"
-            << "         --no-storage-errors --no-full-disk\n";
+            << "         --no-storage-errors --no-full-disk --no-clock-jumps\n";
   return 2;
 }
 
@@ -162,6 +163,8 @@ int main(int argc, char** argv) {
       opt.faults.power_loss = false;
     } else if (a == "--no-storage-errors") {
       opt.faults.storage_errors = false;
+    } else if (a == "--no-clock-jumps") {
+      opt.faults.clock_jumps = false;
     } else if (a == "--no-full-disk") {
       opt.faults.full_disk = false;
     } else {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/common/clock.hpp"
 #include "tools/sim/sim_world.hpp"
 
 namespace memsync::sim {
@@ -157,6 +158,17 @@ std::vector<op_generator> default_ops(const fault_set& faults) {
                      w.note("the disk is full for " + std::to_string(d.count() / 1000000)
                             + " ms");
                      return w.disk_full(d);
+                   }});
+  if (faults.clock_jumps)
+    ops.push_back({"clock_jump", 2, true, [](world& w, std::size_t) {
+                     // Back or ahead by up to a day: traces and clock-offset
+                     // samples see it; no ordering or timer may depend on it.
+                     auto jump = static_cast<int64_t>(w.pick(1, 86'400'000)) * 1000
+                                 * (w.pick(0, 1) == 0 ? -1 : 1);
+                     test_faults::wall_clock_jump_us += jump;
+                     w.note("every wall clock jumps by " + std::to_string(jump / 1000)
+                            + " ms");
+                     return true;
                    }});
   return ops;
 }

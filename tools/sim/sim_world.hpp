@@ -55,6 +55,7 @@ struct fault_set {
   bool power_loss = true;     ///< every node at once, unsynced data lost
   bool storage_errors = true; ///< every write fails for a while (both sides)
   bool full_disk = true;      ///< no file may grow for a while (both sides)
+  bool clock_jumps = true;    ///< every node's wall clock jumps (back or ahead)
 };
 
 struct sim_options {

@@ -266,6 +266,7 @@ client_outcome world::capture(std::size_t i) {
 
 sim_result world::run() {
   test_faults::drop_writes_in_rebase = opt_.broken_rebase;
+  test_faults::wall_clock_jump_us = 0;
   start_server();
   for (std::size_t i = 0; i < clients_.size(); ++i)
     start_client(i);
@@ -303,6 +304,7 @@ sim_result world::run() {
     probe(i);
   run_until(now() + 1s, false);
   test_faults::drop_writes_in_rebase = false;
+  test_faults::wall_clock_jump_us = 0;
   // The checks read the databases closed, as the next start would.
   run_outcome outcome{&hist_, &net_.record, {}, server_->db_path};
   for (std::size_t i = 0; i < clients_.size(); ++i)
