@@ -40,15 +40,19 @@ entity_ptr visible_one(world& w, store_core& s) {
   return all[w.pick(0, all.size() - 1)];
 }
 
+/// Notes the write `what` of `client` and its outcome; true if it succeeded.
+bool noted(world& w, std::size_t client, const std::string& what, const sync_error& err) {
+  w.note(w.client_name(client) + " " + what + (err.ok() ? "" : ": " + err.describe()));
+  if (err.ok())
+    w.wrote(client);
+  return err.ok();
+}
+
 bool put(world& w, std::size_t client, std::string id, const char* type) {
   auto* s = w.store_of(client);
   if (!s)
     return false;
-  auto err = s->put(id, type, payload(w, client));
-  w.note(w.client_name(client) + " put " + id + (err.ok() ? "" : ": " + err.describe()));
-  if (err.ok())
-    w.wrote(client);
-  return err.ok();
+  return noted(w, client, "put " + id, s->put(id, type, payload(w, client)));
 }
 
 bool put_own(world& w, std::size_t client) {
@@ -79,12 +83,7 @@ bool patch(world& w, std::size_t client) {
   nlohmann::json p = {{field, nullptr}};
   if (w.pick(0, 3) != 0)
     p[field] = w.pick(0, 1000);
-  auto err = s->patch(e->id, p);
-  w.note(w.client_name(client) + " patch " + e->id + " " + p.dump()
-         + (err.ok() ? "" : ": " + err.describe()));
-  if (err.ok())
-    w.wrote(client);
-  return err.ok();
+  return noted(w, client, "patch " + e->id + " " + p.dump(), s->patch(e->id, p));
 }
 
 bool erase(world& w, std::size_t client) {
@@ -94,12 +93,7 @@ bool erase(world& w, std::size_t client) {
   auto e = visible_one(w, *s);
   if (!e)
     return false;
-  auto err = s->erase(e->id);
-  w.note(w.client_name(client) + " del " + e->id
-         + (err.ok() ? "" : ": " + err.describe()));
-  if (err.ok())
-    w.wrote(client);
-  return err.ok();
+  return noted(w, client, "del " + e->id, s->erase(e->id));
 }
 
 bool toggle_online(world& w, std::size_t client) {
