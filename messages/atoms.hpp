@@ -49,6 +49,22 @@ using online_atom = caf::atom_constant<caf::atom("online")>;
 /// (Re)connect to the server.
 using connect_atom = caf::connect_atom;
 
+// -- scopes ------------------------------------------------------------------
+
+/// A client's subscription (syncer: get it, or replace it) and, towards the
+/// replication log, the scopes whose commits a session's client holds.
+using scopes_atom = caf::atom_constant<caf::atom("scopes")>;
+/// Drop a scope from a client's subscription (subscribe_atom adds one).
+using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
+/// New grants for a live session, or scope rules and grants for a client's
+/// store (from the hello and from every pull).
+using grants_atom = caf::atom_constant<caf::atom("grants")>;
+/// Drop the synced entities of scopes the client no longer holds (store and
+/// local_db; pending local writes stay until answered).
+using prune_atom = caf::atom_constant<caf::atom("prune")>;
+/// Re-read the tokens file and the scopes file (a server node, on SIGHUP).
+using reload_atom = caf::atom_constant<caf::atom("reload")>;
+
 // -- client ------------------------------------------------------------------
 
 /// The highest mutation id in the local outbox (local_db; 0: empty).

@@ -26,6 +26,7 @@ const char* to_string(sync_errc x) {
     case sync_errc::mutation_gap: return "mutation_gap";
     case sync_errc::timeout: return "timeout";
     case sync_errc::unavailable: return "unavailable";
+    case sync_errc::forbidden: return "forbidden";
   }
   return "unknown";
 }

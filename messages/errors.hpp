@@ -30,6 +30,7 @@ enum class sync_errc : uint8_t {
   mutation_gap,
   timeout,
   unavailable,
+  forbidden, ///< the token may not write (or read) that scope
 };
 
 const char* to_string(sync_errc x);

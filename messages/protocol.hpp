@@ -11,6 +11,7 @@
 
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
+#include "messages/scopes.hpp"
 #include "messages/validation.hpp"
 
 namespace memsync {
@@ -18,7 +19,7 @@ namespace memsync {
 /// Bumped on every incompatible change of any type below. CAF has no schema
 /// versioning (a type missing on one side arrives as an empty message), so
 /// the handshake compares this number and refuses mismatches.
-constexpr uint32_t protocol_version = 5;
+constexpr uint32_t protocol_version = 6;
 
 /// A position in the server's history. `epoch` names the server's history
 /// (created with the database, replaced when the server finds it was rolled
@@ -56,7 +57,9 @@ typename Inspector::result_type inspect(Inspector& f, hello_request& x) {
 /// them (counting each change by push_bytes, as the session does) and checks
 /// pulled entities against the server's data limits rather than its own.
 /// The defaults state no push limit, so a reply that leaves them alone lets
-/// the client's own settings decide.
+/// the client's own settings decide. `grants` (the token's) and `rules` (the
+/// server's scope rules) let the client refuse at once a write the server
+/// would refuse; the server checks every write all the same.
 struct hello_reply {
   uint32_t protocol = protocol_version;
   std::string server_id;
@@ -66,13 +69,15 @@ struct hello_reply {
   uint64_t max_data_depth = data_limits{}.max_depth;
   uint64_t max_push_changes = std::numeric_limits<uint64_t>::max();
   uint64_t max_push_bytes = std::numeric_limits<uint64_t>::max();
+  grants granted = all_grants();
+  scope_rules rules;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello_reply& x) {
   return f(caf::meta::type_name("memsync::hello_reply"), x.protocol, x.server_id, x.epoch,
            x.server_time_us, x.max_data_bytes, x.max_data_depth, x.max_push_changes,
-           x.max_push_bytes);
+           x.max_push_bytes, x.granted, x.rules);
 }
 
 /// Changes in mutation-id order, all from one client. `epoch` is the epoch
@@ -115,17 +120,29 @@ typename Inspector::result_type inspect(Inspector& f, push_reply& x) {
 }
 
 /// `after` resumes an answer that came in pages: the highest version of the
-/// pages received so far (0 starts a new answer). The client keeps `since`
-/// the same for every page of one answer.
+/// pages received so far (0 starts a new answer). The client keeps the
+/// request the same for every page of one answer.
+///
+/// `scopes` is the client's subscription, each entry with its own progress
+/// (at most `since.version`; 0: the client holds nothing of it yet); empty
+/// means every readable scope, known up to `since.version`. The server
+/// answers each entry with the part of it the token may read. `known_reads`
+/// are the read patterns of the grants the client's data was pulled under
+/// (empty: every scope); if the token may now read a scope they did not
+/// cover, every entry is answered again from the start, tombstones included.
+/// `since` itself names the server's history (epoch, commit, signature).
 struct pull_request {
   std::string client_id;
   cookie since;
   uint64_t after = 0;
+  std::vector<scope_since> scopes;
+  std::vector<std::string> known_reads;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
-  return f(caf::meta::type_name("memsync::pull_request"), x.client_id, x.since, x.after);
+  return f(caf::meta::type_name("memsync::pull_request"), x.client_id, x.since, x.after,
+           x.scopes, x.known_reads);
 }
 
 /// Every entity whose version is above the request's cookie (latest state,
@@ -143,6 +160,15 @@ typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
 /// refusals the server keeps for the client (every page, with
 /// last_mutation_id from the same snapshot): a push reply naming them may
 /// have been lost, and the pull's rebase drops the refused changes.
+///
+/// Scopes: only entities of the readable part of the requested scopes come;
+/// an entity that moved out of them since an entry's progress comes as a
+/// removal: a tombstone (`deleted`, no data) with the version of the move.
+/// `granted` and `rules` are the token's grants and the scope rules as the
+/// server holds them now (on every page): the client drops what it may no
+/// longer read, and pulls under `granted` from then on. `forbidden` names
+/// the requested patterns of which the token may read nothing (they got
+/// nothing).
 struct pull_reply {
   cookie next;
   uint64_t last_mutation_id = 0;
@@ -153,16 +179,20 @@ struct pull_reply {
   bool complete = true;
   uint64_t total = 0;
   std::vector<refusal> refused;
+  grants granted = all_grants();
+  scope_rules rules;
+  std::vector<std::string> forbidden;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pull_reply& x) {
   return f(caf::meta::type_name("memsync::pull_reply"), x.next, x.last_mutation_id,
            x.reset, x.entities, x.traces, x.server_time_us, x.complete, x.total,
-           x.refused);
+           x.refused, x.granted, x.rules, x.forbidden);
 }
 
-/// Sent by the server after a commit: something newer than `version` exists.
+/// Sent by the server after a commit that touched a scope the client holds
+/// (before or after the change): something newer than `version` exists.
 /// `trace_id` names one traced change of that commit (0: none), so nodes
 /// that sample traces record the pokes that belong to sampled changes.
 struct poke {

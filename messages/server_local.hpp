@@ -14,15 +14,32 @@ namespace memsync {
 
 /// A push as a session hands it to the replication log. `verdicts` holds one
 /// entry per change (or none): a change the session found invalid is refused
-/// with that reason; its mutation id is used up all the same.
+/// with that reason; its mutation id is used up all the same. `granted`:
+/// the pushing token's grants, which every change must satisfy (the scope of
+/// the entity before and after it writable).
 struct log_push {
   push_request request;
   std::vector<sync_error> verdicts;
+  grants granted = all_grants();
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, log_push& x) {
-  return f(caf::meta::type_name("memsync::log_push"), x.request, x.verdicts);
+  return f(caf::meta::type_name("memsync::log_push"), x.request, x.verdicts, x.granted);
+}
+
+/// A pull as a session hands it to the replication log: the client's
+/// request, and the parts of its subscription the token may read (see
+/// page_request in actors/storage/storage_backend.hpp).
+struct log_pull {
+  pull_request request;
+  std::vector<scope_since> parts;
+  bool refetch = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, log_pull& x) {
+  return f(caf::meta::type_name("memsync::log_pull"), x.request, x.parts, x.refetch);
 }
 
 /// Counters of a replication log, for benchmarks and status.

@@ -225,7 +225,8 @@ public:
       refusals_[id] = std::move(found[id]);
   }
 
-  bool load_entity(const std::string& id, entity& out) override {
+  bool load_entity(const std::string& id, entity& out, std::string& scope) override {
+    scope = default_scope; // TODO(scopes): the stored scope
     auto it = cache_.find(id);
     if (it == cache_.end()) {
       auto r = backend_.run("get_entity", {id}, "cannot read an entity");
@@ -271,8 +272,9 @@ public:
                             [&](const refusal& r) { return r.mutation_id >= below; }));
   }
 
-  uint64_t write_entity(const entity& e, const std::string& client_id,
-                        uint64_t mutation_id) override {
+  uint64_t write_entity(const entity& e, const std::string& scope,
+                        const std::string& client_id, uint64_t mutation_id) override {
+    (void)scope; // TODO(scopes)
     auto& stored = cache_[e.id];
     stored = e;
     stored->version = ++head_;
@@ -590,7 +592,7 @@ pull_reply postgres_backend::pull_page(const std::string& client_id, const cooki
       }
       pull_reply out;
       out.reset = since.epoch != meta.epoch;
-      auto range = page_range(out.reset, since, page.after);
+      auto range = page_ranges(out.reset, since, page).front(); // TODO(scopes)
       std::string tombstones = range.tombstones ? "true" : "false";
       if (page.after == 0)
         out.total = to_u64(PQgetvalue(

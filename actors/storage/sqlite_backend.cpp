@@ -84,7 +84,8 @@ public:
     }
   }
 
-  bool load_entity(const std::string& id, entity& out) override {
+  bool load_entity(const std::string& id, entity& out, std::string& scope) override {
+    scope = default_scope; // TODO(scopes): the stored scope
     try {
       auto& stmt = backend_.get_entity_;
       stmt.bind(1, id);
@@ -99,8 +100,9 @@ public:
     }
   }
 
-  uint64_t write_entity(const entity& e, const std::string& client_id,
-                        uint64_t mutation_id) override {
+  uint64_t write_entity(const entity& e, const std::string& scope,
+                        const std::string& client_id, uint64_t mutation_id) override {
+    (void)scope; // TODO(scopes)
     try {
       auto version = static_cast<int64_t>(head_ + 1);
       backend_.put_entity_.bind(1, e.id)
@@ -295,7 +297,7 @@ pull_reply sqlite_backend::pull_page(const std::string& client_id, const cookie&
     } guard{*db_};
     pull_reply out;
     out.reset = since.epoch != epoch_;
-    auto range = page_range(out.reset, since, page.after);
+    auto range = page_ranges(out.reset, since, page).front(); // TODO(scopes)
     if (page.after == 0) {
       count_rows_.bind(1, static_cast<int64_t>(range.after))
         .bind(2, int64_t{range.tombstones});

@@ -8,20 +8,50 @@ namespace memsync {
 
 namespace {
 
+/// What every change of a commit is checked against, and what the commit
+/// collects.
+struct commit_rules {
+  const data_limits& limits;
+  const scope_rules& rules;
+  std::vector<std::string>& touched; ///< scopes written, before or after
+};
+
+sync_error forbidden(const std::string& scope, const change& c, const char* what) {
+  return {sync_errc::forbidden, "this token may not write scope '" + scope + "' (" + c.id
+                                  + " " + what + " it)"};
+}
+
 // `version`: what the change was written under (left alone if nothing was).
-sync_error write_change(storage_tx& tx, const std::string& client_id, const change& c,
-                        const data_limits& limits, uint64_t& version) {
+// A live entity's scope before the change and its scope after must both be
+// writable; a tombstone stays in the scope its entity was in.
+sync_error write_change(storage_tx& tx, const log_push& push, const change& c,
+                        const commit_rules& cr, uint64_t& version) {
   entity current;
-  bool exists = tx.load_entity(c.id, current) && !current.deleted;
-  auto applied = memsync::apply_change(exists ? &current : nullptr, c, &limits);
-  if (applied.error.ok() && applied.writes)
-    version = tx.write_entity(applied.next, client_id, c.mutation_id);
-  return applied.error;
+  std::string before;
+  bool stored = tx.load_entity(c.id, current, before);
+  bool exists = stored && !current.deleted;
+  auto applied = memsync::apply_change(exists ? &current : nullptr, c, &cr.limits);
+  if (!applied.error.ok() || !applied.writes)
+    return applied.error;
+  auto after = before;
+  if (!applied.next.deleted)
+    if (auto err = derive_scope(cr.rules, applied.next.type, applied.next.data, after);
+        !err.ok())
+      return err;
+  if (exists && !can_write(push.granted, before))
+    return forbidden(before, c, "is in");
+  if (!can_write(push.granted, after))
+    return forbidden(after, c, "would be in");
+  version = tx.write_entity(applied.next, after, push.request.client_id, c.mutation_id);
+  if (stored && before != after)
+    cr.touched.push_back(before);
+  cr.touched.push_back(after);
+  return {};
 }
 
 // Appends what it wrote to `written` (as push `index`).
 push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
-                        const std::string& epoch, const data_limits& limits,
+                        const std::string& epoch, const commit_rules& cr,
                         std::vector<written_change>& written) {
   auto& req = push.request;
   // Checked before the backend sees anything: an id a column cannot hold
@@ -78,7 +108,7 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
     auto verdict = i < push.verdicts.size() ? push.verdicts[i] : sync_error{};
     uint64_t version = 0;
     if (verdict.ok())
-      verdict = write_change(tx, req.client_id, c, limits, version);
+      verdict = write_change(tx, push, c, cr, version);
     if (version != 0)
       written.push_back({index, static_cast<uint32_t>(i), version});
     if (!verdict.ok()) {
@@ -97,10 +127,22 @@ push_outcome apply_push(storage_tx& tx, const log_push& push, uint32_t index,
 
 } // namespace
 
-page_rows page_range(bool reset, const cookie& since, uint64_t after) {
-  if (reset)
-    return {after, after != 0};
-  return {std::max(since.version, after), true};
+std::vector<page_rows> page_ranges(bool reset, const cookie& since,
+                                   const page_request& page) {
+  std::vector<page_rows> out;
+  if (page.parts.empty()) { // every scope from the cookie: fresh only on a reset
+    if (reset)
+      out.push_back({"*", page.after, page.after != 0});
+    else
+      out.push_back({"*", std::max(since.version, page.after), true});
+    return out;
+  }
+  for (auto& p : page.parts) {
+    auto progress = reset ? 0 : p.since;
+    auto fresh = progress == 0 && page.after == 0 && !page.refetch;
+    out.push_back({p.pattern, std::max(progress, page.after), !fresh});
+  }
+  return out;
 }
 
 bool page_filler::add(entity e) {
@@ -128,8 +170,11 @@ namespace {
 // nothing is applied then.
 void commit_group(storage_backend& backend, const std::vector<log_push>& pushes,
                   const std::vector<uint32_t>& which, const std::string& epoch,
-                  const data_limits& limits, commit_result& out) {
+                  const data_limits& limits, const scope_rules& rules,
+                  commit_result& out) {
   std::vector<written_change> written;
+  std::vector<std::string> touched;
+  commit_rules cr{limits, rules, touched};
   std::vector<push_outcome> outcomes;
   auto tx = backend.begin();
   if (which.size() == pushes.size()) {
@@ -141,8 +186,9 @@ void commit_group(storage_backend& backend, const std::vector<log_push>& pushes,
     tx->prefetch(some);
   }
   for (auto i : which)
-    outcomes.push_back(apply_push(*tx, pushes[i], i, epoch, limits, written));
+    outcomes.push_back(apply_push(*tx, pushes[i], i, epoch, cr, written));
   tx->commit();
+  out.scopes.insert(out.scopes.end(), touched.begin(), touched.end());
   for (size_t k = 0; k < which.size(); ++k)
     out.outcomes[which[k]] = std::move(outcomes[k]);
   out.written.insert(out.written.end(), written.begin(), written.end());
@@ -151,14 +197,14 @@ void commit_group(storage_backend& backend, const std::vector<log_push>& pushes,
 } // namespace
 
 commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>& pushes,
-                           const data_limits& limits) {
+                           const data_limits& limits, const scope_rules& rules) {
   commit_result out;
   out.outcomes.resize(pushes.size());
   std::vector<uint32_t> all;
   for (uint32_t i = 0; i < pushes.size(); ++i)
     all.push_back(i);
   try {
-    commit_group(backend, pushes, all, backend.epoch(), limits, out);
+    commit_group(backend, pushes, all, backend.epoch(), limits, rules, out);
   } catch (const std::exception& group_failure) {
     if (pushes.size() == 1) {
       out.outcomes[0].error = storage_failure(group_failure);
@@ -168,13 +214,15 @@ commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>
       // fails alone. Nothing of the failed group was applied.
       for (auto i : all) {
         try {
-          commit_group(backend, pushes, {i}, backend.epoch(), limits, out);
+          commit_group(backend, pushes, {i}, backend.epoch(), limits, rules, out);
         } catch (const std::exception& e) {
           out.outcomes[i].error = storage_failure(e);
         }
       }
     }
   }
+  std::sort(out.scopes.begin(), out.scopes.end());
+  out.scopes.erase(std::unique(out.scopes.begin(), out.scopes.end()), out.scopes.end());
   out.version = backend.head_version();
   return out;
 }

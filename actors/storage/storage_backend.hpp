@@ -43,12 +43,16 @@ public:
   /// A hint: the entities of these changes are about to be loaded. A backend
   /// that pays a network round trip per statement reads them all at once.
   virtual void prefetch(const std::vector<log_push>& pushes) { (void)pushes; }
-  /// The current entity or tombstone; false if the id was never written.
-  virtual bool load_entity(const std::string& id, entity& out) = 0;
-  /// Stores `e` (a tombstone when e.deleted) under the next server version,
-  /// appends the change to the log, and returns that version.
-  virtual uint64_t
-  write_entity(const entity& e, const std::string& client_id, uint64_t mutation_id)
+  /// The current entity or tombstone and the scope it is stored in; false
+  /// if the id was never written.
+  virtual bool load_entity(const std::string& id, entity& out, std::string& scope) = 0;
+  /// Stores `e` (a tombstone when e.deleted) in `scope` under the next
+  /// server version, appends the change to the log, and returns that
+  /// version. If the entity was stored in another scope, that scope keeps a
+  /// record of the move at this version (what pulls of it send as a
+  /// removal); a tombstone keeps the scope the entity was in.
+  virtual uint64_t write_entity(const entity& e, const std::string& scope,
+                                const std::string& client_id, uint64_t mutation_id)
     = 0;
   /// The refusals kept for `client_id`, in mutation-id order.
   virtual std::vector<refusal> refusals(const std::string& client_id) = 0;
@@ -69,10 +73,17 @@ struct log_entry {
   bool deleted = false;
 };
 
-/// Where a page of a pull starts and how large it may grow.
+/// Where a page of a pull starts, how large it may grow and which scopes it
+/// reads. `parts` are patterns the client may read, each with its own
+/// progress (see scope_since; overlapping parts read their union); empty:
+/// every scope, from the cookie's version. `refetch`: the client may hold
+/// entities of the parts it has not been told about (its grants grew), so
+/// parts from 0 get tombstones and removals too.
 struct page_request {
   uint64_t after = 0; ///< the last version of the pages received; 0: a new pull
   std::size_t max_bytes = std::numeric_limits<std::size_t>::max();
+  std::vector<scope_since> parts;
+  bool refetch = false;
 };
 
 class storage_backend {
@@ -88,8 +99,11 @@ public:
   virtual uint64_t head_version() = 0;
   virtual std::unique_ptr<storage_tx> begin() = 0;
   /// One page of the answer to a pull, from one consistent snapshot: the
-  /// entities (tombstones included) with a version above `since.version`
-  /// and above `page.after`, in version order, as many as fit in
+  /// entities (tombstones included) of the page's parts, each with a version
+  /// above its part's progress and above `page.after`, and the removals
+  /// (tombstones with no data and the version of the move) of entities that
+  /// moved out of a part since its progress into a scope no part names, in
+  /// version order, as many as fit in
   /// `page.max_bytes` counted by pull_bytes() (at least one, so any entity
   /// fits a page); `complete` is false when more follow. A cookie from
   /// another epoch gets `reset` and the live entities instead (tombstones
@@ -118,14 +132,19 @@ public:
 
 // -- helpers for backends' pull_page() -------------------------------------------
 
-/// The rows a page reads: versions above `after`, tombstones included
-/// except on the first page of a reset (a fresh client needs no
-/// tombstones; on later pages they undo what an earlier page sent).
+/// The rows a page reads of one part: versions above `after`, tombstones
+/// (and removals) included except on the first page of a part from 0
+/// (reset: every part is from 0), unless `refetch` (a client that holds
+/// nothing of it needs no tombstones; on later pages they undo what an
+/// earlier page sent).
 struct page_rows {
+  std::string pattern;
   uint64_t after = 0;
   bool tombstones = true;
 };
-page_rows page_range(bool reset, const cookie& since, uint64_t after);
+/// One per part; a request without parts reads "*" from the cookie.
+std::vector<page_rows> page_ranges(bool reset, const cookie& since,
+                                   const page_request& page);
 
 /// Fills a page, in version order, up to its byte limit.
 class page_filler {
@@ -181,13 +200,20 @@ struct written_change {
   uint32_t change = 0;
   uint64_t version = 0;
 };
+/// Scopes (`rules` derive each entity's from its data): a change is refused
+/// with `forbidden` unless its push's grants may write the entity's scope
+/// both before and after it, and a change that leaves a ruled entity
+/// without a scope is refused with `invalid_request` naming the field.
+/// `scopes`: every scope a written change touched (before or after it),
+/// sorted, without duplicates: who must be poked.
 struct commit_result {
   std::vector<push_outcome> outcomes;
   std::vector<written_change> written; ///< in version order
   uint64_t version = 0;
+  std::vector<std::string> scopes;
 };
 commit_result apply_pushes(storage_backend& backend, const std::vector<log_push>& pushes,
-                           const data_limits& limits);
+                           const data_limits& limits, const scope_rules& rules = {});
 
 /// A backend's exception as the error a client gets: a retryable
 /// storage_error or std::bad_alloc is `unavailable`, anything else `db_error`.

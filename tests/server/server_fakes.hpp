@@ -88,14 +88,16 @@ public:
     for (auto& p : pushes)
       group_.push_back(p.request.client_id);
   }
-  bool load_entity(const std::string& id, entity& out) override {
+  bool load_entity(const std::string& id, entity& out, std::string& scope) override {
+    scope = default_scope;
     auto it = entities_.find(id);
     if (it == entities_.end())
       return false;
     out = it->second;
     return true;
   }
-  uint64_t write_entity(const entity& e, const std::string&, uint64_t) override {
+  uint64_t write_entity(const entity& e, const std::string&, const std::string&,
+                        uint64_t) override {
     if (db_->poison.count(e.id))
       throw_failure(db_->poison_kind, "constraint violated by " + e.id);
     ++db_->entity_writes;

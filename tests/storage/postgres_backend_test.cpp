@@ -58,7 +58,7 @@ TEST_F(postgres_backend_test,
   // before the future waits for the second writer.
   std::future<push_outcome> later;
   auto tx = first->begin();
-  EXPECT_EQ(tx->write_entity({"e1", "note", "{}", 0, false}, "a", 2), 2u);
+  EXPECT_EQ(tx->write_entity({"e1", "note", "{}", 0, false}, "default", "a", 2), 2u);
   tx->set_last_mutation_id("a", 2);
   later = std::async(std::launch::async,
                      [&] { return push1(*second, "b", {put(1, "e2", "{}")}); });
@@ -210,7 +210,7 @@ TEST_F(postgres_backend_test, the_same_interleaving_skips_nothing_with_the_locke
   chained_puller puller;
   std::future<push_outcome> fast;
   auto slow = w1->begin();
-  slow->write_entity({"slow", "note", "{}", 0, false}, "a", 1);
+  slow->write_entity({"slow", "note", "{}", 0, false}, "default", "a", 1);
   slow->set_last_mutation_id("a", 1);
   fast = std::async(std::launch::async,
                     [&] { return push1(*w2, "b", {put(1, "fast", "{}")}); });
@@ -258,7 +258,7 @@ TEST_F(postgres_backend_test,
 
   // Lost in the middle of a transaction: nothing of it is applied.
   auto tx = db->begin();
-  tx->write_entity({"e2", "note", "{}", 0, false}, "a", 2);
+  tx->write_entity({"e2", "note", "{}", 0, false}, "default", "a", 2);
   tx->set_last_mutation_id("a", 2);
   cluster().terminate_connections(name);
   try {
