@@ -78,8 +78,8 @@ const std::string* scope_field(const scope_rules& rules, std::string_view type) 
   return nullptr;
 }
 
-sync_error derive_scope(const scope_rules& rules, std::string_view type,
-                        const nlohmann::json& data, std::string& out) {
+sync_error derive_scope_of_json(const scope_rules& rules, std::string_view type,
+                                const nlohmann::json& data, std::string& out) {
   auto field = scope_field(rules, type);
   if (!field) {
     out = default_scope;
@@ -108,7 +108,7 @@ sync_error derive_scope(const scope_rules& rules, std::string_view type,
     return {};
   }
   auto json = nlohmann::json::parse(data, nullptr, false);
-  return derive_scope(rules, type, json, out);
+  return derive_scope_of_json(rules, type, json, out);
 }
 
 grants all_grants() {

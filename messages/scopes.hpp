@@ -61,8 +61,8 @@ const std::string* scope_field(const scope_rules& rules, std::string_view type);
 /// The scope of an entity of `type` with data `data` (a JSON object). A
 /// ruled type whose field is missing, not a string or not a valid scope
 /// name has none: `invalid_request` saying which field it needs.
-sync_error derive_scope(const scope_rules& rules, std::string_view type,
-                        const nlohmann::json& data, std::string& out);
+sync_error derive_scope_of_json(const scope_rules& rules, std::string_view type,
+                                const nlohmann::json& data, std::string& out);
 /// The same from data as text (parsed only for a ruled type).
 sync_error derive_scope(const scope_rules& rules, std::string_view type,
                         std::string_view data, std::string& out);
