@@ -123,6 +123,10 @@ std::string cluster::token_of(const std::string& name) {
     return "alice-token-9f2c";
   if (name == "bob")
     return "bob-token-41d7";
+  if (name == "carol") // also in config/tokens-teams.txt
+    return "carol-token-6b1e";
+  if (name == "dave")
+    return "dave-token-c3a0";
   return "token-of-" + name;
 }
 

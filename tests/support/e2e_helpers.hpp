@@ -88,7 +88,8 @@ public:
   /// A port nobody listens on: a server is started on a free port and stopped.
   uint16_t reserve_port();
 
-  /// The client's token: config/tokens.txt for alice and bob, our own file
+  /// The client's token: config/tokens.txt for alice and bob (and
+  /// config/tokens-teams.txt for them, carol and dave), our own file
   /// for any other name.
   static std::string token_of(const std::string& name);
 
