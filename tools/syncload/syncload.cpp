@@ -17,7 +17,11 @@
 //   syncing, a digest of every client's state; the parent adds them up and
 //   checks that all K states are identical and hold exactly the K x M writes.
 //
+// Local databases are files in a temporary directory, or in memory with
+// `--local-db=memory` (as `syncnode loadtest` has them by default).
+//
 // usage: syncload SYNCNODE_BINARY CONFIG_DIR K M [PAYLOAD_BYTES] [--processes[=P]]
+//                 [--local-db=files|memory]
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -63,6 +67,7 @@ struct workload {
   size_t k = 0;
   size_t m = 0;
   size_t payload = 100;
+  bool memory_db = false; ///< local databases in memory instead of files
 };
 
 /// A `syncnode server` on a free port with tokens `token-I` for `lt-I`.
@@ -130,7 +135,7 @@ struct client_proc {
 
 int run_separate(const std::string& syncnode, const std::string& config_dir,
                  const workload& w) {
-  auto [k, m, payload] = w;
+  auto k = w.k, m = w.m, payload = w.payload;
   temp_dir dir;
   server_proc server{syncnode, config_dir, dir, k};
   std::vector<client_proc> clients(k);
@@ -138,9 +143,10 @@ int run_separate(const std::string& syncnode, const std::string& config_dir,
     auto name = "lt-" + std::to_string(i);
     clients[i].proc = std::make_unique<child_process>(std::vector<std::string>{
       syncnode, "client", "--config", config_dir + "/client.ini", "--client.id=" + name,
-      "--client.db-path=" + dir.file(name + ".db"), "--server.host=127.0.0.1",
-      "--server.port=" + server.port, "--server.token=token-" + std::to_string(i),
-      "--flush.debounce=0ns", "--sync.push-debounce=0ns"});
+      "--client.db-path=" + (w.memory_db ? ":memory:" : dir.file(name + ".db")),
+      "--server.host=127.0.0.1", "--server.port=" + server.port,
+      "--server.token=token-" + std::to_string(i), "--flush.debounce=0ns",
+      "--sync.push-debounce=0ns"});
   }
   for (auto& c : clients) {
     auto deadline = steady_clock::now() + 30s;
@@ -251,7 +257,8 @@ std::pair<uint64_t, bool> digest_of(memsync::store& app, const workload& w) {
   return {h, exact};
 }
 
-/// `syncload --child CONFIG_DIR PORT DB_DIR FIRST COUNT K M PAYLOAD`: clients
+/// `syncload --child CONFIG_DIR PORT DB_DIR FIRST COUNT K M PAYLOAD` (DB_DIR
+/// `:memory:`: local databases in memory): clients
 /// lt-FIRST .. lt-(FIRST+COUNT-1). Prints `ready` once all are connected,
 /// writes on `go`, then prints one JSON line with its results; exits on `quit`
 /// or end of input.
@@ -281,7 +288,7 @@ int run_child(char** argv) {
     c->observer = true;
     auto cc = base;
     cc.client_name = cc.db.client_name = c->name;
-    cc.db.path = db_dir + "/" + c->name + ".db";
+    cc.db.path = db_dir == ":memory:" ? db_dir : db_dir + "/" + c->name + ".db";
     cc.sync.token = "token-" + std::to_string(i);
     c->node = std::make_unique<memsync::client_node>(sys, cc);
     c->events = c->node->app().subscribe("", memsync::loadtest::on_events(c.get(), &rs));
@@ -366,9 +373,9 @@ int run_spread(const std::string& self, const std::string& syncnode,
   for (size_t n = 0, first = 0; n < p; ++n) {
     auto count = w.k / p + (n < w.k % p ? 1 : 0);
     children.push_back(std::make_unique<child_process>(std::vector<std::string>{
-      self, "--child", config_dir, server.port, dir.path(), std::to_string(first),
-      std::to_string(count), std::to_string(w.k), std::to_string(w.m),
-      std::to_string(w.payload)}));
+      self, "--child", config_dir, server.port, w.memory_db ? ":memory:" : dir.path(),
+      std::to_string(first), std::to_string(count), std::to_string(w.k),
+      std::to_string(w.m), std::to_string(w.payload)}));
     first += count;
   }
   std::string line;
@@ -430,11 +437,14 @@ int main(int argc, char** argv) {
       return run_child(argv + 2);
     std::vector<std::string> args;
     size_t processes = 0; // 0: every client its own syncnode process
+    bool memory_db = false;
     bool bad = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       if (a == "--processes")
         processes = 10;
+      else if (a == "--local-db=memory" || a == "--local-db=files")
+        memory_db = a == "--local-db=memory";
       else if (a.rfind("--processes=", 0) == 0)
         bad = bad || (processes = std::stoul(a.substr(12))) == 0;
       else
@@ -442,14 +452,15 @@ int main(int argc, char** argv) {
     }
     if (bad || args.size() < 4 || args.size() > 5) {
       std::cerr << "usage: syncload SYNCNODE_BINARY CONFIG_DIR K M [PAYLOAD_BYTES] "
-                   "[--processes[=P]]\n"
+                   "[--processes[=P]] [--local-db=files|memory]\n"
                    "  --processes[=P]  spread the K clients over P >= 1 processes "
                    "(default 10);\n"
-                   "                   without it, each client is a syncnode process\n";
+                   "                   without it, each client is a syncnode process\n"
+                   "  --local-db=memory  local databases in memory (default: files)\n";
       return 2;
     }
     workload w{std::stoul(args[2]), std::stoul(args[3]),
-               args.size() > 4 ? std::stoul(args[4]) : 100};
+               args.size() > 4 ? std::stoul(args[4]) : 100, memory_db};
     if (w.k < 2 || w.m < 1)
       throw std::invalid_argument("K must be at least 2 and M at least 1");
     if (processes > 0)
