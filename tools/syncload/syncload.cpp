@@ -23,6 +23,7 @@
 // usage: syncload SYNCNODE_BINARY CONFIG_DIR K M [PAYLOAD_BYTES] [--processes[=P]]
 //                 [--local-db=files|memory]
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -30,6 +31,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -429,6 +431,30 @@ int run_spread(const std::string& self, const std::string& syncnode,
   return complete && identical && exact ? 0 : 1;
 }
 
+/// `text` as a number of at least `min`, or nullopt (the caller says why).
+std::optional<size_t> number(const std::string& text, size_t min) {
+  size_t out = 0;
+  auto end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  if (text.empty() || ec != std::errc{} || ptr != end || out < min)
+    return std::nullopt;
+  return out;
+}
+
+const char* usage
+  = "usage: syncload SYNCNODE_BINARY CONFIG_DIR K M [PAYLOAD_BYTES] [--processes[=P]]\n"
+    "                [--local-db=files|memory]\n"
+    "  K >= 2 clients each write M >= 1 distinct entities of PAYLOAD_BYTES (100)\n"
+    "  --processes[=P]    spread the K clients over P >= 1 processes (default 10);\n"
+    "                     without it, each client is a syncnode client process\n"
+    "  --local-db=memory  local databases in memory (default: files)\n";
+
+/// Prints what was wrong and the usage; the exit code of a bad command line.
+int bad_usage(const std::string& what) {
+  std::cerr << "error: " << what << "\n" << usage;
+  return 2;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -438,31 +464,35 @@ int main(int argc, char** argv) {
     std::vector<std::string> args;
     size_t processes = 0; // 0: every client its own syncnode process
     bool memory_db = false;
-    bool bad = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
-      if (a == "--processes")
+      if (a == "--processes") {
         processes = 10;
-      else if (a == "--local-db=memory" || a == "--local-db=files")
+      } else if (a.rfind("--processes=", 0) == 0) {
+        auto p = number(a.substr(12), 1);
+        if (!p)
+          return bad_usage("--processes: expected a number >= 1, got '" + a.substr(12)
+                           + "'");
+        processes = *p;
+      } else if (a == "--local-db=memory" || a == "--local-db=files") {
         memory_db = a == "--local-db=memory";
-      else if (a.rfind("--processes=", 0) == 0)
-        bad = bad || (processes = std::stoul(a.substr(12))) == 0;
-      else
+      } else if (a.rfind("--", 0) == 0) {
+        return bad_usage("unknown option '" + a + "'");
+      } else {
         args.push_back(a);
+      }
     }
-    if (bad || args.size() < 4 || args.size() > 5) {
-      std::cerr << "usage: syncload SYNCNODE_BINARY CONFIG_DIR K M [PAYLOAD_BYTES] "
-                   "[--processes[=P]] [--local-db=files|memory]\n"
-                   "  --processes[=P]  spread the K clients over P >= 1 processes "
-                   "(default 10);\n"
-                   "                   without it, each client is a syncnode process\n"
-                   "  --local-db=memory  local databases in memory (default: files)\n";
-      return 2;
-    }
-    workload w{std::stoul(args[2]), std::stoul(args[3]),
-               args.size() > 4 ? std::stoul(args[4]) : 100, memory_db};
-    if (w.k < 2 || w.m < 1)
-      throw std::invalid_argument("K must be at least 2 and M at least 1");
+    if (args.size() < 4 || args.size() > 5)
+      return bad_usage("expected 4 or 5 arguments, got " + std::to_string(args.size()));
+    auto k = number(args[2], 2), m = number(args[3], 1);
+    auto payload = args.size() > 4 ? number(args[4], 0) : std::optional<size_t>{100};
+    if (!k)
+      return bad_usage("K: expected a number >= 2, got '" + args[2] + "'");
+    if (!m)
+      return bad_usage("M: expected a number >= 1, got '" + args[3] + "'");
+    if (!payload)
+      return bad_usage("PAYLOAD_BYTES: expected a number, got '" + args[4] + "'");
+    workload w{*k, *m, *payload, memory_db};
     if (processes > 0)
       return run_spread(std::filesystem::read_symlink("/proc/self/exe").string(), args[0],
                         args[1], w, processes);
