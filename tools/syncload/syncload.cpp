@@ -279,8 +279,8 @@ int run_child(char** argv) {
   memsync::register_message_types(sys_cfg);
   caf::actor_system sys{sys_cfg};
   memsync::loadtest::run_state rs;
-  rs.t0 = memsync::loadtest::clock_type::
-    time_point{}; // stamps comparable across processes
+  // Times since the clock's epoch: stamps comparable across processes.
+  rs.t0 = memsync::loadtest::clock_type::time_point{};
   rs.fixed_target = (w.k - 1) * w.m;
   std::vector<std::unique_ptr<memsync::loadtest::sim_client>> clients;
   for (size_t i = first; i < first + count; ++i) {
