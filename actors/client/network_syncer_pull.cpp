@@ -61,7 +61,17 @@ void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
   st.status.last_mutation_id = reply.last_mutation_id;
   if (reply.reset) // another epoch: its record of us is what counts now
     st.status.acknowledged = reply.last_mutation_id;
-  else
+  if (reply.reset && !st.cfg.push_epoch.empty()
+      && reply.next.epoch == st.cfg.push_epoch) {
+    // Reset back into the epoch of our last acknowledged push, which we had
+    // left: this history is a restored older copy of that one and may lack
+    // what it acknowledged to us. Our next push counts as from another
+    // epoch, so it may start above the server's record (else the gap would
+    // be refused for good: the epoch names both histories).
+    st.cfg.push_epoch.clear();
+    self->request(st.db, caf::infinite, epoch_atom::value, std::string{})
+      .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+  } else
     st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
   complete_waiters(self);
   if (again)
