@@ -66,7 +66,8 @@ void on_wire(link_ptr self, direction dir, std::function<void()> fn) {
   self->delayed_send(self, last - now, deliver_atom::value, id);
 }
 
-void record_ack(sim_network& net, const push_request& req, const push_reply& rep) {
+void record_ack(sim_network& net, uint64_t generation, const push_request& req,
+                const push_reply& rep) {
   std::set<uint64_t> refused;
   for (auto& r : rep.refused)
     refused.insert(r.mutation_id);
@@ -75,8 +76,8 @@ void record_ack(sim_network& net, const push_request& req, const push_reply& rep
       continue;
     if (refused.count(c.mutation_id))
       net.record.refused[req.client_id].insert(c.mutation_id);
-    else
-      net.record.acked[req.client_id].emplace(c.mutation_id, c);
+    else if (net.record.acked[req.client_id].emplace(c.mutation_id, c).second)
+      net.record.acked_in[req.client_id][c.mutation_id] = generation;
   }
 }
 
@@ -113,7 +114,7 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
         self->request(self->state.server, server_timeout, push_atom::value, req)
           .then(
             [=](push_reply& rep) mutable {
-              record_ack(*self->state.net, req, rep);
+              record_ack(*self->state.net, self->state.generation, req, rep);
               on_wire(self, direction::down, [=]() mutable {
                 record_told(self, req.client_id, rep.last_mutation_id);
                 rp.deliver(rep);

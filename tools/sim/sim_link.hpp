@@ -38,6 +38,8 @@ struct wire_record {
   /// Changes the server acknowledged (mutation id <= the reply's
   /// last_mutation_id and not refused), by client id and mutation id.
   std::map<std::string, std::map<uint64_t, change>> acked;
+  /// The server generation (sim_network::generation) of each first ack.
+  std::map<std::string, std::map<uint64_t, uint64_t>> acked_in;
   /// Refused mutation ids by client id: named in a push reply, or in a pull
   /// reply delivered to the client.
   std::map<std::string, std::set<uint64_t>> refused;

@@ -390,8 +390,10 @@ void world::start_client(std::size_t i) {
     if (normal) {
       // Lost by design: their ids will be handed out again, to other changes.
       result_.lost_to_normal_sync += lost.size();
-      for (auto mid : lost)
+      for (auto mid : lost) {
         flushed.erase(mid);
+        hist_.lost_to_normal_sync[id].insert(mid);
+      }
     }
   };
   // The ids this client used after the file's own were lost with the tail

@@ -129,8 +129,12 @@ struct sim_history {
   /// Acknowledged changes a restore may have taken from the server, by
   /// client id: the client was told of the acknowledgement (a reply the
   /// server sent before the restore reached it, so it drops the change from
-  /// its outbox, as it must) and the copy restored did not hold them.
+  /// its outbox, as it must), or it lost them to power loss under
+  /// synchronous=normal, and the copy restored did not hold them.
   std::map<std::string, std::set<uint64_t>> lost_to_restores;
+  /// Flushed changes clients on synchronous=normal lost to power loss, by
+  /// client id (their ids may be handed out again).
+  std::map<std::string, std::set<uint64_t>> lost_to_normal_sync;
 };
 
 /// What a restarted client kept of what its flush scheduler reported

@@ -217,9 +217,19 @@ void world::account_restores() {
       for (auto& [mid, c] : record.acked[client])
         mids.insert(mid);
       auto in_copy = copy.find(client);
-      for (auto mid : mids)
-        if (mid <= told && (in_copy == copy.end() || !in_copy->second.count(mid)))
+      auto& acked_in = record.acked_in[client];
+      auto& normal_lost = hist_.lost_to_normal_sync[client];
+      for (auto mid : mids) {
+        if (in_copy != copy.end() && in_copy->second.count(mid))
+          continue;
+        // Acknowledged before the restore, and no longer held by its client:
+        // it was told so and dropped it, or power loss took it from its file
+        // under synchronous=normal before it could push it again.
+        auto a = acked_in.find(mid);
+        bool before = a != acked_in.end() && a->second <= k;
+        if (mid <= told || (before && normal_lost.count(mid)))
           hist_.lost_to_restores[client].insert(mid);
+      }
     }
   }
 }
