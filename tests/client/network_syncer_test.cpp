@@ -1006,8 +1006,9 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->db_epochs.size(), 1u); // unchanged epoch: not stored again
 }
 
-TEST_F(network_syncer_test,
-       a_reset_back_into_the_epoch_of_the_last_acknowledged_push_forgets_that_epoch) {
+TEST_F(
+  network_syncer_test,
+  a_reset_back_into_the_epoch_of_the_last_acknowledged_push_below_its_record_forgets_it) {
   // Pushes were acknowledged in e1, the server renewed to e2 (we pulled
   // there), then it was restored from a copy of e1 that lacks mutations 3
   // to 5. Pushing 6 as from e1 would be refused as a gap for good.
@@ -1024,6 +1025,36 @@ TEST_F(network_syncer_test,
   advance(settings.push_debounce);
   ASSERT_EQ(s->pushes.size(), 1u);
   EXPECT_EQ(s->pushes[0].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test,
+       a_record_below_the_acknowledged_one_in_the_push_epoch_forgets_that_epoch) {
+  // Restored from a copy of e1 that lacks mutations 3 to 5, and no cookie
+  // revealed it (they wrote no version): the server's record of us went
+  // back within e1. Pushing 6 as from e1 would be refused as a gap for good.
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_lmid = 2;
+  start(cfg);
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{""}));
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test, a_record_as_acknowledged_keeps_the_push_epoch) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_lmid = 5;
+  start(cfg);
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1");
+  EXPECT_TRUE(s->db_epochs.empty());
 }
 
 TEST_F(network_syncer_test, a_reset_into_another_epoch_keeps_the_push_epoch) {

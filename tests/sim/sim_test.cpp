@@ -108,13 +108,16 @@ TEST(sim_test, the_weaker_rules_of_restores_and_normal_sync_are_needed_on_a_few_
 
 /// Seeds that once found a bug, kept as regression tests (docs/simulation.md,
 /// "Findings"): 2796 lost a refusal whose push reply was dropped (found
-/// before restores and normal sync, which would change its run).
+/// before restores and normal sync, which would change its run); 48 and
+/// 1369 had a client's pushes refused for good by a restored server (in
+/// the epoch of its last acknowledged push, below the record it had
+/// acknowledged).
 TEST(sim_test, the_seeds_that_found_bugs_pass) {
-  for (uint64_t seed : {2796}) {
+  for (uint64_t seed : {2796, 48, 1369}) {
     sim_options opt;
     opt.seed = seed;
-    opt.faults.restores = false;
-    opt.faults.normal_sync = false;
+    opt.faults.restores = seed != 2796;
+    opt.faults.normal_sync = seed != 2796;
     auto r = run_simulation(opt);
     EXPECT_TRUE(r.failures.empty()) << "seed " << seed << ":" << failures_of(r);
   }
