@@ -170,12 +170,14 @@ world::world(const sim_options& opt, const std::string& dir)
                     status_atom::value)
           .then(
             [this, client](const sync_status& st) {
-              // Within one epoch: a restored server renews its epoch, and
-              // its versions start again from the copy's.
-              auto& [epoch, seen] = hist_.cursor[client];
-              if (st.cursor.epoch != epoch) {
+              // Within one epoch of one history: a restored server starts
+              // again from the copy's versions (and renews its epoch once it
+              // sees a cookie it never issued).
+              auto& [epoch, seen, generation] = hist_.cursor[client];
+              if (st.cursor.epoch != epoch || net_.generation != generation) {
                 epoch = st.cursor.epoch;
                 seen = st.cursor.version;
+                generation = net_.generation;
                 return;
               }
               if (st.cursor.version < seen)
@@ -412,7 +414,7 @@ void world::start_client(std::size_t i) {
   if (c.lost_tail && !opt_.strict_normal_sync) {
     // The cursor lost with the tail is one the client no longer shows: it
     // starts again from the file's, and goes on from there.
-    hist_.cursor[i] = {snap.cursor.epoch, snap.cursor.version};
+    hist_.cursor[i] = {snap.cursor.epoch, snap.cursor.version, net_.generation};
     c.lost_tail = false;
   }
   ++c.incarnation;

@@ -120,9 +120,16 @@ struct sim_history {
   /// Per client index: the client ids it used, in order (a repair moves
   /// it to a new one).
   std::map<std::size_t, std::vector<std::string>> ids;
-  /// Per client index: the epoch of the cursor its syncer reported last
-  /// and the highest version it reported in that epoch.
-  std::map<std::size_t, std::pair<std::string, uint64_t>> cursor;
+  /// What a client's syncer reported of its cursor: versions compare only
+  /// within one epoch of one server history (a restore starts another, and
+  /// may bring back the name of an epoch the server had left).
+  struct cursor_seen {
+    std::string epoch;
+    uint64_t version = 0;    ///< the highest in that epoch and history
+    uint64_t generation = 0; ///< sim_network::generation: restores before
+  };
+  /// Per client index.
+  std::map<std::size_t, cursor_seen> cursor;
   /// Per restore, in order: the mutation ids, by client id, in the history
   /// of the copy the server was restored from.
   std::vector<std::map<std::string, std::set<uint64_t>>> restores;
