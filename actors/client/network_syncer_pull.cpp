@@ -61,17 +61,7 @@ void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
   st.status.last_mutation_id = reply.last_mutation_id;
   if (reply.reset) // another epoch: its record of us is what counts now
     st.status.acknowledged = reply.last_mutation_id;
-  if (reply.reset && !st.cfg.push_epoch.empty()
-      && reply.next.epoch == st.cfg.push_epoch) {
-    // Reset back into the epoch of our last acknowledged push, which we had
-    // left: this history is a restored older copy of that one and may lack
-    // what it acknowledged to us. Our next push counts as from another
-    // epoch, so it may start above the server's record (else the gap would
-    // be refused for good: the epoch names both histories).
-    st.cfg.push_epoch.clear();
-    self->request(st.db, caf::infinite, epoch_atom::value, std::string{})
-      .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
-  } else
+  else
     st.status.acknowledged = std::max(st.status.acknowledged, reply.last_mutation_id);
   complete_waiters(self);
   if (again)
@@ -195,18 +185,20 @@ void add_page(pull_pages& pages, pull_reply& page) {
   }
 }
 
-/// The server's record of us never goes back within one history. Below
-/// what was acknowledged to us, in the epoch of our last acknowledged push,
-/// it shows that this history was replaced by an older copy of itself (a
-/// restore no cookie revealed, or a copy of an epoch we had left): what it
-/// acknowledged after the copy is gone, and our next push must count as
+/// An answer in the epoch of our last acknowledged push that resets us
+/// (we had left that epoch: a restore brought its name back), or whose
+/// record of us is below what was acknowledged to us (a record never goes
+/// back within one history: a restore no cookie revealed), comes from an
+/// older copy of the history that acknowledged our pushes: what it
+/// acknowledged after the copy is gone. Our next push must then count as
 /// from another epoch so that it may start above the record (within one
 /// epoch a gap is refused, every time). local_db hears it before it stores
-/// the pull that lowers its record.
+/// the answer, which lowers its record.
 void forget_replaced_epoch(self_ptr self, const pull_reply& page) {
   auto& st = self->state;
-  if (st.cfg.push_epoch.empty() || page.next.epoch != st.cfg.push_epoch
-      || page.last_mutation_id >= st.status.acknowledged)
+  if (st.cfg.push_epoch.empty() || page.next.epoch != st.cfg.push_epoch)
+    return;
+  if (!page.reset && page.last_mutation_id >= st.status.acknowledged)
     return;
   st.cfg.push_epoch.clear();
   self->request(st.db, caf::infinite, epoch_atom::value, std::string{})

@@ -1006,15 +1006,16 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->db_epochs.size(), 1u); // unchanged epoch: not stored again
 }
 
-TEST_F(
-  network_syncer_test,
-  a_reset_back_into_the_epoch_of_the_last_acknowledged_push_below_its_record_forgets_it) {
-  // Pushes were acknowledged in e1, the server renewed to e2 (we pulled
-  // there), then it was restored from a copy of e1 that lacks mutations 3
-  // to 5. Pushing 6 as from e1 would be refused as a gap for good.
+TEST_F(network_syncer_test,
+       a_reset_back_into_the_epoch_of_the_last_acknowledged_push_forgets_that_epoch) {
+  // Pushes 3 to 5 were acknowledged in e1; the server was restored from a
+  // copy of e1, renewed to e2, and we were reset into e2 (its record of us:
+  // 2) without pushing; then it was restored from the copy of e1 again.
+  // Its record (2) is what e2 acknowledged, but pushing 6 as from e1 would
+  // be refused as a gap for good.
   auto cfg = config();
   cfg.cursor = cookie{"e2", 4, 40};
-  cfg.last_mutation_id = 5;
+  cfg.last_mutation_id = 2;
   s->pushed_mid = 5;
   s->server_cookie = cookie{"e1", 3, 30};
   s->server_lmid = 2;
