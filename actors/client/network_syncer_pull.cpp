@@ -185,6 +185,26 @@ void add_page(pull_pages& pages, pull_reply& page) {
   }
 }
 
+/// An answer in the epoch of our last acknowledged push that resets us
+/// (we had left that epoch: a restore brought its name back), or whose
+/// record of us is below what was acknowledged to us (a record never goes
+/// back within one history: a restore no cookie revealed), comes from an
+/// older copy of the history that acknowledged our pushes: what it
+/// acknowledged after the copy is gone. Our next push must then count as
+/// from another epoch so that it may start above the record (within one
+/// epoch a gap is refused, every time). local_db hears it before it stores
+/// the answer, which lowers its record.
+void forget_replaced_epoch(self_ptr self, const pull_reply& page) {
+  auto& st = self->state;
+  if (st.cfg.push_epoch.empty() || page.next.epoch != st.cfg.push_epoch)
+    return;
+  if (!page.reset && page.last_mutation_id >= st.status.acknowledged)
+    return;
+  st.cfg.push_epoch.clear();
+  self->request(st.db, caf::infinite, epoch_atom::value, std::string{})
+    .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+}
+
 /// Step 1, one page arrived: ask for the next, or go on with the answer.
 void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us) {
   auto& st = self->state;
@@ -194,6 +214,7 @@ void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us)
     st.pull = pull_phase::idle;
     return;
   }
+  forget_replaced_epoch(self, page);
   if (!st.record_checked) {
     st.record_checked = true;
     try_push(self);

@@ -1006,6 +1006,73 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->db_epochs.size(), 1u); // unchanged epoch: not stored again
 }
 
+TEST_F(network_syncer_test,
+       a_reset_back_into_the_epoch_of_the_last_acknowledged_push_forgets_that_epoch) {
+  // Pushes 3 to 5 were acknowledged in e1; the server was restored from a
+  // copy of e1, renewed to e2, and we were reset into e2 (its record of us:
+  // 2) without pushing; then it was restored from the copy of e1 again.
+  // Its record (2) is what e2 acknowledged, but pushing 6 as from e1 would
+  // be refused as a gap for good.
+  auto cfg = config();
+  cfg.cursor = cookie{"e2", 4, 40};
+  cfg.last_mutation_id = 2;
+  s->pushed_mid = 5;
+  s->server_cookie = cookie{"e1", 3, 30};
+  s->server_lmid = 2;
+  s->answers_reset = true;
+  start(cfg);
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{""}));
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test,
+       a_record_below_the_acknowledged_one_in_the_push_epoch_forgets_that_epoch) {
+  // Restored from a copy of e1 that lacks mutations 3 to 5, and no cookie
+  // revealed it (they wrote no version): the server's record of us went
+  // back within e1. Pushing 6 as from e1 would be refused as a gap for good.
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_lmid = 2;
+  start(cfg);
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{""}));
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test, a_record_as_acknowledged_keeps_the_push_epoch) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_lmid = 5;
+  start(cfg);
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1");
+  EXPECT_TRUE(s->db_epochs.empty());
+}
+
+TEST_F(network_syncer_test, a_reset_into_another_epoch_keeps_the_push_epoch) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_cookie = cookie{"e3", 3, 30};
+  s->server_epoch = "e3";
+  s->server_lmid = 2;
+  s->answers_reset = true;
+  start(cfg);
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1"); // another epoch already: a gap is allowed
+}
+
 // -- 6. lost push reply ----------------------------------------------------------
 
 TEST_F(network_syncer_test,
