@@ -418,6 +418,7 @@ void postgres_backend::connect() {
   if (conn_)
     PQfinish(conn_);
   in_tx_ = false;
+  shapes_.clear(); // prepared on the connection that is gone
   conn_ = PQconnectdb(conninfo_.c_str());
   if (PQstatus(conn_) != CONNECTION_OK) {
     auto what = trimmed(PQerrorMessage(conn_));
@@ -719,11 +720,23 @@ struct query {
 postgres_backend::result
 postgres_backend::run_text(const std::string& sql, const std::vector<std::string>& params,
                            const std::string& what) {
+  // Bounded: subscriptions of many parts could make shapes without end;
+  // past the bound a shape is planned per call.
+  constexpr std::size_t max_shapes = 128;
+  auto shape = shapes_.find(sql);
+  if (shape == shapes_.end() && shapes_.size() < max_shapes) {
+    auto name = std::string("shape_").append(std::to_string(shapes_.size()));
+    prepare(name.c_str(), sql);
+    shape = shapes_.emplace(sql, std::move(name)).first;
+  }
   std::vector<const char*> values;
   for (auto& p : params)
     values.push_back(p.c_str());
-  result r{PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                        values.data(), nullptr, nullptr, 0),
+  auto n = static_cast<int>(values.size());
+  result r{shape != shapes_.end() ? PQexecPrepared(conn_, shape->second.c_str(), n,
+                                                   values.data(), nullptr, nullptr, 0)
+                                  : PQexecParams(conn_, sql.c_str(), n, nullptr,
+                                                 values.data(), nullptr, nullptr, 0),
            PQclear};
   auto status = PQresultStatus(r.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)

@@ -81,7 +81,8 @@ private:
   /// Runs a prepared statement with text parameters; throws on failure.
   result run(const char* name, const std::vector<std::string>& params,
              const std::string& what);
-  /// Runs SQL text with text parameters, planned for them.
+  /// Runs SQL text with text parameters, prepared on first use (the SQL of
+  /// a scoped pull depends on the kinds of its parts: a few shapes).
   result run_text(const std::string& sql, const std::vector<std::string>& params,
                   const std::string& what);
   /// A page of a pull with parts other than "*" alone, in the open snapshot.
@@ -105,6 +106,7 @@ private:
   std::string schema_;                          // quoted identifier
   std::string channel_;                         // of NOTIFY: the schema's name
   std::map<std::string, std::string> per_call_; // name -> SQL, not prepared
+  std::map<std::string, std::string> shapes_;   // SQL -> name, prepared
   pg_conn* conn_ = nullptr;
   bool in_tx_ = false;
   std::string epoch_;

@@ -429,6 +429,10 @@ sqlite_backend::leased_stmt::~leased_stmt() {
 }
 
 sqlite_backend::leased_stmt sqlite_backend::lease(std::string sql) {
+  // Bounded: subscriptions of many parts could make shapes without end.
+  constexpr std::size_t max_shapes = 128;
+  if (pool_.size() >= max_shapes && !pool_.count(sql))
+    pool_.clear(); // none is leased now: a lease takes its statement out
   auto& free = pool_[sql];
   if (free.empty()) {
     auto stmt = db_->prepare(sql);
