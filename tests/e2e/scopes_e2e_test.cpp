@@ -1,7 +1,8 @@
 // Scopes against a real server process: a hand-made CAF client whose token
 // may only read team-a asks its session for team-b directly and gets none of
 // it (the scope named in `forbidden`), its writes outside its grants are
-// refused `forbidden`, and grants it sends its own session are ignored; and
+// refused `forbidden`, grants it sends its own session are ignored and a
+// reload it asks the gateway for is refused; and
 // SIGHUP makes the server re-read the tokens file, so a live session's next
 // pull follows the new grants without a reconnect (a bad file is reported
 // with its line and changes nothing).
@@ -171,6 +172,14 @@ TEST_F(scopes_e2e, a_reader_of_team_a_gets_nothing_of_team_b_and_cannot_write_it
   caf::anon_send(caf::actor_cast<caf::actor>(c.session), grants_atom::value,
                  all_grants());
   self->send(caf::actor_cast<caf::actor>(c.session), grants_atom::value, all_grants());
+  // Nor may a peer make the server re-read its files.
+  auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", port);
+  ASSERT_TRUE(gw);
+  self->request(caf::actor_cast<caf::actor>(*gw), 5s, reload_atom::value)
+    .receive([&](std::string& line) { ADD_FAILURE() << "a peer reloaded: " << line; },
+             [&](caf::error& e) {
+               EXPECT_EQ(to_sync_error(e).code, sync_errc::unauthorized) << sys.render(e);
+             });
   // Writes: team-b (where it cannot read) and team-a (where it may only read).
   auto r = push(c.session, carol_id,
                 {team_note(1, "note-b", "team-b"), team_note(2, "mine", "team-a")});
