@@ -461,4 +461,43 @@ TEST(server_config_test, more_connections_per_address_than_in_all_is_refused) {
   EXPECT_TRUE(contains(err, "command line")) << err;
 }
 
+TEST_F(config_test, the_scopes_file_is_read_at_start_and_its_errors_name_file_and_line) {
+  auto tokens = "--server.tokens-file=" MEMSYNC_SOURCE_DIR "/config/tokens.txt";
+  auto server = [&](const std::string& ini) {
+    return memsync::make_server_config(
+      load_config(memsync::server_schema(), write(ini, "server.ini"), {tokens}));
+  };
+  // Default: no rules, every entity in 'default'.
+  auto plain = server("[server]\nid = \"s\"\n");
+  EXPECT_TRUE(plain.rules.empty());
+  EXPECT_EQ(plain.scopes_file, "");
+  EXPECT_EQ(plain.tokens_file, MEMSYNC_SOURCE_DIR "/config/tokens.txt");
+  auto rules_path = write("comment team # by team\ntask project\n", "scopes.txt");
+  auto ruled = server("[server]\nscopes-file = \"" + rules_path + "\"\n");
+  ASSERT_EQ(ruled.rules.size(), 2u);
+  EXPECT_EQ(ruled.rules[1].type, "task");
+  EXPECT_EQ(ruled.rules[1].field, "project");
+  EXPECT_EQ(ruled.scopes_file, rules_path);
+  // A bad line: the scopes file's name and line.
+  auto bad_path = write("comment team\nComment team\n", "bad-scopes.txt");
+  auto err = error_of([&] { server("[server]\nscopes-file = \"" + bad_path + "\"\n"); });
+  EXPECT_TRUE(contains(err, bad_path + ":2: type 'Comment'")) << err;
+  // A file that cannot be read: the config's file, line and key.
+  err = error_of(
+    [&] { server("[server]\nid = \"s\"\nscopes-file = \"/nonexistent\"\n"); });
+  EXPECT_TRUE(
+    contains(err, "server.ini:3: server.scopes-file: cannot read '/nonexistent'"))
+    << err;
+}
+
+TEST_F(config_test, grants_in_the_tokens_file_are_checked_at_start) {
+  auto bad = write("t1 alice read:team-a\nt2 bob rread:team-b\n", "tokens.txt");
+  auto err = error_of([&] {
+    memsync::make_server_config(load_config(memsync::server_schema(),
+                                            write("[server]\nid = \"s\"\n", "server.ini"),
+                                            {"--server.tokens-file=" + bad}));
+  });
+  EXPECT_TRUE(contains(err, bad + ":2: grant 'rread:team-b'")) << err;
+}
+
 } // namespace
