@@ -282,4 +282,63 @@ TEST_F(client_api_test, with_a_server_a_full_disk_holds_changes_back_and_then_sy
   EXPECT_EQ(log.max_mutation, log.rows);
 }
 
+// -- scopes ----------------------------------------------------------------------
+
+/// Runs `commands` through the REPL; returns its output lines.
+std::vector<std::string> repl(client_node& node, const client_config& cfg,
+                              const std::string& commands) {
+  std::istringstream in{commands};
+  std::ostringstream out;
+  EXPECT_EQ(run_client_cli(node, cfg, in, out, false), 0);
+  std::vector<std::string> lines;
+  std::istringstream split{out.str()};
+  for (std::string line; std::getline(split, line);)
+    lines.push_back(line);
+  return lines;
+}
+
+TEST_F(client_api_test, the_repl_subscribes_unsubscribes_and_prints_the_scopes) {
+  cluster cl;
+  cl.start_server();
+  auto cfg = make_client_config(load_config(
+    client_schema(), MEMSYNC_SOURCE_DIR "/config/client-alice.ini",
+    {"--client.db-path=" + dir.file("alice.db"),
+     "--server.port=" + std::to_string(cl.port()), "--client.scopes=team-a",
+     "--flush.debounce=0ns", "--sync.push-debounce=0ns", "--sync.request-timeout=2s"}));
+  caf::actor_system_config sys_cfg;
+  register_message_types(sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  client_node node{sys, cfg};
+  ASSERT_TRUE(node.sync(10s));
+  auto out = repl(node, cfg,
+                  "scopes\nsubscribe team-b\nsubscribe team-b\nscopes\nsync\n"
+                  "unsubscribe team-b\nunsubscribe team-c\nunsubscribe team-a\n"
+                  "subscribe bad*scope\nsubscribe\nscopes\nstatus\n");
+  ASSERT_EQ(out.size(), 12u);
+  EXPECT_EQ(out[0], R"(["team-a"])");
+  EXPECT_EQ(out[1], "ok");
+  EXPECT_EQ(out[2], "ok"); // already held: nothing changes
+  EXPECT_EQ(out[3], R"(["team-a","team-b"])");
+  EXPECT_EQ(out[4], "ok");
+  EXPECT_EQ(out[5], "ok");
+  EXPECT_EQ(out[6].rfind("error: not_found: ", 0), 0u) << out[6];
+  EXPECT_NE(out[6].find(R"(["team-a"])"), std::string::npos) << out[6];
+  EXPECT_EQ(out[7].rfind("error: invalid_request: ", 0), 0u) << out[7];
+  EXPECT_EQ(out[8].rfind("error: invalid_request: ", 0), 0u) << out[8];
+  EXPECT_EQ(out[9], "error: usage: subscribe SCOPE");
+  EXPECT_EQ(out[10], R"(["team-a"])");
+  auto j = nlohmann::json::parse(out[11], nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out[11];
+  EXPECT_EQ(j["scopes"], nlohmann::json::array({"team-a"})) << out[11];
+  node.shutdown(5s);
+}
+
+TEST_F(client_api_test, the_handle_reports_its_scopes_and_needs_a_server_to_change_them) {
+  auto c = client::open(write_config("scopes = [\"team-a\", \"team-b\"]\n"));
+  EXPECT_EQ(c->scopes(), (std::vector<std::string>{"team-a", "team-b"}));
+  EXPECT_EQ(c->status().scopes, (std::vector<std::string>{"team-a", "team-b"}));
+  EXPECT_EQ(c->subscribe("team-c").code, sync_errc::unavailable);
+  EXPECT_EQ(c->unsubscribe("team-a").code, sync_errc::unavailable);
+}
+
 } // namespace
