@@ -284,36 +284,15 @@ TEST_F(client_api_test, with_a_server_a_full_disk_holds_changes_back_and_then_sy
 
 // -- scopes ----------------------------------------------------------------------
 
-/// Runs `commands` through the REPL; returns its output lines.
-std::vector<std::string> repl(client_node& node, const client_config& cfg,
-                              const std::string& commands) {
-  std::istringstream in{commands};
-  std::ostringstream out;
-  EXPECT_EQ(run_client_cli(node, cfg, in, out, false), 0);
-  std::vector<std::string> lines;
-  std::istringstream split{out.str()};
-  for (std::string line; std::getline(split, line);)
-    lines.push_back(line);
-  return lines;
-}
-
 TEST_F(client_api_test, the_repl_subscribes_unsubscribes_and_prints_the_scopes) {
   cluster cl;
   cl.start_server();
-  auto cfg = make_client_config(load_config(
-    client_schema(), MEMSYNC_SOURCE_DIR "/config/client-alice.ini",
-    {"--client.db-path=" + dir.file("alice.db"),
-     "--server.port=" + std::to_string(cl.port()), "--client.scopes=team-a",
-     "--flush.debounce=0ns", "--sync.push-debounce=0ns", "--sync.request-timeout=2s"}));
-  caf::actor_system_config sys_cfg;
-  register_message_types(sys_cfg);
-  caf::actor_system sys{sys_cfg};
-  client_node node{sys, cfg};
-  ASSERT_TRUE(node.sync(10s));
-  auto out = repl(node, cfg,
-                  "scopes\nsubscribe team-b\nsubscribe team-b\nscopes\nsync\n"
-                  "unsubscribe team-b\nunsubscribe team-c\nunsubscribe team-a\n"
-                  "subscribe bad*scope\nsubscribe\nscopes\nstatus\n");
+  auto alice = cl.start_client("alice", {"--client.scopes=team-a"});
+  ASSERT_EQ(alice->sync(), "ok");
+  auto out = alice->batch({"scopes", "subscribe team-b", "subscribe team-b", "scopes",
+                           "sync", "unsubscribe team-b", "unsubscribe team-c",
+                           "unsubscribe team-a", "subscribe bad*scope", "subscribe",
+                           "scopes", "status"});
   ASSERT_EQ(out.size(), 12u);
   EXPECT_EQ(out[0], R"(["team-a"])");
   EXPECT_EQ(out[1], "ok");
@@ -330,7 +309,14 @@ TEST_F(client_api_test, the_repl_subscribes_unsubscribes_and_prints_the_scopes) 
   auto j = nlohmann::json::parse(out[11], nullptr, false);
   ASSERT_TRUE(j.is_object()) << out[11];
   EXPECT_EQ(j["scopes"], nlohmann::json::array({"team-a"})) << out[11];
-  node.shutdown(5s);
+  EXPECT_EQ(alice->quit(), 0);
+  // The subscription survives a restart with the same client.scopes.
+  alice = cl.start_client("alice", {"--client.scopes=team-a"});
+  EXPECT_EQ(alice->cmd("subscribe team-b"), "ok");
+  EXPECT_EQ(alice->quit(), 0);
+  alice = cl.start_client("alice", {"--client.scopes=team-a"});
+  EXPECT_EQ(alice->cmd("scopes"), R"(["team-a","team-b"])");
+  EXPECT_EQ(alice->quit(), 0);
 }
 
 TEST_F(client_api_test, the_handle_reports_its_scopes_and_needs_a_server_to_change_them) {
