@@ -1,3 +1,4 @@
+#include "node/client/client_config.hpp"
 #include "node/config/config.hpp"
 #include "node/server/server_node.hpp"
 
@@ -501,3 +502,49 @@ TEST_F(config_test, grants_in_the_tokens_file_are_checked_at_start) {
 }
 
 } // namespace
+
+// -- lists, and the client's scopes --------------------------------------------
+
+TEST_F(config_test, a_list_of_strings_from_the_file_and_the_command_line) {
+  schema_.add_string_list("node.tags", {"*"}, "tags");
+  auto v = load_config(schema_, write("[node]\ntags = [\"a\", \"b-*\"] # two\n"));
+  EXPECT_EQ(v.get_string_list("node.tags"), (std::vector<std::string>{"a", "b-*"}));
+  EXPECT_EQ(load_config(schema_, "").get_string_list("node.tags"),
+            (std::vector<std::string>{"*"}));
+  v = load_config(schema_, "", {"--node.tags=x,y"});
+  EXPECT_EQ(v.get_string_list("node.tags"), (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(load_config(schema_, write("[node]\ntags = []\n"))
+                .get_string_list("node.tags")
+                .empty());
+}
+
+TEST_F(config_test, a_malformed_list_names_the_file_line_and_key) {
+  schema_.add_string_list("node.tags", {}, "tags");
+  for (auto* bad : {"tags = a\n", "tags = [a]\n", "tags = [\"a\" \"b\"]\n",
+                    "tags = [\"a\",]\n", "tags = [\"a\"\n", "tags = \"a\"\n"}) {
+    auto err = load_error(std::string{"[node]\n"} + bad);
+    EXPECT_TRUE(contains(err, "test.ini:2")) << bad << ": " << err;
+    EXPECT_TRUE(contains(err, "node.tags")) << bad << ": " << err;
+  }
+}
+
+TEST_F(config_test, client_scopes_default_to_every_scope_and_are_validated) {
+  using memsync::client_schema;
+  using memsync::make_client_config;
+  auto client = [&](const std::string& extra) {
+    return make_client_config(
+      load_config(client_schema(), write("[client]\nid = \"app\"\n" + extra)));
+  };
+  EXPECT_EQ(client("").scopes, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(client("scopes = [\"team-a\", \"project-*\"]\n").scopes,
+            (std::vector<std::string>{"team-a", "project-*"}));
+  auto err = error_of([&] { client("scopes = [\"team a\"]\n"); });
+  EXPECT_TRUE(contains(err, "test.ini:3")) << err;
+  EXPECT_TRUE(contains(err, "client.scopes")) << err;
+  EXPECT_TRUE(contains(err, "team a")) << err;
+  err = error_of([&] { client("scopes = [\"a*b\"]\n"); });
+  EXPECT_TRUE(contains(err, "client.scopes")) << err;
+  err = error_of([&] { client("scopes = []\n"); });
+  EXPECT_TRUE(contains(err, "test.ini:3")) << err;
+  EXPECT_TRUE(contains(err, "at least one")) << err;
+}
