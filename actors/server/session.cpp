@@ -216,6 +216,10 @@ session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
         subscription.push_back(std::move(entry.pattern));
       }
       pull.request = std::move(req);
+      // The reply names the grants the parts were read under, not newer
+      // ones that arrive meanwhile: the client takes them as its known
+      // reads, and a grant it was not answered under must still refetch.
+      auto read_under = st.granted;
       st.pull_in_flight = true;
       // Not delegate(): the reply would come from the log and hand the
       // client the log's handle. The answer goes through this session.
@@ -229,7 +233,7 @@ session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
             ts.peer(st.cfg.client_id);
             ts.pull_items(reply);
             reply.server_time_us = wall_clock_us();
-            reply.granted = st.granted;
+            reply.granted = read_under;
             reply.forbidden = forbidden;
             st.subscription = subscription;
             send_filter(self);

@@ -500,3 +500,28 @@ TEST_F(session_test, each_pull_leaves_the_log_its_poke_filter_when_it_changed) {
   EXPECT_EQ(script->filters.back(), (std::vector<std::string>{}));
   EXPECT_EQ(script->filters.size(), 3u);
 }
+
+TEST_F(session_test, a_reply_names_the_grants_it_was_read_under) {
+  granted = {{"team-a", false}};
+  auto gw = keep(spawn_grant_sender(sys));
+  gateway = gw.address();
+  auto s = start();
+  // A reload grants team-b while the pull, read under team-a, is at the log:
+  // the new grants reach the session before the log's answer does.
+  auto r = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"team-*", 0}}, 0));
+  caf::anon_send(gw, s, grants{{"team-a", false}, {"team-b", false}});
+  sched.run();
+  ASSERT_EQ(script->pulls.size(), 1u);
+  ASSERT_EQ(parts_of(script->pulls[0]), (parts{{"team-a", 0}})) << "read under team-a";
+  ASSERT_EQ(only_code(r), sync_errc::none);
+  auto& told = r->entries[0].value.granted;
+  ASSERT_EQ(told.size(), 1u) << "the client would never fetch team-b";
+  EXPECT_EQ(told[0].pattern, "team-a");
+  // Its next pull, under the new grants, fetches every part again.
+  auto next = ask<pull_reply>(s, pull_atom::value,
+                              scoped_pull({{"team-*", 0}}, 0, {"team-a"}));
+  sched.run();
+  ASSERT_EQ(script->pulls.size(), 2u);
+  EXPECT_TRUE(script->pulls[1].refetch);
+  EXPECT_EQ(parts_of(script->pulls[1]), (parts{{"team-a", 0}, {"team-b", 0}}));
+}
