@@ -80,7 +80,7 @@ sync_error store_core::check_scope(const scope_policy* p, const entity_ptr& old,
     return forbidden(scope, "the entity is in");
   if (!data)
     return {};
-  if (auto err = derive_scope(p->rules, type, *data, scope); !err.ok())
+  if (auto err = derive_scope_of_json(p->rules, type, *data, scope); !err.ok())
     return err;
   if (!can_write(p->granted, scope))
     return forbidden(scope, "the entity would be in");
