@@ -159,8 +159,8 @@ public:
         out = {id, stmt.column_text(0), stmt.column_text(1),
                static_cast<uint64_t>(stmt.column_int(2)), stmt.column_int(3) != 0};
         scope = stmt.column_text(4);
-        stored_scope_[id] = scope;
       }
+      stored_scope_[id] = found ? scope : std::string{}; // "": never written
       stmt.reset();
       return found;
     } catch (const sqlite_error& e) {
@@ -179,7 +179,7 @@ public:
         load_entity(e.id, ignored, scope_before);
         before = stored_scope_.find(e.id);
       }
-      if (before != stored_scope_.end() && before->second != scope)
+      if (!before->second.empty() && before->second != scope)
         backend_.put_move_.bind(1, before->second).bind(2, e.id).bind(3, version).exec();
       backend_.put_entity_.bind(1, e.id)
         .bind(2, e.type)

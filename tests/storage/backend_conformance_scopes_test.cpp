@@ -19,9 +19,8 @@ namespace {
 // Notes name their scope in "team"; memos have no rule (scope "default").
 const scope_rules rules{{"note", "team"}};
 
-// What a client that pulls `parts` ends up holding, page after page.
+// The pages of one pull and what they brought.
 struct pulled {
-  state held;
   std::vector<pull_reply> pages;
   const pull_reply& last() const { return pages.back(); }
   std::map<std::string, entity> entities; // as received, later pages winning
@@ -45,12 +44,11 @@ public:
 
   // Every page of one pull; checks what holds for every page of a pull.
   pulled pull(const cookie& since, std::vector<scope_since> parts, bool refetch = false,
-              std::size_t max_bytes = std::numeric_limits<std::size_t>::max(),
-              const std::string& client = "reader") {
+              std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) {
     pulled out;
     page_request page{0, max_bytes, std::move(parts), refetch};
     for (int n = 0; n < 10000; ++n) {
-      auto p = db_.pull_page(client, since, page);
+      auto p = db_.pull_page("reader", since, page);
       std::set<std::string> seen;
       uint64_t last = page.after;
       for (auto& e : p.entities) {
@@ -71,7 +69,6 @@ public:
         break;
       page.after = p.entities.back().version;
     }
-    out.held = to_state(out.entities);
     return out;
   }
   pulled pull_all(std::vector<scope_since> parts) {
