@@ -70,10 +70,34 @@ grants reads_known(const network_syncer_state& st) {
   return out;
 }
 
+bool same(const scope_subscription& a, const scope_subscription& b) {
+  auto same_entries = [](const std::vector<scope_since>& x,
+                         const std::vector<scope_since>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(), [](auto& l, auto& r) {
+      return l.pattern == r.pattern && l.since == r.since;
+    });
+  };
+  return same_entries(a.entries, b.entries) && a.known_reads == b.known_reads
+         && a.held == b.held && same_rules(a.rules, b.rules)
+         && a.configured == b.configured;
+}
+
+/// Saves the subscription unless local_db has it already (a pull that
+/// brought nothing new changes nothing). A failed save is only counted: the
+/// stored progress stays behind, which costs a refetch, never a skipped
+/// change; the next save retries; the disk's trouble is the flush
+/// scheduler's to report (local_error).
 void save(self_ptr self) {
   auto& st = self->state;
+  if (st.saved && same(*st.saved, st.sub))
+    return;
+  st.saved = std::make_shared<const scope_subscription>(st.sub);
   self->request(st.db, caf::infinite, scopes_atom::value, st.sub)
-    .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+    .then([](ok_atom) {},
+          [=](caf::error& err) {
+            ++self->state.status.layers.errors[to_string(to_sync_error(err).code)];
+            self->state.saved = nullptr;
+          });
 }
 
 /// Drops the synced entities outside `held` (under `rules`) from the store

@@ -313,9 +313,11 @@ TEST_F(client_api_test, the_repl_subscribes_unsubscribes_and_prints_the_scopes) 
   // The subscription survives a restart with the same client.scopes.
   alice = cl.start_client("alice", {"--client.scopes=team-a"});
   EXPECT_EQ(alice->cmd("subscribe team-b"), "ok");
+  EXPECT_EQ(alice->sync(), "ok");
   EXPECT_EQ(alice->quit(), 0);
   alice = cl.start_client("alice", {"--client.scopes=team-a"});
   EXPECT_EQ(alice->cmd("scopes"), R"(["team-a","team-b"])");
+  EXPECT_EQ(alice->sync(), "ok");
   EXPECT_EQ(alice->quit(), 0);
 }
 
