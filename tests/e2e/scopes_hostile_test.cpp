@@ -50,7 +50,7 @@ change team_note(uint64_t mid, const std::string& id, const std::string& team) {
   return {0, mid, change_kind::put, id, "note", R"({"team":")" + team + R"("})", {}};
 }
 
-struct scopes_e2e : ::testing::Test {
+struct scopes_hostile : ::testing::Test {
   temp_dir dir;
   std::string tokens_file = dir.file("tokens.txt");
   std::unique_ptr<child_process> server;
@@ -60,7 +60,7 @@ struct scopes_e2e : ::testing::Test {
   caf::scoped_actor self{sys};
   poke_listener_actor listener = sys.spawn(ignore_pokes);
 
-  scopes_e2e() {
+  scopes_hostile() {
     write_tokens("writer-token writer write:*\n"
                  "carol-token carol read:team-a\n");
     std::ofstream{dir.file("scopes.txt")} << "note team\n";
@@ -74,7 +74,7 @@ struct scopes_e2e : ::testing::Test {
     port = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
   }
 
-  ~scopes_e2e() override {
+  ~scopes_hostile() override {
     caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
   }
 
@@ -147,7 +147,7 @@ struct scopes_e2e : ::testing::Test {
 
 } // namespace
 
-TEST_F(scopes_e2e, a_reader_of_team_a_gets_nothing_of_team_b_and_cannot_write_it) {
+TEST_F(scopes_hostile, a_reader_of_team_a_gets_nothing_of_team_b_and_cannot_write_it) {
   seed();
   auto c = hello(carol_id, "carol-token");
   ASSERT_TRUE(c.session);
@@ -194,7 +194,7 @@ TEST_F(scopes_e2e, a_reader_of_team_a_gets_nothing_of_team_b_and_cannot_write_it
   EXPECT_EQ(ids_of(pull(w.session, writer_id, {})), (names{"note-a", "note-b"}));
 }
 
-TEST_F(scopes_e2e, sighup_rereads_the_tokens_file_and_live_sessions_follow) {
+TEST_F(scopes_hostile, sighup_rereads_the_tokens_file_and_live_sessions_follow) {
   seed();
   auto c = hello(carol_id, "carol-token");
   ASSERT_TRUE(c.session);
