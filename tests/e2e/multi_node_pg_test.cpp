@@ -32,13 +32,15 @@ protected:
   static pg_cluster& pg() { return pg_cluster::shared(); }
 
   /// Starts `syncnode server` with config/server-node-NAME.ini on a free port.
-  uint16_t start_node(const std::string& name) {
-    auto node = std::make_unique<child_process>(std::vector<std::string>{
+  uint16_t start_node(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{
       SYNCNODE_PATH, "server", "--config",
       MEMSYNC_SOURCE_DIR "/config/server-node-" + name + ".ini", "--server.port=0",
       "--server.postgres=" + pg().conninfo(db),
       "--server.tokens-file=" + clients.dir().file("tokens.txt"),
-      "--middleman.heartbeat-interval=200ms", "--middleman.connection-timeout=2s"});
+      "--middleman.heartbeat-interval=200ms", "--middleman.connection-timeout=2s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto node = std::make_unique<child_process>(args);
     std::string line;
     const std::string marker = "listening on 127.0.0.1:";
     while (node->read_line(line, 15s))
@@ -100,6 +102,42 @@ TEST_F(multi_node_test, a_write_through_one_node_is_poked_to_clients_of_the_othe
   EXPECT_EQ(sql("SELECT count(*) FROM memsync.entities"), "21");
   // One history: versions 1..head without a gap, whichever node wrote them.
   EXPECT_EQ(sql("SELECT count(*) = max(version) FROM memsync.log"), "t");
+}
+
+// The rules and grants of config/server-teams.ini on two nodes: a client
+// holds only what its token may read, whichever node it uses and whichever
+// node took the write.
+TEST_F(multi_node_test, scopes_isolate_clients_across_nodes) {
+  const std::vector<std::string> teams{
+    "--server.tokens-file=" MEMSYNC_SOURCE_DIR "/config/tokens-teams.txt",
+    "--server.scopes-file=" MEMSYNC_SOURCE_DIR "/config/scopes.txt"};
+  auto a = start_node("a", teams);
+  auto b = start_node("b", teams);
+  ASSERT_NE(a, 0);
+  ASSERT_NE(b, 0);
+  auto alice = clients.start_client("alice", only_pokes, a); // write:team-a
+  auto bob = clients.start_client("bob", only_pokes, b);     // write:team-b
+  auto carol = clients.start_client("carol", only_pokes, b); // read:team-a
+  for (auto* c : {alice.get(), bob.get(), carol.get()})
+    ASSERT_TRUE(c->wait_status([](auto& s) { return s["connected"] == true; }, 10s));
+  ASSERT_EQ(alice->cmd(R"(put a1 task {"team":"team-a","by":"alice"})"), "ok");
+  ASSERT_EQ(bob->cmd(R"(put b1 task {"team":"team-b","by":"bob"})"), "ok");
+  EXPECT_TRUE(sees(*carol, "a1", "by", "alice")) << "node b did not poke carol";
+  EXPECT_EQ(bob->cmd(R"(put a2 task {"team":"team-a"})").rfind("error: forbidden", 0), 0u);
+  for (auto* c : {alice.get(), bob.get(), carol.get()})
+    ASSERT_EQ(c->sync(), "ok") << c->name();
+  auto ids = [](sync_client& c) {
+    std::vector<std::string> out;
+    for (auto& line : c.ls())
+      out.push_back(nlohmann::json::parse(line).value("id", ""));
+    return out;
+  };
+  EXPECT_EQ(ids(*alice), std::vector<std::string>{"a1"});
+  EXPECT_EQ(ids(*bob), std::vector<std::string>{"b1"});
+  EXPECT_EQ(ids(*carol), std::vector<std::string>{"a1"});
+  EXPECT_EQ(sql("SELECT string_agg(id || ':' || scope, ',' ORDER BY id) FROM "
+                "memsync.entities"),
+            "a1:team-a,b1:team-b");
 }
 
 TEST_F(multi_node_test, losing_the_database_connection_loses_nothing) {
