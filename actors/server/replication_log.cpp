@@ -193,6 +193,7 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
     },
     [=](pull_atom, const pull_request& req) -> caf::result<pull_reply> {
       auto& st = self->state;
+      ++st.stats.pulls;
       trace_scope ts{st.trace.get(), self, "pull"};
       try {
         // A cookie of this epoch that the server did not sign is forged: it

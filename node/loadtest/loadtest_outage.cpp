@@ -52,6 +52,7 @@ void driver::start_child_server() {
     std::ofstream tokens{tokens_path};
     for (auto& c : clients_)
       tokens << c->token << ' ' << c->name << '\n';
+    tokens << verifier_token_ << ' ' << verifier_name_ << '\n';
   }
   server_config scfg;
   scfg.server_id = "loadtest-server-1";
