@@ -67,13 +67,38 @@ struct sync_status {
   /// no paged answer is under way).
   uint64_t pull_received = 0;
   uint64_t pull_total = 0;
+  /// The scopes this client holds: its subscription's readable parts once
+  /// the grants are known, else the subscription as configured.
+  std::vector<std::string> scopes;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_status& x) {
   return f(caf::meta::type_name("memsync::sync_status"), x.client_id, x.connected,
            x.server_id, x.cursor, x.last_mutation_id, x.acknowledged, x.connects,
-           x.refused, x.last_error, x.layers, x.pull_received, x.pull_total);
+           x.refused, x.last_error, x.layers, x.pull_received, x.pull_total, x.scopes);
+}
+
+/// A client's subscription as its local database keeps it (network_syncer
+/// <-> local_db). `entries` carry their progress; `known_reads` are the read
+/// patterns of the grants the data was pulled under (empty: every scope);
+/// `held` names the scopes the local data may hold (the data was pruned to
+/// them under `rules`); `configured` is the client.scopes list of the start
+/// that set `entries` (a changed list replaces them at the next start).
+/// `stored` is false for a database that has none yet.
+struct scope_subscription {
+  std::vector<scope_since> entries;
+  std::vector<std::string> known_reads;
+  std::vector<std::string> held{"*"};
+  scope_rules rules;
+  std::vector<std::string> configured;
+  bool stored = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scope_subscription& x) {
+  return f(caf::meta::type_name("memsync::scope_subscription"), x.entries, x.known_reads,
+           x.held, x.rules, x.configured, x.stored);
 }
 
 } // namespace memsync

@@ -38,6 +38,7 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<log_pull>("memsync::log_pull")
     .add_message_type<log_stats>("memsync::log_stats")
     .add_message_type<sync_status>("memsync::sync_status")
+    .add_message_type<scope_subscription>("memsync::scope_subscription")
     // Actor handles that cross the network: the client's poke listener in
     // the handshake, the session in the reply.
     .add_message_type<poke_listener_actor>("memsync::poke_listener_actor")

@@ -19,6 +19,11 @@ const char* help_text = "commands:\n"
                         "  ls [TYPE]          print every entity (of TYPE), one per "
                         "line\n"
                         "  status             print the client's state as JSON\n"
+                        "  subscribe SCOPE    hold SCOPE too (a name, or a prefix "
+                        "and '*')\n"
+                        "  unsubscribe SCOPE  drop SCOPE and its entities (pending "
+                        "writes stay)\n"
+                        "  scopes             print the scopes held, as JSON\n"
                         "  watch [TYPE]       print change events as they happen\n"
                         "  sync               wait until every change is flushed\n"
                         "  quit               flush and exit";
@@ -122,6 +127,20 @@ public:
       print(status_line());
       return true;
     }
+    if (cmd == "subscribe" || cmd == "unsubscribe") {
+      auto scope = next_word(line);
+      if (scope.empty() || !line.empty())
+        return usage(cmd == "subscribe" ? "subscribe SCOPE" : "unsubscribe SCOPE");
+      return report(cmd == "subscribe"
+                      ? node_.subscribe(scope, std::chrono::seconds(5))
+                      : node_.unsubscribe(scope, std::chrono::seconds(5)));
+    }
+    if (cmd == "scopes") {
+      if (!line.empty())
+        return usage("scopes");
+      print(nlohmann::json(node_.scopes(std::chrono::seconds(5))).dump());
+      return true;
+    }
     if (cmd == "watch") {
       auto type = next_word(line);
       watch_ = node_.app().subscribe(type, [this](const auto& events) {
@@ -178,6 +197,7 @@ private:
     j["cookie"] = node_.cursor().version;
     j["epoch"] = node_.cursor().epoch;
     j["last_mutation_id"] = node_.last_mutation_id();
+    j["scopes"] = cfg_.scopes;
     if (auto st = node_.sync_state(std::chrono::seconds(5))) {
       j["client_id"] = st->client_id; // a restored database moves to a new one
       j["connected"] = st->connected;
@@ -186,6 +206,7 @@ private:
       j["last_mutation_id"] = st->last_mutation_id;
       if (!st->last_error.empty())
         j["last_error"] = st->last_error;
+      j["scopes"] = st->scopes;
       if (st->pull_total != 0) // a large answer, arriving in pages
         j["pulling"] = {{"received", st->pull_received}, {"total", st->pull_total}};
     }

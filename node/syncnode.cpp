@@ -1,6 +1,7 @@
 // syncnode: the one program of the engine.
 //   syncnode client --config FILE   a client node with a command prompt
 //   syncnode server --config FILE   a server node, until SIGINT/SIGTERM
+//                                   (SIGHUP: re-read tokens and scopes files)
 //   syncnode loadtest --config FILE many simulated clients against servers
 //   syncnode hash-token [TOKEN]     the tokens-file form of a token (sha256:...)
 #include <unistd.h>
@@ -138,6 +139,9 @@ int run_client(const command_line& args) {
 }
 
 volatile std::sig_atomic_t stop_requested = 0;
+// SIGHUP: re-read the tokens and scopes files. The handler only sets the
+// flag; the main loop does the work.
+volatile std::sig_atomic_t reload_requested = 0;
 
 int run_server(const command_line& args) {
   int rc = 0;
@@ -150,11 +154,19 @@ int run_server(const command_line& args) {
     server_node node{sys, cfg};
     std::signal(SIGINT, [](int) { stop_requested = 1; });
     std::signal(SIGTERM, [](int) { stop_requested = 1; });
+    std::signal(SIGHUP, [](int) { reload_requested = 1; });
     // One line a script can wait for (the port matters when 0 was asked).
     std::cout << "server " << cfg.server_id << " listening on " << cfg.host << ":"
               << node.port() << std::endl;
-    while (!stop_requested && !node.failed())
+    while (!stop_requested && !node.failed()) {
+      if (reload_requested) {
+        reload_requested = 0; // a SIGHUP during the reload asks for another
+        auto line = node.reload();
+        (line.rfind("error:", 0) == 0 ? std::cerr : std::cout) << line << std::endl;
+        continue;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     node.stop();
     report_trace(node.trace());
     if (node.failed()) { // a supervisor restarts us; lingering would serve nobody

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <random>
 
+#include "actors/hot/store_core.hpp" // scope_held
 #include "messages/validation.hpp"
 
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 namespace memsync {
@@ -40,6 +42,27 @@ CREATE TABLE outbox(mutation_id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,
                     id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL,
                     trace_id INTEGER NOT NULL);
 )sql";
+
+// Version 2: the subscription. A file of version 1 gets the same.
+const char* schema_v2 = R"sql(
+CREATE TABLE IF NOT EXISTS scopes(pattern TEXT PRIMARY KEY, since INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES('scope_known_reads', '[]');
+INSERT OR IGNORE INTO meta VALUES('scope_held', '["*"]');
+INSERT OR IGNORE INTO meta VALUES('scope_rules', '[]');
+INSERT OR IGNORE INTO meta VALUES('scope_configured', '[]');
+INSERT OR IGNORE INTO meta VALUES('scope_stored', '0');
+)sql";
+
+std::string list_text(const std::vector<std::string>& xs) {
+  return nlohmann::json(xs).dump();
+}
+
+std::string rules_text(const scope_rules& rules) {
+  auto out = nlohmann::json::array();
+  for (auto& r : rules)
+    out.push_back({r.type, r.field});
+  return out.dump();
+}
 
 } // namespace
 
@@ -119,6 +142,12 @@ void local_database::check_and_migrate(const local_db_settings& settings) {
     stmt.bind(1, "push_epoch").bind(2, "").exec();
     tx.commit();
   }
+  if (version < 2) {
+    sqlite_tx tx{*db_};
+    db_->exec(schema_v2);
+    db_->exec("PRAGMA user_version=" + std::to_string(local_schema_version));
+    tx.commit();
+  }
   // Files made before cookies were signed lack the signature's row; their
   // cookie then reads as unsigned, as for a new client.
   db_->exec("INSERT OR IGNORE INTO meta VALUES('cookie_mac', '')");
@@ -176,9 +205,78 @@ local_snapshot local_database::load() {
                                "trace_id FROM outbox ORDER BY mutation_id");
     while (outbox.step())
       out.outbox.push_back(outbox_row(outbox));
+    out.subscription = load_subscription();
     return out;
   } catch (const sqlite_error& e) {
     fail(e, "cannot load local database");
+  }
+}
+
+scope_subscription local_database::load_subscription() {
+  scope_subscription out;
+  auto json_of = [&](const char* key) {
+    auto j = nlohmann::json::parse(get_meta(key), nullptr, false);
+    if (!j.is_array())
+      throw local_db_error(
+        {sync_errc::db_corrupt, path_ + ": metadata '" + key + "' is not a JSON array"});
+    return j;
+  };
+  auto strings = [&](const char* key) {
+    std::vector<std::string> xs;
+    for (auto& x : json_of(key))
+      if (x.is_string())
+        xs.push_back(x.get<std::string>());
+    return xs;
+  };
+  out.known_reads = strings("scope_known_reads");
+  out.held = strings("scope_held");
+  out.configured = strings("scope_configured");
+  for (auto& r : json_of("scope_rules"))
+    if (r.is_array() && r.size() == 2 && r[0].is_string() && r[1].is_string())
+      out.rules.push_back({r[0].get<std::string>(), r[1].get<std::string>()});
+  out.stored = get_meta("scope_stored") == "1";
+  auto rows = db_->prepare("SELECT pattern, since FROM scopes ORDER BY pattern");
+  while (rows.step())
+    out.entries.push_back(
+      {rows.column_text(0), static_cast<uint64_t>(rows.column_int(1))});
+  return out;
+}
+
+void local_database::save_subscription(const scope_subscription& sub) {
+  try {
+    sqlite_tx tx{*db_};
+    db_->exec("DELETE FROM scopes");
+    auto insert = db_->prepare("INSERT OR REPLACE INTO scopes VALUES(?1, ?2)");
+    for (auto& e : sub.entries)
+      insert.bind(1, e.pattern).bind(2, static_cast<int64_t>(e.since)).exec();
+    set_meta("scope_known_reads", list_text(sub.known_reads));
+    set_meta("scope_held", list_text(sub.held));
+    set_meta("scope_rules", rules_text(sub.rules));
+    set_meta("scope_configured", list_text(sub.configured));
+    set_meta("scope_stored", "1");
+    tx.commit();
+  } catch (const sqlite_error& e) {
+    fail(e, "cannot save the subscription to local database");
+  }
+}
+
+std::size_t local_database::prune(const scope_rules& rules,
+                                  const std::vector<std::string>& held) {
+  try {
+    std::vector<std::string> gone;
+    auto rows = db_->prepare("SELECT id, type, data FROM entities");
+    while (rows.step())
+      if (!scope_held(rules, held, rows.column_text(1), rows.column_text(2)))
+        gone.push_back(rows.column_text(0));
+    if (gone.empty())
+      return 0;
+    sqlite_tx tx{*db_};
+    for (auto& id : gone)
+      delete_entity_.bind(1, id).exec();
+    tx.commit();
+    return gone.size();
+  } catch (const sqlite_error& e) {
+    fail(e, "cannot prune local database");
   }
 }
 

@@ -1,5 +1,5 @@
 // The client's SQLite file, owned by the local_db actor. Layout (schema
-// version 1, application_id 'MSYN'):
+// version 2, application_id 'MSYN'):
 //   meta(key, value)      client_id, next_mutation_id, last_mutation_id,
 //                         cookie_epoch, cookie_version, cookie_commit,
 //                         cookie_mac (the server's signature of the cookie),
@@ -12,6 +12,14 @@
 //                                       server (deleted entities have no row)
 //   outbox(mutation_id, kind, id, type, data, trace_id)
 //                         local changes not yet confirmed by the server
+//   scopes(pattern, since)  the subscription, each entry with the server
+//                         version up to which the client holds its scopes;
+//                         with meta rows scope_known_reads, scope_held,
+//                         scope_rules, scope_configured (JSON arrays) and
+//                         scope_stored (see scope_subscription)
+// Version 1 (before scopes) is migrated in place: it gains the scopes table
+// and the meta rows of "no subscription stored yet" (its data was pulled
+// under every scope).
 // Every write is one transaction: a batch is in the file whole or not at all,
 // and next_mutation_id moves in the same transaction as the outbox rows it
 // numbers, so ids are never reused. A file that is not ours, is corrupt, is
@@ -27,13 +35,14 @@
 
 #include "actors/client/tuning.hpp"
 #include "actors/common/sqlite.hpp"
+#include "messages/client_local.hpp"
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
 #include "messages/protocol.hpp"
 
 namespace memsync {
 
-constexpr int64_t local_schema_version = 1;
+constexpr int64_t local_schema_version = 2;
 
 /// Everything the client needs to become interactive.
 struct local_snapshot {
@@ -45,6 +54,7 @@ struct local_snapshot {
   std::string push_epoch;
   std::vector<entity> base;
   std::vector<change> outbox; ///< in mutation-id order
+  scope_subscription subscription;
 };
 
 /// Thrown when the file cannot be used; `error()` says why and how.
@@ -84,6 +94,17 @@ public:
   /// outbox without what the server has seen (never a change above
   /// pushed_mutation_id(): the server cannot have seen it from us).
   void apply_pull(const pull_reply& reply);
+
+  /// Replaces the stored subscription (entries, progress, known reads, held
+  /// scopes, rules) in one transaction. Throws local_db_error (file then
+  /// unchanged).
+  void save_subscription(const scope_subscription& sub);
+
+  /// Deletes, in one transaction, every row of the entities table whose
+  /// scope (scope_held under `rules`) no pattern of `held` names; the outbox
+  /// stays as it is. Returns how many rows went. Throws local_db_error (file
+  /// then unchanged).
+  std::size_t prune(const scope_rules& rules, const std::vector<std::string>& held);
 
   /// The highest mutation id ever handed out for a push (survives restarts).
   uint64_t pushed_mutation_id() const { return pushed_mutation_id_; }
@@ -130,6 +151,7 @@ public:
 
 private:
   void check_and_migrate(const local_db_settings& settings);
+  scope_subscription load_subscription();
   void prepare_statements();
   void set_meta(const std::string& key, const std::string& value);
   std::string get_meta(const std::string& key);

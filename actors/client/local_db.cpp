@@ -82,6 +82,24 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
         return make_error(e.error());
       }
     },
+    [=](scopes_atom, const scope_subscription& sub) -> caf::result<ok_atom> {
+      try {
+        self->state.db->save_subscription(sub);
+        return ok_atom::value;
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
+    [=](prune_atom, const scope_rules& rules,
+        const std::vector<std::string>& held) -> caf::result<ok_atom> {
+      trace_scope ts{self->state.trace.get(), self, "prune"};
+      try {
+        self->state.db->prune(rules, held);
+        return ok_atom::value;
+      } catch (const local_db_error& e) {
+        return make_error(e.error());
+      }
+    },
     [=](epoch_atom, const std::string& epoch) -> caf::result<ok_atom> {
       try {
         self->state.db->set_push_epoch(epoch);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <caf/fwd.hpp>
@@ -13,6 +14,7 @@
 
 #include "actors/common/trace_sink.hpp"
 #include "messages/atoms.hpp"
+#include "messages/client_local.hpp"
 #include "messages/entity.hpp"
 #include "messages/protocol.hpp"
 
@@ -43,7 +45,13 @@ using local_db_actor = caf::typed_actor<
   /// Remembers the epoch of the last acknowledged push.
   caf::replies_to<epoch_atom, std::string>::with<ok_atom>,
   /// The highest mutation id in the outbox (0: the outbox is empty).
-  caf::replies_to<outbox_max_atom>::with<uint64_t>>;
+  caf::replies_to<outbox_max_atom>::with<uint64_t>,
+  /// Stores the subscription with its progress (local_database::
+  /// save_subscription).
+  caf::replies_to<scopes_atom, scope_subscription>::with<ok_atom>,
+  /// Deletes the base entities of the scopes no longer held (rules, held
+  /// patterns), never the outbox (local_database::prune).
+  caf::replies_to<prune_atom, scope_rules, std::vector<std::string>>::with<ok_atom>>;
 
 /// Spawns the actor; it takes ownership of the open database.
 local_db_actor spawn_local_db(caf::actor_system& sys, std::unique_ptr<local_database> db,

@@ -95,6 +95,14 @@ memory_store_impl(self_ptr self, std::shared_ptr<store_core> core,
                                            clamp(hello.max_data_depth)},
                                           clamp(hello.max_push_bytes));
     },
+    [=](grants_atom, grants& granted, scope_rules& rules) {
+      self->state.core->set_scopes(std::move(granted), std::move(rules));
+    },
+    [=](prune_atom, const scope_rules& rules, const std::vector<std::string>& held) {
+      trace_scope ts{self->state.trace.get(), self, "prune"};
+      forward(self, self->state.core->prune(rules, held), ts);
+      return ok_atom::value;
+    },
     [=](flush_atom) {
       trace_scope ts{self->state.trace.get(), self, "flush"};
       // Drain first: the flush scheduler must see every write before the

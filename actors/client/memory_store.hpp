@@ -40,7 +40,15 @@ using memory_store_actor = caf::typed_actor<
   caf::reacts_to<refused_atom, std::vector<refusal>>,
   /// The server's hello reply: local writes from now on must fit its data
   /// and push limits too (store_core::set_server_limits).
-  caf::reacts_to<hello_atom, hello_reply>>;
+  caf::reacts_to<hello_atom, hello_reply>,
+  /// The token's grants and the scope rules (from the hello and every pull):
+  /// local writes outside the writable scopes are refused at once
+  /// (store_core::set_scopes).
+  caf::reacts_to<grants_atom, grants, scope_rules>,
+  /// Drops the synced entities of the scopes no longer held (under the
+  /// rules: scope_held); pending changes stay until answered. Subscribers
+  /// see the removals as deletions.
+  caf::replies_to<prune_atom, scope_rules, std::vector<std::string>>::with<ok_atom>>;
 
 memory_store_actor
 spawn_memory_store(caf::actor_system& sys, std::shared_ptr<store_core> core,

@@ -203,8 +203,10 @@ void connected(self_ptr self, const hello_reply& hello, session_actor session) {
   st.server_push_bytes = hello.max_push_bytes;
   st.server_data.max_bytes = hello.max_data_bytes;
   st.server_data.max_depth = hello.max_data_depth;
-  // So that a local write that could never be pushed is refused at once.
+  // So that a local write that could never be pushed, or that the token may
+  // not make, is refused at once.
   self->send(st.store, hello_atom::value, hello);
+  learn_grants(self, hello.granted, hello.rules);
   ++st.status.connects;
   try_pull(self);
   try_push(self);
@@ -260,6 +262,7 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   st.status.last_mutation_id = st.cfg.last_mutation_id;
   st.status.acknowledged = st.cfg.last_mutation_id;
   st.reported_mid = st.cfg.last_mutation_id;
+  init_scopes(self);
   if (st.cfg.settings.jitter_seed != 0)
     st.rng.seed(static_cast<std::minstd_rand::result_type>(
       st.cfg.settings.jitter_seed % 2147483646 + 1));
@@ -328,6 +331,9 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
         drop_link(self, link_state::offline);
       }
     },
+    [=](subscribe_atom, const std::string& pattern) { return subscribe(self, pattern); },
+    [=](unsub_atom, const std::string& pattern) { return unsubscribe(self, pattern); },
+    [=](scopes_atom) { return current_scopes(self->state); },
     [=](reconnect_atom, uint64_t gen) {
       if (is_current(self, gen))
         connect(self);

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
@@ -69,7 +70,22 @@ using network_syncer_actor = caf::typed_actor<
   caf::replies_to<status_atom>::with<sync_status>,
   /// false: drop the connection and stay offline (writes keep accumulating);
   /// true: connect again and push what accumulated.
-  caf::reacts_to<online_atom, bool>>;
+  caf::reacts_to<online_atom, bool>,
+  /// Adds a scope pattern to the subscription and pulls: the new entry is
+  /// fetched from the start while the others keep their progress. A pattern
+  /// an entry already covers changes nothing; entries the new one covers
+  /// give way to it. Errors: invalid_request (not a pattern), forbidden
+  /// (the grants are known and the token may read nothing of it).
+  caf::replies_to<subscribe_atom, std::string>::with<ok_atom>,
+  /// Drops an entry of the subscription (exactly as subscribed) and, at
+  /// once, the synced entities of the scopes no longer held, from the
+  /// memory store and the local database; pending local writes stay until
+  /// answered. Errors: not_found (naming the subscription), invalid_request
+  /// (the last entry: the subscription is never empty).
+  caf::replies_to<unsub_atom, std::string>::with<ok_atom>,
+  /// The scopes held: the entries' readable parts once the grants are
+  /// known, else the entries.
+  caf::replies_to<scopes_atom>::with<std::vector<std::string>>>;
 
 struct syncer_config {
   std::string client_id;
@@ -77,6 +93,12 @@ struct syncer_config {
   uint64_t last_mutation_id = 0; ///< as stored locally
   std::string push_epoch;        ///< as stored locally
   sync_settings settings;
+  /// client.scopes: the subscription at start-up. Entries of the stored
+  /// subscription keep their progress; the stored subscription (with what
+  /// was subscribed and unsubscribed at run time) stays in force as long as
+  /// this list is the one it was made from.
+  std::vector<std::string> scopes{"*"};
+  scope_subscription subscription; ///< as stored locally
 };
 
 network_syncer_actor spawn_network_syncer(caf::actor_system& sys, syncer_config cfg,

@@ -44,12 +44,13 @@ struct applied_answer {
   bool reset = false;
 };
 
-/// Step 3 done: the pull is durable and visible.
+/// Step 3 done: the pull is durable and visible. `more`: an entry of the
+/// subscription was not in its request.
 void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
-               time_point received) {
+               time_point received, bool more) {
   auto& st = self->state;
   trace_scope ts{st.trace.get(), self, "pulled"};
-  auto again = st.pull == pull_phase::again;
+  auto again = st.pull == pull_phase::again || more;
   st.pull = pull_phase::idle;
   ++st.pulls_done;
   auto& layers = st.status.layers;
@@ -78,7 +79,7 @@ void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
 /// it renumbers.
 void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
                   const std::shared_ptr<pull_reply>& answer, time_point poked,
-                  time_point received) {
+                  time_point received, std::vector<scope_since> asked) {
   auto& st = self->state;
   if (st.repairing || identity != st.identity_gen)
     answer->last_mutation_id = 0;
@@ -86,18 +87,29 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
     report_refusals(self, std::move(answer->refused), answer->last_mutation_id,
                     answer->reset);
   applied_answer done{answer->next, answer->last_mutation_id, answer->reset};
+  scope_answer scoped{answer->next.version, std::move(asked), answer->granted,
+                      answer->rules, answer->forbidden};
+  // Before the rebase: its writes are checked under what this answer says.
+  self->send(st.store, grants_atom::value, answer->granted, answer->rules);
   self->request(st.store, caf::infinite, rebase_atom::value, std::move(*answer))
-    .then(on_link_of<ok_atom>(self, gen,
-                              [=](ok_atom) { on_pulled(self, done, poked, received); }),
-          on_link_of<caf::error>(self, gen,
-                                 [=](caf::error& err) { on_pull_failed(self, err); }));
+    .then(
+      [=](ok_atom) {
+        // The answer is applied whatever became of the link: its progress
+        // and what it implies for the held scopes count.
+        auto more = scopes_applied(self, scoped);
+        if (is_current(self, gen))
+          on_pulled(self, done, poked, received, more);
+      },
+      on_link_of<caf::error>(self, gen,
+                             [=](caf::error& err) { on_pull_failed(self, err); }));
 }
 
 /// Step 2: what a server sends is checked like what a client sends (an
 /// invalid entity never reaches the local database or the store), then made
 /// durable first: after a crash between steps 2 and 3 the local database is
 /// the truth and is loaded again.
-void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t sent_us) {
+void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t sent_us,
+                  std::vector<scope_since> asked) {
   auto& st = self->state;
   auto received = self->clock().now();
   clock_sample(self, sent_us, reply.server_time_us, wall_clock_us(), false);
@@ -119,8 +131,9 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   // answer is not held three times over).
   auto answer = std::make_shared<pull_reply>(std::move(reply));
   self->request(st.db, caf::infinite, rebase_atom::value, *answer)
-    .then([=](ok_atom) { make_visible(self, gen, identity, answer, poked, received); },
-          on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
+    .then(
+      [=](ok_atom) { make_visible(self, gen, identity, answer, poked, received, asked); },
+      on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
 }
 
 void request_page(self_ptr self, time_point poked);
@@ -157,6 +170,9 @@ pull_reply whole_answer(pull_pages& pages, pull_reply& last) {
   out.last_mutation_id = last.last_mutation_id;
   out.server_time_us = last.server_time_us;
   out.refused = std::move(last.refused); // of the same snapshot as last_mutation_id
+  out.granted = std::move(last.granted);
+  out.rules = std::move(last.rules);
+  out.forbidden = std::move(last.forbidden);
   pages = {};
   return out;
 }
@@ -185,6 +201,26 @@ void add_page(pull_pages& pages, pull_reply& page) {
   }
 }
 
+/// An answer in the epoch of our last acknowledged push that resets us
+/// (we had left that epoch: a restore brought its name back), or whose
+/// record of us is below what was acknowledged to us (a record never goes
+/// back within one history: a restore no cookie revealed), comes from an
+/// older copy of the history that acknowledged our pushes: what it
+/// acknowledged after the copy is gone. Our next push must then count as
+/// from another epoch so that it may start above the record (within one
+/// epoch a gap is refused, every time). local_db hears it before it stores
+/// the answer, which lowers its record.
+void forget_replaced_epoch(self_ptr self, const pull_reply& page) {
+  auto& st = self->state;
+  if (st.cfg.push_epoch.empty() || page.next.epoch != st.cfg.push_epoch)
+    return;
+  if (!page.reset && page.last_mutation_id >= st.status.acknowledged)
+    return;
+  st.cfg.push_epoch.clear();
+  self->request(st.db, caf::infinite, epoch_atom::value, std::string{})
+    .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+}
+
 /// Step 1, one page arrived: ask for the next, or go on with the answer.
 void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us) {
   auto& st = self->state;
@@ -194,6 +230,7 @@ void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us)
     st.pull = pull_phase::idle;
     return;
   }
+  forget_replaced_epoch(self, page);
   if (!st.record_checked) {
     st.record_checked = true;
     try_push(self);
@@ -208,8 +245,12 @@ void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us)
     return;
   }
   if (!pages.active && page.complete) { // the usual case: one page
-    make_durable(self, page, poked, sent_us);
+    make_durable(self, page, poked, sent_us, st.asking);
     return;
+  }
+  if (!pages.active) { // every page is asked for with this request's scopes
+    pages.scopes = st.asking;
+    pages.known_reads = st.asking_reads;
   }
   add_page(pages, page);
   if (!page.complete) {
@@ -219,17 +260,30 @@ void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us)
     return;
   }
   st.status.pull_received = st.status.pull_total = 0;
+  auto asked = std::move(pages.scopes);
   auto answer = whole_answer(pages, page);
-  make_durable(self, answer, poked, sent_us);
+  make_durable(self, answer, poked, sent_us, std::move(asked));
 }
 
 void request_page(self_ptr self, time_point poked) {
   auto& st = self->state;
   auto sent_us = wall_clock_us();
   auto after = st.pages.active ? st.pages.after : 0;
+  pull_request req{st.cfg.client_id, st.status.cursor, after};
+  if (st.pages.active) {
+    req.scopes = st.pages.scopes;
+    req.known_reads = st.pages.known_reads;
+  } else { // a new answer: the subscription as it is now
+    st.asking = st.sub.entries;
+    for (auto& e : st.asking)
+      e.since = std::min(e.since, st.status.cursor.version);
+    st.asking_reads = st.sub.known_reads;
+    req.scopes = st.asking;
+    req.known_reads = st.asking_reads;
+  }
   self
     ->request(st.session, st.cfg.settings.request_timeout, pull_atom::value,
-              pull_request{st.cfg.client_id, st.status.cursor, after})
+              std::move(req))
     .then(on_link<pull_reply>(
             self, [=](pull_reply& page) { on_page(self, page, poked, sent_us); }),
           on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));

@@ -72,6 +72,9 @@ struct pull_pages {
   uint64_t total = 0;      ///< the answer's size, as counted at the first page
   std::vector<entity> entities;
   std::vector<uint64_t> traces; ///< empty, or one per entity
+  /// The request's subscription and known reads: the same for every page.
+  std::vector<scope_since> scopes;
+  std::vector<std::string> known_reads;
 };
 
 struct network_syncer_state {
@@ -131,6 +134,21 @@ struct network_syncer_state {
   uint64_t pulls_done = 0;
   /// When the first poke not yet served by a pull arrived (layer stats).
   caf::actor_clock::time_point poked_at{};
+
+  // -- scopes --------------------------------------------------------------------
+  /// The subscription with its progress, as it is saved in local_db (see
+  /// scope_subscription): `held` and `rules` say what the local data may
+  /// hold, `known_reads` what it was pulled under.
+  scope_subscription sub;
+  /// What was last handed to local_db to save (null: nothing, or it failed).
+  std::shared_ptr<const scope_subscription> saved;
+  bool grants_known = false; ///< a hello or a pull of this run told us
+  grants granted;            ///< the token's, once known
+  scope_rules rules;         ///< the latest known (hello, pull, or as stored)
+  /// The entries and known reads of the answer being asked for, set at its
+  /// first page's request.
+  std::vector<scope_since> asking;
+  std::vector<std::string> asking_reads;
 
   // -- what the syncer reports ---------------------------------------------------
   sync_status status; ///< status.connected is derived from `link` on request
@@ -207,6 +225,32 @@ void push_due(self_ptr self, uint64_t gen);
 /// ours (see on_pulled).
 void report_refusals(self_ptr self, std::vector<refusal> refused, uint64_t up_to,
                      bool reset);
+
+// -- network_syncer_scopes.cpp --------------------------------------------------
+
+/// Start-up: the stored subscription, or the configured list (taking the
+/// progress of stored entries that cover its patterns).
+void init_scopes(self_ptr self);
+/// What `scopes_atom` and the status report: the entries' readable parts
+/// once the grants are known, else the entries.
+std::vector<std::string> current_scopes(const network_syncer_state& st);
+/// The hello told the grants and rules: the store learns them.
+void learn_grants(self_ptr self, const grants& granted, const scope_rules& rules);
+caf::result<ok_atom> subscribe(self_ptr self, const std::string& pattern);
+caf::result<ok_atom> unsubscribe(self_ptr self, const std::string& pattern);
+
+/// What a complete answer tells about scopes, once it is applied.
+struct scope_answer {
+  uint64_t version = 0;           ///< the answer's next.version
+  std::vector<scope_since> asked; ///< the entries of its request
+  grants granted;
+  scope_rules rules;
+  std::vector<std::string> forbidden;
+};
+/// Advances the progress of the entries that were asked, drops the
+/// forbidden ones, prunes if the held scopes shrank, saves the
+/// subscription. True if an entry was not in the request (one more pull).
+bool scopes_applied(self_ptr self, const scope_answer& answer);
 
 // -- network_syncer_pull.cpp ----------------------------------------------------
 

@@ -25,7 +25,21 @@ entity_ptr make_entity(std::string id, std::string type, std::string data,
     entity{std::move(id), std::move(type), std::move(data), version, false});
 }
 
+sync_error forbidden(std::string_view scope, const char* what) {
+  return {sync_errc::forbidden, std::string{what} + " scope '" + std::string{scope}
+                                  + "', which this client's token may not write"};
+}
+
 } // namespace
+
+bool scope_held(const scope_rules& rules, const std::vector<std::string>& patterns,
+                std::string_view type, std::string_view data) {
+  std::string scope;
+  if (!derive_scope(rules, type, data, scope).ok())
+    scope = default_scope;
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return pattern_matches(p, scope); });
+}
 
 store_core::store_core(data_limits limits, std::size_t max_push_bytes)
     : own_limits_{limits, max_push_bytes}, limits_{own_limits_},
@@ -40,6 +54,37 @@ void store_core::set_server_limits(const data_limits& data, std::size_t max_push
   limits_.data.max_bytes = std::min(own_limits_.data.max_bytes, data.max_bytes);
   limits_.data.max_depth = std::min(own_limits_.data.max_depth, data.max_depth);
   limits_.push_bytes = std::min(own_limits_.push_bytes, max_push_bytes);
+}
+
+void store_core::set_scopes(grants granted, scope_rules rules) {
+  auto p = std::make_shared<const scope_policy>(
+    scope_policy{std::move(granted), std::move(rules)});
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  scopes_ = std::move(p);
+}
+
+std::shared_ptr<const store_core::scope_policy> store_core::scopes() const {
+  std::lock_guard<std::mutex> guard{limits_mtx_};
+  return scopes_;
+}
+
+sync_error store_core::check_scope(const scope_policy* p, const entity_ptr& old,
+                                   std::string_view type, const nlohmann::json* data) {
+  if (!p)
+    return {};
+  std::string scope;
+  // An entity stored without its scope field keeps the server's scope for
+  // it, which only the server knows: it decides.
+  if (old && derive_scope(p->rules, old->type, std::string_view{old->data}, scope).ok()
+      && !can_write(p->granted, scope))
+    return forbidden(scope, "the entity is in");
+  if (!data)
+    return {};
+  if (auto err = derive_scope_of_json(p->rules, type, *data, scope); !err.ok())
+    return err;
+  if (!can_write(p->granted, scope))
+    return forbidden(scope, "the entity would be in");
+  return {};
 }
 
 store_core::write_limits store_core::limits() const {
@@ -125,8 +170,11 @@ sync_error store_core::put(std::string_view id, std::string_view type,
   c.data = text;
   if (auto err = check_push_bytes(c, limits.push_bytes, "the change"); !err.ok())
     return err;
+  auto policy = scopes();
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
+  if (auto err = check_scope(policy.get(), old, type, &data); !err.ok())
+    return err;
   auto value = make_entity(c.id, c.type, std::move(text), old ? old->version : 0);
   queue_local(std::move(c), std::move(old), std::move(value));
   return {};
@@ -148,6 +196,7 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
   auto limits = this->limits();
   if (auto err = check_limits(patch_text, limits.data); !err.ok())
     return err;
+  auto policy = scopes();
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
   if (!old)
@@ -172,6 +221,11 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
                                   "the entity after the patch");
       !err.ok())
     return err;
+  if (policy) {
+    auto next = nlohmann::json::parse(result.data, nullptr, false);
+    if (auto err = check_scope(policy.get(), old, c.type, &next); !err.ok())
+      return err;
+  }
   auto value = make_entity(c.id, c.type, std::move(result.data), old->version);
   queue_local(std::move(c), std::move(old), std::move(value));
   return {};
@@ -180,10 +234,13 @@ sync_error store_core::patch(std::string_view id, const nlohmann::json& patch) {
 sync_error store_core::erase(std::string_view id) {
   if (auto err = validate_id(id); !err.ok())
     return err;
+  auto policy = scopes();
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto old = get(id);
   if (!old)
     return {sync_errc::not_found, "no entity with id '" + std::string{id} + "'"};
+  if (auto err = check_scope(policy.get(), old, old->type, nullptr); !err.ok())
+    return err;
   change c;
   c.kind = change_kind::del;
   c.id = id;
@@ -392,6 +449,24 @@ drained store_core::rebase(const pull_reply& reply) {
   update_list updates;
   for (auto& [id, value] : direct)
     updates.push_back({id, std::move(value)});
+  settle(std::move(touched), std::move(updates), out.events);
+  return out;
+}
+
+drained store_core::prune(const scope_rules& rules,
+                          const std::vector<std::string>& held) {
+  std::lock_guard<std::mutex> guard{write_mtx_};
+  auto out = take_locked();
+  std::vector<std::string> touched; // ids whose shadow lost its base
+  for (auto& [id, sh] : shadows_)
+    if (sh.base && !scope_held(rules, held, sh.base->type, sh.base->data)) {
+      sh.base = nullptr;
+      touched.push_back(id);
+    }
+  update_list updates;
+  for (auto& value : all())
+    if (!shadows_.count(value->id) && !scope_held(rules, held, value->type, value->data))
+      updates.push_back({value->id, nullptr});
   settle(std::move(touched), std::move(updates), out.events);
   return out;
 }

@@ -33,9 +33,19 @@
 #include "messages/entity.hpp"
 #include "messages/errors.hpp"
 #include "messages/protocol.hpp"
+#include "messages/scopes.hpp"
 #include "messages/validation.hpp"
 
 namespace memsync {
+
+/// True if an entity of `type` with `data` (JSON text) belongs to a scope
+/// that one of `patterns` names, its scope derived by `rules`. A ruled
+/// entity without its scope field (written before the rule existed) counts
+/// as in the default scope, where the server keeps it until it is next
+/// written. The one test of what a client holds: the memory store and the
+/// local database prune by it.
+bool scope_held(const scope_rules& rules, const std::vector<std::string>& patterns,
+                std::string_view type, std::string_view data);
 
 /// Test-only faults: set only by the simulator's self-check (tools/sim,
 /// tests/sim), which shows that its checks catch a broken engine. The engine
@@ -121,6 +131,22 @@ public:
   /// already written are not checked again.
   void set_server_limits(const data_limits& data, std::size_t max_push_bytes);
 
+  /// The token's grants and the server's scope rules, from the hello reply
+  /// and every pull: from now on a put, patch or delete is refused at once
+  /// with `forbidden` if the entity's current scope (if it exists) or its
+  /// resulting one is not writable under `granted`, and with
+  /// `invalid_request` if a ruled entity would lack its scope field. Before
+  /// the first call nothing is refused for its scope (the server checks
+  /// every write all the same). Replaces what was set before.
+  void set_scopes(grants granted, scope_rules rules);
+
+  /// Drops from the base every entity whose scope (scope_held under
+  /// `rules`) no pattern of `held` names. Pending changes stay until the
+  /// server answers them: an entity with some keeps the value they give it
+  /// on no base. Queued local writes come first in the result, then the
+  /// removals.
+  drained prune(const scope_rules& rules, const std::vector<std::string>& held);
+
   /// Called under the write lock whenever the write queue stops being empty,
   /// so the actor can drain it. Set once, before any write.
   void on_first_queued(std::function<void()> wake);
@@ -205,13 +231,24 @@ private:
     std::size_t push_bytes;
   };
   write_limits limits() const;
+  struct scope_policy {
+    grants granted;
+    scope_rules rules;
+  };
+  // forbidden or invalid_request if writing `type`/`data` over `old` (null:
+  // none; data null: a delete) leaves or enters a scope `p` (null: not
+  // known yet) does not let us write.
+  static sync_error check_scope(const scope_policy* p, const entity_ptr& old,
+                                std::string_view type, const nlohmann::json* data);
+  std::shared_ptr<const scope_policy> scopes() const;
   // too_large, naming `what`, if `c` counts more than `limit` push bytes.
   static sync_error check_push_bytes(const change& c, std::size_t limit,
                                      const char* what);
 
   const write_limits own_limits_;
   mutable std::mutex limits_mtx_;
-  write_limits limits_; // guarded by limits_mtx_
+  write_limits limits_;                        // guarded by limits_mtx_
+  std::shared_ptr<const scope_policy> scopes_; // guarded by limits_mtx_; null: unknown
   left_right<visible_state> visible_;
   uint64_t trace_base_;
 

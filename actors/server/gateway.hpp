@@ -4,6 +4,12 @@
 // `max_sessions` live ones per client name; internal actors' handles never
 // leave the node. It tells the network front which session belongs to which
 // client node, so that only that node's connection may address it.
+// The hello reply carries the token's grants and the scope rules; the
+// session gets the grants. On a reload (from its own node only) it re-reads
+// the tokens file and the scopes file: both good, it swaps them in, sends
+// every live session the grants of the token that opened it (none if that
+// token is gone) and the log the new rules; either bad, it keeps the old
+// ones and answers with the file's "FILE:LINE: reason".
 #pragma once
 
 #include <cstddef>
@@ -17,6 +23,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/server/replication_log.hpp"
+#include "actors/server/scope_rules_file.hpp"
 #include "actors/server/session.hpp"
 #include "actors/server/token_table.hpp"
 #include "messages/atoms.hpp"
@@ -24,6 +31,13 @@
 #include "messages/remote.hpp"
 
 namespace memsync {
+
+/// The gateway as its node holds it: what clients see plus reloads. Clients
+/// get only gateway_actor (the publication carries that interface).
+using gateway_control_actor = gateway_actor::extend<
+  /// Re-reads the tokens and scopes files; replies "reloaded tokens (N) and
+  /// scope rules (M)" or an error naming the file and line (nothing changed).
+  caf::replies_to<reload_atom>::with<std::string>>;
 
 struct gateway_config {
   std::string server_id;
@@ -37,9 +51,12 @@ struct gateway_config {
   /// ended (closed). Empty: nobody to tell.
   std::function<void(const caf::node_id&, caf::actor_id)> session_opened;
   std::function<void(const caf::node_id&, caf::actor_id)> session_closed;
+  std::string tokens_file; ///< re-read on reload (empty: `tokens` stay)
+  std::string scopes_file; ///< re-read on reload (empty: no rules)
+  scope_rules rules;       ///< the scopes file's as loaded at start-up
 };
 
-gateway_actor spawn_gateway(caf::actor_system& sys, replication_log_actor log,
-                            gateway_config cfg);
+gateway_control_actor spawn_gateway(caf::actor_system& sys, replication_log_actor log,
+                                    gateway_config cfg);
 
 } // namespace memsync

@@ -1,6 +1,7 @@
 #include "actors/server/replication_log.hpp"
 
 #include "actors/server/cookie_signer.hpp"
+#include "actors/server/poke_index.hpp"
 
 #include <deque>
 #include <unordered_map>
@@ -49,6 +50,8 @@ struct replication_log_state {
   /// By address: a departing listener is found in O(1) (a linear scan per
   /// departure made the teardown of many sessions quadratic).
   std::unordered_map<caf::actor_addr, poke_listener_actor> listeners;
+  poke_index pokes;  ///< which listeners hold which scopes
+  scope_rules rules; ///< the scopes file as last (re)loaded
   uint64_t poked_version = 0;
   log_stats stats;
   std::shared_ptr<trace_sink> trace;
@@ -93,7 +96,10 @@ uint64_t trace_commit(self_ptr self, trace_scope& ts, const std::vector<log_push
 
 // Once per version: a node hears its own commits from the database as well.
 // `trace_id`: a traced change of that version's commit (0: none known).
-void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id) {
+// `scopes`: the scopes the commit touched; null (another node's commit, whose
+// scopes the relay does not carry): every listener.
+void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id,
+                    const std::vector<std::string>* scopes = nullptr) {
   auto& st = self->state;
   if (version <= st.poked_version)
     return;
@@ -101,8 +107,15 @@ void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id) {
   trace_scope ts{st.trace.get(), self, "poke_sent"};
   ts.version(version);
   ts.mark(trace_id);
-  for (auto& [addr, listener] : st.listeners)
-    self->send(listener, poke_atom::value, poke{version, trace_id});
+  poke p{version, trace_id};
+  if (!scopes) {
+    for (auto& [addr, listener] : st.listeners)
+      self->send(listener, poke_atom::value, p);
+    return;
+  }
+  for (auto& addr : st.pokes.touched_by(*scopes))
+    if (auto it = st.listeners.find(addr); it != st.listeners.end())
+      self->send(it->second, poke_atom::value, p);
 }
 
 // Takes the oldest queued pushes up to the group caps (at least one).
@@ -135,7 +148,7 @@ void commit(self_ptr self) {
   // here (out of memory while building the result) fails the group, never
   // the log.
   try {
-    auto result = apply_pushes(*st.backend, pushes, st.settings.data);
+    auto result = apply_pushes(*st.backend, pushes, st.settings.data, st.rules);
     uint64_t poke_trace = 0;
     if (st.trace)
       poke_trace = trace_commit(self, ts, pushes, result.written);
@@ -152,7 +165,7 @@ void commit(self_ptr self) {
       else
         batch[i].promise.deliver(make_error(outcome.error));
     }
-    poke_listeners(self, result.version, poke_trace);
+    poke_listeners(self, result.version, poke_trace, &result.scopes);
   } catch (const std::exception& e) {
     auto err = make_error(storage_failure(e));
     for (auto& q : batch)
@@ -168,13 +181,16 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
                      log_settings settings, std::shared_ptr<trace_sink> trace) {
   self->state.signer = std::make_unique<cookie_signer>(backend->cookie_secret());
   self->state.backend = std::move(backend);
-  self->state.settings = settings;
+  self->state.rules = settings.rules;
+  self->state.settings = std::move(settings);
   if (trace)
     self->state.recent = std::make_unique<recent_traces>();
   self->state.trace = std::move(trace);
   self->state.poked_version = self->state.backend->head_version();
-  self->set_down_handler(
-    [=](const caf::down_msg& msg) { self->state.listeners.erase(msg.source); });
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    self->state.listeners.erase(msg.source);
+    self->state.pokes.remove(msg.source);
+  });
   return {
     [=](push_atom, log_push& push) {
       auto& st = self->state;
@@ -191,9 +207,10 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
       schedule_commit(self);
       return promise;
     },
-    [=](pull_atom, const pull_request& req) -> caf::result<pull_reply> {
+    [=](pull_atom, const log_pull& pull) -> caf::result<pull_reply> {
       auto& st = self->state;
       ++st.stats.pulls;
+      auto& req = pull.request;
       trace_scope ts{st.trace.get(), self, "pull"};
       try {
         // A cookie of this epoch that the server did not sign is forged: it
@@ -204,8 +221,15 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
         if (!since.epoch.empty() && since.epoch == st.backend->epoch()
             && !st.signer->verify(since))
           since = cookie{};
-        auto reply = st.backend->pull_page(req.client_id, since,
-                                           {req.after, st.settings.max_pull_bytes});
+        page_request page{req.after, st.settings.max_pull_bytes, pull.parts,
+                          pull.refetch};
+        // Empty parts would read every scope: a part that names no scope
+        // (no scope name is empty) reads only the cookie and the client's
+        // record.
+        if (page.parts.empty())
+          page.parts.push_back(scope_since{"", 0});
+        auto reply = st.backend->pull_page(req.client_id, since, page);
+        reply.rules = st.rules;
         reply.next.mac = st.signer->sign(reply.next);
         if (st.recent) {
           reply.traces.reserve(reply.entities.size());
@@ -224,8 +248,15 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
         return;
       self->monitor(listener);
       auto addr = listener.address();
+      self->state.pokes.add(addr);
       self->state.listeners.emplace(std::move(addr), std::move(listener));
     },
+    [=](scopes_atom, const poke_listener_actor& listener,
+        std::vector<std::string>& patterns) {
+      if (listener)
+        self->state.pokes.set_filter(listener.address(), std::move(patterns));
+    },
+    [=](reload_atom, scope_rules& rules) { self->state.rules = std::move(rules); },
     [=](poke_atom, const poke& p) { poke_listeners(self, p.version, p.trace_id); },
     [=](stats_atom) {
       auto out = self->state.stats;

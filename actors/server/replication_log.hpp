@@ -2,8 +2,8 @@
 // storage backend; applies pushes with group commit (every push that arrives
 // while a transaction is being written goes into the next one, up to the
 // group caps, so one disk sync serves many clients), answers pulls, and
-// pokes its subscribers after every commit that produced a new version (its
-// own, or one another server node on the same database reported). Runs on
+// pokes the subscribers whose scopes a commit touched (every subscriber for
+// a commit another server node on the same database reported). Runs on
 // its own thread: backend calls block.
 // Nothing a backend throws ends it: every failure is answered as an error
 // (`unavailable`: retryable, or `db_error`), and a push that fails by itself
@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
@@ -35,11 +37,24 @@ using replication_log_actor = caf::typed_actor<
   /// (mutation_gap: rejected; unavailable: storage failed, push again;
   /// db_error: storage refused this push).
   caf::replies_to<push_atom, log_push>::with<push_reply>,
-  caf::replies_to<pull_atom, pull_request>::with<pull_reply>,
-  /// Adds a listener for pokes (one per commit); it is dropped when it
-  /// terminates.
+  /// One page of the answer to a pull, read from `parts` only (the session
+  /// computed them from the token's grants: the log trusts them). No parts:
+  /// the token may read nothing of what was asked; the reply then carries
+  /// no entities, only the cookie, mutation id and refusals. The reply's
+  /// `rules` are the log's current ones.
+  caf::replies_to<pull_atom, log_pull>::with<pull_reply>,
+  /// Adds a listener for pokes; it is dropped when it terminates. Until it
+  /// sets a filter it gets a poke for every commit.
   caf::reacts_to<subscribe_atom, poke_listener_actor>,
-  /// Another server node on the same database committed up to this version.
+  /// Sets a subscribed listener's poke filter: from now on it is poked only
+  /// for commits that touched a scope one of these patterns names (empty:
+  /// none). The cost of a commit's pokes follows the listeners it pokes.
+  caf::reacts_to<scopes_atom, poke_listener_actor, std::vector<std::string>>,
+  /// New scope rules (a reload): every write from now on derives scopes by
+  /// them; stored entities keep theirs until written again.
+  caf::reacts_to<reload_atom, scope_rules>,
+  /// Another server node on the same database committed up to this version
+  /// (its scopes unknown: every listener is poked).
   caf::reacts_to<poke_atom, poke>,
   /// Counters for benchmarks and status.
   caf::replies_to<stats_atom>::with<log_stats>>;

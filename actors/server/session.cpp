@@ -17,10 +17,16 @@ struct session_state {
   session_config cfg;
   bool push_in_flight = false;
   bool pull_in_flight = false; // each answer is the client's whole diff: one at a time
+  grants granted;
+  /// The patterns of the last pull's subscription: the poke filter follows
+  /// them when the grants change.
+  std::vector<std::string> subscription;
+  bool filter_sent = false; ///< until the first pull, every commit pokes
+  std::vector<std::string> filter;
   const char* name = "session";
 };
 
-using self_ptr = session_actor::stateful_pointer<session_state>;
+using self_ptr = session_control_actor::stateful_pointer<session_state>;
 
 /// The request must come from the client's own node and name its own id:
 /// CAF lets any peer address an actor whose handle it learned.
@@ -63,9 +69,76 @@ caf::error check_push(const session_limits& limits, const push_request& req) {
   return {};
 }
 
-session_actor::behavior_type session_impl(self_ptr self, replication_log_actor log,
-                                          session_config cfg) {
+caf::error check_pull(const session_limits& limits, const pull_request& req) {
+  if (req.scopes.size() > limits.max_pull_scopes
+      || req.known_reads.size() > limits.max_pull_scopes)
+    return make_error(sync_errc::too_large,
+                      "pull of " + std::to_string(req.scopes.size()) + " scopes and "
+                        + std::to_string(req.known_reads.size())
+                        + " known reads; at most "
+                        + std::to_string(limits.max_pull_scopes) + " of each allowed");
+  for (auto& e : req.scopes) {
+    if (auto err = validate_pattern(e.pattern); !err.ok())
+      return make_error(sync_errc::invalid_request, "scopes: " + err.message);
+    if (e.since > req.since.version)
+      return make_error(sync_errc::invalid_request,
+                        "scope '" + e.pattern + "' is known up to version "
+                          + std::to_string(e.since) + ", beyond the cookie's "
+                          + std::to_string(req.since.version));
+  }
+  for (auto& k : req.known_reads)
+    if (auto err = validate_pattern(k); !err.ok())
+      return make_error(sync_errc::invalid_request, "known_reads: " + err.message);
+  return {};
+}
+
+/// True if `g` may read a scope no pattern of `known_reads` names (empty:
+/// every scope): the client may lack entities it never was allowed to see.
+bool reads_grew(const grants& g, const std::vector<std::string>& known_reads) {
+  if (known_reads.empty())
+    return false;
+  for (auto& x : g) {
+    bool covered = false;
+    for (auto& k : known_reads)
+      covered = covered || pattern_covers(k, x.pattern);
+    if (!covered)
+      return true;
+  }
+  return false;
+}
+
+/// The request's subscription; none means every scope from the cookie.
+std::vector<scope_since> entries_of(const pull_request& req) {
+  if (req.scopes.empty())
+    return {scope_since{"*", req.since.version}};
+  return req.scopes;
+}
+
+/// What the client may be poked for: the readable parts of `subscription`.
+std::vector<std::string> poke_filter(const grants& g,
+                                     const std::vector<std::string>& subscription) {
+  std::vector<std::string> out;
+  for (auto& pattern : subscription)
+    for (auto& part : readable_part(g, pattern))
+      out.push_back(std::move(part));
+  return minimal_patterns(std::move(out));
+}
+
+void send_filter(self_ptr self) {
+  auto& st = self->state;
+  auto filter = poke_filter(st.granted, st.subscription);
+  if (st.filter_sent && filter == st.filter)
+    return;
+  st.filter_sent = true;
+  st.filter = filter;
+  self->send(st.log, scopes_atom::value, caf::actor_cast<poke_listener_actor>(self),
+             std::move(filter));
+}
+
+session_control_actor::behavior_type
+session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
   self->state.log = log;
+  self->state.granted = cfg.granted;
   self->state.cfg = std::move(cfg);
   auto& listener = self->state.cfg.listener;
   self->monitor(listener);
@@ -104,6 +177,7 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
       for (auto& c : req.changes)
         push.verdicts.push_back(canonicalize_change(c, st.cfg.limits.data));
       push.request = std::move(req);
+      push.granted = st.granted;
       st.push_in_flight = true;
       auto promise = self->make_response_promise<push_reply>();
       self->request(st.log, st.cfg.limits.log_timeout, push_atom::value, std::move(push))
@@ -125,18 +199,44 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
       if (st.pull_in_flight)
         return make_error(sync_errc::invalid_request,
                           "a pull is already in flight for this client");
+      if (auto err = check_pull(st.cfg.limits, req))
+        return err;
+      // Each entry reads what the grants let it; an entry of which nothing
+      // is readable gets nothing and is named in the reply.
+      log_pull pull;
+      pull.refetch = reads_grew(st.granted, req.known_reads);
+      std::vector<std::string> forbidden;
+      std::vector<std::string> subscription;
+      for (auto& entry : entries_of(req)) {
+        auto part = readable_part(st.granted, entry.pattern);
+        if (part.empty())
+          forbidden.push_back(entry.pattern);
+        for (auto& p : part)
+          pull.parts.push_back({std::move(p), pull.refetch ? 0 : entry.since});
+        subscription.push_back(std::move(entry.pattern));
+      }
+      pull.request = std::move(req);
+      // The reply names the grants the parts were read under, not newer
+      // ones that arrive meanwhile: the client takes them as its known
+      // reads, and a grant it was not answered under must still refetch.
+      auto read_under = st.granted;
       st.pull_in_flight = true;
       // Not delegate(): the reply would come from the log and hand the
       // client the log's handle. The answer goes through this session.
       auto promise = self->make_response_promise<pull_reply>();
-      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(req))
+      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(pull))
         .then(
           [=](pull_reply& reply) mutable {
-            self->state.pull_in_flight = false;
-            trace_scope ts{self->state.cfg.trace.get(), self, "pull_reply"};
-            ts.peer(self->state.cfg.client_id);
+            auto& st = self->state;
+            st.pull_in_flight = false;
+            trace_scope ts{st.cfg.trace.get(), self, "pull_reply"};
+            ts.peer(st.cfg.client_id);
             ts.pull_items(reply);
             reply.server_time_us = wall_clock_us();
+            reply.granted = read_under;
+            reply.forbidden = forbidden;
+            st.subscription = subscription;
+            send_filter(self);
             promise.deliver(std::move(reply));
           },
           [=](caf::error& err) mutable {
@@ -154,13 +254,24 @@ session_actor::behavior_type session_impl(self_ptr self, replication_log_actor l
       if (sender && sender == caf::actor_cast<caf::strong_actor_ptr>(self->state.log))
         self->send(self->state.cfg.listener, poke_atom::value, p);
     },
+    [=](grants_atom, grants& g) {
+      // Only the gateway that opened this session may change what it
+      // permits: a client (or any peer) that sent this would raise its own.
+      auto& st = self->state;
+      auto sender = self->current_sender();
+      if (!sender || sender->address() != st.cfg.gateway)
+        return;
+      st.granted = std::move(g);
+      if (st.filter_sent)
+        send_filter(self);
+    },
   };
 }
 
 } // namespace
 
-session_actor spawn_session(caf::actor_system& sys, replication_log_actor log,
-                            session_config cfg) {
+session_control_actor spawn_session(caf::actor_system& sys, replication_log_actor log,
+                                    session_config cfg) {
   return sys.spawn(session_impl, std::move(log), std::move(cfg));
 }
 

@@ -5,6 +5,13 @@
 // bytes and count per push) before anything reaches the replication log,
 // allows one push and one pull in flight (a second is refused, not queued),
 // and forwards the log's pokes to its client.
+// Scopes: its pushes carry the token's grants (the log refuses what they do
+// not permit); a pull reads only the readable part of each requested entry
+// (entries of which nothing is readable come back in `forbidden`), all
+// parts from the start when the grants grew beyond what the client's data
+// was pulled under, and leaves the log a poke filter of those parts. Its
+// grants change only by a `grants_atom` message from its own gateway (a
+// reload of the tokens file).
 // It ends when its client's poke listener goes away or the log ends; it
 // monitors the log and links to nothing, so an exit message a peer sends it
 // (any reason) ends this session alone, never the log or another session.
@@ -14,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor_addr.hpp>
 #include <caf/fwd.hpp>
 #include <caf/node_id.hpp>
 #include <caf/replies_to.hpp>
@@ -30,15 +38,21 @@
 
 namespace memsync {
 
+/// The session as its gateway holds it: the client's interface plus new
+/// grants, accepted only from the gateway that opened it.
+using session_control_actor = session_actor::extend<caf::reacts_to<grants_atom, grants>>;
+
 struct session_config {
   std::string client_id;
   caf::node_id client_node;
   poke_listener_actor listener; ///< the client's syncer
   session_limits limits;
   std::shared_ptr<trace_sink> trace; ///< null: not tracing
+  grants granted = all_grants();     ///< the token's
+  caf::actor_addr gateway;           ///< the only sender of new grants
 };
 
-session_actor spawn_session(caf::actor_system& sys, replication_log_actor log,
-                            session_config cfg);
+session_control_actor spawn_session(caf::actor_system& sys, replication_log_actor log,
+                                    session_config cfg);
 
 } // namespace memsync

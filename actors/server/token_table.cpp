@@ -66,15 +66,25 @@ token_table token_table::parse(std::istream& in, const std::string& origin) {
     if (auto hash = line.find('#'); hash != std::string::npos)
       line.erase(hash);
     std::istringstream words{line};
-    std::string token, name, extra;
+    std::string token, name, word;
     if (!(words >> token))
       continue;
     auto where = origin + ":" + std::to_string(lineno) + ": ";
-    if (!(words >> name) || (words >> extra))
-      throw std::invalid_argument(where + "expected 'TOKEN CLIENT-NAME'");
+    if (!(words >> name))
+      throw std::invalid_argument(where + "expected 'TOKEN CLIENT-NAME [GRANT...]'");
     if (auto err = validate_id(name); !err.ok())
       throw std::invalid_argument(where + "client name: " + err.message);
-    entry e{{}, name};
+    entry e{{}, name, {}};
+    while (words >> word) {
+      grant g;
+      if (!parse_grant(word, g))
+        throw std::invalid_argument(where + "grant '" + word
+                                    + "': expected 'read:PATTERN' or 'write:PATTERN', "
+                                      "PATTERN a scope name or a prefix followed by '*'");
+      e.granted.push_back(std::move(g));
+    }
+    if (e.granted.empty()) // today's files: every scope
+      e.granted = all_grants();
     if (std::string_view{token}.substr(0, hash_prefix.size()) == hash_prefix) {
       if (!parse_digest(std::string_view{token}.substr(hash_prefix.size()), e.hash))
         throw std::invalid_argument(where + "expected 'sha256:' and 64 hex digits");
@@ -89,12 +99,13 @@ token_table token_table::parse(std::istream& in, const std::string& origin) {
   return out;
 }
 
-void token_table::add(std::string_view token, std::string client) {
+void token_table::add(std::string_view token, std::string client,
+                      memsync::grants granted) {
   auto hash = sha256(token);
   for (auto& other : entries_)
     if (other.hash == hash)
       throw std::invalid_argument("token listed twice");
-  entries_.push_back({hash, std::move(client)});
+  entries_.push_back({hash, std::move(client), std::move(granted)});
 }
 
 std::map<std::string, std::string>
@@ -121,7 +132,19 @@ token_table token_table::load(const std::string& path) {
 }
 
 std::string token_table::client_of(std::string_view token) const {
-  auto presented = sha256(token);
+  return lookup(token).client;
+}
+
+token_table::match token_table::lookup(std::string_view token) const {
+  return find(sha256(token));
+}
+
+token_table::match token_table::find(const digest& hash) const {
+  auto* e = find_entry(hash);
+  return e ? match{e->client, e->granted, e->hash} : match{};
+}
+
+const token_table::entry* token_table::find_entry(const digest& presented) const {
   // Visit every entry and select without branching on the comparison, so
   // the time does not depend on which entry (if any) matches.
   const entry* found = nullptr;
@@ -132,7 +155,7 @@ std::string token_table::client_of(std::string_view token) const {
       (reinterpret_cast<uintptr_t>(&e) & mask)
       | (reinterpret_cast<uintptr_t>(found) & ~mask));
   }
-  return found ? found->client : std::string{};
+  return found;
 }
 
 } // namespace memsync

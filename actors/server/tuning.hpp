@@ -8,6 +8,7 @@
 
 #include <caf/timespan.hpp>
 
+#include "messages/scopes.hpp"
 #include "messages/validation.hpp"
 
 namespace memsync {
@@ -45,6 +46,12 @@ constexpr std::size_t max_group_pushes = 256;
 /// than that twice over (the request and the backend's statements).
 constexpr std::size_t max_group_bytes = std::size_t{64} << 20;
 
+/// Entries of a pull's subscription (and patterns of its known reads). A
+/// client holds a handful of scopes; each entry costs the backend one range
+/// to read per page, so a few hundred bound one pull's work and the poke
+/// filter it leaves.
+constexpr std::size_t max_pull_scopes = 256;
+
 } // namespace tuning
 
 /// Per-client limits, from the server config.
@@ -53,6 +60,7 @@ struct session_limits {
   std::size_t max_push_changes = tuning::max_push_changes;
   std::size_t max_push_bytes = tuning::max_push_bytes;
   std::size_t max_pull_bytes = tuning::max_pull_bytes;
+  std::size_t max_pull_scopes = tuning::max_pull_scopes;
   caf::timespan log_timeout = tuning::log_timeout;
 };
 
@@ -62,6 +70,7 @@ struct log_settings {
   std::size_t max_group_pushes = tuning::max_group_pushes;
   std::size_t max_group_bytes = tuning::max_group_bytes;
   std::size_t max_pull_bytes = tuning::max_pull_bytes; ///< per pull reply
+  scope_rules rules; ///< the scopes file at start-up (none: all in `default`)
 };
 
 } // namespace memsync

@@ -12,7 +12,7 @@ namespace memsync {
 
 namespace {
 
-constexpr uint64_t server_schema_version = 1;
+constexpr uint64_t server_schema_version = 2;
 
 // '@' stands for the schema. The advisory lock ('MSRL') serialises servers
 // that start together on one empty database; IF NOT EXISTS lets the later
@@ -28,6 +28,24 @@ CREATE TABLE IF NOT EXISTS @.clients(client_id text PRIMARY KEY,
 CREATE TABLE IF NOT EXISTS @.log(version bigint PRIMARY KEY,
   commit_id bigint NOT NULL, client_id text NOT NULL, mutation_id bigint NOT NULL,
   entity_id text NOT NULL, deleted boolean NOT NULL);
+)sql";
+
+// Schema 2: scopes (rows of before are in 'default' until next written: the
+// rules decide a scope when an entity is written). Byte order (COLLATE "C")
+// so that a prefix of scopes is one range of the (scope, version) index: a
+// scoped pull's cost grows with the changes in its scopes, not with the size
+// of the database. Under the lock of schema_v1, so that servers starting
+// together on an older database upgrade it once.
+const char* schema_v2 = R"sql(
+BEGIN; SELECT pg_advisory_xact_lock(1297306188);
+ALTER TABLE @.entities ADD COLUMN IF NOT EXISTS scope text COLLATE "C" NOT NULL
+  DEFAULT 'default';
+CREATE INDEX IF NOT EXISTS entities_by_scope ON @.entities(scope, version);
+CREATE TABLE IF NOT EXISTS @.moves(scope text COLLATE "C" NOT NULL,
+  id text NOT NULL, version bigint NOT NULL, PRIMARY KEY (scope, id));
+CREATE INDEX IF NOT EXISTS moves_by_scope ON @.moves(scope, version);
+UPDATE @.meta SET value = '2' WHERE key = 'schema_version' AND value = '1';
+COMMIT;
 )sql";
 
 // Added to schema 1 without a new version (a server of before ignores it),
@@ -51,17 +69,21 @@ const std::pair<const char*, const char*> statements[] = {
   {"get_client", "SELECT last_mutation_id FROM @.clients WHERE client_id = $1"},
   {"set_client", "INSERT INTO @.clients VALUES ($1, $2) ON CONFLICT (client_id) "
                  "DO UPDATE SET last_mutation_id = excluded.last_mutation_id"},
-  {"get_entity", "SELECT id, type, data, version, deleted FROM @.entities "
+  {"get_entity", "SELECT id, type, data, version, deleted, scope FROM @.entities "
                  "WHERE id = $1"},
-  {"get_entities", "SELECT id, type, data, version, deleted FROM @.entities "
+  {"get_entities", "SELECT id, type, data, version, deleted, scope FROM @.entities "
                    "WHERE id = ANY($1::text[])"},
   // A transaction's writes go in two statements at commit (arrays as
   // parameters), not two per change: each statement is a round trip.
-  {"write_entities", "INSERT INTO @.entities SELECT * FROM unnest($1::text[], "
-                     "$2::text[], $3::text[], $4::bigint[], $5::boolean[]) "
+  {"write_entities", "INSERT INTO @.entities(id, type, data, version, deleted, scope) "
+                     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                     "$4::bigint[], $5::boolean[], $6::text[]) "
                      "ON CONFLICT (id) DO UPDATE SET type = excluded.type, "
                      "data = excluded.data, version = excluded.version, "
-                     "deleted = excluded.deleted"},
+                     "deleted = excluded.deleted, scope = excluded.scope"},
+  {"write_moves", "INSERT INTO @.moves SELECT * FROM unnest($1::text[], $2::text[], "
+                  "$3::bigint[]) ON CONFLICT (scope, id) DO UPDATE "
+                  "SET version = excluded.version"},
   {"write_log", "INSERT INTO @.log SELECT v, $2::bigint, c, m, e, d FROM "
                 "unnest($1::bigint[], $3::text[], $4::bigint[], $5::text[], "
                 "$6::boolean[]) AS t(v, c, m, e, d)"},
@@ -87,7 +109,7 @@ const std::pair<const char*, const char*> statements[] = {
 // scan (100-change pushes ran three times slower).
 bool planned_per_call(const std::string& name) {
   return name == "get_entities" || name == "write_entities" || name == "write_log"
-         || name == "get_refusals";
+         || name == "write_moves" || name == "get_refusals";
 }
 
 std::string with_schema(std::string sql, const std::string& schema) {
@@ -157,6 +179,10 @@ private:
   std::string text_;
 };
 
+// Rows a pull reads per statement (all in one snapshot), so that a page
+// never reads the rest of a large state.
+constexpr int chunk = 1000;
+
 // Columns id, type, data, version, deleted.
 entity entity_at(const PGresult* rows, int i) {
   return {PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2),
@@ -209,7 +235,8 @@ public:
     auto r = backend_.run("get_entities", {wanted.str()}, "cannot read entities");
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       auto e = entity_at(r.get(), i);
-      cache_[e.id] = std::move(e);
+      auto id = e.id;
+      cache_[id] = stored{std::move(e), PQgetvalue(r.get(), i, 5)};
     }
     // The pushing clients' refusals too: one round trip for the group, not
     // one per push.
@@ -226,17 +253,17 @@ public:
   }
 
   bool load_entity(const std::string& id, entity& out, std::string& scope) override {
-    scope = default_scope; // TODO(scopes): the stored scope
     auto it = cache_.find(id);
     if (it == cache_.end()) {
       auto r = backend_.run("get_entity", {id}, "cannot read an entity");
       it = cache_.emplace(id, std::nullopt).first;
       if (PQntuples(r.get()) > 0)
-        it->second = entity_at(r.get(), 0);
+        it->second = stored{entity_at(r.get(), 0), PQgetvalue(r.get(), 0, 5)};
     }
     if (!it->second)
       return false;
-    out = *it->second;
+    out = it->second->e;
+    scope = it->second->scope;
     return true;
   }
 
@@ -274,10 +301,13 @@ public:
 
   uint64_t write_entity(const entity& e, const std::string& scope,
                         const std::string& client_id, uint64_t mutation_id) override {
-    (void)scope; // TODO(scopes)
-    auto& stored = cache_[e.id];
-    stored = e;
-    stored->version = ++head_;
+    entity before;
+    std::string scope_before;
+    if (load_entity(e.id, before, scope_before) && scope_before != scope)
+      moves_[{scope_before, e.id}] = head_ + 1; // the latest move out of it
+    auto& row = cache_[e.id];
+    row = stored{e, scope};
+    row->e.version = ++head_;
     writes_.push_back({e.id, client_id, mutation_id, head_, e.deleted});
     return head_;
   }
@@ -308,18 +338,31 @@ private:
   // Entities: the final state of each id (one row per id: an upsert may not
   // touch a row twice); the log: every write.
   void write_rows() {
-    array_literal ids, types, datas, versions, deleted;
-    for (auto& [id, e] : cache_)
-      if (e && e->version > base_) { // written by this transaction
-        ids.add(e->id);
-        types.add(e->type);
-        datas.add(e->data);
-        versions.add(num(e->version));
-        deleted.add(e->deleted ? "t" : "f");
+    array_literal ids, types, datas, versions, deleted, scopes;
+    for (auto& [id, row] : cache_)
+      if (row && row->e.version > base_) { // written by this transaction
+        auto& e = row->e;
+        ids.add(e.id);
+        types.add(e.type);
+        datas.add(e.data);
+        versions.add(num(e.version));
+        deleted.add(e.deleted ? "t" : "f");
+        scopes.add(row->scope);
       }
     backend_.run("write_entities",
-                 {ids.str(), types.str(), datas.str(), versions.str(), deleted.str()},
+                 {ids.str(), types.str(), datas.str(), versions.str(), deleted.str(),
+                  scopes.str()},
                  "cannot write entities");
+    if (!moves_.empty()) { // rare: no round trip for the others
+      array_literal from, moved, at;
+      for (auto& [key, version] : moves_) {
+        from.add(key.first);
+        moved.add(key.second);
+        at.add(num(version));
+      }
+      backend_.run("write_moves", {from.str(), moved.str(), at.str()},
+                   "cannot write moves");
+    }
     array_literal log_versions, clients, mutations, entity_ids, log_deleted;
     for (auto& w : writes_) {
       log_versions.add(num(w.version));
@@ -338,8 +381,15 @@ private:
   uint64_t base_ = 0; // the head this transaction started from
   uint64_t head_ = 0; // becomes the backend's only once committed
   uint64_t commit_id_ = new_commit_id();
+  struct stored {
+    entity e;
+    std::string scope;
+  };
   // What this transaction read or wrote; nullopt: no such entity.
-  std::unordered_map<std::string, std::optional<entity>> cache_;
+  std::unordered_map<std::string, std::optional<stored>> cache_;
+  // (scope, id) -> version: the moves this transaction made, the latest
+  // per scope and entity (one row each: an upsert may not touch one twice).
+  std::map<std::pair<std::string, std::string>, uint64_t> moves_;
   std::vector<log_row> writes_;
   // Per client read so far, kept in step with this transaction's writes.
   std::unordered_map<std::string, std::vector<refusal>> refusals_;
@@ -368,6 +418,7 @@ void postgres_backend::connect() {
   if (conn_)
     PQfinish(conn_);
   in_tx_ = false;
+  shapes_.clear(); // prepared on the connection that is gone
   conn_ = PQconnectdb(conninfo_.c_str());
   if (PQstatus(conn_) != CONNECTION_OK) {
     auto what = trimmed(PQerrorMessage(conn_));
@@ -393,7 +444,10 @@ void postgres_backend::connect() {
             "cannot create the cookie secret");
     auto meta = run_sql(with_schema("SELECT key, value FROM @.meta", schema_),
                         "cannot read the head");
-    epoch_ = read_meta(meta.get()).epoch;
+    auto found = read_meta(meta.get());
+    epoch_ = found.epoch;
+    if (found.schema < 2) // only once the schema proved to be ours
+      run_sql(with_schema(schema_v2, schema_), "cannot upgrade the schema to scopes");
     // Only once the schema proved to be ours.
     run_sql(with_schema(refusals_table, schema_), "cannot create the refusals table");
     for (auto& [name, sql] : statements)
@@ -422,8 +476,8 @@ void postgres_backend::create_schema() {
                           "('head_version', '0'), ('head_commit', '0'), "
                           "('schema_version', $2) ON CONFLICT (key) DO NOTHING",
                           s));
-      run("init_meta", {new_epoch(), std::to_string(server_schema_version)},
-          "cannot create the schema");
+      // Schema 1 as it always was; connect() upgrades it at once.
+      run("init_meta", {new_epoch(), "1"}, "cannot create the schema");
       commit_tx("cannot create the schema");
     } catch (...) {
       rollback_quietly();
@@ -517,7 +571,7 @@ postgres_backend::meta_row postgres_backend::read_meta(const pg_result* rows) {
   head_ = to_u64(values["head_version"]);
   head_commit_ = to_u64(values["head_commit"]);
   cookie_secret_ = values["cookie_secret"];
-  return {values["epoch"], head_, head_commit_};
+  return {values["epoch"], head_, head_commit_, to_u64(values["schema_version"])};
 }
 
 postgres_backend::meta_row postgres_backend::begin_write() {
@@ -592,26 +646,31 @@ pull_reply postgres_backend::pull_page(const std::string& client_id, const cooki
       }
       pull_reply out;
       out.reset = since.epoch != meta.epoch;
-      auto range = page_ranges(out.reset, since, page).front(); // TODO(scopes)
-      std::string tombstones = range.tombstones ? "true" : "false";
-      if (page.after == 0)
-        out.total = to_u64(PQgetvalue(
-          run("count_rows", {num(range.after), tombstones}, "pull failed").get(), 0, 0));
-      // In chunks of rows, all in this transaction's snapshot, until the
-      // page is full: a page never reads the rest of a large state.
-      constexpr int chunk = 1000;
+      auto ranges = page_ranges(out.reset, since, page);
       page_filler fill{out, page.max_bytes};
-      for (bool full = false;;) {
-        auto rows = run("page_rows", {num(range.after), tombstones, num(chunk)},
-                        "pull failed");
-        int n = PQntuples(rows.get());
-        for (int i = 0; i < n && !full; ++i) {
-          auto e = entity_at(rows.get(), i);
-          range.after = e.version;
-          full = !fill.add(std::move(e));
+      if (ranges.size() > 1 || ranges.front().pattern != "*") {
+        pull_parts(ranges, page.after == 0, fill, out);
+      } else { // every scope, the default: prepared statements
+        auto& range = ranges.front();
+        std::string tombstones = range.tombstones ? "true" : "false";
+        if (page.after == 0)
+          out.total = to_u64(PQgetvalue(
+            run("count_rows", {num(range.after), tombstones}, "pull failed").get(), 0,
+            0));
+        // In chunks of rows, all in this transaction's snapshot, until the
+        // page is full: a page never reads the rest of a large state.
+        for (bool full = false;;) {
+          auto rows = run("page_rows", {num(range.after), tombstones, num(chunk)},
+                          "pull failed");
+          int n = PQntuples(rows.get());
+          for (int i = 0; i < n && !full; ++i) {
+            auto e = entity_at(rows.get(), i);
+            range.after = e.version;
+            full = !fill.add(std::move(e));
+          }
+          if (full || n < chunk)
+            break;
         }
-        if (full || n < chunk)
-          break;
       }
       auto client = run("get_client", {client_id}, "pull failed");
       out.last_mutation_id = PQntuples(client.get()) > 0
@@ -626,6 +685,150 @@ pull_reply postgres_backend::pull_page(const std::string& client_id, const cooki
       throw;
     }
   }
+}
+
+namespace {
+
+// A statement's text with its parameters, numbered as they are added.
+struct query {
+  std::string sql;
+  std::vector<std::string> params;
+
+  std::string param(std::string value) {
+    params.push_back(std::move(value));
+    return std::string("$").append(std::to_string(params.size()));
+  }
+  // A part's condition on the table `t`: its scopes and versions above
+  // `after`, and (entities) whether its tombstones come.
+  void add_part(const page_rows& part, const scope_range& range, uint64_t after,
+                const std::string& t, bool entities) {
+    sql += "(";
+    if (range.kind == scope_range::exact)
+      sql += t + ".scope = " + param(range.lo) + " AND ";
+    else if (range.kind == scope_range::prefix)
+      sql += t + ".scope >= " + param(range.lo) + " AND " + t + ".scope < "
+             + param(range.hi) + " AND ";
+    sql += t + ".version > " + param(num(after)) + "::bigint";
+    if (entities && !part.tombstones)
+      sql += " AND NOT " + t + ".deleted";
+    sql += ")";
+  }
+};
+
+} // namespace
+
+postgres_backend::result
+postgres_backend::run_text(const std::string& sql, const std::vector<std::string>& params,
+                           const std::string& what) {
+  // Bounded: subscriptions of many parts could make shapes without end;
+  // past the bound a shape is planned per call.
+  constexpr std::size_t max_shapes = 128;
+  auto shape = shapes_.find(sql);
+  if (shape == shapes_.end() && shapes_.size() < max_shapes) {
+    auto name = std::string("shape_").append(std::to_string(shapes_.size()));
+    prepare(name.c_str(), sql);
+    shape = shapes_.emplace(sql, std::move(name)).first;
+  }
+  std::vector<const char*> values;
+  for (auto& p : params)
+    values.push_back(p.c_str());
+  auto n = static_cast<int>(values.size());
+  result r{shape != shapes_.end() ? PQexecPrepared(conn_, shape->second.c_str(), n,
+                                                   values.data(), nullptr, nullptr, 0)
+                                  : PQexecParams(conn_, sql.c_str(), n, nullptr,
+                                                 values.data(), nullptr, nullptr, 0),
+           PQclear};
+  auto status = PQresultStatus(r.get());
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+    fail(r.get(), what);
+  return r;
+}
+
+void postgres_backend::pull_parts(const std::vector<page_rows>& ranges, bool first_page,
+                                  page_filler& fill, pull_reply& out) {
+  std::vector<scope_range> scopes;
+  for (auto& r : ranges)
+    scopes.push_back(scope_range_of(r.pattern));
+  const std::string entities = schema_ + ".entities";
+  // Removals: the latest move of each entity out of a part's scopes since
+  // its progress (only parts that get tombstones), of entities whose
+  // current scope no part names. No part names every scope (that one would
+  // name the new scope too).
+  std::vector<entity> gone;
+  bool every_scope = std::any_of(scopes.begin(), scopes.end(), [](const scope_range& r) {
+    return r.kind == scope_range::all;
+  });
+  query moved{"SELECT m.id, e.type, e.scope, max(m.version) FROM " + schema_
+                + ".moves m JOIN " + entities + " e ON e.id = m.id WHERE ",
+              {}};
+  bool any_moved = false;
+  for (size_t i = 0; i < ranges.size() && !every_scope; ++i)
+    if (ranges[i].tombstones) {
+      if (any_moved)
+        moved.sql += " OR ";
+      moved.add_part(ranges[i], scopes[i], ranges[i].after, "m", false);
+      any_moved = true;
+    }
+  if (any_moved) {
+    moved.sql += " GROUP BY m.id, e.type, e.scope";
+    auto rows = run_text(moved.sql, moved.params, "pull failed");
+    std::vector<moved_out> candidates;
+    for (int i = 0; i < PQntuples(rows.get()); ++i)
+      candidates.push_back({PQgetvalue(rows.get(), i, 0), PQgetvalue(rows.get(), i, 1),
+                            PQgetvalue(rows.get(), i, 2),
+                            to_u64(PQgetvalue(rows.get(), i, 3))});
+    gone = removals(std::move(candidates), ranges);
+  }
+  if (first_page) { // the union of the parts' rows counts once per entity
+    query counted{"SELECT count(*) FROM " + entities + " WHERE ", {}};
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      if (i > 0)
+        counted.sql += " OR ";
+      counted.add_part(ranges[i], scopes[i], ranges[i].after, entities, true);
+    }
+    auto n = run_text(counted.sql, counted.params, "pull failed");
+    out.total = to_u64(PQgetvalue(n.get(), 0, 0)) + gone.size();
+  }
+  // Chunks of the parts' rows in version order: each part through its index
+  // (at most a chunk of it), merged. An entity two parts read comes twice,
+  // with one version: fill_merged keeps one.
+  uint64_t cursor = 0; // the last version of the chunks read
+  auto chunk_of = [&] {
+    query q{"SELECT * FROM (", {}};
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      q.sql += (i > 0 ? " UNION ALL " : "") + std::string("(SELECT id, type, data, ")
+               + "version, deleted FROM " + entities + " WHERE ";
+      q.add_part(ranges[i], scopes[i], std::max(ranges[i].after, cursor), entities, true);
+      q.sql += " ORDER BY version LIMIT " + std::to_string(chunk) + ")";
+    }
+    q.sql += ") AS parts ORDER BY version LIMIT " + std::to_string(chunk);
+    return run_text(q.sql, q.params, "pull failed");
+  };
+  result rows{nullptr, PQclear};
+  int next_row = 0;
+  bool more = true; // the last chunk was full
+  row_stream parts = [&](entity& e) {
+    if (!rows || next_row == PQntuples(rows.get())) {
+      if (!more)
+        return false;
+      rows = chunk_of();
+      next_row = 0;
+      more = PQntuples(rows.get()) == chunk;
+      if (PQntuples(rows.get()) == 0)
+        return false;
+    }
+    e = entity_at(rows.get(), next_row++);
+    cursor = e.version;
+    return true;
+  };
+  size_t next_gone = 0;
+  row_stream removed = [&](entity& e) {
+    if (next_gone == gone.size())
+      return false;
+    e = std::move(gone[next_gone++]);
+    return true;
+  };
+  fill_merged(fill, {parts, removed});
 }
 
 std::map<std::string, std::vector<refusal>>

@@ -2,7 +2,10 @@
 // database. The tables live in one schema (default "memsync") and mirror the
 // SQLite backend:
 //   meta(key, value)       epoch, head_version, head_commit, schema_version
-//   entities(id, type, data, version, deleted)   current state; tombstones kept
+//   entities(id, type, data, version, deleted, scope)
+//                          current state; tombstones kept (in their scope)
+//   moves(scope, id, version)
+//                          per scope and entity, the latest move out of it
 //   clients(client_id, last_mutation_id)
 //   refusals(client_id, mutation_id, code, message)
 //                          kept until the client pushes above them
@@ -68,6 +71,7 @@ private:
     std::string epoch;
     uint64_t head = 0;
     uint64_t head_commit = 0;
+    uint64_t schema = 0; ///< schema_version
   };
 
   void connect();     // (re)connects, creates the schema, prepares statements
@@ -77,6 +81,13 @@ private:
   /// Runs a prepared statement with text parameters; throws on failure.
   result run(const char* name, const std::vector<std::string>& params,
              const std::string& what);
+  /// Runs SQL text with text parameters, prepared on first use (the SQL of
+  /// a scoped pull depends on the kinds of its parts: a few shapes).
+  result run_text(const std::string& sql, const std::vector<std::string>& params,
+                  const std::string& what);
+  /// A page of a pull with parts other than "*" alone, in the open snapshot.
+  void pull_parts(const std::vector<page_rows>& ranges, bool first_page,
+                  page_filler& fill, pull_reply& out);
   /// Runs SQL text without parameters (may hold several statements).
   result run_sql(const std::string& sql, const std::string& what);
   [[noreturn]] void fail(const pg_result* res, const std::string& what);
@@ -95,6 +106,7 @@ private:
   std::string schema_;                          // quoted identifier
   std::string channel_;                         // of NOTIFY: the schema's name
   std::map<std::string, std::string> per_call_; // name -> SQL, not prepared
+  std::map<std::string, std::string> shapes_;   // SQL -> name, prepared
   pg_conn* conn_ = nullptr;
   bool in_tx_ = false;
   std::string epoch_;

@@ -2,14 +2,17 @@
 
 #include <algorithm>
 #include <random>
+#include <string_view>
+#include <variant>
 
 namespace memsync {
 
 namespace {
 
 constexpr int64_t server_application_id = 0x4D53524C; // 'MSRL'
-constexpr int64_t server_schema_version = 1;
+constexpr int64_t server_schema_version = 2;
 
+// A new database: schema 1 and the additions of schema 2 below.
 const char* schema_v1 = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entities(id TEXT PRIMARY KEY, type TEXT NOT NULL,
@@ -21,6 +24,19 @@ CREATE TABLE clients(client_id TEXT PRIMARY KEY,
 CREATE TABLE log(version INTEGER PRIMARY KEY, commit_id INTEGER NOT NULL,
                  client_id TEXT NOT NULL, mutation_id INTEGER NOT NULL,
                  entity_id TEXT NOT NULL, deleted INTEGER NOT NULL);
+)sql";
+
+// Schema 2: scopes. Rows of before are in 'default' until next written (the
+// rules decide a scope when an entity is written). A scoped pull reads its
+// parts through the (scope, version) indexes: its cost grows with the
+// changes in its scopes, not with the size of the database.
+const char* schema_v2 = R"sql(
+ALTER TABLE entities ADD COLUMN scope TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX entities_by_scope ON entities(scope, version);
+CREATE TABLE moves(scope TEXT NOT NULL, id TEXT NOT NULL,
+                   version INTEGER NOT NULL, PRIMARY KEY(scope, id));
+CREATE INDEX moves_by_scope ON moves(scope, version);
+PRAGMA user_version=2;
 )sql";
 
 // Added to schema 1 without a new version: a server of before ignores it.
@@ -51,7 +67,57 @@ int64_t new_commit_id() {
   throw storage_error(what + ": " + e.what(), retryable);
 }
 
+const char* entity_columns = "SELECT id, type, data, version, deleted FROM entities ";
+
+// Of a row of entity_columns.
+entity entity_at(const sqlite_stmt& row) {
+  return {row.column_text(0), row.column_text(1), row.column_text(2),
+          static_cast<uint64_t>(row.column_int(3)), row.column_int(4) != 0};
+}
+
+// A statement's text with its parameters, numbered as they are added (SQLite
+// refuses a binding above the highest number the text uses).
+struct query {
+  std::string sql;
+  std::vector<std::variant<int64_t, std::string_view>> params;
+
+  std::string param(std::variant<int64_t, std::string_view> value) {
+    params.push_back(value);
+    return std::string("?").append(std::to_string(params.size()));
+  }
+  void bind(sqlite_stmt& stmt) const {
+    for (size_t i = 0; i < params.size(); ++i)
+      std::visit([&](auto v) { stmt.bind(static_cast<int>(i + 1), v); }, params[i]);
+  }
+  // A part's condition on the table `t` (entities or moves): its scopes and
+  // versions, and (entities) whether its tombstones come.
+  void add_part(const page_rows& part, const scope_range& range, const char* t) {
+    std::string scope = std::string(t) + ".scope";
+    sql += "(";
+    if (range.kind == scope_range::exact)
+      sql += scope + " = " + param(range.lo) + " AND ";
+    else if (range.kind == scope_range::prefix)
+      sql += scope + " >= " + param(range.lo) + " AND " + scope + " < " + param(range.hi)
+             + " AND ";
+    sql += std::string(t) + ".version > " + param(static_cast<int64_t>(part.after));
+    if (std::string_view(t) == "entities" && !part.tombstones)
+      sql += " AND entities.deleted = 0";
+    sql += ")";
+  }
+};
+
 } // namespace
+
+std::string sqlite_part_rows_sql(const std::string& pattern) {
+  // ?1: after, ?2: tombstones too, ?3 and ?4: the scope range.
+  std::string where;
+  switch (scope_range_of(pattern).kind) {
+    case scope_range::all: where = "WHERE "; break;
+    case scope_range::exact: where = "WHERE scope = ?3 AND "; break;
+    case scope_range::prefix: where = "WHERE scope >= ?3 AND scope < ?4 AND "; break;
+  }
+  return entity_columns + where + "version > ?1 AND (deleted = 0 OR ?2) ORDER BY version";
+}
 
 class sqlite_backend::tx : public storage_tx {
 public:
@@ -85,14 +151,16 @@ public:
   }
 
   bool load_entity(const std::string& id, entity& out, std::string& scope) override {
-    scope = default_scope; // TODO(scopes): the stored scope
     try {
       auto& stmt = backend_.get_entity_;
       stmt.bind(1, id);
       bool found = stmt.step();
-      if (found)
+      if (found) {
         out = {id, stmt.column_text(0), stmt.column_text(1),
                static_cast<uint64_t>(stmt.column_int(2)), stmt.column_int(3) != 0};
+        scope = stmt.column_text(4);
+      }
+      stored_scope_[id] = found ? scope : std::string{}; // "": never written
       stmt.reset();
       return found;
     } catch (const sqlite_error& e) {
@@ -102,15 +170,25 @@ public:
 
   uint64_t write_entity(const entity& e, const std::string& scope,
                         const std::string& client_id, uint64_t mutation_id) override {
-    (void)scope; // TODO(scopes)
     try {
       auto version = static_cast<int64_t>(head_ + 1);
+      auto before = stored_scope_.find(e.id);
+      if (before == stored_scope_.end()) { // written without being loaded
+        entity ignored;
+        std::string scope_before;
+        load_entity(e.id, ignored, scope_before);
+        before = stored_scope_.find(e.id);
+      }
+      if (!before->second.empty() && before->second != scope)
+        backend_.put_move_.bind(1, before->second).bind(2, e.id).bind(3, version).exec();
       backend_.put_entity_.bind(1, e.id)
         .bind(2, e.type)
         .bind(3, e.data)
         .bind(4, version)
         .bind(5, int64_t{e.deleted ? 1 : 0})
+        .bind(6, scope)
         .exec();
+      stored_scope_[e.id] = scope;
       backend_.append_log_.bind(1, version)
         .bind(2, commit_id_)
         .bind(3, client_id)
@@ -178,6 +256,9 @@ private:
   uint64_t head_; // becomes the backend's only once committed
   int64_t commit_id_;
   bool wrote_ = false;
+  // The scope each entity loaded or written is stored in, as this
+  // transaction left it: a write to another one records the move.
+  std::unordered_map<std::string, std::string> stored_scope_;
 };
 
 sqlite_backend::sqlite_backend(const std::string& path) {
@@ -203,6 +284,11 @@ sqlite_backend::sqlite_backend(const std::string& path) {
       stmt.bind(1, "epoch").bind(2, epoch).exec();
       stmt.bind(1, "head_version").bind(2, "0").exec();
       stmt.bind(1, "head_commit").bind(2, "0").exec();
+      db_->exec(schema_v2);
+      guard.commit();
+    } else if (version == 1) {
+      sqlite_tx guard{*db_};
+      db_->exec(schema_v2);
       guard.commit();
     }
     // Databases made before refusals were kept get their table now (new
@@ -224,17 +310,20 @@ sqlite_backend::sqlite_backend(const std::string& path) {
       "INSERT INTO clients VALUES(?1, ?2) ON CONFLICT(client_id) DO UPDATE "
       "SET last_mutation_id = excluded.last_mutation_id");
     get_entity_ = db_->prepare(
-      "SELECT type, data, version, deleted FROM entities WHERE id = ?1");
+      "SELECT type, data, version, deleted, scope FROM entities WHERE id = ?1");
     put_entity_ = db_->prepare(
-      "INSERT INTO entities VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO "
+      "INSERT INTO entities(id, type, data, version, deleted, scope) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO "
       "UPDATE SET type = excluded.type, data = excluded.data, "
-      "version = excluded.version, deleted = excluded.deleted");
+      "version = excluded.version, deleted = excluded.deleted, "
+      "scope = excluded.scope");
+    put_move_ = db_->prepare(
+      "INSERT INTO moves VALUES(?1, ?2, ?3) ON CONFLICT(scope, id) "
+      "DO UPDATE SET version = excluded.version");
     append_log_ = db_->prepare("INSERT INTO log VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     set_meta_ = db_->prepare("UPDATE meta SET value = ?2 WHERE key = ?1");
     commit_of_ = db_->prepare("SELECT commit_id FROM log WHERE version = ?1");
-    page_rows_ = db_->prepare(
-      "SELECT id, type, data, version, deleted FROM entities "
-      "WHERE version > ?1 AND (deleted = 0 OR ?2) ORDER BY version");
+    page_rows_ = db_->prepare(sqlite_part_rows_sql("*"));
     count_rows_ = db_->prepare(
       "SELECT count(*) FROM entities WHERE version > ?1 AND (deleted = 0 OR ?2)");
     get_refusals_ = db_->prepare(
@@ -297,24 +386,25 @@ pull_reply sqlite_backend::pull_page(const std::string& client_id, const cookie&
     } guard{*db_};
     pull_reply out;
     out.reset = since.epoch != epoch_;
-    auto range = page_ranges(out.reset, since, page).front(); // TODO(scopes)
-    if (page.after == 0) {
-      count_rows_.bind(1, static_cast<int64_t>(range.after))
-        .bind(2, int64_t{range.tombstones});
-      count_rows_.step();
-      out.total = static_cast<uint64_t>(count_rows_.column_int(0));
-      count_rows_.reset();
-    }
-    page_rows_.bind(1, static_cast<int64_t>(range.after))
-      .bind(2, int64_t{range.tombstones});
+    auto ranges = page_ranges(out.reset, since, page);
     page_filler fill{out, page.max_bytes};
-    while (page_rows_.step()
-           && fill.add({page_rows_.column_text(0), page_rows_.column_text(1),
-                        page_rows_.column_text(2),
-                        static_cast<uint64_t>(page_rows_.column_int(3)),
-                        page_rows_.column_int(4) != 0}))
-      ;
-    page_rows_.reset();
+    if (ranges.size() > 1 || ranges.front().pattern != "*") {
+      pull_parts(ranges, page.after == 0, fill, out);
+    } else { // every scope, the default: one statement in version order
+      auto& range = ranges.front();
+      if (page.after == 0) {
+        count_rows_.bind(1, static_cast<int64_t>(range.after))
+          .bind(2, int64_t{range.tombstones});
+        count_rows_.step();
+        out.total = static_cast<uint64_t>(count_rows_.column_int(0));
+        count_rows_.reset();
+      }
+      page_rows_.bind(1, static_cast<int64_t>(range.after))
+        .bind(2, int64_t{range.tombstones});
+      while (page_rows_.step() && fill.add(entity_at(page_rows_)))
+        ;
+      page_rows_.reset();
+    }
     get_client_.bind(1, client_id);
     out.last_mutation_id = get_client_.step()
                              ? static_cast<uint64_t>(get_client_.column_int(0))
@@ -329,6 +419,104 @@ pull_reply sqlite_backend::pull_page(const std::string& client_id, const cookie&
     get_client_.reset();
     rethrow(e, "pull failed");
   }
+}
+
+sqlite_backend::leased_stmt::~leased_stmt() {
+  if (!live_)
+    return;
+  stmt.reset();
+  pool_[sql_].push_back(std::move(stmt));
+}
+
+sqlite_backend::leased_stmt sqlite_backend::lease(std::string sql) {
+  // Bounded: subscriptions of many parts could make shapes without end.
+  constexpr std::size_t max_shapes = 128;
+  if (pool_.size() >= max_shapes && !pool_.count(sql))
+    pool_.clear(); // none is leased now: a lease takes its statement out
+  auto& free = pool_[sql];
+  if (free.empty()) {
+    auto stmt = db_->prepare(sql);
+    return {pool_, std::move(sql), std::move(stmt)};
+  }
+  auto stmt = std::move(free.back());
+  free.pop_back();
+  return {pool_, std::move(sql), std::move(stmt)};
+}
+
+void sqlite_backend::pull_parts(const std::vector<page_rows>& ranges, bool first_page,
+                                page_filler& fill, pull_reply& out) {
+  std::vector<scope_range> scopes;
+  for (auto& r : ranges)
+    scopes.push_back(scope_range_of(r.pattern));
+  // Removals: the latest move of each entity out of a part's scopes since
+  // its progress (only parts that get tombstones), of entities whose
+  // current scope no part names. No part names every scope (that one would
+  // name the new scope too).
+  std::vector<entity> gone;
+  bool every_scope = std::any_of(scopes.begin(), scopes.end(), [](const scope_range& r) {
+    return r.kind == scope_range::all;
+  });
+  query moved{"SELECT moves.id, entities.type, entities.scope, max(moves.version) "
+              "FROM moves JOIN entities ON entities.id = moves.id WHERE ",
+              {}};
+  bool any_moved = false;
+  for (size_t i = 0; i < ranges.size() && !every_scope; ++i)
+    if (ranges[i].tombstones) {
+      if (any_moved)
+        moved.sql += " OR ";
+      moved.add_part(ranges[i], scopes[i], "moves");
+      any_moved = true;
+    }
+  if (any_moved) {
+    moved.sql += " GROUP BY moves.id";
+    auto moved_rows = lease(moved.sql);
+    auto& rows = moved_rows.stmt;
+    moved.bind(rows);
+    std::vector<moved_out> candidates;
+    while (rows.step())
+      candidates.push_back({rows.column_text(0), rows.column_text(1), rows.column_text(2),
+                            static_cast<uint64_t>(rows.column_int(3))});
+    gone = removals(std::move(candidates), ranges);
+  }
+  if (first_page) { // the union of the parts' rows counts once per entity
+    query counted{"SELECT count(*) FROM entities WHERE ", {}};
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      if (i > 0)
+        counted.sql += " OR ";
+      counted.add_part(ranges[i], scopes[i], "entities");
+    }
+    auto count = lease(counted.sql);
+    counted.bind(count.stmt);
+    count.stmt.step();
+    out.total = static_cast<uint64_t>(count.stmt.column_int(0)) + gone.size();
+  }
+  // One statement per part, each in version order through its index, merged.
+  std::vector<leased_stmt> parts;
+  parts.reserve(ranges.size());
+  std::vector<row_stream> streams;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    auto& part = parts.emplace_back(lease(sqlite_part_rows_sql(ranges[i].pattern)));
+    part.stmt.bind(1, static_cast<int64_t>(ranges[i].after))
+      .bind(2, int64_t{ranges[i].tombstones});
+    if (scopes[i].kind != scope_range::all)
+      part.stmt.bind(3, scopes[i].lo);
+    if (scopes[i].kind == scope_range::prefix)
+      part.stmt.bind(4, scopes[i].hi);
+    streams.push_back([&stmt = part.stmt](entity& e) {
+      if (!stmt.step())
+        return false;
+      e = entity_at(stmt);
+      return true;
+    });
+  }
+  size_t next_gone = 0;
+  streams.push_back([&](entity& e) {
+    if (next_gone == gone.size())
+      return false;
+    e = std::move(gone[next_gone++]);
+    return true;
+  });
+  fill_merged(fill, std::move(streams));
 }
 
 std::vector<refusal> sqlite_backend::refusals_of(const std::string& client_id) {

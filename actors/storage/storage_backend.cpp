@@ -1,6 +1,7 @@
 #include "actors/storage/storage_backend.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "actors/common/apply_change.hpp"
 
@@ -143,6 +144,65 @@ std::vector<page_rows> page_ranges(bool reset, const cookie& since,
     out.push_back({p.pattern, std::max(progress, page.after), !fresh});
   }
   return out;
+}
+
+scope_range scope_range_of(const std::string& pattern) {
+  if (pattern == "*")
+    return {};
+  if (pattern.empty() || pattern.back() != '*')
+    return {scope_range::exact, pattern, {}};
+  // Scope names are printable ASCII: the incremented byte never overflows.
+  auto lo = pattern.substr(0, pattern.size() - 1);
+  auto hi = lo;
+  hi.back() = static_cast<char>(hi.back() + 1);
+  return {scope_range::prefix, std::move(lo), std::move(hi)};
+}
+
+bool named_by_a_part(const std::vector<page_rows>& ranges, const std::string& scope) {
+  return std::any_of(ranges.begin(), ranges.end(), [&](const page_rows& r) {
+    return pattern_matches(r.pattern, scope);
+  });
+}
+
+std::vector<entity> removals(std::vector<moved_out> candidates,
+                             const std::vector<page_rows>& ranges) {
+  std::vector<entity> out;
+  for (auto& m : candidates)
+    if (!named_by_a_part(ranges, m.scope))
+      out.push_back({std::move(m.id), std::move(m.type), "", m.version, true});
+  std::sort(out.begin(), out.end(),
+            [](const entity& a, const entity& b) { return a.version < b.version; });
+  return out;
+}
+
+void fill_merged(page_filler& fill, std::vector<row_stream> streams) {
+  // Each stream's next row; a stream whose slot is empty has ended.
+  std::vector<std::optional<entity>> heads(streams.size());
+  auto advance = [&](size_t i) {
+    entity e;
+    if (streams[i](e))
+      heads[i] = std::move(e);
+    else
+      heads[i].reset();
+  };
+  for (size_t i = 0; i < streams.size(); ++i)
+    advance(i);
+  uint64_t last = 0;
+  for (;;) {
+    std::optional<size_t> low;
+    for (size_t i = 0; i < heads.size(); ++i)
+      if (heads[i] && (!low || heads[i]->version < heads[*low]->version))
+        low = i;
+    if (!low)
+      return;
+    auto e = std::move(*heads[*low]);
+    advance(*low);
+    if (e.version == last) // the same row, read by another part
+      continue;
+    last = e.version;
+    if (!fill.add(std::move(e)))
+      return;
+  }
 }
 
 bool page_filler::add(entity e) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -146,6 +147,35 @@ struct page_rows {
 std::vector<page_rows> page_ranges(bool reset, const cookie& since,
                                    const page_request& page);
 
+/// How a backend's SQL selects the scopes `pattern` names, so that an index
+/// on (scope, version) serves it: every scope, one scope (`lo`), or the
+/// byte strings in [lo, hi) (a prefix: `hi` is it with its last byte
+/// incremented; compare bytewise, e.g. COLLATE "C" in PostgreSQL).
+struct scope_range {
+  enum kind_t { all, exact, prefix } kind = all;
+  std::string lo;
+  std::string hi;
+};
+scope_range scope_range_of(const std::string& pattern);
+
+/// True if a part of `ranges` names `scope`: such an entity is sent as its
+/// data, never as a removal.
+bool named_by_a_part(const std::vector<page_rows>& ranges, const std::string& scope);
+
+/// A candidate removal as a backend reads it from its moves record: the
+/// entity `id` (now of `type`, stored in `scope`) moved out of a part's
+/// scope at `version` (the latest such move of the entity in the parts).
+struct moved_out {
+  std::string id;
+  std::string type;
+  std::string scope;
+  uint64_t version = 0;
+};
+/// The removals of `candidates`: tombstones (no data, the move's version) of
+/// those whose current scope no part names, in version order.
+std::vector<entity> removals(std::vector<moved_out> candidates,
+                             const std::vector<page_rows>& ranges);
+
 /// Fills a page, in version order, up to its byte limit.
 class page_filler {
 public:
@@ -158,6 +188,14 @@ private:
   pull_reply& out_;
   std::size_t room_;
 };
+
+/// One stream of a page's rows in version order: puts the next row in `out`
+/// and returns true, or returns false when there is no more.
+using row_stream = std::function<bool(entity& out)>;
+/// Fills the page from several streams (one per part, the removals) in one
+/// version order, until it is full or they end. An entity that overlapping
+/// parts both read comes once: its rows carry the same version.
+void fill_merged(page_filler& fill, std::vector<row_stream> streams);
 
 /// The largest mutation id every backend stores as it is (a signed 64-bit
 /// column); ids run from 1 to this.

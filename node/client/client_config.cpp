@@ -1,5 +1,6 @@
 #include "node/client/client_config.hpp"
 
+#include "messages/scopes.hpp"
 #include "node/config/node_options.hpp"
 
 namespace memsync {
@@ -78,6 +79,10 @@ config_schema client_schema() {
     .add_string("client.id", "", "client name; the local database adds a random suffix")
     .add_string("client.db-path", "client.db",
                 "local SQLite file (\":memory:\" for none)")
+    .add_string_list("client.scopes", d.scopes,
+                     "scopes to hold: names or prefixes followed by '*' (\"*\": every "
+                     "scope the token may read); subscribe/unsubscribe change it at "
+                     "run time")
     .add_duration("client.sync-timeout", d.sync_timeout, 1ms, 24h,
                   "how long the 'sync' command waits")
     .add_string("local-db.synchronous", db.synchronous,
@@ -116,6 +121,14 @@ client_config make_client_config(const config_values& v) {
                        + ": client.id: required (the name of this client)");
   if (auto err = validate_id(out.client_name); !err.ok())
     throw config_error(v.origin("client.id") + ": client.id: " + err.message);
+  out.scopes = v.get_string_list("client.scopes");
+  if (out.scopes.empty())
+    throw config_error(v.origin("client.scopes")
+                       + ": client.scopes: needs at least one scope (\"*\": every "
+                         "scope the token may read)");
+  for (auto& p : out.scopes)
+    if (auto err = validate_pattern(p); !err.ok())
+      throw config_error(v.origin("client.scopes") + ": client.scopes: " + err.message);
   out.db.path = v.get_string("client.db-path");
   out.db.client_name = out.client_name;
   out.db.synchronous = v.get_string("local-db.synchronous");

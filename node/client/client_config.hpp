@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "actors/client/tuning.hpp"
 #include "actors/common/trace_sink.hpp"
@@ -25,9 +26,12 @@ struct tls_client_settings {
 
 struct client_config {
   std::string client_name; ///< [client] id
-  local_db_settings db;    ///< [client] db-path, [local-db] ...
-  flush_settings flush;    ///< [flush] ...
-  data_limits limits;      ///< [limits] ...
+  /// [client] scopes: the subscription at start-up (scope names or
+  /// prefixes followed by '*'; "*": every scope the token may read).
+  std::vector<std::string> scopes{"*"};
+  local_db_settings db; ///< [client] db-path, [local-db] ...
+  flush_settings flush; ///< [flush] ...
+  data_limits limits;   ///< [limits] ...
   std::chrono::nanoseconds sync_timeout{std::chrono::seconds(30)};
   std::string server_host;  ///< [server] host; empty: work offline only
   tls_client_settings tls;  ///< [server] tls-*

@@ -10,7 +10,8 @@ namespace memsync {
 
 client_node::client_node(caf::actor_system& sys, const client_config& cfg)
     : sys_(sys), core_(std::make_shared<store_core>(cfg.limits, cfg.sync.max_push_bytes)),
-      subs_(std::make_shared<subscriber_list>()), app_(core_, subs_) {
+      subs_(std::make_shared<subscriber_list>()), app_(core_, subs_),
+      configured_scopes_(cfg.scopes) {
   auto start = std::chrono::steady_clock::now();
   auto db = std::make_unique<local_database>(cfg.db);
   auto snapshot = db->load();
@@ -34,9 +35,13 @@ client_node::client_node(caf::actor_system& sys, const client_config& cfg)
       connector_ = spawn_connector(sys, cfg.server_host, cfg.server_port,
                                    cfg.sync.request_timeout);
     }
-    syncer_config scfg{snapshot_meta_.client_id, snapshot_meta_.cursor,
-                       snapshot_meta_.last_mutation_id, snapshot_meta_.push_epoch,
-                       cfg.sync};
+    syncer_config scfg{snapshot_meta_.client_id,
+                       snapshot_meta_.cursor,
+                       snapshot_meta_.last_mutation_id,
+                       snapshot_meta_.push_epoch,
+                       cfg.sync,
+                       cfg.scopes,
+                       snapshot_meta_.subscription};
     syncer_ = spawn_network_syncer(sys, std::move(scfg), connector_, db_, memory_,
                                    flusher_, trace_);
   }
@@ -86,6 +91,46 @@ std::string client_node::local_error(std::chrono::nanoseconds timeout) {
   std::string out;
   self->request(flusher_, timeout, status_atom::value)
     .receive([&](std::string& err) { out = std::move(err); }, [&](caf::error&) {});
+  return out;
+}
+
+namespace {
+
+template <class Atom>
+sync_error ask_scope(caf::actor_system& sys, const network_syncer_actor& syncer,
+                     Atom atom, const std::string& pattern,
+                     std::chrono::nanoseconds timeout) {
+  if (!syncer)
+    return {sync_errc::unavailable,
+            "no server configured ([server] host): there are no scopes to sync"};
+  caf::scoped_actor self{sys};
+  sync_error out{sync_errc::timeout, "the syncer did not answer"};
+  self->request(syncer, timeout, atom, pattern)
+    .receive([&](ok_atom) { out = {}; },
+             [&](caf::error& err) { out = to_sync_error(err); });
+  return out;
+}
+
+} // namespace
+
+sync_error client_node::subscribe(const std::string& pattern,
+                                  std::chrono::nanoseconds timeout) {
+  return ask_scope(sys_, syncer_, subscribe_atom::value, pattern, timeout);
+}
+
+sync_error client_node::unsubscribe(const std::string& pattern,
+                                    std::chrono::nanoseconds timeout) {
+  return ask_scope(sys_, syncer_, unsub_atom::value, pattern, timeout);
+}
+
+std::vector<std::string> client_node::scopes(std::chrono::nanoseconds timeout) {
+  if (!syncer_)
+    return configured_scopes_;
+  caf::scoped_actor self{sys_};
+  auto out = configured_scopes_;
+  self->request(syncer_, timeout, scopes_atom::value)
+    .receive([&](std::vector<std::string>& xs) { out = std::move(xs); },
+             [&](caf::error&) {});
   return out;
 }
 

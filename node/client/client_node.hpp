@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -65,6 +66,18 @@ public:
   /// their status at once.
   const network_syncer_actor& syncer() const { return syncer_; }
 
+  /// Adds a scope pattern to the subscription (network_syncer's
+  /// subscribe_atom) and returns at once; its entities arrive with the next
+  /// pull. `unavailable` without a server, `timeout` if the syncer does not
+  /// answer within `timeout`.
+  sync_error subscribe(const std::string& pattern, std::chrono::nanoseconds timeout);
+  /// Drops an entry of the subscription and its scopes' synced entities
+  /// (pending local writes stay until answered). Errors as for subscribe.
+  sync_error unsubscribe(const std::string& pattern, std::chrono::nanoseconds timeout);
+  /// The scopes held (see network_syncer's scopes_atom); without a server
+  /// (or on timeout) the configured list.
+  std::vector<std::string> scopes(std::chrono::nanoseconds timeout);
+
   /// Drops the connection and stays offline (false), or connects again and
   /// pushes what accumulated (true). Writes work either way.
   void set_online(bool online);
@@ -88,6 +101,7 @@ private:
   memory_store_actor memory_;
   connector_actor connector_;
   network_syncer_actor syncer_;
+  std::vector<std::string> configured_scopes_;
   std::chrono::nanoseconds load_time_{0};
   bool stopped_ = false;
 };

@@ -80,12 +80,28 @@ client_status client::status(std::chrono::nanoseconds timeout) {
     out.last_error = st->last_error;
     out.pull_received = st->pull_received;
     out.pull_total = st->pull_total;
+    out.scopes = st->scopes;
+  } else {
+    out.scopes = node.scopes(timeout);
   }
   out.local_error = node.local_error(timeout);
   out.entities = counts.entities;
   out.pending = counts.pending;
   out.refused = node.app().refusals().size();
   return out;
+}
+
+sync_error client::subscribe(const std::string& scope, std::chrono::nanoseconds timeout) {
+  return impl_->node->subscribe(scope, timeout);
+}
+
+sync_error client::unsubscribe(const std::string& scope,
+                               std::chrono::nanoseconds timeout) {
+  return impl_->node->unsubscribe(scope, timeout);
+}
+
+std::vector<std::string> client::scopes(std::chrono::nanoseconds timeout) {
+  return impl_->node->scopes(timeout);
 }
 
 void client::set_online(bool online) {

@@ -49,6 +49,10 @@ struct client_status {
   /// flush succeeds again. Meanwhile writes stay visible in memory, pending,
   /// and are retried with backoff: nothing is lost once the disk has room.
   std::string local_error;
+  /// The scopes this client holds: its subscription (client.scopes, then
+  /// subscribe/unsubscribe) narrowed to what the token may read once the
+  /// server told its grants.
+  std::vector<std::string> scopes;
 };
 
 /// A client node: the local database, the memory store and its actors, and
@@ -125,6 +129,29 @@ public:
   /// does not answer in time, the server fields hold what was loaded at
   /// start-up and `connected` is false.
   client_status status(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+
+  /// Adds `scope` (a scope name, or a prefix followed by '*') to the
+  /// subscription and returns at once: the scope's entities are fetched with
+  /// the next pull (sync() waits for it) while the other scopes keep their
+  /// progress. Subscribing to a scope already held changes nothing. Errors:
+  /// invalid_request (not a scope pattern), forbidden (the token may read
+  /// nothing of it, once the server told the grants), unavailable (no
+  /// server configured), timeout.
+  sync_error subscribe(const std::string& scope,
+                       std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+
+  /// Drops `scope` (exactly as subscribed) from the subscription, and its
+  /// entities from memory and the local database at once; local writes to
+  /// it that are still pending stay until the server answers them.
+  /// Subscribers see the removals as deletions. Errors: not_found (naming
+  /// the subscription), invalid_request (the last scope: subscribe to
+  /// another first), unavailable, timeout.
+  sync_error unsubscribe(const std::string& scope,
+                         std::chrono::nanoseconds timeout = std::chrono::seconds(5));
+
+  /// The scopes held now (as client_status::scopes).
+  std::vector<std::string>
+  scopes(std::chrono::nanoseconds timeout = std::chrono::seconds(5));
 
   /// Without a server, does nothing. false: drops the connection and stays
   /// offline; true: connects again and pushes what accumulated. Returns at

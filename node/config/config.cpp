@@ -25,7 +25,8 @@ constexpr std::pair<std::string_view, int64_t> unit_table[] = {
 };
 
 const char* kind_name(option_kind kind) {
-  static constexpr const char* names[] = {"string", "integer", "boolean", "duration"};
+  static constexpr const char* names[] = {"string", "integer", "boolean", "duration",
+                                          "list"};
   return names[static_cast<int>(kind)];
 }
 
@@ -152,6 +153,48 @@ void check_string(const option_spec& spec, const raw_value& raw, bool bare_ok) {
   throw std::invalid_argument(reason + ", got " + quote(raw.text));
 }
 
+// `["a", "b"]` (quoted strings, comma-separated), or on the command line
+// (`bare_ok`) also `a,b`. Throws std::invalid_argument.
+std::vector<std::string> parse_list(const raw_value& raw, bool bare_ok) {
+  std::vector<std::string> out;
+  auto s = trim(raw.source);
+  if (raw.quoted || s.empty() || s.front() != '[') {
+    if (!bare_ok || raw.quoted)
+      throw std::invalid_argument("expected a list such as [\"a\", \"b\"], got '"
+                                  + raw.source + "'");
+    for (std::string_view rest = s; !rest.empty();) {
+      auto item = trim(rest.substr(0, rest.find(',')));
+      rest.remove_prefix(std::min(rest.size(), rest.find(',') == std::string_view::npos
+                                                 ? rest.size()
+                                                 : rest.find(',') + 1));
+      if (item.empty())
+        throw std::invalid_argument("empty item in list '" + raw.source + "'");
+      out.emplace_back(item);
+    }
+    return out;
+  }
+  if (s.back() != ']')
+    throw std::invalid_argument("missing ']' at the end of list '" + raw.source + "'");
+  auto rest = trim(s.substr(1, s.size() - 2));
+  while (!rest.empty()) {
+    if (rest[0] != '"')
+      throw std::invalid_argument("list items must be quoted strings, in '" + raw.source
+                                  + "'");
+    std::string item;
+    rest = trim(decode_quoted(rest, item));
+    out.push_back(std::move(item));
+    if (rest.empty())
+      break;
+    if (rest[0] != ',')
+      throw std::invalid_argument("expected ',' between list items, in '" + raw.source
+                                  + "'");
+    rest = trim(rest.substr(1));
+    if (rest.empty())
+      throw std::invalid_argument("trailing ',' in list '" + raw.source + "'");
+  }
+  return out;
+}
+
 // Returns the number (integer, 0/1 or ns) or throws std::invalid_argument.
 int64_t check_value(const option_spec& spec, const raw_value& raw, bool bare_ok) {
   int64_t n = 0;
@@ -170,6 +213,7 @@ int64_t check_value(const option_spec& spec, const raw_value& raw, bool bare_ok)
                   [](int64_t i) { return std::to_string(i); });
       return n;
     }
+    case option_kind::string_list: parse_list(raw, bare_ok); return 0;
     case option_kind::duration:
       if (raw.quoted) // parse_duration would accept the decoded text
         throw std::invalid_argument(duration_error + raw.source + "'");
@@ -249,6 +293,17 @@ config_schema& config_schema::add_duration(std::string name, std::chrono::nanose
   return *this;
 }
 
+config_schema& config_schema::add_string_list(std::string name,
+                                              std::vector<std::string> def,
+                                              std::string help) {
+  std::string text = "[";
+  for (size_t i = 0; i < def.size(); ++i)
+    text += (i ? ", " : "") + quote(def[i]);
+  add_spec(*this, options_, std::move(name), option_kind::string_list, text + "]",
+           std::move(help));
+  return *this;
+}
+
 const option_spec* config_schema::find(const std::string& name) const {
   auto i = std::find_if(options_.begin(), options_.end(),
                         [&](const option_spec& o) { return o.name == name; });
@@ -293,6 +348,11 @@ std::chrono::nanoseconds config_values::get_duration(const std::string& name) co
   return std::chrono::nanoseconds{at(name, option_kind::duration).number};
 }
 
+const std::vector<std::string>&
+config_values::get_string_list(const std::string& name) const {
+  return at(name, option_kind::string_list).list;
+}
+
 // is_set and origin accept any kind: look the kind up first so `at` passes.
 bool config_values::is_set(const std::string& name) const {
   auto i = values_.find(name);
@@ -325,8 +385,10 @@ private:
            std::string origin) {
     auto number = check_value(spec, raw, bare_ok);
     bool is_default = origin == "default";
-    result_.values_[spec.name] = {spec.kind, raw.text, number, std::move(origin),
-                                  !is_default};
+    result_.values_[spec.name] = {spec.kind, raw.text,          number,
+                                  {},        std::move(origin), !is_default};
+    if (spec.kind == option_kind::string_list)
+      result_.values_[spec.name].list = parse_list(raw, bare_ok);
   }
 
   // Defaults go through the same parser, so a bad schema fails loudly.

@@ -21,7 +21,7 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-enum class option_kind { string, integer, boolean, duration };
+enum class option_kind { string, integer, boolean, duration, string_list };
 
 /// One declared option, addressed as "section.key".
 struct option_spec {
@@ -45,6 +45,10 @@ public:
   config_schema& add_duration(std::string name, std::chrono::nanoseconds def,
                               std::chrono::nanoseconds min, std::chrono::nanoseconds max,
                               std::string help);
+  /// A list of strings, written `["a", "b"]` (on the command line also
+  /// `a,b`).
+  config_schema& add_string_list(std::string name, std::vector<std::string> def,
+                                 std::string help);
 
   const option_spec* find(const std::string& name) const;
   const std::vector<option_spec>& options() const { return options_; }
@@ -65,6 +69,7 @@ public:
   int64_t get_integer(const std::string& name) const;
   bool get_boolean(const std::string& name) const;
   std::chrono::nanoseconds get_duration(const std::string& name) const;
+  const std::vector<std::string>& get_string_list(const std::string& name) const;
 
   /// True if the file or the command line set the option explicitly.
   bool is_set(const std::string& name) const;
@@ -76,8 +81,9 @@ private:
   friend class config_loader;
   struct value {
     option_kind kind;
-    std::string text;   // decoded string value
-    int64_t number = 0; // integer, boolean (0/1) or duration in ns
+    std::string text;              // decoded string value
+    int64_t number = 0;            // integer, boolean (0/1) or duration in ns
+    std::vector<std::string> list; // string_list
     std::string origin = "default";
     bool explicit_set = false;
   };

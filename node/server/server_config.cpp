@@ -1,6 +1,7 @@
 #include "node/server/server_config.hpp"
 
 #include <algorithm>
+#include <fstream>
 
 #include "actors/server/tuning.hpp"
 #include "node/config/node_options.hpp"
@@ -27,7 +28,13 @@ config_schema server_schema() {
                 "schema of the tables (backend = postgres); nodes that share "
                 "one history use the same")
     .add_string("server.tokens-file", "",
-                "file of 'TOKEN CLIENT-NAME' lines: who may connect as whom")
+                "file of 'TOKEN CLIENT-NAME [GRANT...]' lines: who may connect as "
+                "whom, and which scopes each token may read or write (GRANT: "
+                "read:PATTERN or write:PATTERN; none: write:*); re-read on SIGHUP")
+    .add_string("server.scopes-file", "",
+                "file of 'TYPE FIELD' lines: an entity of TYPE belongs to the scope "
+                "its top-level string field FIELD names (other types: 'default'); "
+                "empty: every entity in 'default'; re-read on SIGHUP")
     .add_integer("limits.max-data-bytes", static_cast<int64_t>(data_limits{}.max_bytes),
                  2, 64 << 20, "largest entity data (serialized JSON)")
     .add_integer("limits.max-depth", static_cast<int64_t>(data_limits{}.max_depth), 1,
@@ -98,8 +105,19 @@ server_config make_server_config(const config_values& v) {
   if (tokens.empty())
     throw config_error(v.origin("server.tokens-file")
                        + ": server.tokens-file: required (who may connect)");
+  out.tokens_file = tokens;
+  out.scopes_file = v.get_string("server.scopes-file");
   try {
     out.tokens = token_table::load(tokens);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(e.what());
+  }
+  if (!out.scopes_file.empty() && !std::ifstream{out.scopes_file})
+    throw config_error(v.origin("server.scopes-file")
+                       + ": server.scopes-file: cannot read '" + out.scopes_file + "'");
+  try {
+    if (!out.scopes_file.empty())
+      out.rules = load_scope_rules(out.scopes_file);
   } catch (const std::invalid_argument& e) {
     throw config_error(e.what());
   }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/common/trace_sink.hpp"
+#include "actors/server/scope_rules_file.hpp"
 #include "actors/server/session.hpp"
 #include "actors/server/token_table.hpp"
 #include "node/config/config.hpp"
@@ -32,6 +33,9 @@ struct server_config {
   std::string postgres;        ///< libpq connection string
   std::string postgres_schema; ///< postgres
   token_table tokens;          ///< who may connect as whom
+  std::string tokens_file;     ///< where `tokens` came from (re-read on reload)
+  scope_rules rules;           ///< the scopes file's (none: all in `default`)
+  std::string scopes_file;     ///< where `rules` came from (empty: none)
   tls_server_settings tls;     ///< [server] tls-*
   session_limits limits;
   std::size_t max_sessions = 64; ///< live sessions per client name
@@ -43,7 +47,8 @@ struct server_config {
 };
 
 config_schema server_schema();
-/// Throws config_error (also for a bad tokens file, naming file and line).
+/// Throws config_error (also for a bad tokens or scopes file, naming file
+/// and line).
 server_config make_server_config(const config_values& values);
 
 } // namespace memsync

@@ -38,14 +38,19 @@ std::string serialize_node(caf::actor_system& sys, caf::node_id node) {
 caf::behavior gateway_supervisor(caf::event_based_actor* self, replication_log_actor log,
                                  gateway_config cfg, std::string host, uint16_t port,
                                  std::function<void(caf::actor_id)> published) {
-  auto gateway = std::make_shared<gateway_actor>();
+  auto gateway = std::make_shared<gateway_control_actor>();
   auto start = [=] {
     *gateway = spawn_gateway(self->system(), log, cfg);
     self->monitor(*gateway);
+    // The files as they are now: a reload before the old gateway died must
+    // not be undone (a revoked token valid again).
+    self->request(*gateway, caf::infinite, reload_atom::value)
+      .then([](const std::string&) {}, [](const caf::error&) {});
     auto mm = self->system().middleman().actor_handle();
     auto ptr = caf::actor_cast<caf::strong_actor_ptr>(*gateway);
-    // The interface travels with the publication: clients check it.
-    auto sigs = self->system().message_types(*gateway);
+    // The interface travels with the publication: clients check it (and
+    // see no reload).
+    auto sigs = self->system().message_types<gateway_actor>();
     self
       ->request(mm, caf::infinite, caf::publish_atom::value, port, ptr, std::move(sigs),
                 host, true)
@@ -79,11 +84,12 @@ caf::behavior gateway_supervisor(caf::event_based_actor* self, replication_log_a
     [=] { caf::anon_send_exit(*gateway, caf::exit_reason::user_shutdown); });
   // The first gateway was published by the node itself; we only watch it.
   return {
-    [=](gateway_actor& first) {
+    [=](gateway_control_actor& first) {
       *gateway = std::move(first);
       self->monitor(*gateway);
     },
     [=](caf::publish_atom) { start(); },
+    [=](reload_atom) { return self->delegate(*gateway, reload_atom::value); },
   };
 }
 
@@ -120,6 +126,9 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
     trace_ = std::make_shared<trace_sink>(cfg.trace, cfg.server_id, "server");
   gateway_config gcfg{cfg.server_id, backend->epoch(), cfg.tokens,
                       cfg.limits,    trace_,           cfg.max_sessions};
+  gcfg.tokens_file = cfg.tokens_file;
+  gcfg.scopes_file = cfg.scopes_file;
+  gcfg.rules = cfg.rules;
   if (cfg.guard) {
     // Listening first: a port in use fails before anything is spawned.
     guard_ = std::make_shared<frame_guard>(
@@ -138,6 +147,7 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
   log_settings lcfg;
   lcfg.data = cfg.limits.data;
   lcfg.max_pull_bytes = cfg.limits.max_pull_bytes;
+  lcfg.rules = cfg.rules;
   log_ = spawn_replication_log(sys, std::move(backend), lcfg, true, trace_);
   watcher_ = sys.spawn(log_watcher, log_, [h = health_, &sys](const caf::error& reason) {
     if (h->stopping.load())
@@ -159,8 +169,8 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
   // Behind the guard, the middleman listens on loopback only, on a port of
   // its own; the guard is the only peer that ever connects to it.
   auto host = guard_ ? std::string{"127.0.0.1"} : cfg.host;
-  auto published = sys.middleman().publish(gateway, guard_ ? 0 : cfg.port, host.c_str(),
-                                           true);
+  auto published = sys.middleman().publish(gateway_actor{gateway}, guard_ ? 0 : cfg.port,
+                                           host.c_str(), true);
   if (!published) {
     health_->stopping.store(true);
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
@@ -183,6 +193,17 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
   supervisor_ = sys.spawn(gateway_supervisor, log_, gcfg, host, published_port_,
                           std::move(on_published));
   caf::anon_send(supervisor_, gateway);
+}
+
+std::string server_node::reload() {
+  caf::scoped_actor self{sys_};
+  std::string out;
+  self->request(supervisor_, std::chrono::seconds(10), reload_atom::value)
+    .receive([&](const std::string& line) { out = line; },
+             [&](const caf::error& err) {
+               out = "error: reload: " + to_sync_error(err).message;
+             });
+  return out;
 }
 
 server_node::~server_node() {

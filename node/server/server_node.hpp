@@ -46,6 +46,13 @@ public:
   /// null once stopped.
   replication_log_actor log() const { return log_; }
 
+  /// Re-reads the tokens file and the scopes file (live sessions get their
+  /// new grants, the log the new rules) and returns the line to print:
+  /// "reloaded tokens (N) and scope rules (M)", or "error: reload: " and
+  /// why, naming file and line (the old tables stay in force). Blocks until
+  /// the gateway answered; not on an actor's thread.
+  std::string reload();
+
   /// Stops accepting clients and stops every actor of the node.
   void stop();
 

@@ -44,6 +44,10 @@ local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
     [=](outbox_atom, uint64_t, uint64_t, uint64_t) { return std::vector<change>{}; },
     [=](epoch_atom, const std::string&) { return ok_atom::value; },
     [=](outbox_max_atom) { return log->next_mid - 1; },
+    [=](scopes_atom, const scope_subscription&) { return ok_atom::value; },
+    [=](prune_atom, const scope_rules&, const std::vector<std::string>&) {
+      return ok_atom::value;
+    },
     [=](pushed_atom) { return uint64_t{0}; },
     [=](restored_atom, const std::string& id,
         uint64_t) -> caf::result<std::string, std::vector<uint64_t>> {
@@ -103,6 +107,10 @@ local_db_actor::behavior_type slow_local_db(local_db_actor::pointer self,
     [=](outbox_atom, uint64_t, uint64_t, uint64_t) { return std::vector<change>{}; },
     [=](epoch_atom, const std::string&) { return ok_atom::value; },
     [=](outbox_max_atom) { return uint64_t{0}; },
+    [=](scopes_atom, const scope_subscription&) { return ok_atom::value; },
+    [=](prune_atom, const scope_rules&, const std::vector<std::string>&) {
+      return ok_atom::value;
+    },
     [=](pushed_atom) { return uint64_t{0}; },
     [=](restored_atom, const std::string& id,
         uint64_t record) -> caf::result<std::string, std::vector<uint64_t>> {

@@ -527,3 +527,91 @@ TEST_F(local_database_test,
             (std::vector<uint64_t>{4}));
   EXPECT_EQ(db->integrity_check(), "ok");
 }
+
+// -- scopes --------------------------------------------------------------------
+
+TEST_F(local_database_test,
+       prune_deletes_entities_of_scopes_not_held_but_never_the_outbox) {
+  {
+    auto db = open();
+    pull_reply r;
+    r.next = {"ep1", 4, 4};
+    r.entities = {{"a1", "note", R"({"team":"a"})", 1, false},
+                  {"b1", "note", R"({"team":"b"})", 2, false},
+                  {"old", "note", R"({"x":1})", 3, false}, // before the rule: default
+                  {"c1", "comment", R"({"team":"b"})", 4, false}};
+    db->apply_pull(r);
+    db->append({make_change(change_kind::put, "b2", R"({"team":"b"})", 7)});
+    EXPECT_EQ(db->prune({scope_rule{"note", "team"}}, {"a", "default"}), 1u);
+    EXPECT_EQ(db->integrity_check(), "ok");
+  }
+  auto snap = open()->load();
+  std::vector<std::string> ids;
+  for (auto& e : sorted(snap.base))
+    ids.push_back(e.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a1", "c1", "old"}));
+  ASSERT_EQ(snap.outbox.size(), 1u);
+  EXPECT_EQ(snap.outbox[0].id, "b2");
+}
+
+TEST_F(local_database_test, the_subscription_and_its_progress_survive_a_reopen) {
+  EXPECT_FALSE(open()->load().subscription.stored);
+  scope_subscription sub;
+  sub.entries = {{"team-a", 12}, {"team-*", 0}};
+  sub.known_reads = {"team-*"};
+  sub.held = {"team-*"};
+  sub.rules = {scope_rule{"note", "team"}, scope_rule{"task", "project"}};
+  sub.configured = {"team-a"};
+  open()->save_subscription(sub);
+  auto loaded = open()->load().subscription;
+  EXPECT_TRUE(loaded.stored);
+  ASSERT_EQ(loaded.entries.size(), 2u);
+  std::sort(loaded.entries.begin(), loaded.entries.end(),
+            [](auto& a, auto& b) { return a.pattern > b.pattern; });
+  EXPECT_EQ(loaded.entries[0].pattern, "team-a");
+  EXPECT_EQ(loaded.entries[0].since, 12u);
+  EXPECT_EQ(loaded.entries[1].pattern, "team-*");
+  EXPECT_EQ(loaded.entries[1].since, 0u);
+  EXPECT_EQ(loaded.known_reads, sub.known_reads);
+  EXPECT_EQ(loaded.held, sub.held);
+  EXPECT_EQ(loaded.configured, sub.configured);
+  ASSERT_EQ(loaded.rules.size(), 2u);
+  EXPECT_EQ(loaded.rules[1].type, "task");
+  EXPECT_EQ(loaded.rules[1].field, "project");
+  // Saving again replaces, never adds.
+  sub.entries = {{"team-a", 13}};
+  open()->save_subscription(sub);
+  loaded = open()->load().subscription;
+  ASSERT_EQ(loaded.entries.size(), 1u);
+  EXPECT_EQ(loaded.entries[0].since, 13u);
+}
+
+TEST_F(local_database_test, a_file_from_before_scopes_is_migrated_and_keeps_its_data) {
+  {
+    auto db = open();
+    pull_reply r;
+    r.next = {"ep1", 10, 3, "mac"};
+    r.entities = {{"n1", "note", R"({"x":1})", 10, false}};
+    db->apply_pull(r);
+    db->append({make_change(change_kind::put, "n2", R"({"x":2})", 5)});
+  }
+  // What schema version 1 looked like: no scopes table, no scope rows.
+  run_sql(path_, "DROP TABLE scopes; DELETE FROM meta WHERE key LIKE 'scope_%';"
+                 "PRAGMA user_version=1");
+  auto db = open();
+  auto snap = db->load();
+  EXPECT_EQ(snap.cursor.version, 10u);
+  ASSERT_EQ(snap.base.size(), 1u);
+  ASSERT_EQ(snap.outbox.size(), 1u);
+  EXPECT_FALSE(snap.subscription.stored); // the syncer starts from client.scopes
+  EXPECT_EQ(snap.subscription.held, (std::vector<std::string>{"*"}));
+  EXPECT_TRUE(snap.subscription.entries.empty());
+  db->save_subscription(scope_subscription{{{"*", 10}}});
+  db.reset();
+  auto reopened = open()->load();
+  EXPECT_TRUE(reopened.subscription.stored);
+  {
+    sqlite_db raw{path_.string(), false};
+    EXPECT_EQ(raw.query_int("PRAGMA user_version"), local_schema_version);
+  }
+}

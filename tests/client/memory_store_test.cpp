@@ -196,3 +196,40 @@ TEST_F(memory_store_test, the_servers_hello_tightens_what_a_write_may_be) {
   EXPECT_EQ(app.get("n2"), nullptr);
   EXPECT_TRUE(app.put_json("n3", "note", R"({"s":"small"})").ok());
 }
+
+TEST_F(memory_store_test, the_grants_it_learns_refuse_a_forbidden_write_at_once) {
+  ASSERT_TRUE(app.put("n1", "note", {{"team", "b"}}).ok()); // nothing known yet
+  self->send(memory, grants_atom::value, grants{grant{"a", true}},
+             scope_rules{scope_rule{"note", "team"}});
+  sched.run();
+  auto err = app.put("n2", "note", {{"team", "b"}});
+  EXPECT_EQ(err.code, sync_errc::forbidden) << err.describe();
+  EXPECT_EQ(app.get("n2"), nullptr);
+  EXPECT_EQ(app.put("n3", "note", {{"x", 1}}).code, sync_errc::invalid_request);
+  EXPECT_TRUE(app.put("n4", "note", {{"team", "a"}}).ok());
+}
+
+TEST_F(memory_store_test,
+       prune_drops_synced_entities_as_deletions_and_keeps_pending_ones) {
+  pull_reply reply;
+  reply.next = {"e1", 2};
+  reply.entities = {{"a1", "note", R"({"team":"a"})", 1, false},
+                    {"b1", "note", R"({"team":"b"})", 2, false}};
+  ASSERT_EQ(ask<ok_atom>(caf::make_message(rebase_atom::value, reply)), ok_atom::value);
+  ASSERT_TRUE(app.put("b2", "note", {{"team", "b"}}).ok()); // pending
+  sched.run();
+  std::vector<std::string> seen;
+  auto sub = app.subscribe("note", [&](const std::vector<change_event>& evs) {
+    for (auto& ev : evs)
+      seen.push_back(ev.id + (ev.value ? " put" : " deleted"));
+  });
+  EXPECT_EQ(ask<ok_atom>(caf::make_message(prune_atom::value,
+                                           scope_rules{scope_rule{"note", "team"}},
+                                           std::vector<std::string>{"a"})),
+            ok_atom::value);
+  EXPECT_NE(app.get("a1"), nullptr);
+  EXPECT_EQ(app.get("b1"), nullptr);
+  EXPECT_NE(app.get("b2"), nullptr); // a pending write stays until answered
+  EXPECT_EQ(seen, (std::vector<std::string>{"b1 deleted"}));
+  EXPECT_EQ(app.pending().size(), 1u);
+}

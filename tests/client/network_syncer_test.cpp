@@ -79,6 +79,18 @@ struct script {
   std::vector<held<push_reply>> held_pushes;
   std::vector<held<pull_reply>> held_pulls;
 
+  // -- scopes (every hello and pull reply states them) ---------------------------
+  grants granted = all_grants();
+  scope_rules rules;
+  /// Patterns the token may read nothing of: requested ones come back in
+  /// pull_reply.forbidden.
+  std::vector<std::string> unreadable;
+  using prune = std::pair<scope_rules, std::vector<std::string>>;
+  std::vector<scope_subscription> db_saves;
+  std::vector<prune> db_prunes;
+  std::vector<prune> store_prunes;
+  std::vector<grants> store_grants;
+
   // -- local_db ---------------------------------------------------------------
   struct outbox_read {
     uint64_t after;
@@ -188,6 +200,11 @@ session_actor::behavior_type fake_session(session_actor::pointer self, script_pt
       }
       pull_reply out{s->server_cookie, s->server_lmid, s->answers_reset, {}};
       out.refused = s->kept_refusals;
+      out.granted = s->granted;
+      out.rules = s->rules;
+      for (auto& e : req.scopes)
+        if (std::count(s->unreadable.begin(), s->unreadable.end(), e.pattern))
+          out.forbidden.push_back(e.pattern);
       if (s->page_size == 0) {
         out.entities = s->server_entities;
         return out;
@@ -218,6 +235,8 @@ gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self, script_pt
       auto session = self->system().spawn(fake_session, s, index);
       s->sessions.push_back(session);
       hello_reply reply = s->hello;
+      reply.granted = s->granted;
+      reply.rules = s->rules;
       reply.server_id = s->server_id;
       reply.epoch = s->server_epoch;
       return caf::make_result(std::move(reply), std::move(session));
@@ -276,6 +295,15 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
       s->db_epochs.push_back(epoch);
       return ok_atom::value;
     },
+    [=](scopes_atom, const scope_subscription& sub) {
+      s->db_saves.push_back(sub);
+      return ok_atom::value;
+    },
+    [=](prune_atom, const scope_rules& rules, const std::vector<std::string>& held) {
+      s->events.push_back("db.prune");
+      s->db_prunes.emplace_back(rules, held);
+      return ok_atom::value;
+    },
     [=](outbox_max_atom) -> caf::result<uint64_t> {
       ++s->outbox_max_requests;
       if (script::next(s->outbox_max_script) == mode::hold) {
@@ -302,6 +330,14 @@ memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script
     [=](refused_atom, const std::vector<refusal>& refused) {
       s->events.push_back("store.refused");
       s->store_refused.push_back(refused);
+    },
+    [=](grants_atom, const grants& g, const scope_rules&) {
+      s->store_grants.push_back(g);
+    },
+    [=](prune_atom, const scope_rules& rules, const std::vector<std::string>& held) {
+      s->events.push_back("store.prune");
+      s->store_prunes.emplace_back(rules, held);
+      return ok_atom::value;
     },
   };
 }
@@ -1006,6 +1042,73 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->db_epochs.size(), 1u); // unchanged epoch: not stored again
 }
 
+TEST_F(network_syncer_test,
+       a_reset_back_into_the_epoch_of_the_last_acknowledged_push_forgets_that_epoch) {
+  // Pushes 3 to 5 were acknowledged in e1; the server was restored from a
+  // copy of e1, renewed to e2, and we were reset into e2 (its record of us:
+  // 2) without pushing; then it was restored from the copy of e1 again.
+  // Its record (2) is what e2 acknowledged, but pushing 6 as from e1 would
+  // be refused as a gap for good.
+  auto cfg = config();
+  cfg.cursor = cookie{"e2", 4, 40};
+  cfg.last_mutation_id = 2;
+  s->pushed_mid = 5;
+  s->server_cookie = cookie{"e1", 3, 30};
+  s->server_lmid = 2;
+  s->answers_reset = true;
+  start(cfg);
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{""}));
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test,
+       a_record_below_the_acknowledged_one_in_the_push_epoch_forgets_that_epoch) {
+  // Restored from a copy of e1 that lacks mutations 3 to 5, and no cookie
+  // revealed it (they wrote no version): the server's record of us went
+  // back within e1. Pushing 6 as from e1 would be refused as a gap for good.
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_lmid = 2;
+  start(cfg);
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{""}));
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test, a_record_as_acknowledged_keeps_the_push_epoch) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_lmid = 5;
+  start(cfg);
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1");
+  EXPECT_TRUE(s->db_epochs.empty());
+}
+
+TEST_F(network_syncer_test, a_reset_into_another_epoch_keeps_the_push_epoch) {
+  auto cfg = config();
+  cfg.last_mutation_id = 5;
+  s->pushed_mid = 5;
+  s->server_cookie = cookie{"e3", 3, 30};
+  s->server_epoch = "e3";
+  s->server_lmid = 2;
+  s->answers_reset = true;
+  start(cfg);
+  flushed({6});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1"); // another epoch already: a gap is allowed
+}
+
 // -- 6. lost push reply ----------------------------------------------------------
 
 TEST_F(network_syncer_test,
@@ -1399,4 +1502,276 @@ TEST_F(network_syncer_test, a_sync_during_the_move_waits_for_the_renumbered_chan
   poke_with(s->server_cookie.version);
   EXPECT_TRUE(s->synced) << s->sync_failure;
   EXPECT_EQ(s->store_lmid_when_synced, 2u);
+}
+
+// -- scopes ----------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> patterns(const std::vector<scope_since>& xs) {
+  std::vector<std::string> out;
+  for (auto& x : xs)
+    out.push_back(x.pattern);
+  return out;
+}
+
+uint64_t since_of(const std::vector<scope_since>& xs, const std::string& pattern) {
+  for (auto& x : xs)
+    if (x.pattern == pattern)
+      return x.since;
+  ADD_FAILURE() << pattern << " is not in the request";
+  return 0;
+}
+
+using strings = std::vector<std::string>;
+
+} // namespace
+
+struct network_syncer_scopes_test : network_syncer_test {
+  syncer_config scoped(std::vector<std::string> scopes) {
+    auto cfg = config();
+    cfg.scopes = std::move(scopes);
+    return cfg;
+  }
+
+  /// subscribe_atom or unsub_atom with `pattern`: the syncer's answer.
+  template <class Atom>
+  sync_error ask(Atom atom, const std::string& pattern) {
+    sync_error out{sync_errc::timeout, "no answer"};
+    auto rh = self->request(syncer, caf::infinite, atom, pattern);
+    sched.run();
+    rh.receive([&](ok_atom) { out = {}; },
+               [&](caf::error& err) { out = to_sync_error(err); });
+    return out;
+  }
+
+  strings scopes() {
+    strings out;
+    auto rh = self->request(syncer, caf::infinite, scopes_atom::value);
+    sched.run();
+    rh.receive([&](strings& xs) { out = std::move(xs); },
+               [&](caf::error& err) { ADD_FAILURE() << sys.render(err); });
+    return out;
+  }
+
+  void stop_syncer() {
+    caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+};
+
+TEST_F(network_syncer_scopes_test,
+       the_configured_scopes_are_pulled_with_the_progress_of_the_cookie_at_first) {
+  start(scoped({"team-a", "team-b"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  auto& req = s->pulls[0].msg;
+  // A database from before scopes held every scope up to its cookie.
+  EXPECT_EQ(patterns(req.scopes), (strings{"team-a", "team-b"}));
+  EXPECT_EQ(since_of(req.scopes, "team-a"), 7u);
+  EXPECT_EQ(since_of(req.scopes, "team-b"), 7u);
+  EXPECT_TRUE(req.known_reads.empty()); // "every scope"
+  EXPECT_EQ(scopes(), (strings{"team-a", "team-b"}));
+  EXPECT_EQ(status().scopes, (strings{"team-a", "team-b"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       subscribe_fetches_the_new_scope_from_0_while_the_others_keep_their_progress) {
+  start(scoped({"team-a"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  // The data of before (every scope) was narrowed to team-a after that pull.
+  ASSERT_EQ(s->store_prunes.size(), 1u);
+  EXPECT_EQ(s->store_prunes[0].second, (strings{"team-a"}));
+  EXPECT_TRUE(ask(subscribe_atom::value, "team-b").ok());
+  ASSERT_EQ(s->pulls.size(), 2u); // the subscribe pulled at once
+  auto& req = s->pulls[1].msg;
+  EXPECT_EQ(patterns(req.scopes), (strings{"team-a", "team-b"}));
+  EXPECT_EQ(since_of(req.scopes, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(req.scopes, "team-b"), 0u);
+  EXPECT_EQ(s->store_prunes.size(), 1u); // nothing was lost, nothing pruned
+  // Once that answer is applied, both are at its version; no third pull.
+  ASSERT_FALSE(s->db_saves.empty());
+  auto& saved = s->db_saves.back().entries;
+  EXPECT_EQ(since_of(saved, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(saved, "team-b"), s->server_cookie.version);
+  EXPECT_EQ(s->pulls.size(), 2u);
+  // Already covered: nothing changes, no pull.
+  EXPECT_TRUE(ask(subscribe_atom::value, "team-a").ok());
+  EXPECT_EQ(s->pulls.size(), 2u);
+  // Not a pattern: refused, nothing changes.
+  auto bad = ask(subscribe_atom::value, "team a");
+  EXPECT_EQ(bad.code, sync_errc::invalid_request) << bad.describe();
+  EXPECT_EQ(scopes(), (strings{"team-a", "team-b"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       a_scope_added_while_a_pull_is_in_flight_stays_at_0_and_a_second_pull_follows) {
+  s->pull_script = {mode::hold};
+  start(scoped({"team-a"}));
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  EXPECT_TRUE(ask(subscribe_atom::value, "team-b").ok());
+  EXPECT_EQ(s->pulls.size(), 1u); // coalesced behind the one in flight
+  auto saves = s->db_saves.size();
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  ASSERT_EQ(s->pulls.size(), 2u);
+  auto& req = s->pulls[1].msg;
+  EXPECT_EQ(since_of(req.scopes, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(req.scopes, "team-b"), 0u); // not in the answered request
+  // The progress saved after the first answer never claimed team-b; the
+  // second answer brings it to the version.
+  ASSERT_GE(s->db_saves.size(), saves + 2);
+  EXPECT_EQ(since_of(s->db_saves[saves].entries, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(s->db_saves[saves].entries, "team-b"), 0u);
+  EXPECT_EQ(since_of(s->db_saves.back().entries, "team-b"), s->server_cookie.version);
+  EXPECT_EQ(s->pulls.size(), 2u);
+}
+
+TEST_F(network_syncer_scopes_test, unsubscribe_prunes_at_once_and_drops_the_entry) {
+  start(scoped({"team-a", "team-b"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  auto prunes = s->store_prunes.size(); // narrowed from every scope, at start
+  EXPECT_TRUE(ask(unsub_atom::value, "team-b").ok());
+  ASSERT_EQ(s->store_prunes.size(), prunes + 1);
+  ASSERT_EQ(s->db_prunes.size(), prunes + 1);
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"}));
+  EXPECT_EQ(s->db_prunes.back().second, (strings{"team-a"}));
+  EXPECT_EQ(s->pulls.size(), 1u); // no pull needed
+  EXPECT_EQ(scopes(), (strings{"team-a"}));
+  EXPECT_EQ(patterns(s->db_saves.back().entries), (strings{"team-a"}));
+  EXPECT_EQ(s->db_saves.back().held, (strings{"team-a"}));
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->pulls.size(), 2u);
+  EXPECT_EQ(patterns(s->pulls[1].msg.scopes), (strings{"team-a"}));
+  EXPECT_EQ(s->store_prunes.size(), prunes + 1); // that pull narrowed nothing
+  // Only an entry of the set; never the last one.
+  auto missing = ask(unsub_atom::value, "team-*");
+  EXPECT_EQ(missing.code, sync_errc::not_found);
+  EXPECT_NE(missing.message.find(R"(["team-a"])"), std::string::npos) << missing.message;
+  auto last = ask(unsub_atom::value, "team-a");
+  EXPECT_EQ(last.code, sync_errc::invalid_request) << last.describe();
+  EXPECT_EQ(scopes(), (strings{"team-a"}));
+  EXPECT_EQ(s->store_prunes.size(), prunes + 1);
+}
+
+TEST_F(network_syncer_scopes_test,
+       an_answer_for_a_scope_dropped_during_its_pull_is_pruned_once_applied) {
+  s->pull_script = {mode::hold};
+  start(scoped({"team-a", "team-b"}));
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  EXPECT_TRUE(ask(unsub_atom::value, "team-b").ok());
+  ASSERT_EQ(s->store_prunes.size(), 1u);
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  // The answer brought team-b's entities back in: pruned again after it.
+  ASSERT_EQ(s->store_prunes.size(), 2u);
+  EXPECT_EQ(s->store_prunes[1].second, (strings{"team-a"}));
+  EXPECT_LT(index_of(s->events, "store.rebase"),
+            index_of(s->events, "store.prune", index_of(s->events, "store.prune") + 1));
+}
+
+TEST_F(network_syncer_scopes_test,
+       forbidden_scopes_in_the_reply_are_dropped_pruned_and_reported) {
+  s->granted = {grant{"team-*", true}};
+  s->unreadable = {"secret"};
+  start(scoped({"team-a", "secret"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  EXPECT_EQ(scopes(), (strings{"team-a"}));
+  auto st = status();
+  EXPECT_EQ(st.last_error.rfind("forbidden: ", 0), 0u) << st.last_error;
+  EXPECT_NE(st.last_error.find("secret"), std::string::npos) << st.last_error;
+  EXPECT_EQ(st.scopes, (strings{"team-a"}));
+  // What the data held ("*", from before) shrank: pruned to team-a.
+  ASSERT_EQ(s->store_prunes.size(), 1u);
+  EXPECT_EQ(s->store_prunes[0].second, (strings{"team-a"}));
+  EXPECT_EQ(s->db_prunes.size(), 1u);
+  EXPECT_EQ(patterns(s->db_saves.back().entries), (strings{"team-a"}));
+  // The grants are known now: a scope the token cannot read is refused at
+  // once, with no pull.
+  auto refused = ask(subscribe_atom::value, "secret");
+  EXPECT_EQ(refused.code, sync_errc::forbidden) << refused.describe();
+  EXPECT_EQ(s->pulls.size(), 1u);
+  // Readable in part: subscribed, and held as that part.
+  EXPECT_TRUE(ask(subscribe_atom::value, "*").ok());
+  EXPECT_EQ(scopes(), (strings{"team-*"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       a_lost_grant_prunes_once_and_later_pulls_prune_nothing) {
+  start(scoped({"*"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  EXPECT_TRUE(s->store_prunes.empty()); // every scope, as before
+  EXPECT_EQ(s->db_saves.back().known_reads, (strings{"*"}));
+  s->granted = {grant{"team-a", true}, grant{"team-b", false}};
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->pulls.size(), 2u);
+  // The request still states what the data was pulled under.
+  EXPECT_EQ(s->pulls[1].msg.known_reads, (strings{"*"}));
+  ASSERT_EQ(s->store_prunes.size(), 1u);
+  EXPECT_EQ(s->store_prunes[0].second, (strings{"team-a", "team-b"}));
+  ASSERT_EQ(s->db_prunes.size(), 1u);
+  EXPECT_EQ(s->db_saves.back().known_reads, (strings{"team-a", "team-b"}));
+  EXPECT_EQ(scopes(), (strings{"team-a", "team-b"}));
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->pulls.size(), 3u);
+  EXPECT_EQ(s->pulls[2].msg.known_reads, (strings{"team-a", "team-b"}));
+  EXPECT_EQ(s->store_prunes.size(), 1u); // not on every pull
+  // Changed rules: what the data holds is judged again.
+  s->rules = {scope_rule{"note", "team"}};
+  poke_with(s->server_cookie.version + 1);
+  EXPECT_EQ(s->store_prunes.size(), 2u);
+  EXPECT_EQ(s->store_prunes[1].first.size(), 1u);
+}
+
+TEST_F(network_syncer_scopes_test,
+       the_grants_and_rules_reach_the_memory_store_with_the_hello_and_every_pull) {
+  s->granted = {grant{"team-a", true}};
+  start(scoped({"*"}));
+  // One with the hello, one with the pull.
+  ASSERT_EQ(s->store_grants.size(), 2u);
+  EXPECT_EQ(s->store_grants[0].at(0).pattern, "team-a");
+  EXPECT_EQ(s->store_grants[1].at(0).pattern, "team-a");
+}
+
+TEST_F(network_syncer_scopes_test,
+       progress_is_saved_after_the_answer_is_applied_and_taken_up_after_a_restart) {
+  s->db_rebase_script = {mode::hold};
+  start(scoped({"team-a"}));
+  ASSERT_EQ(s->held_db_rebases.size(), 1u);
+  // Not applied yet: nothing claims the answer's version.
+  for (auto& saved : s->db_saves)
+    EXPECT_LT(since_of(saved.entries, "team-a"), s->server_cookie.version);
+  answer(s->held_db_rebases[0], ok_atom::value);
+  sched.run();
+  ASSERT_FALSE(s->db_saves.empty());
+  auto saved = s->db_saves.back();
+  EXPECT_EQ(since_of(saved.entries, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(saved.configured, (strings{"team-a"}));
+  ASSERT_TRUE(ask(subscribe_atom::value, "team-b").ok());
+  saved = s->db_saves.back();
+  stop_syncer();
+  // Restart with what local_db stored (the cookie with it), same config:
+  // the run-time subscription and the progress are taken up again.
+  saved.stored = true;
+  auto pulls = s->pulls.size();
+  auto cfg = scoped({"team-a"});
+  cfg.cursor = s->server_cookie;
+  cfg.subscription = saved;
+  start(cfg);
+  ASSERT_EQ(s->pulls.size(), pulls + 1);
+  auto& req = s->pulls.back().msg;
+  EXPECT_EQ(patterns(req.scopes), (strings{"team-a", "team-b"}));
+  EXPECT_EQ(since_of(req.scopes, "team-a"), s->server_cookie.version);
+  // A changed client.scopes replaces the subscription; what it keeps keeps
+  // its progress.
+  stop_syncer();
+  saved = s->db_saves.back();
+  saved.stored = true;
+  cfg = scoped({"team-a", "team-c"});
+  cfg.cursor = s->server_cookie;
+  cfg.subscription = saved;
+  start(cfg);
+  auto& req2 = s->pulls.back().msg;
+  EXPECT_EQ(patterns(req2.scopes), (strings{"team-a", "team-c"}));
+  EXPECT_EQ(since_of(req2.scopes, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(req2.scopes, "team-c"), 0u);
 }

@@ -413,3 +413,95 @@ TEST(entity_table, finds_replaces_and_erases_across_growth_and_probe_runs) {
   EXPECT_EQ(count, table.size());
   EXPECT_EQ(table.size(), 5000u - 1667u);
 }
+
+// -- scopes ----------------------------------------------------------------------
+
+namespace {
+
+// Notes carry their scope in field "team"; other types are in "default".
+scope_rules team_rules() {
+  return {scope_rule{"note", "team"}};
+}
+
+std::string field_text(const entity_ptr& e, const char* name) {
+  return e ? nlohmann::json::parse(e->data).at(name).get<std::string>() : "(none)";
+}
+
+} // namespace
+
+TEST(store_core, nothing_is_refused_for_its_scope_before_the_grants_are_known) {
+  store_core core;
+  EXPECT_TRUE(core.put_json("n1", "note", R"({"team":"b"})").ok());
+  EXPECT_TRUE(core.put_json("n2", "note", R"({"x":1})").ok()); // no rules known
+}
+
+TEST(store_core, a_write_outside_the_writable_scopes_is_forbidden_at_once) {
+  store_core core;
+  core.load({server_entity("theirs", R"({"team":"b"})", 3)}, {});
+  core.set_scopes({grant{"a", true}, grant{"b", false}}, team_rules());
+  EXPECT_TRUE(core.put_json("n1", "note", R"({"team":"a"})").ok());
+  auto into = core.put_json("n2", "note", R"({"team":"b"})");
+  EXPECT_EQ(into.code, sync_errc::forbidden) << into.describe();
+  EXPECT_NE(into.message.find("'b'"), std::string::npos) << into.message;
+  EXPECT_EQ(core.get("n2"), nullptr); // nothing changed
+  // Moving one of ours out to a scope we may not write, by patch.
+  EXPECT_EQ(core.patch_json("n1", R"({"team":"b"})").code, sync_errc::forbidden);
+  EXPECT_EQ(field_text(core.get("n1"), "team"), "a");
+  // Readable but not writable: no patch, no delete, no replacing put.
+  EXPECT_EQ(core.patch_json("theirs", R"({"x":1})").code, sync_errc::forbidden);
+  EXPECT_EQ(core.erase("theirs").code, sync_errc::forbidden);
+  EXPECT_EQ(core.put_json("theirs", "note", R"({"team":"a"})").code,
+            sync_errc::forbidden);
+  EXPECT_NE(core.get("theirs"), nullptr);
+  // Types without a rule are in "default", which these grants do not name.
+  EXPECT_EQ(core.put_json("c1", "comment", R"({"x":1})").code, sync_errc::forbidden);
+  EXPECT_EQ(core.pending().size(), 1u); // only n1's put
+}
+
+TEST(store_core, a_ruled_entity_without_its_scope_field_is_refused_at_once) {
+  store_core core;
+  core.set_scopes(all_grants(), team_rules());
+  auto missing = core.put_json("n1", "note", R"({"x":1})");
+  EXPECT_EQ(missing.code, sync_errc::invalid_request) << missing.describe();
+  EXPECT_NE(missing.message.find("team"), std::string::npos) << missing.message;
+  EXPECT_EQ(core.put_json("n1", "note", R"({"team":7})").code,
+            sync_errc::invalid_request);
+  ASSERT_TRUE(core.put_json("n1", "note", R"({"team":"a"})").ok());
+  // A patch that removes the field.
+  EXPECT_EQ(core.patch_json("n1", R"({"team":null})").code, sync_errc::invalid_request);
+  EXPECT_EQ(core.pending().size(), 1u);
+}
+
+TEST(store_core, prune_drops_base_entities_of_scopes_not_held_and_keeps_pending_ones) {
+  store_core core;
+  core.load({server_entity("a1", R"({"team":"a"})", 1),
+             server_entity("b1", R"({"team":"b"})", 2),
+             server_entity("b2", R"({"team":"b","n":1})", 3),
+             server_entity("c1", R"({"x":1})", 4, "comment")},
+            {});
+  ASSERT_TRUE(core.put_json("b3", "note", R"({"team":"b"})").ok()); // pending
+  ASSERT_TRUE(core.patch_json("b2", R"({"n":2})").ok());            // pending on a base
+  flush_all(core);
+  core.take();
+  auto out = core.prune(team_rules(), {"a", "default"});
+  // b1 is gone; b3 (a pending put) stays; b2's pending patch has no base
+  // left to apply to.
+  EXPECT_NE(core.get("a1"), nullptr);
+  EXPECT_NE(core.get("c1"), nullptr);
+  EXPECT_EQ(core.get("b1"), nullptr);
+  ASSERT_NE(core.get("b3"), nullptr);
+  EXPECT_EQ(core.get("b2"), nullptr);
+  EXPECT_EQ(core.pending().size(), 2u); // both still go to the server
+  std::vector<std::string> removed;
+  for (auto& ev : out.events) {
+    EXPECT_EQ(ev.value, nullptr) << ev.id;
+    removed.push_back(ev.id);
+  }
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed, (std::vector<std::string>{"b1", "b2"}));
+  // Once the server has b3's put, a pull that does not bring it (it is in a
+  // scope not held) leaves nothing behind.
+  core.rebase(pull({}, 2, 5));
+  EXPECT_EQ(core.get("b3"), nullptr);
+  EXPECT_EQ(core.size(), 2u);
+}

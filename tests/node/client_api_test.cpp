@@ -282,4 +282,51 @@ TEST_F(client_api_test, with_a_server_a_full_disk_holds_changes_back_and_then_sy
   EXPECT_EQ(log.max_mutation, log.rows);
 }
 
+// -- scopes ----------------------------------------------------------------------
+
+TEST_F(client_api_test, the_repl_subscribes_unsubscribes_and_prints_the_scopes) {
+  cluster cl;
+  cl.start_server();
+  auto alice = cl.start_client("alice", {"--client.scopes=team-a"});
+  ASSERT_EQ(alice->sync(), "ok");
+  auto out = alice->batch({"scopes", "subscribe team-b", "subscribe team-b", "scopes",
+                           "sync", "unsubscribe team-b", "unsubscribe team-c",
+                           "unsubscribe team-a", "subscribe bad*scope", "subscribe",
+                           "scopes", "status"});
+  ASSERT_EQ(out.size(), 12u);
+  EXPECT_EQ(out[0], R"(["team-a"])");
+  EXPECT_EQ(out[1], "ok");
+  EXPECT_EQ(out[2], "ok"); // already held: nothing changes
+  EXPECT_EQ(out[3], R"(["team-a","team-b"])");
+  EXPECT_EQ(out[4], "ok");
+  EXPECT_EQ(out[5], "ok");
+  EXPECT_EQ(out[6].rfind("error: not_found: ", 0), 0u) << out[6];
+  EXPECT_NE(out[6].find(R"(["team-a"])"), std::string::npos) << out[6];
+  EXPECT_EQ(out[7].rfind("error: invalid_request: ", 0), 0u) << out[7];
+  EXPECT_EQ(out[8].rfind("error: invalid_request: ", 0), 0u) << out[8];
+  EXPECT_EQ(out[9], "error: usage: subscribe SCOPE");
+  EXPECT_EQ(out[10], R"(["team-a"])");
+  auto j = nlohmann::json::parse(out[11], nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out[11];
+  EXPECT_EQ(j["scopes"], nlohmann::json::array({"team-a"})) << out[11];
+  EXPECT_EQ(alice->quit(), 0);
+  // The subscription survives a restart with the same client.scopes.
+  alice = cl.start_client("alice", {"--client.scopes=team-a"});
+  EXPECT_EQ(alice->cmd("subscribe team-b"), "ok");
+  EXPECT_EQ(alice->sync(), "ok");
+  EXPECT_EQ(alice->quit(), 0);
+  alice = cl.start_client("alice", {"--client.scopes=team-a"});
+  EXPECT_EQ(alice->cmd("scopes"), R"(["team-a","team-b"])");
+  EXPECT_EQ(alice->sync(), "ok");
+  EXPECT_EQ(alice->quit(), 0);
+}
+
+TEST_F(client_api_test, the_handle_reports_its_scopes_and_needs_a_server_to_change_them) {
+  auto c = client::open(write_config("scopes = [\"team-a\", \"team-b\"]\n"));
+  EXPECT_EQ(c->scopes(), (std::vector<std::string>{"team-a", "team-b"}));
+  EXPECT_EQ(c->status().scopes, (std::vector<std::string>{"team-a", "team-b"}));
+  EXPECT_EQ(c->subscribe("team-c").code, sync_errc::unavailable);
+  EXPECT_EQ(c->unsubscribe("team-a").code, sync_errc::unavailable);
+}
+
 } // namespace

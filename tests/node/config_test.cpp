@@ -1,3 +1,4 @@
+#include "node/client/client_config.hpp"
 #include "node/config/config.hpp"
 #include "node/server/server_node.hpp"
 
@@ -461,4 +462,89 @@ TEST(server_config_test, more_connections_per_address_than_in_all_is_refused) {
   EXPECT_TRUE(contains(err, "command line")) << err;
 }
 
+TEST_F(config_test, the_scopes_file_is_read_at_start_and_its_errors_name_file_and_line) {
+  auto tokens = "--server.tokens-file=" MEMSYNC_SOURCE_DIR "/config/tokens.txt";
+  auto server = [&](const std::string& ini) {
+    return memsync::make_server_config(
+      load_config(memsync::server_schema(), write(ini, "server.ini"), {tokens}));
+  };
+  // Default: no rules, every entity in 'default'.
+  auto plain = server("[server]\nid = \"s\"\n");
+  EXPECT_TRUE(plain.rules.empty());
+  EXPECT_EQ(plain.scopes_file, "");
+  EXPECT_EQ(plain.tokens_file, MEMSYNC_SOURCE_DIR "/config/tokens.txt");
+  auto rules_path = write("comment team # by team\ntask project\n", "scopes.txt");
+  auto ruled = server("[server]\nscopes-file = \"" + rules_path + "\"\n");
+  ASSERT_EQ(ruled.rules.size(), 2u);
+  EXPECT_EQ(ruled.rules[1].type, "task");
+  EXPECT_EQ(ruled.rules[1].field, "project");
+  EXPECT_EQ(ruled.scopes_file, rules_path);
+  // A bad line: the scopes file's name and line.
+  auto bad_path = write("comment team\nComment team\n", "bad-scopes.txt");
+  auto err = error_of([&] { server("[server]\nscopes-file = \"" + bad_path + "\"\n"); });
+  EXPECT_TRUE(contains(err, bad_path + ":2: type 'Comment'")) << err;
+  // A file that cannot be read: the config's file, line and key.
+  err = error_of(
+    [&] { server("[server]\nid = \"s\"\nscopes-file = \"/nonexistent\"\n"); });
+  EXPECT_TRUE(
+    contains(err, "server.ini:3: server.scopes-file: cannot read '/nonexistent'"))
+    << err;
+}
+
+TEST_F(config_test, grants_in_the_tokens_file_are_checked_at_start) {
+  auto bad = write("t1 alice read:team-a\nt2 bob rread:team-b\n", "tokens.txt");
+  auto err = error_of([&] {
+    memsync::make_server_config(load_config(memsync::server_schema(),
+                                            write("[server]\nid = \"s\"\n", "server.ini"),
+                                            {"--server.tokens-file=" + bad}));
+  });
+  EXPECT_TRUE(contains(err, bad + ":2: grant 'rread:team-b'")) << err;
+}
+
 } // namespace
+
+// -- lists, and the client's scopes --------------------------------------------
+
+TEST_F(config_test, a_list_of_strings_from_the_file_and_the_command_line) {
+  schema_.add_string_list("node.tags", {"*"}, "tags");
+  auto v = load_config(schema_, write("[node]\ntags = [\"a\", \"b-*\"] # two\n"));
+  EXPECT_EQ(v.get_string_list("node.tags"), (std::vector<std::string>{"a", "b-*"}));
+  EXPECT_EQ(load_config(schema_, "").get_string_list("node.tags"),
+            (std::vector<std::string>{"*"}));
+  v = load_config(schema_, "", {"--node.tags=x,y"});
+  EXPECT_EQ(v.get_string_list("node.tags"), (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(load_config(schema_, write("[node]\ntags = []\n"))
+                .get_string_list("node.tags")
+                .empty());
+}
+
+TEST_F(config_test, a_malformed_list_names_the_file_line_and_key) {
+  schema_.add_string_list("node.tags", {}, "tags");
+  for (auto* bad : {"tags = a\n", "tags = [a]\n", "tags = [\"a\" \"b\"]\n",
+                    "tags = [\"a\",]\n", "tags = [\"a\"\n", "tags = \"a\"\n"}) {
+    auto err = load_error(std::string{"[node]\n"} + bad);
+    EXPECT_TRUE(contains(err, "test.ini:2")) << bad << ": " << err;
+    EXPECT_TRUE(contains(err, "node.tags")) << bad << ": " << err;
+  }
+}
+
+TEST_F(config_test, client_scopes_default_to_every_scope_and_are_validated) {
+  using memsync::client_schema;
+  using memsync::make_client_config;
+  auto client = [&](const std::string& extra) {
+    return make_client_config(
+      load_config(client_schema(), write("[client]\nid = \"app\"\n" + extra)));
+  };
+  EXPECT_EQ(client("").scopes, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(client("scopes = [\"team-a\", \"project-*\"]\n").scopes,
+            (std::vector<std::string>{"team-a", "project-*"}));
+  auto err = error_of([&] { client("scopes = [\"team a\"]\n"); });
+  EXPECT_TRUE(contains(err, "test.ini:3")) << err;
+  EXPECT_TRUE(contains(err, "client.scopes")) << err;
+  EXPECT_TRUE(contains(err, "team a")) << err;
+  err = error_of([&] { client("scopes = [\"a*b\"]\n"); });
+  EXPECT_TRUE(contains(err, "client.scopes")) << err;
+  err = error_of([&] { client("scopes = []\n"); });
+  EXPECT_TRUE(contains(err, "test.ini:3")) << err;
+  EXPECT_TRUE(contains(err, "at least one")) << err;
+}

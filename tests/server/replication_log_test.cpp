@@ -1,12 +1,15 @@
 // replication_log alone, on virtual time, over an in-memory backend the test
 // controls: group commit (what arrives during a commit forms the next group,
 // the group caps, versions in commit order, duplicates skipped), poke
-// fan-out, and failures contained at the actor boundary (every exception a
+// fan-out by scope (only listeners whose filter names a touched scope; every
+// listener for another node's commit), scope rules and their reload, the
+// parts a pull reads, and failures contained at the actor boundary (every exception a
 // backend can throw becomes an error for the pushes it concerns; a push that
 // fails by itself fails alone).
 #include "actors/server/replication_log.hpp"
 
 #include "actors/server/cookie_signer.hpp"
+#include "actors/server/poke_index.hpp"
 #include "tests/server/server_fakes.hpp"
 
 using namespace memsync;
@@ -242,13 +245,13 @@ TEST_P(replication_log_failures, a_throwing_pull_is_answered_and_the_log_goes_on
   auto log = start();
   watch(log);
   db->pulls = GetParam();
-  auto failed = ask<pull_reply>(log, pull_atom::value, pull_request{"a", {}});
+  auto failed = ask<pull_reply>(log, pull_atom::value, log_pull{pull_request{"a", {}}});
   sched.run();
   ASSERT_EQ(failed->entries.size(), 1u);
   EXPECT_TRUE(failed->entries[0].error);
   db->pulls = failure::none;
   auto fine = push(log, log_push_of("a", {put_change(1, "a1")}));
-  auto pulled = ask<pull_reply>(log, pull_atom::value, pull_request{"a", {}});
+  auto pulled = ask<pull_reply>(log, pull_atom::value, log_pull{pull_request{"a", {}}});
   sched.run();
   ASSERT_EQ(fine->entries.size(), 1u);
   EXPECT_FALSE(fine->entries[0].error);
@@ -270,7 +273,7 @@ namespace {
 
 pull_reply pull_with(replication_log_test& t, replication_log_actor log, cookie since) {
   auto out = t.ask<pull_reply>(log, pull_atom::value,
-                               pull_request{"a", std::move(since)});
+                               log_pull{pull_request{"a", std::move(since)}, {{"*", 0}}});
   t.sched.run();
   EXPECT_EQ(out->entries.size(), 1u);
   EXPECT_FALSE(out->entries.empty() && out->entries[0].error);
@@ -304,4 +307,187 @@ TEST_F(replication_log_test, cookies_come_back_signed_and_forged_ones_count_as_n
     EXPECT_EQ(r.entities.size(), 2u);
     EXPECT_TRUE(signer.verify(r.next));
   }
+}
+
+// -- scopes: pokes by filter, rules, parts -------------------------------------
+
+namespace {
+
+const scope_rules team_rules{{"note", "team"}};
+
+change team_note(uint64_t mid, std::string id, const std::string& team) {
+  return put_change(mid, std::move(id), R"({"team":")" + team + R"("})");
+}
+
+} // namespace
+
+TEST_F(replication_log_test,
+       a_commit_pokes_only_listeners_whose_filter_names_its_scopes) {
+  settings.rules = team_rules;
+  auto log = start();
+  // No filter yet, team-a, team-*, team-b, nothing, everything.
+  std::vector<std::vector<std::string>> filters{
+    {"team-a"}, {"team-*"}, {"team-b"}, {}, {"*"}};
+  std::vector<std::shared_ptr<poke_record>> recs;
+  std::vector<poke_listener_actor> listeners;
+  for (size_t i = 0; i <= filters.size(); ++i) {
+    recs.push_back(std::make_shared<poke_record>());
+    listeners.push_back(keep(spawn_poke_recorder(sys, recs.back())));
+    caf::anon_send(log, subscribe_atom::value, listeners.back());
+  }
+  sched.run();
+  for (size_t i = 0; i < filters.size(); ++i)
+    caf::anon_send(log, scopes_atom::value, listeners[i + 1], filters[i]);
+  sched.run();
+  auto counts = [&] {
+    std::vector<size_t> out;
+    for (auto& r : recs)
+      out.push_back(r->pokes.size());
+    return out;
+  };
+  push(log, log_push_of("w", {team_note(1, "x1", "team-a")}));
+  sched.run();
+  EXPECT_EQ(counts(), (std::vector<size_t>{1, 1, 1, 0, 0, 1}));
+  push(log, log_push_of("w", {team_note(2, "x2", "team-b")}));
+  sched.run();
+  EXPECT_EQ(counts(), (std::vector<size_t>{2, 1, 2, 1, 0, 2}));
+  push(log, log_push_of("w", {team_note(3, "x3", "other")}));
+  sched.run();
+  EXPECT_EQ(counts(), (std::vector<size_t>{3, 1, 2, 1, 0, 3}));
+  // Another node's commit: its scopes are unknown, so everyone is poked.
+  caf::anon_send(log, poke_atom::value, poke{10, 0});
+  sched.run();
+  EXPECT_EQ(counts(), (std::vector<size_t>{4, 2, 3, 2, 1, 4}));
+  // A filter for a listener that never subscribed changes nothing.
+  auto stranger_rec = std::make_shared<poke_record>();
+  auto stranger = keep(spawn_poke_recorder(sys, stranger_rec));
+  caf::anon_send(log, scopes_atom::value, stranger, std::vector<std::string>{"*"});
+  push(log, log_push_of("w", {team_note(4, "x4", "team-a")}));
+  sched.run();
+  EXPECT_TRUE(stranger_rec->pokes.empty());
+  EXPECT_EQ(stats(log).listeners, 6u);
+}
+
+TEST_F(replication_log_test, a_listener_that_ends_leaves_the_scope_index) {
+  settings.rules = team_rules;
+  auto log = start();
+  auto rec = std::make_shared<poke_record>();
+  auto gone = keep(spawn_poke_recorder(sys, std::make_shared<poke_record>()));
+  auto stays = keep(spawn_poke_recorder(sys, rec));
+  for (auto& l : {gone, stays}) {
+    caf::anon_send(log, subscribe_atom::value, l);
+    caf::anon_send(log, scopes_atom::value, l, std::vector<std::string>{"team-a"});
+  }
+  sched.run();
+  caf::anon_send_exit(gone, caf::exit_reason::kill);
+  sched.run();
+  push(log, log_push_of("w", {team_note(1, "x1", "team-a")}));
+  sched.run();
+  EXPECT_EQ(rec->pokes.size(), 1u);
+  EXPECT_EQ(stats(log).listeners, 1u);
+}
+
+TEST_F(replication_log_test, reloaded_rules_decide_the_scopes_of_later_writes) {
+  auto log = start();
+  auto rec = std::make_shared<poke_record>();
+  auto listener = keep(spawn_poke_recorder(sys, rec));
+  caf::anon_send(log, subscribe_atom::value, listener);
+  caf::anon_send(log, scopes_atom::value, listener, std::vector<std::string>{"team-a"});
+  sched.run();
+  // No rules: every entity is in 'default'.
+  push(log, log_push_of("w", {team_note(1, "x1", "team-a")}));
+  sched.run();
+  EXPECT_TRUE(rec->pokes.empty());
+  caf::anon_send(log, reload_atom::value, team_rules);
+  sched.run();
+  push(log, log_push_of("w", {team_note(2, "x2", "team-a")}));
+  // A ruled entity without its field is refused, naming the field.
+  auto unscoped = push(log, log_push_of("w", {put_change(3, "x3", "{}")}));
+  sched.run();
+  EXPECT_EQ(rec->pokes.size(), 1u);
+  ASSERT_EQ(unscoped->entries.size(), 1u);
+  ASSERT_EQ(unscoped->entries[0].value.refused.size(), 1u);
+  auto& why = unscoped->entries[0].value.refused[0].reason;
+  EXPECT_EQ(why.code, sync_errc::invalid_request);
+  EXPECT_NE(why.message.find("team"), std::string::npos) << why.message;
+  // Every pull reply carries the rules in force.
+  auto pulled = pull_with(*this, log, {});
+  ASSERT_EQ(pulled.rules.size(), 1u);
+  EXPECT_EQ(pulled.rules[0].field, "team");
+}
+
+TEST_F(replication_log_test, a_push_outside_its_grants_is_refused_forbidden) {
+  settings.rules = team_rules;
+  auto log = start();
+  auto p = log_push_of("w", {team_note(1, "x1", "team-a"), team_note(2, "x2", "team-b")});
+  p.granted = {{"team-a", true}, {"team-b", false}};
+  auto answer = push(log, std::move(p));
+  sched.run();
+  ASSERT_EQ(answer->entries.size(), 1u);
+  auto& reply = answer->entries[0].value;
+  EXPECT_EQ(reply.last_mutation_id, 2u);
+  ASSERT_EQ(reply.refused.size(), 1u);
+  EXPECT_EQ(reply.refused[0].mutation_id, 2u);
+  EXPECT_EQ(reply.refused[0].reason.code, sync_errc::forbidden);
+  EXPECT_EQ(db->entities.count("x1"), 1u);
+  EXPECT_EQ(db->entities.count("x2"), 0u);
+}
+
+TEST_F(replication_log_test,
+       a_pull_reads_the_parts_the_session_gave_and_no_part_reads_nothing) {
+  auto log = start();
+  log_pull scoped{pull_request{"a", {}}, {{"team-a", 3}, {"project-*", 0}}, true};
+  auto first = ask<pull_reply>(log, pull_atom::value, scoped);
+  sched.run();
+  ASSERT_EQ(first->entries.size(), 1u);
+  ASSERT_EQ(db->last_page.parts.size(), 2u);
+  EXPECT_EQ(db->last_page.parts[1].pattern, "project-*");
+  EXPECT_EQ(db->last_page.parts[0].since, 3u);
+  EXPECT_TRUE(db->last_page.refetch);
+  // No readable part: the backend must not read "every scope" (what an
+  // empty list means to it), only the cookie and the client's record.
+  auto none = ask<pull_reply>(log, pull_atom::value, log_pull{pull_request{"a", {}}});
+  sched.run();
+  ASSERT_EQ(none->entries.size(), 1u);
+  ASSERT_EQ(db->last_page.parts.size(), 1u);
+  auto& nothing = db->last_page.parts[0].pattern;
+  for (auto scope : {"default", "team-a", "x"})
+    EXPECT_FALSE(pattern_matches(nothing, scope)) << scope;
+  EXPECT_FALSE(validate_scope(nothing).ok());
+}
+
+// -- poke_index ------------------------------------------------------------------
+
+TEST(poke_index, finds_the_listeners_of_a_scope_among_many) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  std::vector<caf::actor> actors;
+  poke_index index;
+  for (int i = 0; i < 2000; ++i) {
+    actors.push_back(sys.spawn([] {
+      return caf::behavior{[](int) {
+      }};
+    }));
+    index.add(actors.back().address());
+    index.set_filter(actors.back().address(),
+                     {"s-" + std::to_string(i), "p" + std::to_string(i % 10) + "-*"});
+  }
+  auto exact = index.touched_by({"s-42"});
+  ASSERT_EQ(exact.size(), 1u);
+  EXPECT_EQ(exact[0], actors[42].address());
+  // "p3-x" is named by the prefix of every tenth listener.
+  EXPECT_EQ(index.touched_by({"p3-x"}).size(), 200u);
+  // Both at once: each listener once.
+  EXPECT_EQ(index.touched_by({"s-3", "p3-x"}).size(), 200u);
+  EXPECT_TRUE(index.touched_by({"nobody"}).empty());
+  // A new filter replaces the old one.
+  index.set_filter(actors[42].address(), {"*"});
+  EXPECT_EQ(index.touched_by({"s-42"}).size(), 1u);
+  EXPECT_EQ(index.touched_by({"nobody"}).size(), 1u);
+  index.remove(actors[42].address());
+  EXPECT_TRUE(index.touched_by({"s-42", "nobody"}).empty());
+  EXPECT_EQ(index.size(), 1999u);
+  EXPECT_FALSE(index.set_filter(actors[42].address(), {"*"})) << "removed";
+  for (auto& a : actors)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }

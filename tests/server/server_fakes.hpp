@@ -64,6 +64,8 @@ struct fake_db {
   failure next_commit = failure::none;
   /// Every pull throws this.
   failure pulls = failure::none;
+  /// What the last pull asked for (its parts and refetch).
+  page_request last_page;
   /// Runs inside commit(), before it takes effect: the commit is in flight.
   std::function<void()> on_commit;
   size_t client_writes = 0; ///< set_last_mutation_id calls
@@ -150,7 +152,8 @@ public:
   std::vector<log_entry> read_log(uint64_t, std::size_t) override { return {}; }
   // One page, whatever the limit (paging is the real backends' part).
   pull_reply pull_page(const std::string& client_id, const cookie& since,
-                       const page_request&) override {
+                       const page_request& page) override {
+    db_->last_page = page;
     if (db_->pulls != failure::none)
       throw_failure(db_->pulls, "pull failed");
     pull_reply out;

@@ -1,7 +1,10 @@
 // session alone, on virtual time: the limits it enforces before anything
 // reaches the log (changes and bytes per push, data limits on the canonical
 // form, mutation ids in range), the origin check, one push and one pull in
-// flight, poke forwarding; against a fake log that records and holds. Then
+// flight, poke forwarding; scopes (the readable part of each requested entry,
+// forbidden entries named, a refetch when the grants grew, validation of the
+// subscription, grants changed only by the gateway, the poke filter it
+// leaves the log); against a fake log that records and holds. Then
 // with a real log over an in-memory backend: an exit message sent to a
 // session ends that session alone.
 #include "actors/server/session.hpp"
@@ -20,7 +23,8 @@ constexpr const char* alice = "alice-0123456789abcdef";
 /// What a fake log got, and the requests it holds unanswered.
 struct log_script {
   std::vector<log_push> pushes;
-  std::vector<pull_request> pulls;
+  std::vector<log_pull> pulls;
+  std::vector<std::vector<std::string>> filters; ///< poke filters, in order
   std::vector<poke_listener_actor> subscribers;
   std::vector<caf::typed_response_promise<push_reply>> held_pushes;
   std::vector<caf::typed_response_promise<pull_reply>> held_pulls;
@@ -36,11 +40,15 @@ replication_log_actor::behavior_type fake_log(std::shared_ptr<log_script> s) {
                                  : p.request.changes.back().mutation_id;
       return reply;
     },
-    [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
+    [=](pull_atom, log_pull& req) -> caf::result<pull_reply> {
       s->pulls.push_back(req);
       return pull_reply{};
     },
     [=](subscribe_atom, poke_listener_actor& l) { s->subscribers.push_back(l); },
+    [=](scopes_atom, poke_listener_actor&, std::vector<std::string>& f) {
+      s->filters.push_back(f);
+    },
+    [=](reload_atom, scope_rules&) {},
     [=](poke_atom, const poke&) {},
     [=](stats_atom) { return log_stats{}; },
   };
@@ -59,13 +67,17 @@ replication_log_actor::behavior_type holding_log(holding_log_ptr self,
       s->held_pushes.push_back(rp);
       return rp;
     },
-    [=](pull_atom, pull_request& req) {
+    [=](pull_atom, log_pull& req) {
       s->pulls.push_back(req);
       auto rp = self->make_response_promise<pull_reply>();
       s->held_pulls.push_back(rp);
       return rp;
     },
     [=](subscribe_atom, poke_listener_actor& l) { s->subscribers.push_back(l); },
+    [=](scopes_atom, poke_listener_actor&, std::vector<std::string>& f) {
+      s->filters.push_back(f);
+    },
+    [=](reload_atom, scope_rules&) {},
     [=](poke_atom, const poke&) {},
     [=](stats_atom) { return log_stats{}; },
   };
@@ -75,10 +87,13 @@ struct session_test : server_actor_test {
   std::shared_ptr<log_script> script = std::make_shared<log_script>();
   std::shared_ptr<poke_record> pokes = std::make_shared<poke_record>();
   session_limits limits;
+  grants granted = all_grants();
+  caf::actor_addr gateway;
 
   session_actor start(replication_log_actor log) {
-    session_config cfg{alice, sys.node(), keep(spawn_poke_recorder(sys, pokes)), limits,
-                       nullptr};
+    session_config cfg{alice,  sys.node(), keep(spawn_poke_recorder(sys, pokes)),
+                       limits, nullptr,    granted,
+                       gateway};
     auto s = keep(spawn_session(sys, log, std::move(cfg)));
     sched.run();
     return s;
@@ -294,3 +309,219 @@ TEST_F(session_with_log_test, a_session_ends_with_its_log_and_with_its_client) {
 }
 
 } // namespace
+
+// -- scopes ------------------------------------------------------------------------
+
+namespace {
+
+/// Sends a session new grants as itself: the test's gateway, or a stranger.
+caf::actor spawn_grant_sender(caf::actor_system& sys) {
+  return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {[=](const session_actor& s, grants& g) {
+      self->send(caf::actor_cast<caf::actor>(s), grants_atom::value, std::move(g));
+    }};
+  });
+}
+
+pull_request scoped_pull(std::vector<scope_since> scopes, uint64_t version,
+                         std::vector<std::string> known_reads = {}) {
+  pull_request req{alice, cookie{"epoch-1", version, version, ""}};
+  req.scopes = std::move(scopes);
+  req.known_reads = std::move(known_reads);
+  return req;
+}
+
+std::vector<std::pair<std::string, uint64_t>> parts_of(const log_pull& p) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (auto& part : p.parts)
+    out.emplace_back(part.pattern, part.since);
+  return out;
+}
+
+using parts = std::vector<std::pair<std::string, uint64_t>>;
+
+} // namespace
+
+TEST_F(session_test, a_pull_reads_what_the_grants_permit_and_names_what_they_do_not) {
+  granted = {{"team-a", false}, {"project-*", true}};
+  auto s = start();
+  auto r = ask<pull_reply>(
+    s, pull_atom::value,
+    scoped_pull({{"team-*", 5}, {"team-b", 5}, {"project-1", 0}, {"*", 4}}, 5,
+                {"team-a", "project-*"}));
+  sched.run();
+  ASSERT_EQ(only_code(r), sync_errc::none);
+  ASSERT_EQ(script->pulls.size(), 1u);
+  auto& pull = script->pulls[0];
+  EXPECT_FALSE(pull.refetch);
+  EXPECT_EQ(parts_of(pull),
+            (parts{{"team-a", 5}, {"project-1", 0}, {"project-*", 4}, {"team-a", 4}}));
+  auto& reply = r->entries[0].value;
+  EXPECT_EQ(reply.forbidden, (std::vector<std::string>{"team-b"}));
+  ASSERT_EQ(reply.granted.size(), 2u);
+  EXPECT_EQ(reply.granted[1].pattern, "project-*");
+  EXPECT_TRUE(reply.granted[1].write);
+}
+
+TEST_F(session_test, a_pull_without_scopes_reads_every_readable_scope_from_the_cookie) {
+  granted = {{"team-a", false}, {"team-b", true}};
+  auto s = start();
+  auto r = ask<pull_reply>(s, pull_atom::value, scoped_pull({}, 7));
+  sched.run();
+  ASSERT_EQ(only_code(r), sync_errc::none);
+  ASSERT_EQ(script->pulls.size(), 1u);
+  EXPECT_EQ(parts_of(script->pulls[0]), (parts{{"team-a", 7}, {"team-b", 7}}));
+  EXPECT_TRUE(r->entries[0].value.forbidden.empty());
+}
+
+TEST_F(session_test, a_subscription_of_nothing_readable_reads_nothing) {
+  granted = {{"team-a", false}};
+  auto s = start();
+  auto r = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"team-b", 0}}, 0));
+  sched.run();
+  ASSERT_EQ(only_code(r), sync_errc::none);
+  ASSERT_EQ(script->pulls.size(), 1u);
+  EXPECT_TRUE(script->pulls[0].parts.empty()) << "the log reads no scope for it";
+  EXPECT_EQ(r->entries[0].value.forbidden, (std::vector<std::string>{"team-b"}));
+}
+
+TEST_F(session_test, grants_beyond_the_known_reads_refetch_every_part_from_the_start) {
+  granted = {{"team-a", false}, {"team-b", false}};
+  auto s = start();
+  auto grew = ask<pull_reply>(s, pull_atom::value,
+                              scoped_pull({{"team-*", 9}}, 9, {"team-a"}));
+  sched.run();
+  ASSERT_EQ(only_code(grew), sync_errc::none);
+  ASSERT_EQ(script->pulls.size(), 1u);
+  EXPECT_TRUE(script->pulls[0].refetch);
+  EXPECT_EQ(parts_of(script->pulls[0]), (parts{{"team-a", 0}, {"team-b", 0}}));
+  // Known reads that cover the grants (or none: every scope) do not.
+  for (auto known : {std::vector<std::string>{"team-*"}, std::vector<std::string>{}}) {
+    auto same = ask<pull_reply>(s, pull_atom::value,
+                                scoped_pull({{"team-*", 9}}, 9, known));
+    sched.run();
+    ASSERT_EQ(only_code(same), sync_errc::none);
+    EXPECT_FALSE(script->pulls.back().refetch);
+    EXPECT_EQ(parts_of(script->pulls.back()), (parts{{"team-a", 9}, {"team-b", 9}}));
+  }
+}
+
+TEST_F(session_test, a_bad_subscription_is_refused_before_the_log) {
+  limits.max_pull_scopes = 4;
+  auto s = start();
+  auto bad_pattern = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"te*m", 0}}, 3));
+  auto empty_pattern = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"", 0}}, 3));
+  auto ahead = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"team-a", 4}}, 3));
+  auto bad_known = ask<pull_reply>(s, pull_atom::value,
+                                   scoped_pull({{"team-a", 0}}, 3, {"a b"}));
+  std::vector<scope_since> many(5, scope_since{"team-a", 0});
+  auto too_many = ask<pull_reply>(s, pull_atom::value, scoped_pull(many, 3));
+  sched.run();
+  EXPECT_EQ(only_code(bad_pattern), sync_errc::invalid_request);
+  EXPECT_EQ(only_code(empty_pattern), sync_errc::invalid_request);
+  EXPECT_EQ(only_code(ahead), sync_errc::invalid_request);
+  EXPECT_NE(to_sync_error(ahead->entries[0].error).message.find("team-a"),
+            std::string::npos);
+  EXPECT_EQ(only_code(bad_known), sync_errc::invalid_request);
+  EXPECT_EQ(only_code(too_many), sync_errc::too_large);
+  EXPECT_TRUE(script->pulls.empty());
+  // Within the limits it goes through.
+  many.pop_back();
+  auto fine = ask<pull_reply>(s, pull_atom::value, scoped_pull(many, 3));
+  sched.run();
+  EXPECT_EQ(only_code(fine), sync_errc::none);
+}
+
+TEST_F(session_test, pushes_carry_the_sessions_grants) {
+  granted = {{"team-a", true}};
+  auto s = start();
+  push(s, numbered(1));
+  sched.run();
+  ASSERT_EQ(script->pushes.size(), 1u);
+  ASSERT_EQ(script->pushes[0].granted.size(), 1u);
+  EXPECT_EQ(script->pushes[0].granted[0].pattern, "team-a");
+  EXPECT_TRUE(script->pushes[0].granted[0].write);
+}
+
+TEST_F(session_test, only_its_gateway_changes_a_sessions_grants) {
+  granted = {{"team-a", false}};
+  auto gw = keep(spawn_grant_sender(sys));
+  auto stranger = keep(spawn_grant_sender(sys));
+  gateway = gw.address();
+  auto s = start();
+  auto pull_b = [&] {
+    auto r = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"team-b", 0}}, 0));
+    sched.run();
+    EXPECT_EQ(only_code(r), sync_errc::none);
+    return r->entries.empty() ? pull_reply{} : r->entries[0].value;
+  };
+  // Another actor of the node (or a peer that got hold of the session):
+  // ignored, the session keeps the grants its gateway gave it.
+  caf::anon_send(stranger, s, grants{{"*", true}});
+  caf::anon_send(caf::actor_cast<caf::actor>(s), grants_atom::value, grants{{"*", true}});
+  sched.run();
+  EXPECT_EQ(pull_b().forbidden, (std::vector<std::string>{"team-b"}));
+  push(s, numbered(1));
+  sched.run();
+  ASSERT_EQ(script->pushes.size(), 1u);
+  EXPECT_EQ(script->pushes[0].granted.size(), 1u);
+  EXPECT_FALSE(script->pushes[0].granted[0].write);
+  // The gateway's new grants apply to the next pull and push.
+  caf::anon_send(gw, s, grants{{"team-b", true}});
+  sched.run();
+  auto now = pull_b();
+  EXPECT_TRUE(now.forbidden.empty());
+  EXPECT_EQ(parts_of(script->pulls.back()), (parts{{"team-b", 0}}));
+  ASSERT_EQ(now.granted.size(), 1u);
+  EXPECT_EQ(now.granted[0].pattern, "team-b");
+}
+
+TEST_F(session_test, each_pull_leaves_the_log_its_poke_filter_when_it_changed) {
+  granted = {{"team-a", false}, {"team-b", false}, {"project-*", true}};
+  auto gw = keep(spawn_grant_sender(sys));
+  gateway = gw.address();
+  auto s = start();
+  using filters = std::vector<std::vector<std::string>>;
+  EXPECT_TRUE(script->filters.empty()) << "before its first pull, every poke";
+  auto pull_with = [&](std::vector<scope_since> scopes) {
+    auto r = ask<pull_reply>(s, pull_atom::value, scoped_pull(std::move(scopes), 2));
+    sched.run();
+    EXPECT_EQ(only_code(r), sync_errc::none);
+  };
+  pull_with({{"team-*", 2}, {"project-1", 0}, {"secret", 0}});
+  EXPECT_EQ(script->filters, (filters{{"project-1", "team-a", "team-b"}}));
+  pull_with({{"team-*", 2}, {"project-1", 2}, {"secret", 0}});
+  EXPECT_EQ(script->filters.size(), 1u) << "unchanged: not sent again";
+  pull_with({{"team-b", 2}});
+  EXPECT_EQ(script->filters.back(), (std::vector<std::string>{"team-b"}));
+  // New grants change what the client may be poked for at once.
+  caf::anon_send(gw, s, grants{{"team-a", false}});
+  sched.run();
+  EXPECT_EQ(script->filters.back(), (std::vector<std::string>{}));
+  EXPECT_EQ(script->filters.size(), 3u);
+}
+
+TEST_F(session_test, a_reply_names_the_grants_it_was_read_under) {
+  granted = {{"team-a", false}};
+  auto gw = keep(spawn_grant_sender(sys));
+  gateway = gw.address();
+  auto s = start();
+  // A reload grants team-b while the pull, read under team-a, is at the log:
+  // the new grants reach the session before the log's answer does.
+  auto r = ask<pull_reply>(s, pull_atom::value, scoped_pull({{"team-*", 0}}, 0));
+  caf::anon_send(gw, s, grants{{"team-a", false}, {"team-b", false}});
+  sched.run();
+  ASSERT_EQ(script->pulls.size(), 1u);
+  ASSERT_EQ(parts_of(script->pulls[0]), (parts{{"team-a", 0}})) << "read under team-a";
+  ASSERT_EQ(only_code(r), sync_errc::none);
+  auto& told = r->entries[0].value.granted;
+  ASSERT_EQ(told.size(), 1u) << "the client would never fetch team-b";
+  EXPECT_EQ(told[0].pattern, "team-a");
+  // Its next pull, under the new grants, fetches every part again.
+  auto next = ask<pull_reply>(s, pull_atom::value,
+                              scoped_pull({{"team-*", 0}}, 0, {"team-a"}));
+  sched.run();
+  ASSERT_EQ(script->pulls.size(), 2u);
+  EXPECT_TRUE(script->pulls[1].refetch);
+  EXPECT_EQ(parts_of(script->pulls[1]), (parts{{"team-a", 0}, {"team-b", 0}}));
+}

@@ -1,5 +1,6 @@
-// The tokens file: plain and hashed tokens, errors naming file and line, and
-// lookups that answer only "this client" or "not permitted".
+// The tokens file: plain and hashed tokens, grants, errors naming file and
+// line, and lookups that answer only "this client" (with its grants) or "not
+// permitted".
 #include "actors/server/token_table.hpp"
 
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "tests/support/temp_dir.hpp"
 
+using memsync::grants;
 using memsync::token_table;
 
 namespace {
@@ -59,8 +61,8 @@ TEST(token_table, hash_line_is_the_sha256_of_the_token) {
 }
 
 TEST(token_table, bad_lines_are_errors_naming_file_and_line) {
-  EXPECT_EQ(error_of("a alice\nlonely\n"), "tokens.txt:2: expected 'TOKEN CLIENT-NAME'");
-  EXPECT_EQ(error_of("a alice extra\n"), "tokens.txt:1: expected 'TOKEN CLIENT-NAME'");
+  EXPECT_EQ(error_of("a alice\nlonely\n"),
+            "tokens.txt:2: expected 'TOKEN CLIENT-NAME [GRANT...]'");
   EXPECT_EQ(error_of("sha256:abcd alice\n"),
             "tokens.txt:1: expected 'sha256:' and 64 hex digits");
   EXPECT_EQ(error_of("sha256:" + std::string(64, 'g') + " alice\n"),
@@ -91,6 +93,67 @@ TEST(token_table, tokens_added_in_code_and_plain_tokens_for_a_load_tester) {
   memsync::testing::temp_dir dir;
   std::ofstream{dir.file("tokens.txt")} << "plain-a a\n"
                                         << token_table::hash_line("secret-b") << " b\n";
+  auto plain = token_table::plain_tokens_by_client(dir.file("tokens.txt"));
+  EXPECT_EQ(plain, (std::map<std::string, std::string>{{"a", "plain-a"}}));
+}
+
+namespace {
+
+/// As the tokens file writes them.
+std::vector<std::string> written(const grants& g) {
+  std::vector<std::string> out;
+  for (auto& x : g)
+    out.push_back(memsync::to_string(x));
+  return out;
+}
+
+using lines = std::vector<std::string>;
+
+} // namespace
+
+TEST(token_table, grants_follow_the_client_name) {
+  auto t = parse("reader alice read:team-a read:project-*\n"
+                 + token_table::hash_line("writer") + " bob write:team-* read:default\n");
+  auto alice = t.lookup("reader");
+  EXPECT_EQ(alice.client, "alice");
+  EXPECT_EQ(written(alice.granted), (lines{"read:team-a", "read:project-*"}));
+  auto bob = t.lookup("writer");
+  EXPECT_EQ(bob.client, "bob");
+  EXPECT_EQ(written(bob.granted), (lines{"write:team-*", "read:default"}));
+  // A reload finds a session's token again by its digest, never by the token.
+  EXPECT_EQ(t.find(bob.hash).client, "bob");
+  EXPECT_EQ(written(t.find(bob.hash).granted), written(bob.granted));
+  auto nobody = t.lookup("mallory");
+  EXPECT_EQ(nobody.client, "");
+  EXPECT_TRUE(nobody.granted.empty()) << "an unknown token is granted nothing";
+  EXPECT_EQ(t.find(nobody.hash).client, "");
+}
+
+TEST(token_table, a_line_without_grants_may_write_everything) {
+  auto t = parse("old-style alice\n");
+  EXPECT_EQ(written(t.lookup("old-style").granted), lines{"write:*"});
+  token_table added;
+  added.add("t", "c");
+  EXPECT_EQ(written(added.lookup("t").granted), lines{"write:*"});
+}
+
+TEST(token_table, a_bad_grant_is_an_error_naming_file_line_and_grant) {
+  auto expected = [](int line, const std::string& g) {
+    return "tokens.txt:" + std::to_string(line) + ": grant '" + g
+           + "': expected 'read:PATTERN' or 'write:PATTERN', PATTERN a scope name or a "
+             "prefix followed by '*'";
+  };
+  EXPECT_EQ(error_of("a alice extra\n"), expected(1, "extra"));
+  EXPECT_EQ(error_of("a alice read:team-a\nb bob admin:team-a\n"),
+            expected(2, "admin:team-a"));
+  EXPECT_EQ(error_of("a alice read:\n"), expected(1, "read:"));
+  EXPECT_EQ(error_of("a alice write:te*am\n"), expected(1, "write:te*am"));
+  EXPECT_EQ(error_of("a alice read:team/a\n"), expected(1, "read:team/a"));
+}
+
+TEST(token_table, plain_tokens_by_client_ignore_grants) {
+  memsync::testing::temp_dir dir;
+  std::ofstream{dir.file("tokens.txt")} << "plain-a a read:team-a write:team-b\n";
   auto plain = token_table::plain_tokens_by_client(dir.file("tokens.txt"));
   EXPECT_EQ(plain, (std::map<std::string, std::string>{{"a", "plain-a"}}));
 }

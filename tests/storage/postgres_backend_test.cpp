@@ -333,6 +333,64 @@ TEST_F(postgres_backend_test, an_older_database_gets_the_refusals_table) {
   EXPECT_EQ(p.refused[0].reason.code, sync_errc::not_found);
 }
 
+// A database of the schema before scopes (version 1): the next connection
+// upgrades it once; its rows are in 'default' until next written.
+TEST_F(postgres_backend_test, a_database_of_before_scopes_keeps_its_rows_in_default) {
+  sql(R"sql(
+CREATE SCHEMA memsync;
+CREATE TABLE memsync.meta(key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE memsync.entities(id text PRIMARY KEY, type text NOT NULL,
+  data text NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL);
+CREATE INDEX entities_by_version ON memsync.entities(version);
+CREATE TABLE memsync.clients(client_id text PRIMARY KEY,
+  last_mutation_id bigint NOT NULL);
+CREATE TABLE memsync.log(version bigint PRIMARY KEY,
+  commit_id bigint NOT NULL, client_id text NOT NULL, mutation_id bigint NOT NULL,
+  entity_id text NOT NULL, deleted boolean NOT NULL);
+CREATE TABLE memsync.refusals(client_id text NOT NULL,
+  mutation_id bigint NOT NULL, code integer NOT NULL, message text NOT NULL,
+  PRIMARY KEY (client_id, mutation_id));
+INSERT INTO memsync.meta VALUES ('epoch', 'old-epoch'), ('head_version', '2'),
+  ('head_commit', '77'), ('schema_version', '1'), ('cookie_secret', 'secret');
+INSERT INTO memsync.entities VALUES ('n1', 'note', '{"team":"team-a"}', 1, false),
+  ('n2', 'note', '{}', 2, true);
+INSERT INTO memsync.clients VALUES ('a', 2);
+INSERT INTO memsync.log VALUES (1, 77, 'a', 1, 'n1', false), (2, 77, 'a', 2, 'n2', true);
+)sql");
+  // Two servers at once: the advisory lock lets one upgrade, the other wait.
+  auto both = std::async(std::launch::async, [&] { return open(); });
+  auto db = open();
+  both.get().reset();
+  EXPECT_EQ(db->epoch(), "old-epoch");
+  EXPECT_EQ(sql("SELECT value FROM memsync.meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(sql("SELECT to_regclass('memsync.entities_by_scope') IS NOT NULL"), "t");
+  EXPECT_EQ(sql("SELECT to_regclass('memsync.moves_by_scope') IS NOT NULL"), "t");
+  {
+    auto tx = db->begin();
+    entity e;
+    std::string scope;
+    ASSERT_TRUE(tx->load_entity("n1", e, scope));
+    EXPECT_EQ(scope, "default");
+  }
+  auto all = db->pull("a", {db->epoch(), 2, 77});
+  EXPECT_FALSE(all.reset);
+  EXPECT_EQ(all.last_mutation_id, 2u);
+  page_request of_default{0, SIZE_MAX, {{"default", 0}}, false};
+  EXPECT_EQ(db->pull_page("a", {db->epoch(), 0, 0}, of_default).entities.size(), 1u);
+  // Written again, the rules decide: n1 moves to team-a; a client of
+  // default learns it as a removal.
+  auto written = apply_pushes(*db,
+                              {push("a", db->epoch(), {patch(3, "n1", R"({"x":1})")})},
+                              {}, {{"note", "team"}});
+  ASSERT_TRUE(written.outcomes.at(0).reply.refused.empty());
+  EXPECT_EQ(written.scopes, (std::vector<std::string>{"default", "team-a"}));
+  page_request since_two{0, SIZE_MAX, {{"default", 2}}, false};
+  auto p = db->pull_page("a", {db->epoch(), 2, 77}, since_two);
+  ASSERT_EQ(p.entities.size(), 1u);
+  EXPECT_TRUE(p.entities[0].deleted);
+  EXPECT_EQ(p.entities[0].version, 3u);
+}
+
 TEST_F(postgres_backend_test, two_schemas_in_one_database_are_two_histories) {
   auto a = std::make_unique<postgres_backend>(cluster().conninfo(name), "log_a");
   auto b = std::make_unique<postgres_backend>(cluster().conninfo(name), "log b");

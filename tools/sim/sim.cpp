@@ -7,7 +7,7 @@
 //                       seed with its first failures, then a summary
 // Options for both: --clients N, --ops N, --no-FAULT (drops, partitions,
 // client-crashes, server-crashes, power-loss, storage-errors, full-disk,
-// clock-jumps), and
+// clock-jumps, restores, normal-sync), and
 // --broken-rebase (a deliberately broken build, to see the checks catch it).
 // Exits 1 if a seed failed, 2 on a usage error.
 #include <algorithm>
@@ -34,7 +34,8 @@ int usage(const std::string& why) {
             << "       sim --seeds N [--from K] [options]\n"
             << "options: --clients N --ops N --broken-rebase --no-drops --no-partitions\n"
             << "         --no-client-crashes --no-server-crashes --no-power-loss\n"
-            << "         --no-storage-errors --no-full-disk --no-clock-jumps\n";
+            << "         --no-storage-errors --no-full-disk --no-clock-jumps\n"
+            << "         --no-restores --no-normal-sync\n";
   return 2;
 }
 
@@ -76,7 +77,10 @@ int replay(sim_options opt) {
     std::filesystem::remove_all(opt.trace_dir);
   std::cerr << "seed " << r.seed << ": " << r.clients << " clients, " << r.writes
             << " operations, " << r.faults << " faults, " << r.steps << " messages, "
-            << r.server_log << " server log entries, " << r.virtual_seconds
+            << r.server_log << " server log entries, " << r.normal_clients
+            << " clients on synchronous=normal (" << r.lost_to_normal_sync
+            << " flushed changes lost to power loss), " << r.lost_to_restores
+            << " acknowledged changes lost to restores, " << r.virtual_seconds
             << " s virtual: " << (r.failures.empty() ? "ok" : "FAILED") << "\n";
   for (auto& f : r.failures)
     std::cerr << "  " << f << "\n";
@@ -86,6 +90,7 @@ int replay(sim_options opt) {
 int campaign(const sim_options& base, uint64_t from, uint64_t count) {
   auto start = std::chrono::steady_clock::now();
   std::size_t failed = 0, faults = 0, writes = 0, steps = 0, io = 0;
+  std::size_t normal_clients = 0, lost_normal = 0, lost_restores = 0;
   std::map<std::string, std::size_t> fault_counts;
   for (uint64_t seed = from; seed < from + count; ++seed) {
     auto opt = base;
@@ -95,6 +100,9 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
     writes += r.writes;
     steps += r.steps;
     io += r.failed_writes;
+    normal_clients += r.normal_clients;
+    lost_normal += r.lost_to_normal_sync;
+    lost_restores += r.lost_to_restores;
     for (auto& [k, v] : r.fault_counts)
       fault_counts[k] += v;
     if (!r.failures.empty()) {
@@ -111,7 +119,10 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
             << steps << " messages, " << faults << " faults:";
   for (auto& [k, v] : fault_counts)
     std::cout << " " << k << " " << v;
-  std::cout << "; " << io << " failed SQLite writes\n";
+  std::cout << "; " << io << " failed SQLite writes; " << normal_clients
+            << " clients on synchronous=normal lost " << lost_normal
+            << " flushed changes to power loss; restores took " << lost_restores
+            << " acknowledged changes\n";
   return failed == 0 ? 0 : 1;
 }
 
@@ -167,6 +178,10 @@ int main(int argc, char** argv) {
       opt.faults.clock_jumps = false;
     } else if (a == "--no-full-disk") {
       opt.faults.full_disk = false;
+    } else if (a == "--no-restores") {
+      opt.faults.restores = false;
+    } else if (a == "--no-normal-sync") {
+      opt.faults.normal_sync = false;
     } else {
       return usage("unknown argument '" + a + "'");
     }

@@ -54,9 +54,14 @@ void exactly_once_in_order(const run_outcome& out, std::vector<std::string>& fai
                          + std::to_string(l));
     l = std::max(l, e.mutation_id);
   }
+  auto& lost = out.history->lost_to_restores;
   for (auto& [client, changes] : out.wire->acked)
     for (auto& [mid, c] : changes) {
       if (c.kind == change_kind::del || seen[client].count(mid))
+        continue;
+      // Acknowledged after the copy was taken, and its client told so
+      // before the restore: it dropped the change, the restore took it.
+      if (auto l = lost.find(client); l != lost.end() && l->second.count(mid))
         continue;
       if (c.kind == change_kind::patch) {
         // A patch of what is gone is refused; a refusal whose reply was lost
@@ -77,12 +82,18 @@ void exactly_once_in_order(const run_outcome& out, std::vector<std::string>& fai
 // the server, crashes, power loss and storage errors notwithstanding.
 void flushed_reached_server(const run_outcome& out, std::vector<std::string>& failures) {
   sqlite_backend server{out.server_db};
+  auto& lost = out.history->lost_to_restores;
   for (auto& [client, mids] : out.history->flushed) {
-    if (mids.empty())
+    // The highest flushed id a restore did not legitimately take.
+    auto l = lost.find(client);
+    auto highest = std::find_if(mids.rbegin(), mids.rend(), [&](uint64_t mid) {
+      return l == lost.end() || !l->second.count(mid);
+    });
+    if (highest == mids.rend())
       continue;
     auto record = server.pull(client, cookie{}).last_mutation_id;
-    if (record < *mids.rbegin())
-      failures.push_back("flushed " + mid_name(client, *mids.rbegin())
+    if (record < *highest)
+      failures.push_back("flushed " + mid_name(client, *highest)
                          + " never reached the server (its record: #"
                          + std::to_string(record) + ")");
   }

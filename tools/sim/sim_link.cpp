@@ -29,6 +29,7 @@ using conn_link_actor = session_actor::extend<
 struct conn_link_state {
   sim_network* net = nullptr;
   std::size_t client = 0;
+  uint64_t generation = 0; ///< of the server this connection reaches
   session_actor server;
   poke_listener_actor listener; ///< the syncer's relay
   /// When the last message of each direction arrives: a later one never
@@ -65,7 +66,8 @@ void on_wire(link_ptr self, direction dir, std::function<void()> fn) {
   self->delayed_send(self, last - now, deliver_atom::value, id);
 }
 
-void record_ack(sim_network& net, const push_request& req, const push_reply& rep) {
+void record_ack(sim_network& net, uint64_t generation, const push_request& req,
+                const push_reply& rep) {
   std::set<uint64_t> refused;
   for (auto& r : rep.refused)
     refused.insert(r.mutation_id);
@@ -74,17 +76,25 @@ void record_ack(sim_network& net, const push_request& req, const push_reply& rep
       continue;
     if (refused.count(c.mutation_id))
       net.record.refused[req.client_id].insert(c.mutation_id);
-    else
-      net.record.acked[req.client_id].emplace(c.mutation_id, c);
+    else if (net.record.acked[req.client_id].emplace(c.mutation_id, c).second)
+      net.record.acked_in[req.client_id][c.mutation_id] = generation;
   }
 }
 
+/// A reply naming `last_mutation_id` reached the client: it now drops what
+/// it has pushed up to there from its outbox.
+void record_told(link_ptr self, const std::string& client_id, uint64_t last_mutation_id) {
+  auto& told = self->state.net->record.told_acked[client_id][self->state.generation];
+  told = std::max(told, last_mutation_id);
+}
+
 conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
-                                         std::size_t client,
+                                         std::size_t client, uint64_t generation,
                                          poke_listener_actor listener) {
   auto& st = self->state;
   st.net = net;
   st.client = client;
+  st.generation = generation;
   st.listener = listener;
   // The connection closes when either end goes away.
   self->monitor(listener);
@@ -104,8 +114,11 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
         self->request(self->state.server, server_timeout, push_atom::value, req)
           .then(
             [=](push_reply& rep) mutable {
-              record_ack(*self->state.net, req, rep);
-              on_wire(self, direction::down, [=]() mutable { rp.deliver(rep); });
+              record_ack(*self->state.net, self->state.generation, req, rep);
+              on_wire(self, direction::down, [=]() mutable {
+                record_told(self, req.client_id, rep.last_mutation_id);
+                rp.deliver(rep);
+              });
             },
             [=](caf::error& err) mutable {
               on_wire(self, direction::down, [=]() mutable { rp.deliver(err); });
@@ -124,6 +137,7 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
                 auto& refused = self->state.net->record.refused[req.client_id];
                 for (auto& r : rep.refused)
                   refused.insert(r.mutation_id);
+                record_told(self, req.client_id, rep.last_mutation_id);
                 rp.deliver(rep);
               });
             },
@@ -180,7 +194,9 @@ port_actor::behavior_type port(port_actor::stateful_pointer<port_state> self,
         poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
       if (refused())
         return caf::make_error(caf::sec::cannot_connect_to_node, "sim: unreachable");
-      auto conn = self->spawn(conn_link, net, client, listener);
+      // The hello goes to the gateway of this generation: so do the
+      // connection's requests.
+      auto conn = self->spawn(conn_link, net, client, net->generation, listener);
       auto rp = self->make_response_promise<hello_reply, session_actor>();
       self
         ->request(net->gateway, server_timeout, hello_atom::value, std::move(req),

@@ -38,9 +38,15 @@ struct wire_record {
   /// Changes the server acknowledged (mutation id <= the reply's
   /// last_mutation_id and not refused), by client id and mutation id.
   std::map<std::string, std::map<uint64_t, change>> acked;
+  /// The server generation (sim_network::generation) of each first ack.
+  std::map<std::string, std::map<uint64_t, uint64_t>> acked_in;
   /// Refused mutation ids by client id: named in a push reply, or in a pull
   /// reply delivered to the client.
   std::map<std::string, std::set<uint64_t>> refused;
+  /// By client id and server generation (sim_network::generation): the
+  /// highest last_mutation_id of a push or pull reply of that generation
+  /// delivered to the client.
+  std::map<std::string, std::map<uint64_t, uint64_t>> told_acked;
   std::size_t messages = 0; ///< delivered through links
   std::size_t drops = 0;    ///< connections dropped by the network
 };
@@ -61,6 +67,9 @@ struct sim_network {
   wire_record record;
   /// Set during a power outage: whatever happens now never happened.
   bool frozen = false;
+  /// Restores of the server so far: a connection's replies come from the
+  /// history of the generation it was opened in.
+  uint64_t generation = 0;
 
   caf::timespan delay();
   bool chance(double p);

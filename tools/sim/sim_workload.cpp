@@ -153,6 +153,10 @@ std::vector<op_generator> default_ops(const fault_set& faults) {
                             + " ms");
                      return w.disk_full(d);
                    }});
+  if (faults.restores)
+    ops.push_back({"restore", 1, true, [](world& w, std::size_t) {
+                     return w.restore_server(millis(w, 10, 1000));
+                   }});
   if (faults.clock_jumps)
     ops.push_back({"clock_jump", 2, true, [](world& w, std::size_t) {
                      // Back or ahead by up to a day: traces and clock-offset

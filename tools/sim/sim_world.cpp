@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -33,14 +34,24 @@ struct flush_observer_state {
 
 flush_listener_actor::behavior_type
 flush_observer(flush_listener_actor::stateful_pointer<flush_observer_state>,
-               sim_history* hist, sim_network* net, std::string client_id) {
+               sim_history* hist, sim_network* net, std::size_t client,
+               std::string client_id) {
   auto id = std::make_shared<std::string>(std::move(client_id));
   return {
     [=](flushed_atom, const flush_report& report) {
       if (net->frozen)
         return;
-      if (!report.new_client_id.empty())
+      if (!report.new_client_id.empty()) {
+        // A repair moved the outbox to a new id, renumbered from 1 in
+        // order: those changes are durable under their new numbers now.
+        auto& old_ids = hist->flushed[*id];
+        auto& new_ids = hist->flushed[report.new_client_id];
+        for (std::size_t i = 0; i < report.renumbered.size(); ++i)
+          if (old_ids.erase(report.renumbered[i]) != 0)
+            new_ids.insert(i + 1);
         *id = report.new_client_id;
+        hist->ids[client].push_back(*id);
+      }
       for (auto& c : report.changes)
         hist->flushed[*id].insert(c.mutation_id);
     },
@@ -92,6 +103,30 @@ flush_tap(flush_scheduler_actor::stateful_pointer<flush_tap_state> self,
 
 } // namespace
 
+std::vector<uint64_t> check_survival(const std::string& client, bool normal_sync,
+                                     const std::set<uint64_t>& flushed,
+                                     uint64_t confirmed, const std::set<uint64_t>& outbox,
+                                     std::vector<std::string>& violations) {
+  std::vector<uint64_t> lost;
+  uint64_t kept = 0; // the highest flushed id that survived
+  for (auto mid : flushed) {
+    if (mid <= confirmed || outbox.count(mid))
+      kept = mid;
+    else
+      lost.push_back(mid);
+  }
+  for (auto mid : lost) {
+    if (!normal_sync)
+      violations.push_back(client + " restarted without flushed mutation "
+                           + std::to_string(mid));
+    else if (mid < kept)
+      violations.push_back(client + " restarted without flushed mutation "
+                           + std::to_string(mid) + " but with the later #"
+                           + std::to_string(kept) + " (a hole, not a lost tail)");
+  }
+  return lost;
+}
+
 world::world(const sim_options& opt, const std::string& dir)
     : opt_(opt), dir_(dir), rng_(opt.seed) {
   register_message_types(cfg_);
@@ -135,11 +170,21 @@ world::world(const sim_options& opt, const std::string& dir)
                     status_atom::value)
           .then(
             [this, client](const sync_status& st) {
-              auto& seen = hist_.cursor[client];
+              // Within one epoch of one history: a restored server starts
+              // again from the copy's versions (and renews its epoch once it
+              // sees a cookie it never issued).
+              auto& [epoch, seen, generation] = hist_.cursor[client];
+              if (st.cursor.epoch != epoch || net_.generation != generation) {
+                epoch = st.cursor.epoch;
+                seen = st.cursor.version;
+                generation = net_.generation;
+                return;
+              }
               if (st.cursor.version < seen)
                 hist_.violations.push_back(
                   client_name(client) + " saw the server's version go back from "
-                  + std::to_string(seen) + " to " + std::to_string(st.cursor.version));
+                  + std::to_string(seen) + " to " + std::to_string(st.cursor.version)
+                  + " in epoch " + epoch);
               seen = std::max(seen, st.cursor.version);
             },
             [](const caf::error&) {}); // a crashed syncer answers nothing
@@ -169,6 +214,10 @@ world::world(const sim_options& opt, const std::string& dir)
     c->sync.request_timeout = 2s;
     c->sync.max_push_changes = pick(1, 30);
     c->sync.jitter_seed = rng_();
+    if (opt.faults.normal_sync && pick(0, 1) == 0) {
+      c->synchronous = "normal";
+      ++result_.normal_clients;
+    }
     c->port = spawn_client_port(*sys_, net_, i);
     server_->tokens.add(c->token, c->name);
     clients_.push_back(std::move(c));
@@ -306,8 +355,9 @@ void world::start_client(std::size_t i) {
   local_db_settings settings;
   settings.path = c.db_path;
   settings.client_name = c.name;
-  // full: a flushed change survives power loss, which the checks hold it to.
-  settings.synchronous = "full";
+  // full: a flushed change survives power loss; normal: the last ones may
+  // not (check_survival holds each to its rule).
+  settings.synchronous = c.synchronous;
   try {
     db = std::make_unique<local_database>(settings);
   } catch (const std::exception& e) {
@@ -320,14 +370,53 @@ void world::start_client(std::size_t i) {
     hist_.violations.push_back(c.name + ": integrity_check at restart: " + integrity);
   auto snap = db->load();
   // Every change its flush scheduler reported durable is still here, or the
-  // server confirmed it.
+  // server confirmed it; under normal, what is lost is the newest.
   std::set<uint64_t> outbox;
   for (auto& ch : snap.outbox)
     outbox.insert(ch.mutation_id);
-  for (auto mid : hist_.flushed[snap.client_id])
-    if (mid > snap.last_mutation_id && !outbox.count(mid))
-      hist_.violations.push_back(c.name + " restarted without flushed mutation "
-                                 + std::to_string(mid));
+  bool normal = c.synchronous == "normal";
+  bool lenient = normal && !opt_.strict_normal_sync;
+  // A restore lowers the record the client is told (and keeps): what it
+  // took is not the client's to keep.
+  if (!opt_.forget_restore_losses)
+    account_restores();
+  auto survive = [&](const std::string& id, uint64_t confirmed,
+                     const std::set<uint64_t>& kept) {
+    auto& flushed = hist_.flushed[id];
+    std::set<uint64_t> expected;
+    auto& taken = hist_.lost_to_restores[id];
+    std::set_difference(flushed.begin(), flushed.end(), taken.begin(), taken.end(),
+                        std::inserter(expected, expected.end()));
+    auto lost = check_survival(c.name, lenient, expected, confirmed, kept,
+                               hist_.violations);
+    if (normal) {
+      // Lost by design: their ids will be handed out again, to other changes.
+      result_.lost_to_normal_sync += lost.size();
+      for (auto mid : lost) {
+        flushed.erase(mid);
+        hist_.lost_to_normal_sync[id].insert(mid);
+      }
+    }
+  };
+  // The ids this client used after the file's own were lost with the tail
+  // (a repair's move, or the file's creation: a new file, a new id), and
+  // with them all they held.
+  auto& ids = hist_.ids[i];
+  auto own = std::find(ids.begin(), ids.end(), snap.client_id);
+  bool known = own != ids.end();
+  auto abandoned = known ? own + 1 : ids.begin();
+  for (auto id = abandoned; id != ids.end(); ++id)
+    survive(*id, 0, {});
+  ids.erase(abandoned, ids.end());
+  if (!known)
+    ids.push_back(snap.client_id);
+  survive(snap.client_id, snap.last_mutation_id, outbox);
+  if (c.lost_tail && !opt_.strict_normal_sync) {
+    // The cursor lost with the tail is one the client no longer shows: it
+    // starts again from the file's, and goes on from there.
+    hist_.cursor[i] = {snap.cursor.epoch, snap.cursor.version, net_.generation};
+    c.lost_tail = false;
+  }
   ++c.incarnation;
   c.client_id = snap.client_id;
   if (!opt_.trace_dir.empty())
@@ -353,7 +442,7 @@ void world::start_client(std::size_t i) {
   if (!c.online)
     caf::anon_send(c.syncer, online_atom::value, false);
   c.observer = caf::actor_cast<caf::actor>(
-    sys_->spawn(flush_observer, &hist_, &net_, c.client_id));
+    sys_->spawn(flush_observer, &hist_, &net_, i, c.client_id));
   caf::anon_send(c.flusher, subscribe_atom::value,
                  caf::actor_cast<flush_listener_actor>(c.observer));
   watch(caf::actor_cast<caf::actor>(c.db), c.name + "/local_db");
@@ -361,7 +450,8 @@ void world::start_client(std::size_t i) {
   watch(caf::actor_cast<caf::actor>(c.memory), c.name + "/memory_store");
   watch(caf::actor_cast<caf::actor>(c.syncer), c.name + "/network_syncer");
   c.up = true;
-  note(c.name + " up (incarnation " + std::to_string(c.incarnation) + ")");
+  note(c.name + " up (incarnation " + std::to_string(c.incarnation) + ", " + c.client_id
+       + ", synchronous=" + c.synchronous + ")");
 }
 
 void world::stop_client(std::size_t i, caf::exit_reason reason) {

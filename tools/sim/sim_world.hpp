@@ -56,6 +56,11 @@ struct fault_set {
   bool storage_errors = true; ///< every write fails for a while (both sides)
   bool full_disk = true;      ///< no file may grow for a while (both sides)
   bool clock_jumps = true;    ///< every node's wall clock jumps (back or ahead)
+  /// The server's file is replaced by a copy taken earlier in the run.
+  bool restores = true;
+  /// Some clients run their local database with synchronous=normal: power
+  /// loss may take their last flushed transactions (never a hole).
+  bool normal_sync = true;
 };
 
 struct sim_options {
@@ -69,6 +74,12 @@ struct sim_options {
   /// Test-only: switch on the store's deliberate rebase bug (see
   /// test_faults in store_core.hpp), to show the checks catch it.
   bool broken_rebase = false;
+  /// Test-only: the checks are not told which acknowledged changes a
+  /// restore took from the server, to show they see every one of them.
+  bool forget_restore_losses = false;
+  /// Test-only: clients on synchronous=normal are held to the survival
+  /// check of synchronous=full, to show power loss does take their flushes.
+  bool strict_normal_sync = false;
   /// Non-empty: every node writes an actor trace (mode all) into this
   /// directory, one file per node plus the simulator's own events.
   std::string trace_dir;
@@ -84,8 +95,14 @@ struct sim_result {
   std::size_t writes = 0; ///< application writes that returned ok
   std::size_t faults = 0; ///< faults injected
   std::map<std::string, std::size_t> fault_counts;
-  std::size_t server_log = 0;    ///< entries in the server's history
-  std::size_t failed_writes = 0; ///< SQLite writes the VFS failed (errors, full disk)
+  std::size_t server_log = 0;     ///< entries in the server's history
+  std::size_t failed_writes = 0;  ///< SQLite writes the VFS failed (errors, full disk)
+  std::size_t normal_clients = 0; ///< clients on synchronous=normal
+  /// Flushed changes clients on synchronous=normal lost to power loss.
+  std::size_t lost_to_normal_sync = 0;
+  /// Acknowledged changes restores took from the server (legitimately: the
+  /// client had been told of the acknowledgement before the restore).
+  std::size_t lost_to_restores = 0;
   double virtual_seconds = 0;
 };
 
@@ -100,9 +117,43 @@ struct sim_history {
   /// cursor going backwards, an actor that died unexpectedly, a database
   /// that failed its integrity check at a restart).
   std::vector<std::string> violations;
-  /// Per client index: the highest cookie version its syncer reported.
-  std::map<std::size_t, uint64_t> cursor;
+  /// Per client index: the client ids it used, in order (a repair moves
+  /// it to a new one).
+  std::map<std::size_t, std::vector<std::string>> ids;
+  /// What a client's syncer reported of its cursor: versions compare only
+  /// within one epoch of one server history (a restore starts another, and
+  /// may bring back the name of an epoch the server had left).
+  struct cursor_seen {
+    std::string epoch;
+    uint64_t version = 0;    ///< the highest in that epoch and history
+    uint64_t generation = 0; ///< sim_network::generation: restores before
+  };
+  /// Per client index.
+  std::map<std::size_t, cursor_seen> cursor;
+  /// Per restore, in order: the mutation ids, by client id, in the history
+  /// of the copy the server was restored from.
+  std::vector<std::map<std::string, std::set<uint64_t>>> restores;
+  /// Acknowledged changes a restore may have taken from the server, by
+  /// client id: the client was told of the acknowledgement (a reply the
+  /// server sent before the restore reached it, so it drops the change from
+  /// its outbox, as it must), or it lost them to power loss under
+  /// synchronous=normal, and the copy restored did not hold them.
+  std::map<std::string, std::set<uint64_t>> lost_to_restores;
+  /// Flushed changes clients on synchronous=normal lost to power loss, by
+  /// client id (their ids may be handed out again).
+  std::map<std::string, std::set<uint64_t>> lost_to_normal_sync;
 };
+
+/// What a restarted client kept of what its flush scheduler reported
+/// durable (`flushed`): the ids in neither its outbox nor at or below its
+/// confirmed record (`confirmed`) are lost. Under synchronous=full nothing
+/// may be lost; under normal the lost ones must be the newest (what
+/// survived is a prefix, in mutation-id order). Returns the lost ids and
+/// appends a line to `violations` per broken rule.
+std::vector<uint64_t> check_survival(const std::string& client, bool normal_sync,
+                                     const std::set<uint64_t>& flushed,
+                                     uint64_t confirmed, const std::set<uint64_t>& outbox,
+                                     std::vector<std::string>& violations);
 
 class world;
 
@@ -175,10 +226,20 @@ public:
   bool power_outage(caf::timespan down_for);
   bool storage_errors(caf::timespan how_long);
   bool disk_full(caf::timespan how_long);
+  /// Takes a consistent copy of the server's database (SQLite's backup
+  /// API, while the server runs: its committed state, all durable).
+  void copy_server();
+  /// Stops the server, replaces its files by a copy taken earlier (one of
+  /// them, drawn), restarts it later. False if there is no copy yet.
+  bool restore_server(caf::timespan down_for);
 
 private:
   struct client_node;
   struct server_node;
+  struct server_copy {
+    std::string path;
+    std::map<std::string, std::set<uint64_t>> log; ///< mutation ids by client id
+  };
 
   void start_server();
   void stop_server(caf::exit_reason reason);
@@ -199,6 +260,8 @@ private:
   std::size_t client_of_last_ran();
   void probe(std::size_t client);
   client_outcome capture(std::size_t i);
+  /// Fills hist_.lost_to_restores from the restores and the wire record.
+  void account_restores();
 
   sim_options opt_;
   std::string dir_;
@@ -213,6 +276,7 @@ private:
   std::vector<op_generator> ops_;
   std::unique_ptr<server_node> server_;
   std::vector<std::unique_ptr<client_node>> clients_;
+  std::vector<server_copy> copies_;
   std::multimap<caf::timespan, std::function<void()>> agenda_;
   caf::actor watchdog_;
   caf::actor prober_;

@@ -38,6 +38,11 @@ struct world::client_node {
   std::shared_ptr<trace_sink> trace;
   flush_settings flush;
   sync_settings sync;
+  /// The local database's setting: "full" or "normal".
+  std::string synchronous = "full";
+  /// Power was lost under synchronous=normal since the last start: the
+  /// file may come back without its last transactions, cursor included.
+  bool lost_tail = false;
 };
 
 struct world::server_node {

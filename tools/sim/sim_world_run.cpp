@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <caf/send.hpp>
+#include <sqlite3.h>
 
 #include "actors/storage/sqlite_backend.hpp"
 #include "tools/sim/sim_world.hpp"
@@ -109,6 +110,7 @@ bool world::power_outage(caf::timespan down_for) {
   vfs_.power_loss();
   for (auto& c : clients_)
     if (c->up) {
+      c->lost_tail = c->synchronous == "normal";
       stop_client(c->index, caf::exit_reason::kill);
       at(now() + down_for, [this, i = c->index] { start_client(i); });
     }
@@ -126,6 +128,110 @@ bool world::storage_errors(caf::timespan how_long) {
     note("storage writes work again");
   });
   return true;
+}
+
+void world::copy_server() {
+  if (!server_->up) {
+    note("no copy of the server taken: it is down");
+    return;
+  }
+  // The backup API reads the committed state through a second connection
+  // (the server's own is between two messages: no transaction open). The
+  // copy is written past the fault VFS: an operator's backup elsewhere.
+  server_copy copy;
+  copy.path = dir_ + "/server-copy-" + std::to_string(copies_.size()) + ".db";
+  sqlite3* src = nullptr;
+  sqlite3* dst = nullptr;
+  bool ok = sqlite3_open_v2(server_->db_path.c_str(), &src, SQLITE_OPEN_READONLY, nullptr)
+              == SQLITE_OK
+            && sqlite3_open_v2(copy.path.c_str(), &dst,
+                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "unix")
+                 == SQLITE_OK;
+  if (ok) {
+    auto* backup = sqlite3_backup_init(dst, "main", src, "main");
+    ok = backup != nullptr && sqlite3_backup_step(backup, -1) == SQLITE_DONE;
+    ok = sqlite3_backup_finish(backup) == SQLITE_OK && ok;
+  }
+  // One file, nothing in a WAL beside it: what a restore copies back.
+  ok = ok
+       && sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr)
+            == SQLITE_OK;
+  sqlite3_stmt* stmt = nullptr;
+  ok = ok
+       && sqlite3_prepare_v2(dst, "SELECT client_id, mutation_id FROM log", -1, &stmt,
+                             nullptr)
+            == SQLITE_OK;
+  while (ok && sqlite3_step(stmt) == SQLITE_ROW)
+    copy.log[reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))].insert(
+      static_cast<uint64_t>(sqlite3_column_int64(stmt, 1)));
+  sqlite3_finalize(stmt);
+  std::string why = ok ? "" : (dst ? sqlite3_errmsg(dst) : "cannot open");
+  sqlite3_close(src);
+  sqlite3_close(dst);
+  if (!ok) {
+    // Nothing here is a fault of the engine: the simulator's own copy failed.
+    hist_.violations.push_back("sim: copying the server's database failed: " + why);
+    return;
+  }
+  std::size_t entries = 0;
+  for (auto& [client, mids] : copy.log)
+    entries += mids.size();
+  note("copy " + std::to_string(copies_.size()) + " of the server taken ("
+       + std::to_string(entries) + " log entries)");
+  copies_.push_back(std::move(copy));
+}
+
+bool world::restore_server(caf::timespan down_for) {
+  if (!server_->up || copies_.empty())
+    return false;
+  auto k = static_cast<std::size_t>(pick(0, copies_.size() - 1));
+  note("server restored from copy " + std::to_string(k));
+  stop_server(caf::exit_reason::kill);
+  // The operator replaces the whole file set. Deleting through the fault
+  // VFS (SQLite's default now) also forgets what it knew of the old files'
+  // unsynced content; the copy is put in place fully written.
+  auto* vfs = sqlite3_vfs_find(nullptr);
+  for (auto* suffix : {"", "-wal", "-shm"})
+    vfs->xDelete(vfs, (server_->db_path + suffix).c_str(), 0);
+  std::filesystem::copy_file(copies_[k].path, server_->db_path);
+  ++net_.generation;
+  hist_.restores.push_back(copies_[k].log);
+  at(now() + down_for, [this] { start_server(); });
+  return true;
+}
+
+void world::account_restores() {
+  auto& record = net_.record;
+  for (std::size_t k = 0; k < hist_.restores.size(); ++k) {
+    // Restore k ended generation k: what the client heard from a server of
+    // generation k or before was acknowledged before it.
+    auto& copy = hist_.restores[k];
+    for (auto& [client, by_generation] : record.told_acked) {
+      uint64_t told = 0;
+      for (auto& [generation, last] : by_generation)
+        if (generation <= k)
+          told = std::max(told, last);
+      // The changes the server acknowledged in a push reply, and those the
+      // client flushed (a pull may have told it of them).
+      std::set<uint64_t> mids = hist_.flushed[client];
+      for (auto& [mid, c] : record.acked[client])
+        mids.insert(mid);
+      auto in_copy = copy.find(client);
+      auto& acked_in = record.acked_in[client];
+      auto& normal_lost = hist_.lost_to_normal_sync[client];
+      for (auto mid : mids) {
+        if (in_copy != copy.end() && in_copy->second.count(mid))
+          continue;
+        // Acknowledged before the restore, and no longer held by its client:
+        // it was told so and dropped it, or power loss took it from its file
+        // under synchronous=normal before it could push it again.
+        auto a = acked_in.find(mid);
+        bool before = a != acked_in.end() && a->second <= k;
+        if (mid <= told || (before && normal_lost.count(mid)))
+          hist_.lost_to_restores[client].insert(mid);
+      }
+    }
+  }
 }
 
 std::size_t world::client_of_last_ran() {
@@ -277,6 +383,11 @@ sim_result world::run() {
     at(when,
        [this] { run_op(static_cast<std::size_t>(pick(0, clients_.size() - 1)), true); });
   }
+  // Copies of the server to restore from, taken at seeded times.
+  if (opt_.faults.restores)
+    for (auto n = pick(1, 3); n > 0; --n)
+      at(caf::timespan{static_cast<int64_t>(pick(0, workload_end.count()))},
+         [this] { copy_server(); });
   run_until(workload_end, true);
   // Healing: the faults stop, what is pending happens now, every node is up
   // and online.
@@ -305,6 +416,8 @@ sim_result world::run() {
   run_until(now() + 1s, false);
   test_faults::drop_writes_in_rebase = false;
   test_faults::wall_clock_jump_us = 0;
+  if (!opt_.forget_restore_losses)
+    account_restores();
   // The checks read the databases closed, as the next start would.
   run_outcome outcome{&hist_, &net_.record, {}, server_->db_path};
   for (std::size_t i = 0; i < clients_.size(); ++i)
@@ -332,7 +445,14 @@ sim_result world::run() {
   }
   try {
     sqlite_backend server{server_->db_path};
-    result_.server_log = server.read_log(0, SIZE_MAX).size();
+    auto log = server.read_log(0, SIZE_MAX);
+    result_.server_log = log.size();
+    std::set<std::pair<std::string, uint64_t>> held;
+    for (auto& e : log)
+      held.emplace(e.client_id, e.mutation_id);
+    for (auto& [client, mids] : hist_.lost_to_restores)
+      for (auto mid : mids)
+        result_.lost_to_restores += held.count({client, mid}) == 0 ? 1 : 0;
   } catch (const std::exception&) {
   }
   return result_;
