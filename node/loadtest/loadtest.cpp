@@ -110,8 +110,8 @@ void driver::start_servers() {
   }
   token_table tokens;
   for (auto& c : clients_)
-    tokens.add(c->token, c->name);
-  tokens.add(verifier_token_, verifier_name_);
+    tokens.add(c->token, c->name, grants_of(*c));
+  tokens.add(verifier_token_, verifier_name_); // reads (and writes) everything
   for (size_t k = 0; k < cfg_.in_process_nodes; ++k) {
     auto host = std::make_unique<server_host>();
     apply_caf_settings(values_, host->cfg);
@@ -124,6 +124,7 @@ void driver::start_servers() {
     scfg.backend = "sqlite";
     scfg.db_path = dir_.path + "/server-" + std::to_string(k + 1) + ".db";
     scfg.tokens = tokens;
+    scfg.rules = rules_;
     // One connection per client system (and the checks' verifier's), every
     // one from 127.0.0.1.
     scfg.front.max_connections = cfg_.client_systems + 16;
@@ -133,6 +134,12 @@ void driver::start_servers() {
     addresses_.push_back({"127.0.0.1", host->node->port()});
     servers_.push_back(std::move(host));
   }
+}
+
+grants driver::grants_of(const sim_client& c) {
+  if (c.scope.empty())
+    return all_grants();
+  return {grant{c.scope, true}};
 }
 
 void driver::start_clients() {
@@ -145,6 +152,8 @@ void driver::start_clients() {
     cc.flush = cfg_.flush;
     cc.sync = cfg_.sync;
     cc.sync.token = c->token;
+    if (!c->scope.empty())
+      cc.scopes = {c->scope}; // it holds its own scope, and nothing else
     cc.server_host = addresses_[c->server].host;
     cc.server_port = addresses_[c->server].port;
     auto k = c->index % cfg_.client_systems;

@@ -91,6 +91,9 @@ private:
   std::string verifier_token_;
   /// With workload.scopes > 1: an item's scope is its field "scope".
   scope_rules rules_;
+  /// What the token of `c` may do: write its scope (without scopes:
+  /// everything, as a tokens line without grants).
+  static grants grants_of(const sim_client& c);
   caf::actor_system_config client_cfg_;
   std::unique_ptr<caf::actor_system> sys_; ///< the first clients' and the checks'
   /// Systems of their own for the other clients (loadtest.client-systems).
