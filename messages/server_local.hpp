@@ -49,12 +49,13 @@ struct log_stats {
   uint64_t changes = 0;
   uint64_t version = 0;   ///< head version
   uint64_t listeners = 0; ///< subscribed poke listeners (sessions)
+  uint64_t pulls = 0;     ///< pull pages answered
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, log_stats& x) {
   return f(caf::meta::type_name("memsync::log_stats"), x.commits, x.pushes, x.changes,
-           x.version, x.listeners);
+           x.version, x.listeners, x.pulls);
 }
 
 } // namespace memsync

@@ -209,6 +209,7 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
     },
     [=](pull_atom, const log_pull& pull) -> caf::result<pull_reply> {
       auto& st = self->state;
+      ++st.stats.pulls;
       auto& req = pull.request;
       trace_scope ts{st.trace.get(), self, "pull"};
       try {

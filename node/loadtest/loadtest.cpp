@@ -17,6 +17,7 @@
 #include <caf/send.hpp>
 
 #include "messages/registry.hpp"
+#include "messages/server_local.hpp"
 #include "node/client/client_config.hpp"
 #include "node/config/node_options.hpp"
 #include "node/loadtest/loadtest_check.hpp"
@@ -74,6 +75,16 @@ void driver::start_servers() {
     } catch (const std::invalid_argument& e) {
       throw config_error(e.what());
     }
+    // With scopes, a client's token reads only its scope: the checks need
+    // one that reads them all.
+    verifier_name_ = cfg_.client_prefix + "-verifier";
+    if (auto it = token_of.find(verifier_name_); it != token_of.end())
+      verifier_token_ = it->second;
+    else if (cfg_.scopes > 1)
+      throw config_error(cfg_.tokens_file + ": no token for '" + verifier_name_
+                         + "' (with workload.scopes above 1, server.tokens-file "
+                           "must also list it, with a grant to read every scope, "
+                           "for the convergence check)");
     for (auto& c : clients_) {
       auto it = token_of.find(c->name);
       if (it == token_of.end())
@@ -83,8 +94,14 @@ void driver::start_servers() {
                              "simulated client name)");
       c->token = it->second;
     }
+    if (verifier_token_.empty()) {
+      verifier_name_ = clients_[0]->name;
+      verifier_token_ = clients_[0]->token;
+    }
     return;
   }
+  verifier_name_ = cfg_.client_prefix + "-verifier";
+  verifier_token_ = "loadtest-verifier-token";
   for (auto& c : clients_)
     c->token = "loadtest-token-" + std::to_string(c->index);
   if (cfg_.child) {
@@ -93,7 +110,8 @@ void driver::start_servers() {
   }
   token_table tokens;
   for (auto& c : clients_)
-    tokens.add(c->token, c->name);
+    tokens.add(c->token, c->name, grants_of(*c));
+  tokens.add(verifier_token_, verifier_name_); // reads (and writes) everything
   for (size_t k = 0; k < cfg_.in_process_nodes; ++k) {
     auto host = std::make_unique<server_host>();
     apply_caf_settings(values_, host->cfg);
@@ -106,6 +124,7 @@ void driver::start_servers() {
     scfg.backend = "sqlite";
     scfg.db_path = dir_.path + "/server-" + std::to_string(k + 1) + ".db";
     scfg.tokens = tokens;
+    scfg.rules = rules_;
     // One connection per client system (and the checks' verifier's), every
     // one from 127.0.0.1.
     scfg.front.max_connections = cfg_.client_systems + 16;
@@ -115,6 +134,12 @@ void driver::start_servers() {
     addresses_.push_back({"127.0.0.1", host->node->port()});
     servers_.push_back(std::move(host));
   }
+}
+
+grants driver::grants_of(const sim_client& c) {
+  if (c.scope.empty())
+    return all_grants();
+  return {grant{c.scope, true}};
 }
 
 void driver::start_clients() {
@@ -127,6 +152,8 @@ void driver::start_clients() {
     cc.flush = cfg_.flush;
     cc.sync = cfg_.sync;
     cc.sync.token = c->token;
+    if (!c->scope.empty())
+      cc.scopes = {c->scope}; // it holds its own scope, and nothing else
     cc.server_host = addresses_[c->server].host;
     cc.server_port = addresses_[c->server].port;
     auto k = c->index % cfg_.client_systems;
@@ -156,8 +183,11 @@ void driver::write_one(sim_client& c) {
   std::string id;
   bool hot = cfg_.collision_percent > 0
              && static_cast<int>(rng_() % 100) < cfg_.collision_percent;
+  // With scopes, each scope has hot entities of its own: writes collide
+  // within a scope only.
   if (hot)
-    id = "hot-" + std::to_string(rng_() % cfg_.hot_entities);
+    id = "hot-" + (c.scope.empty() ? "" : c.scope + "-")
+         + std::to_string(rng_() % cfg_.hot_entities);
   else
     id = "e" + std::to_string(c.index) + "-"
          + std::to_string(rng_() % cfg_.entities_per_client);
@@ -170,9 +200,9 @@ void driver::write_one(sim_client& c) {
   if (del)
     err = app.erase(id);
   else if (patch)
-    err = app.patch_json(id, make_data(s, 0));
+    err = app.patch_json(id, make_data(s, 0, c.scope));
   else
-    err = app.put_json(id, "item", make_data(s, cfg_.payload_bytes));
+    err = app.put_json(id, "item", make_data(s, cfg_.payload_bytes, c.scope));
   if (!err.ok()) {
     ++write_errors_[std::string{"write:"} + to_string(err.code)];
     return;
@@ -184,7 +214,8 @@ void driver::write_one(sim_client& c) {
 }
 
 bool driver::put_stamped(sim_client& c, const std::string& id, const stamp& s) {
-  auto err = c.node->app().put_json(id, "item", make_data(s, cfg_.payload_bytes));
+  auto err = c.node->app().put_json(id, "item",
+                                    make_data(s, cfg_.payload_bytes, c.scope));
   if (!err.ok()) {
     ++write_errors_[std::string{"write:"} + to_string(err.code)];
     return false;
@@ -243,6 +274,21 @@ void driver::sample(double at_s) {
   }
 }
 
+int64_t driver::server_pulls() {
+  if (!cfg_.in_process)
+    return -1;
+  int64_t pulls = 0;
+  for (auto& s : servers_) {
+    caf::scoped_actor self{*s->sys};
+    self->request(s->node->log(), std::chrono::seconds(5), stats_atom::value)
+      .receive([&](const log_stats& st) { pulls += static_cast<int64_t>(st.pulls); },
+               [&](const caf::error&) { pulls = -1; });
+    if (pulls < 0)
+      return -1;
+  }
+  return pulls;
+}
+
 void driver::run_steady() {
   struct offline_event {
     clock_type::time_point at;
@@ -271,8 +317,10 @@ void driver::run_steady() {
   bool warm = cfg_.warm_up == 0ns;
   status_totals at_warm;
   uint64_t writes_at_warm = 0, applied_at_warm = 0;
+  int64_t server_pulls_at_warm = -1;
   auto measure = [&] {
     at_warm = sum_up(poll_status(*sys_, clients_, 5s));
+    server_pulls_at_warm = server_pulls();
     writes_at_warm = total_writes_;
     applied_at_warm = rs_.applied.load();
     rs_.measure_from_us = rs_.now_us();
@@ -319,11 +367,16 @@ void driver::run_steady() {
   report_.pulls_per_s = per_s(static_cast<double>(t.pulls - at_warm.pulls));
   report_.applied_per_s = per_s(
     static_cast<double>(rs_.applied.load() - applied_at_warm));
+  if (auto pulls = server_pulls(); pulls >= 0 && server_pulls_at_warm >= 0)
+    report_.server_pulls_per_write = static_cast<double>(pulls - server_pulls_at_warm)
+                                     / std::max<uint64_t>(1,
+                                                          total_writes_ - writes_at_warm);
 }
 
 void driver::run_fixed() {
   auto m = cfg_.entities_per_client;
-  rs_.fixed_target = (clients_.size() - 1) * m;
+  rs_.fixed_target = (clients_.size() / cfg_.scopes - 1) * m; // its scope's others
+  auto pulls_at_start = server_pulls();
   auto start = clock_type::now();
   rs_.measure_from_us = 0;
   // Every client writes its M entities; one thread interleaves the clients
@@ -357,6 +410,9 @@ void driver::run_fixed() {
   report_.pushed_per_s = per_s(static_cast<double>(t.acknowledged));
   report_.pulls_per_s = per_s(static_cast<double>(t.pulls));
   report_.applied_per_s = per_s(static_cast<double>(rs_.applied.load()));
+  if (auto pulls = server_pulls(); pulls >= 0 && pulls_at_start >= 0)
+    report_.server_pulls_per_write = static_cast<double>(pulls - pulls_at_start)
+                                     / std::max<uint64_t>(1, total_writes_);
 }
 
 void driver::settle() {
@@ -406,13 +462,12 @@ void driver::check() {
         refused[i].insert(r.mutation_id);
   // The server's state as a fresh client sees it: one per server node.
   for (size_t k = 0; k < addresses_.size(); ++k) {
-    auto* any = clients_[k % clients_.size()].get();
     client_config cc;
-    cc.client_name = any->name;
+    cc.client_name = verifier_name_;
     cc.db.path = ":memory:";
-    cc.db.client_name = any->name;
+    cc.db.client_name = verifier_name_;
     cc.sync = cfg_.sync;
-    cc.sync.token = any->token;
+    cc.sync.token = verifier_token_;
     cc.server_host = addresses_[k].host;
     cc.server_port = addresses_[k].port;
     client_node verifier{*sys_, cc};
@@ -420,10 +475,16 @@ void driver::check() {
       ++report_.errors["verify:sync_timeout"];
     auto reference = visible_state(verifier);
     report_.server_entities += reference.size();
+    // With scopes, each client must hold exactly the server's entities of
+    // its own scope.
+    std::map<std::string, std::vector<std::string>> by_scope;
+    if (cfg_.scopes > 1)
+      by_scope = split_by_scope(reference, rules_);
     for (auto& c : clients_)
       if (c->server == k) {
         ++report_.clients_checked;
-        if (visible_state(*c->node) != reference)
+        if (visible_state(*c->node)
+            != (c->scope.empty() ? reference : by_scope[c->scope]))
           ++report_.clients_differing;
       }
     verifier.shutdown(5s);
@@ -462,11 +523,17 @@ loadtest_report driver::run() {
                                                 : "steady";
   report_.clients = cfg_.clients;
   report_.client_systems = cfg_.client_systems;
+  report_.scopes = cfg_.scopes;
+  rs_.scopes = cfg_.scopes;
+  if (cfg_.scopes > 1)
+    rules_.push_back({"item", "scope"});
   for (size_t i = 0; i < cfg_.clients; ++i) {
     auto c = std::make_unique<sim_client>();
     c->index = i;
     c->name = cfg_.client_prefix + "-" + std::to_string(i + 1);
     c->observer = cfg_.latency_observers == 0 || i < cfg_.latency_observers;
+    if (cfg_.scopes > 1)
+      c->scope = loadtest_scope_name(i % cfg_.scopes);
     clients_.push_back(std::move(c));
   }
   report_.latency_observers = cfg_.latency_observers == 0
@@ -514,6 +581,7 @@ loadtest_report driver::run() {
   report_.open_files = count_entries("/proc/self/fd");
   settle();
   check();
+  report_.foreign_changes = rs_.foreign.load();
   report_.peak_rss_bytes = peak_rss_of(0);
   if (child_)
     report_.server_peak_rss_bytes = child_->peak_rss_bytes();

@@ -17,6 +17,22 @@ std::vector<std::string> visible_state(client_node& node) {
   return out;
 }
 
+std::map<std::string, std::vector<std::string>>
+split_by_scope(const std::vector<std::string>& state, const scope_rules& rules) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (auto& line : state) {
+    auto tab1 = line.find('\t');
+    auto tab2 = line.find('\t', tab1 + 1);
+    std::string scope;
+    if (!derive_scope(rules, std::string_view{line}.substr(tab1 + 1, tab2 - tab1 - 1),
+                      std::string_view{line}.substr(tab2 + 1), scope)
+           .ok())
+      scope = default_scope;
+    out[scope].push_back(line);
+  }
+  return out;
+}
+
 namespace {
 
 struct last_change {

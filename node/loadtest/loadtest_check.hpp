@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "actors/storage/storage_backend.hpp"
+#include "messages/scopes.hpp"
 #include "node/loadtest/loadtest_report.hpp"
 #include "node/loadtest/loadtest_sim.hpp"
 #include "node/server/server_config.hpp"
@@ -18,6 +19,11 @@ namespace memsync::loadtest {
 
 /// A client's visible state as comparable text: "id\ttype\tdata", sorted.
 std::vector<std::string> visible_state(client_node& node);
+
+/// A visible_state split by the scope `rules` give each entity (types
+/// without a rule, and entities without a valid scope, under "default").
+std::map<std::string, std::vector<std::string>>
+split_by_scope(const std::vector<std::string>& state, const scope_rules& rules);
 
 /// Opens the storage of a server node as `cfg` configures it (its SQLite
 /// file or its PostgreSQL schema), beside the running node, to read it.

@@ -69,8 +69,13 @@ config_schema loadtest_schema() {
     .add_integer("workload.del-percent", 5, 0, 100, "share of writes that are deletes")
     .add_integer("workload.entities-per-client", 20, 1, 10000000,
                  "entities each client owns (fixed mode: M)")
+    .add_integer("workload.scopes", 1, 1, 100000,
+                 "scopes the clients are spread over (client i in scope-(i mod "
+                 "N)); each writes in its own scope, collides with the clients "
+                 "of its scope and holds only that scope (1: no scopes)")
     .add_integer("workload.hot-entities", 10, 0, 10000000,
-                 "entities every client writes to (where writes collide)")
+                 "entities every client (of a scope) writes to (where writes "
+                 "collide)")
     .add_integer("workload.collision-percent", 10, 0, 100,
                  "share of writes that go to the shared entities")
     .add_integer("workload.payload-bytes", 100, 0, 1 << 20, "payload per put")
@@ -114,6 +119,10 @@ config_schema loadtest_schema() {
   add_sync_options(schema, defaults.sync);
   add_node_options(schema);
   return schema;
+}
+
+std::string loadtest_scope_name(std::size_t k) {
+  return "scope-" + std::to_string(k);
 }
 
 std::vector<server_address> parse_server_list(const std::string& text) {
@@ -175,6 +184,19 @@ loadtest_config make_loadtest_config(const config_values& v) {
                "put-percent + patch-percent + del-percent must be 100");
   out.entities_per_client = static_cast<size_t>(
     v.get_integer("workload.entities-per-client"));
+  out.scopes = static_cast<size_t>(v.get_integer("workload.scopes"));
+  if (out.scopes > out.clients)
+    throw fail("workload.scopes", "more than loadtest.clients (a scope without a "
+                                  "client has nobody to write in it)");
+  if (out.scopes > 1 && out.mode != loadtest_config::scenario::steady
+      && out.mode != loadtest_config::scenario::fixed)
+    throw fail("workload.scopes", "only the steady and fixed workloads spread the "
+                                  "clients over scopes; set it to 1");
+  // Every client of the fixed workload waits for the same number of
+  // entities: the scopes must be of one size.
+  if (out.fixed && out.clients % out.scopes != 0)
+    throw fail("workload.scopes", "the fixed workload needs loadtest.clients to be a "
+                                  "multiple of it (scopes of equal size)");
   out.hot_entities = static_cast<size_t>(v.get_integer("workload.hot-entities"));
   out.collision_percent = static_cast<int>(v.get_integer("workload.collision-percent"));
   if (out.collision_percent > 0 && out.hot_entities == 0)

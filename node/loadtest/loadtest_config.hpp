@@ -46,8 +46,12 @@ struct loadtest_config {
   int patch_percent = 25;
   int del_percent = 5;
   std::size_t entities_per_client = 20; ///< own entities (fixed mode: M)
-  std::size_t hot_entities = 10;        ///< shared by every client
-  int collision_percent = 10;           ///< share of writes to the shared ones
+  /// Clients are spread over this many scopes (client i in scope
+  /// scope_name(i % scopes)); each writes only in its own scope, the hot
+  /// entities are per scope. 1: no scopes, every client writes everywhere.
+  std::size_t scopes = 1;
+  std::size_t hot_entities = 10; ///< shared by every client (of a scope)
+  int collision_percent = 10;    ///< share of writes to the shared ones
   std::size_t payload_bytes = 100;
   std::size_t offline_clients = 0; ///< go offline once during the run
   std::chrono::nanoseconds offline_for{std::chrono::seconds(1)};
@@ -74,6 +78,9 @@ struct loadtest_config {
   std::vector<server_address> servers; ///< address mode
   std::string tokens_file;             ///< address mode: names -> tokens
 };
+
+/// The scope of the clients with index i % cfg.scopes == k: "scope-K".
+std::string loadtest_scope_name(std::size_t k);
 
 config_schema loadtest_schema();
 

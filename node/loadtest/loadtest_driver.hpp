@@ -69,6 +69,9 @@ private:
   /// durable (the mutation ids of every write are known). False on timeout.
   bool wait_flushed(std::chrono::nanoseconds timeout);
   void sample(double at_s);
+  /// Pulls answered so far by the replication logs of the in-process
+  /// servers; -1 when the server is elsewhere (its log cannot be asked).
+  int64_t server_pulls();
   void settle();
   void check();
   void stop();
@@ -83,6 +86,14 @@ private:
   /// by node index.
   std::vector<server_config> storage_;
   std::vector<server_address> addresses_;
+  /// The checks' fresh client: a token that reads every scope.
+  std::string verifier_name_;
+  std::string verifier_token_;
+  /// With workload.scopes > 1: an item's scope is its field "scope".
+  scope_rules rules_;
+  /// What the token of `c` may do: write its scope (without scopes:
+  /// everything, as a tokens line without grants).
+  static grants grants_of(const sim_client& c);
   caf::actor_system_config client_cfg_;
   std::unique_ptr<caf::actor_system> sys_; ///< the first clients' and the checks'
   /// Systems of their own for the other clients (loadtest.client-systems).

@@ -50,8 +50,19 @@ void driver::start_child_server() {
   auto tokens_path = dir_.path + "/tokens.txt";
   {
     std::ofstream tokens{tokens_path};
-    for (auto& c : clients_)
-      tokens << c->token << ' ' << c->name << '\n';
+    for (auto& c : clients_) {
+      tokens << c->token << ' ' << c->name;
+      for (auto& g : grants_of(*c))
+        tokens << ' ' << to_string(g);
+      tokens << '\n';
+    }
+    tokens << verifier_token_ << ' ' << verifier_name_ << '\n';
+  }
+  auto scopes_path = dir_.path + "/scopes.txt";
+  {
+    std::ofstream scopes{scopes_path};
+    for (auto& r : rules_)
+      scopes << r.type << ' ' << r.field << '\n';
   }
   server_config scfg;
   scfg.server_id = "loadtest-server-1";
@@ -66,6 +77,7 @@ void driver::start_child_server() {
     ini << "[server]\nid = \"" << scfg.server_id << "\"\nhost = \"127.0.0.1\"\n"
         << "port = 0\nbackend = \"sqlite\"\ndb-path = \"" << scfg.db_path << "\"\n"
         << "tokens-file = \"" << tokens_path << "\"\n"
+        << "scopes-file = \"" << scopes_path << "\"\n"
         << "max-connections = " << cfg_.client_systems + 16 << "\n"
         << "max-connections-per-address = " << cfg_.client_systems + 16 << "\n"
         << "[scheduler]\nmax-threads = " << values_.get_integer("scheduler.max-threads")

@@ -59,6 +59,7 @@ nlohmann::json to_json(const loadtest_report& r) {
   j["server"] = r.server;
   j["clients"] = r.clients;
   j["client_systems"] = r.client_systems;
+  j["scopes"] = r.scopes;
   j["latency_observers"] = r.latency_observers;
   j["connect_s"] = r.connect_s;
   j["measured_s"] = r.measured_s;
@@ -66,7 +67,11 @@ nlohmann::json to_json(const loadtest_report& r) {
                      {"writes_per_s", r.writes_per_s},
                      {"changes_pushed_per_s", r.pushed_per_s},
                      {"changes_applied_per_s", r.applied_per_s},
-                     {"pulls_per_s", r.pulls_per_s}};
+                     {"pulls_per_s", r.pulls_per_s},
+                     {"server_pulls_per_write",
+                      r.server_pulls_per_write < 0
+                        ? nlohmann::json(nullptr)
+                        : nlohmann::json(r.server_pulls_per_write)}};
   j["propagation_latency_ms"] = latency_json(r.propagation);
   j["propagation_histogram"] = histogram;
   j["layers_ms"] = {{"flush_wait", latency_json(r.flush_wait)},
@@ -77,6 +82,7 @@ nlohmann::json to_json(const loadtest_report& r) {
   j["convergence"] = {{"settle_s", r.settle_s},
                       {"clients_checked", r.clients_checked},
                       {"clients_differing", r.clients_differing},
+                      {"foreign_changes", r.foreign_changes},
                       {"server_entities", r.server_entities},
                       {"changes_checked", r.changes_checked},
                       {"changes_made", r.changes_made},
@@ -125,8 +131,9 @@ nlohmann::json to_json(const loadtest_report& r) {
 
 void print_table(const loadtest_report& r, std::ostream& out) {
   out << "== loadtest: " << r.clients << " clients (" << r.client_systems
-      << " connection(s) to each server), " << r.mode << " workload, server " << r.server
-      << "\n";
+      << " connection(s) to each server"
+      << (r.scopes > 1 ? ", in " + std::to_string(r.scopes) + " scopes" : std::string{})
+      << "), " << r.mode << " workload, server " << r.server << "\n";
   out << "  all connected after " << fmt("%.2f", r.connect_s) << " s; measured "
       << fmt("%.2f", r.measured_s)
       << (r.mode == "fixed"   ? " s from the first write\n"
@@ -181,6 +188,10 @@ void print_table(const loadtest_report& r, std::ostream& out) {
       << "  writes " << fmt("%.0f", r.writes_per_s) << "   changes pushed "
       << fmt("%.0f", r.pushed_per_s) << "   changes applied "
       << fmt("%.0f", r.applied_per_s) << "   pulls " << fmt("%.0f", r.pulls_per_s)
+      << "\n  server pulls per write "
+      << (r.server_pulls_per_write < 0
+            ? std::string{"n/a (the server is not in this process)"}
+            : fmt("%.2f", r.server_pulls_per_write))
       << "\n";
   out << "== latency (ms)           p50       p90       p99     p99.9       max      "
          "mean      count\n";
@@ -196,7 +207,11 @@ void print_table(const loadtest_report& r, std::ostream& out) {
     out << "  " << kind << ": " << n << "\n";
   out << "== convergence (after " << fmt("%.2f", r.settle_s) << " s to settle)\n"
       << "  clients differing from the server: " << r.clients_differing << " of "
-      << r.clients_checked << " (server holds " << r.server_entities << " entities)\n";
+      << r.clients_checked << " (server holds " << r.server_entities << " entities"
+      << (r.scopes > 1 ? "; each client must hold exactly its scope's" : "") << ")\n";
+  if (r.scopes > 1)
+    out << "  changes that reached a client outside their scope: " << r.foreign_changes
+        << "\n";
   if (r.changes_checked)
     out << "  changes made " << r.changes_made << ", on the server "
         << r.changes_on_server << ", lost " << r.changes_lost << ", duplicated "

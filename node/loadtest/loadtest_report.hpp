@@ -29,6 +29,7 @@ struct loadtest_report {
   std::string server; ///< "in-process, N node(s)" or the addresses
   std::size_t clients = 0;
   std::size_t client_systems = 1;    ///< connections to each server
+  std::size_t scopes = 1;            ///< workload.scopes
   std::size_t latency_observers = 0; ///< clients that timed propagation
   double connect_s = 0;              ///< until every client was connected
   double measured_s = 0;             ///< the part of the run after the warm-up
@@ -39,6 +40,13 @@ struct loadtest_report {
   double pushed_per_s = 0;  ///< changes acknowledged by the server
   double applied_per_s = 0; ///< remote changes that became visible, all clients
   double pulls_per_s = 0;
+  /// Pulls the server's replication log answered per write (each write
+  /// makes the sessions it pokes pull); negative: not known (the server is
+  /// not in this process).
+  double server_pulls_per_write = -1;
+  /// Changes written in one scope that became visible on a client of
+  /// another (0 when the server keeps scopes apart).
+  uint64_t foreign_changes = 0;
 
   // -- latency, microseconds ---------------------------------------------------
   log_histogram propagation; ///< write on one client -> visible on another

@@ -22,13 +22,15 @@ bool read_stamp(std::string_view data, stamp& out) {
          && field("\"lt_w\":", out.writer);
 }
 
-std::string make_data(const stamp& s, std::size_t payload_bytes) {
+std::string make_data(const stamp& s, std::size_t payload_bytes, std::string_view scope) {
   std::string out = "{\"lt_n\":" + std::to_string(s.n);
   if (s.offline)
     out += ",\"lt_o\":1";
   out += ",\"lt_t\":" + std::to_string(s.t_us) + ",\"lt_w\":" + std::to_string(s.writer);
   if (payload_bytes > 0)
     out += ",\"p\":\"" + std::string(payload_bytes, 'x') + "\"";
+  if (!scope.empty())
+    out += ",\"scope\":\"" + std::string{scope} + "\"";
   return out + "}";
 }
 
@@ -71,6 +73,10 @@ event_callback on_events(sim_client* c, run_state* rs) {
       if (!ev.refusal.ok() || !ev.value || !read_stamp(ev.value->data, s)
           || s.writer == c->index)
         continue;
+      if (s.writer % rs->scopes != c->index % rs->scopes) {
+        rs->foreign.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       ++remote;
       if (s.offline || s.t_us < c->online_since_us.load(std::memory_order_relaxed))
         rs->untimed.fetch_add(1, std::memory_order_relaxed);

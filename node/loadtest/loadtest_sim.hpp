@@ -65,6 +65,11 @@ struct run_state {
   atomic_histogram propagation;             ///< writes after the warm-up
   atomic_histogram flush_wait;
   uint64_t fixed_target = 0; ///< remote entities each client must see
+  /// workload.scopes: client i is in scope i % scopes and receives only the
+  /// writes of its scope; a change written in another scope that reaches it
+  /// is counted here (and neither applied nor timed).
+  std::size_t scopes = 1;
+  std::atomic<uint64_t> foreign{0};
   std::atomic<size_t> fixed_done{0};
 
   uint64_t now_us() const {
@@ -87,6 +92,7 @@ struct sim_client {
   std::string name;
   std::string token;
   std::size_t server = 0; ///< which server node it talks to
+  std::string scope;      ///< the one it writes in and holds; empty: no scopes
   bool observer = false;  ///< times propagation
   std::unique_ptr<client_node> node;
   subscription events;
@@ -122,9 +128,12 @@ struct stamp {
 /// for every change event of every client). False if there is none.
 bool read_stamp(std::string_view data, stamp& out);
 
-/// The data of a write: `{"lt_n":N[,"lt_o":1],"lt_t":T,"lt_w":W[,"p":"xxx..."]}`,
-/// already canonical (keys sorted, compact).
-std::string make_data(const stamp& s, std::size_t payload_bytes);
+/// The data of a write:
+/// `{"lt_n":N[,"lt_o":1],"lt_t":T,"lt_w":W[,"p":"xxx..."][,"scope":"SCOPE"]}`,
+/// already canonical (keys sorted, compact); no scope field if `scope` is
+/// empty.
+std::string make_data(const stamp& s, std::size_t payload_bytes,
+                      std::string_view scope = {});
 
 /// Spawns the actor that tells the test which of `c`'s writes became
 /// durable (flush wait) and which mutation id each write ended in.
@@ -133,7 +142,8 @@ flush_listener_actor spawn_flush_probe(caf::actor_system& sys, sim_client* c,
 
 /// The subscription callback of client `c`. Runs on its memory_store
 /// actor: counts and times the changes of other clients as they become
-/// visible. Cheap, never blocks.
+/// visible (those of its own scope, see run_state::scopes). Cheap, never
+/// blocks.
 event_callback on_events(sim_client* c, run_state* rs);
 
 /// The status of every client (by index), asked all at once (replies arrive

@@ -3,8 +3,10 @@
 // shared entities and clients going offline and back; the long-offline
 // drain (clients pile up pending changes and reconnect) and the reconnect
 // storm (a `syncnode server` child killed and restarted under 50 clients)
-// in small sizes. Asserts convergence, no lost or duplicated changes, and a
-// report with every figure. No assertion on speed: this machine is shared.
+// in small sizes; 20 clients in 4 scopes (each holds its scope, and a
+// write is pulled by its scope's clients only). Asserts convergence, no
+// lost or duplicated changes, and a report with every figure. No assertion
+// on speed: this machine is shared.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -62,6 +64,53 @@ TEST(loadtest_run,
   for (auto key : {"throughput", "propagation_latency_ms", "layers_ms", "errors",
                    "convergence", "resources", "timeline", "propagation_histogram"})
     EXPECT_TRUE(j.contains(key)) << key;
+}
+
+namespace {
+
+/// 20 clients writing once a second each (20 writes/s), with collisions, in
+/// `scopes` scopes.
+loadtest_report run_in_scopes(std::size_t scopes) {
+  auto values = load_config(
+    loadtest_schema(), std::string{MEMSYNC_SOURCE_DIR} + "/config/loadtest.ini",
+    {"--loadtest.clients=20", "--loadtest.duration=3s", "--loadtest.warm-up=500ms",
+     "--loadtest.progress-interval=0ms",
+     "--loadtest.report-json=", "--loadtest.report-svg=", "--workload.offline-clients=0",
+     "--workload.write-interval=1s", "--workload.collision-percent=30",
+     "--workload.hot-entities=2", "--workload.scopes=" + std::to_string(scopes)});
+  return run_loadtest(make_loadtest_config(values), values, nullptr);
+}
+
+} // namespace
+
+TEST(loadtest_run, clients_in_scopes_hold_exactly_their_scope_and_only_it_pulls_a_write) {
+  auto r = run_in_scopes(4); // 4 scopes of 5
+  EXPECT_EQ(r.scopes, 4u);
+  EXPECT_EQ(r.clients_checked, 20u);
+  EXPECT_EQ(r.clients_differing, 0u); // each holds its scope's entities, no other
+  EXPECT_EQ(r.foreign_changes, 0u);
+  EXPECT_GT(r.server_entities, 0u);
+  ASSERT_TRUE(r.changes_checked);
+  EXPECT_GT(r.changes_made, 0u);
+  EXPECT_EQ(r.changes_lost, 0u);
+  EXPECT_EQ(r.changes_duplicated, 0u);
+  EXPECT_EQ(r.final_values_wrong, 0u);
+  uint64_t refused = 0;
+  for (auto& [kind, n] : r.errors)
+    if (kind.rfind("refused:", 0) == 0)
+      refused += n;
+  EXPECT_EQ(r.changes_on_server + refused + r.changes_unaccounted, r.changes_made);
+  EXPECT_EQ(r.errors.count("settle:sync_timeout"), 0u);
+  EXPECT_GT(r.propagation.count, 0u); // timed within the writer's scope
+  // A write pokes the sessions of its scope only: about 5 pulls, not 20.
+  ASSERT_GE(r.server_pulls_per_write, 0);
+  EXPECT_LT(r.server_pulls_per_write, 2 * 5.0);
+
+  // The same without scopes: every client pulls every write.
+  auto one = run_in_scopes(1);
+  EXPECT_EQ(one.clients_differing, 0u);
+  EXPECT_EQ(one.changes_lost, 0u);
+  EXPECT_GT(one.server_pulls_per_write, 0.75 * 20);
 }
 
 namespace {

@@ -99,6 +99,34 @@ TEST(loadtest_stamp, round_trips_through_the_written_data) {
   EXPECT_EQ(data.dump(), loadtest::make_data(s, 3));
 }
 
+TEST(loadtest_stamp, a_scoped_write_names_its_scope_and_stays_canonical) {
+  loadtest::stamp s{3, 7, 99, true};
+  auto text = loadtest::make_data(s, 4, "scope-12");
+  auto data = nlohmann::json::parse(text);
+  EXPECT_EQ(data.dump(), text);
+  EXPECT_EQ(data["scope"], "scope-12");
+  loadtest::stamp got;
+  ASSERT_TRUE(loadtest::read_stamp(text, got));
+  EXPECT_EQ(got.writer, 3u);
+  EXPECT_EQ(got.n, 7u);
+  EXPECT_TRUE(got.offline);
+  EXPECT_FALSE(nlohmann::json::parse(loadtest::make_data(s, 4)).contains("scope"));
+}
+
+TEST(loadtest_check, a_state_splits_by_the_scope_its_rule_names) {
+  scope_rules rules{{"item", "scope"}};
+  std::vector<std::string> state{"a\titem\t{\"scope\":\"scope-1\",\"x\":1}",
+                                 "b\titem\t{\"scope\":\"scope-0\"}",
+                                 "c\tnote\t{\"scope\":\"scope-1\"}", "d\titem\t{\"x\":2}",
+                                 "e\titem\t{\"scope\":\"scope-1\"}"};
+  auto parts = loadtest::split_by_scope(state, rules);
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts["scope-1"], (std::vector<std::string>{state[0], state[4]}));
+  EXPECT_EQ(parts["scope-0"], (std::vector<std::string>{state[1]}));
+  // No rule for its type, or no scope field: the default scope.
+  EXPECT_EQ(parts["default"], (std::vector<std::string>{state[2], state[3]}));
+}
+
 // -- config ---------------------------------------------------------------------
 
 std::string write_file(const temp_dir& dir, const std::string& text) {
@@ -119,7 +147,7 @@ std::string config_error_of(const std::string& path,
 
 TEST(loadtest_config, the_example_configs_load) {
   for (auto name : {"loadtest.ini", "loadtest-fixed.ini", "loadtest-drain.ini",
-                    "loadtest-storm.ini"}) {
+                    "loadtest-storm.ini", "loadtest-scopes.ini"}) {
     auto path = std::string{MEMSYNC_SOURCE_DIR} + "/config/" + name;
     EXPECT_EQ(config_error_of(path), "no error") << name;
   }
@@ -188,6 +216,47 @@ TEST(loadtest_config, drain_and_storm_options_are_checked_with_file_line_and_key
     << err;
 }
 
+TEST(loadtest_config, the_scopes_config_runs_ten_thousand_clients_in_scopes_of_ten) {
+  auto cfg = make_loadtest_config(load_config(
+    loadtest_schema(), std::string{MEMSYNC_SOURCE_DIR} + "/config/loadtest-scopes.ini"));
+  EXPECT_EQ(cfg.clients, 10000u);
+  EXPECT_EQ(cfg.scopes, 1000u);
+  EXPECT_EQ(cfg.mode, loadtest_config::scenario::steady);
+  // 1,000 writes per second in all.
+  EXPECT_EQ(cfg.write_interval / cfg.clients, std::chrono::milliseconds(1));
+  // Today's configs have no scopes.
+  auto plain = make_loadtest_config(load_config(
+    loadtest_schema(), std::string{MEMSYNC_SOURCE_DIR} + "/config/loadtest.ini"));
+  EXPECT_EQ(plain.scopes, 1u);
+  EXPECT_EQ(loadtest_scope_name(7), "scope-7");
+}
+
+TEST(loadtest_config, scopes_are_checked_with_file_line_and_key) {
+  temp_dir dir;
+  auto path = write_file(dir, "[loadtest]\nclients = 4\n[workload]\nscopes = 5\n");
+  auto err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":4: workload.scopes: more than loadtest.clients"),
+            std::string::npos)
+    << err;
+  EXPECT_EQ(config_error_of(path, {"--workload.scopes=4"}), "no error");
+  path = write_file(dir, "[workload]\nscopes = 0\n");
+  err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":2: workload.scopes"), std::string::npos) << err;
+  // The fixed workload waits for the same count on every client.
+  path = write_file(dir, "[loadtest]\nclients = 10\n[workload]\nmode = \"fixed\"\n");
+  err = config_error_of(path, {"--workload.scopes=3"});
+  EXPECT_NE(err.find("command line: workload.scopes: the fixed workload needs"),
+            std::string::npos)
+    << err;
+  EXPECT_EQ(config_error_of(path, {"--workload.scopes=5"}), "no error");
+  path = write_file(dir,
+                    "[workload]\nmode = \"drain\"\noffline-clients = 1\nscopes = 2\n");
+  err = config_error_of(path);
+  EXPECT_NE(err.find(path + ":4: workload.scopes: only the steady and fixed"),
+            std::string::npos)
+    << err;
+}
+
 TEST(loadtest_config, a_bad_key_names_file_line_and_key) {
   temp_dir dir;
   auto path = write_file(dir,
@@ -236,6 +305,12 @@ TEST(loadtest_report, json_has_every_figure_and_svg_is_drawn) {
   auto j = to_json(r);
   for (auto key : {"changes_pushed_per_s", "changes_applied_per_s", "pulls_per_s"})
     EXPECT_TRUE(j["throughput"].contains(key)) << key;
+  // Not known (no in-process server): null, not a made-up number.
+  EXPECT_TRUE(j["throughput"]["server_pulls_per_write"].is_null());
+  r.server_pulls_per_write = 9.5;
+  EXPECT_DOUBLE_EQ(to_json(r)["throughput"]["server_pulls_per_write"].get<double>(), 9.5);
+  EXPECT_EQ(j["scopes"], 1);
+  EXPECT_TRUE(j["convergence"].contains("foreign_changes"));
   for (auto key : {"p50", "p90", "p99", "p99_9", "max"})
     EXPECT_TRUE(j["propagation_latency_ms"].contains(key)) << key;
   EXPECT_DOUBLE_EQ(j["propagation_latency_ms"]["max"].get<double>(), 3.0);
