@@ -4,6 +4,7 @@
 #include "actors/server/poke_index.hpp"
 
 #include <deque>
+#include <set>
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
@@ -52,7 +53,13 @@ struct replication_log_state {
   std::unordered_map<caf::actor_addr, poke_listener_actor> listeners;
   poke_index pokes;  ///< which listeners hold which scopes
   scope_rules rules; ///< the scopes file as last (re)loaded
-  uint64_t poked_version = 0;
+  /// The head the last poke of another node's commit named, and the
+  /// versions this node wrote above it: a head the relay reports pokes
+  /// every listener unless every version since the last one is ours (ours
+  /// poked only the listeners of their scopes when they committed; pokes of
+  /// other scopes must not be lost to them).
+  uint64_t relayed_version = 0;
+  std::set<uint64_t> own_versions;
   log_stats stats;
   std::shared_ptr<trace_sink> trace;
   std::unique_ptr<recent_traces> recent; ///< while tracing
@@ -94,16 +101,30 @@ uint64_t trace_commit(self_ptr self, trace_scope& ts, const std::vector<log_push
   return poke_trace;
 }
 
-// Once per version: a node hears its own commits from the database as well.
+/// True if the relay's report of `head` names versions other nodes wrote:
+/// some version since the last report is not one of ours. A node hears its
+/// own commits from the database as well, and a report may cover several
+/// commits of several nodes at once.
+bool foreign_head(replication_log_state& st, uint64_t head) {
+  if (head <= st.relayed_version)
+    return false;
+  bool foreign = false;
+  for (auto v = st.relayed_version + 1; v <= head && !foreign; ++v)
+    foreign = !st.own_versions.count(v);
+  st.relayed_version = head;
+  st.own_versions.erase(st.own_versions.begin(), st.own_versions.upper_bound(head));
+  return foreign;
+}
+
 // `trace_id`: a traced change of that version's commit (0: none known).
-// `scopes`: the scopes the commit touched; null (another node's commit, whose
-// scopes the relay does not carry): every listener.
+// `scopes`: the scopes this node's commit touched; null (a head the relay
+// reports, whose scopes it does not carry): every listener, unless only this
+// node wrote since the last report.
 void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id,
                     const std::vector<std::string>* scopes = nullptr) {
   auto& st = self->state;
-  if (version <= st.poked_version)
+  if (!scopes && !foreign_head(st, version))
     return;
-  st.poked_version = version;
   trace_scope ts{st.trace.get(), self, "poke_sent"};
   ts.version(version);
   ts.mark(trace_id);
@@ -165,7 +186,11 @@ void commit(self_ptr self) {
       else
         batch[i].promise.deliver(make_error(outcome.error));
     }
-    poke_listeners(self, result.version, poke_trace, &result.scopes);
+    for (auto& w : result.written)
+      if (w.version > self->state.relayed_version)
+        self->state.own_versions.insert(w.version);
+    if (!result.written.empty()) // a commit that wrote nothing new pokes nobody
+      poke_listeners(self, result.version, poke_trace, &result.scopes);
   } catch (const std::exception& e) {
     auto err = make_error(storage_failure(e));
     for (auto& q : batch)
@@ -186,7 +211,7 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
   if (trace)
     self->state.recent = std::make_unique<recent_traces>();
   self->state.trace = std::move(trace);
-  self->state.poked_version = self->state.backend->head_version();
+  self->state.relayed_version = self->state.backend->head_version();
   self->set_down_handler([=](const caf::down_msg& msg) {
     self->state.listeners.erase(msg.source);
     self->state.pokes.remove(msg.source);
