@@ -177,8 +177,9 @@ caf::result<ok_atom> subscribe(self_ptr self, const std::string& pattern) {
         return pattern_covers(e.pattern, pattern);
       }))
     return ok_atom::value;
-  std::erase_if(es,
-                [&](const scope_since& e) { return pattern_covers(pattern, e.pattern); });
+  // Entries the new one covers stay until an answer covered them all (see
+  // scopes_applied): a part from 0 brings live entities only, so their
+  // progress is what brings the deletions in their scopes meanwhile.
   es.push_back({pattern, 0});
   st.status.scopes = current_scopes(st);
   save(self);
@@ -215,6 +216,19 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
   for (auto& e : es)
     if (asked_for(answer.asked, e.pattern))
       e.since = answer.version;
+  // An entry that another entry of this answer's request covers gives way
+  // to it now: both are at the answer's version.
+  std::vector<std::string> given_way;
+  for (auto& e : es)
+    if (asked_for(answer.asked, e.pattern)
+        && std::any_of(es.begin(), es.end(), [&](const scope_since& f) {
+             return f.pattern != e.pattern && asked_for(answer.asked, f.pattern)
+                    && pattern_covers(f.pattern, e.pattern);
+           }))
+      given_way.push_back(e.pattern);
+  std::erase_if(es, [&](const scope_since& e) {
+    return std::find(given_way.begin(), given_way.end(), e.pattern) != given_way.end();
+  });
   if (!answer.forbidden.empty()) {
     auto forbidden = [&](const scope_since& e) {
       return std::find(answer.forbidden.begin(), answer.forbidden.end(), e.pattern)

@@ -109,6 +109,10 @@ void check_answer(sim_network& net, std::size_t client, const pull_request& req,
                   const pull_reply& rep, std::size_t grants_from) {
   auto& record = net.record;
   ++record.answers;
+  auto& asked = net.asked[client];
+  asked.clear();
+  for (auto& s : req.scopes)
+    asked.push_back(s.pattern);
   auto& versions = net.grant_versions[client];
   bool current = false;
   for (auto k = grants_from; k < versions.size() && !current; ++k)

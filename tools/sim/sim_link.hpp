@@ -98,6 +98,9 @@ struct sim_network {
   /// later one.
   std::map<std::size_t, std::vector<grants>> grant_versions;
   std::map<std::size_t, std::size_t> grants_in_force;
+  /// Per client index: the subscription patterns of the last pull answer's
+  /// request delivered to it (the answer its syncer applies next).
+  std::map<std::size_t, std::vector<std::string>> asked;
 
   caf::timespan delay();
   bool chance(double p);

@@ -105,16 +105,19 @@ flush_tap(flush_scheduler_actor::stateful_pointer<flush_tap_state> self,
 
 // Stands between the syncer and its memory store and records the grants of
 // every pull answer the store is given to apply: the scope rule judges what
-// the store holds by the last one (docs/simulation.md, "Scopes"). The
-// entries such an answer names forbidden leave the subscription (all of
-// them: they stay, it is never empty).
+// the store holds by the last one (docs/simulation.md, "Scopes"). Applied,
+// such an answer changes the subscription as the syncer's contract says:
+// an entry its request named that another one it named covers gives way,
+// and the entries it names forbidden leave (all of them: they stay, it is
+// never empty).
 struct memory_tap_state {
   const char* name = "sim_memory_tap";
 };
 
 memory_store_actor::behavior_type
 memory_tap(memory_store_actor::stateful_pointer<memory_tap_state> self,
-           memory_store_actor real, std::shared_ptr<scope_view> seen) {
+           memory_store_actor real, std::shared_ptr<scope_view> seen, sim_network* net,
+           std::size_t client) {
   auto ok = [=](auto&&... xs) -> caf::result<ok_atom> {
     auto rp = self->make_response_promise<ok_atom>();
     self->request(real, caf::infinite, std::forward<decltype(xs)>(xs)...)
@@ -131,6 +134,18 @@ memory_tap(memory_store_actor::stateful_pointer<memory_tap_state> self,
       seen->known = true;
       seen->granted = r.granted;
       auto& es = seen->subscription;
+      auto& asked = net->asked[client];
+      auto in_request = [&](const std::string& e) {
+        return std::find(asked.begin(), asked.end(), e) != asked.end();
+      };
+      std::vector<std::string> given_way;
+      for (auto& e : es)
+        if (in_request(e) && std::any_of(es.begin(), es.end(), [&](auto& f) {
+              return f != e && in_request(f) && pattern_covers(f, e);
+            }))
+          given_way.push_back(e);
+      for (auto& e : given_way)
+        es.erase(std::remove(es.begin(), es.end(), e), es.end());
       auto forbidden = [&](const std::string& e) {
         return std::find(r.forbidden.begin(), r.forbidden.end(), e) != r.forbidden.end();
       };
@@ -287,14 +302,12 @@ world::world(const sim_options& opt, const std::string& dir)
         es.erase(std::remove(es.begin(), es.end(), pattern), es.end());
         return;
       }
-      // As the syncer's contract says: a covered pattern changes nothing,
-      // entries the new one covers give way to it.
+      // As the syncer's contract says: a covered pattern changes nothing;
+      // entries the new one covers give way once an answer covered them all
+      // (memory_tap).
       if (std::any_of(es.begin(), es.end(),
                       [&](auto& e) { return pattern_covers(e, pattern); }))
         return;
-      es.erase(std::remove_if(es.begin(), es.end(),
-                              [&](auto& e) { return pattern_covers(pattern, e); }),
-               es.end());
       es.push_back(pattern);
     };
     auto ask = [this, self, answered](std::size_t i, bool sub, const std::string& pattern,
@@ -593,7 +606,7 @@ void world::start_client(std::size_t i) {
   else
     for (auto& e : stored.entries)
       c.view->subscription.push_back(e.pattern);
-  auto memory_tap_actor = sys_->spawn(memory_tap, c.memory, c.view);
+  auto memory_tap_actor = sys_->spawn(memory_tap, c.memory, c.view, &net_, i);
   c.memory_tap = caf::actor_cast<caf::actor>(memory_tap_actor);
   syncer_config scfg{snap.client_id, snap.cursor, snap.last_mutation_id, snap.push_epoch,
                      c.sync};
