@@ -129,9 +129,11 @@ TEST(sim_test, the_weaker_rules_of_restores_and_normal_sync_are_needed_on_a_few_
 /// before restores and normal sync, which would change its run); 48 and
 /// 1369 had a client's pushes refused for good by a restored server (in
 /// the epoch of its last acknowledged push, below the record it had
-/// acknowledged).
+/// acknowledged), both before scopes, which changed their runs; 6 kept a
+/// deleted entity after a subscription that covered its entry restarted
+/// that entry from 0.
 TEST(sim_test, the_seeds_that_found_bugs_pass) {
-  for (uint64_t seed : {2796, 48, 1369}) {
+  for (uint64_t seed : {2796, 48, 1369, 6}) {
     sim_options opt;
     opt.seed = seed;
     opt.faults.restores = seed != 2796;
@@ -162,6 +164,7 @@ TEST(sim_test,
         break;
       }
   }
+  // Exact today: 8 of 10, the first seed 2.
   EXPECT_GE(caught, 5u);
   EXPECT_NE(first, 0u);
   EXPECT_LE(first, 3u);
@@ -222,7 +225,7 @@ TEST(sim_test, a_store_that_drops_writes_during_a_rebase_is_caught_within_a_few_
         first = seed;
     }
   }
-  // Deterministic, so these are exact today (8 of 20, the first seed 3);
+  // Deterministic, so these are exact today (6 of 20, the first seed 2);
   // the bounds leave room for the workload to grow.
   EXPECT_GE(caught, 5u);
   EXPECT_NE(first, 0u);
