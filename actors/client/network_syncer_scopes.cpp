@@ -6,6 +6,7 @@
 // is never ahead of its data; the data holds nothing outside `sub.held`
 // once a prune it implies is done.
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -203,7 +204,13 @@ caf::result<ok_atom> unsubscribe(self_ptr self, const std::string& pattern) {
                           "empty: subscribe to another first");
   es.erase(it);
   st.status.scopes = current_scopes(st);
-  prune_to(self, readable(es, reads_known(st)), st.rules);
+  // An entry still at 0 holds nothing yet (its answer from 0 brings what is
+  // live, no deletions): what the dropped entry held goes even where such
+  // an entry covers it, and comes back whole with that answer.
+  std::vector<scope_since> holding;
+  std::copy_if(es.begin(), es.end(), std::back_inserter(holding),
+               [](const scope_since& e) { return e.since > 0; });
+  prune_to(self, readable(holding, reads_known(st)), st.rules);
   return ok_atom::value;
 }
 

@@ -1625,6 +1625,24 @@ TEST_F(network_syncer_scopes_test,
 }
 
 TEST_F(network_syncer_scopes_test,
+       dropping_an_entry_a_new_one_covers_before_it_caught_up_drops_its_data) {
+  start(scoped({"team-a", "team-b"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  s->pull_script = {mode::hold};
+  EXPECT_TRUE(ask(subscribe_atom::value, "team-*").ok());
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto prunes = s->store_prunes.size();
+  // team-* is still at 0: it holds nothing yet, and its answer will bring
+  // team-a's live entities only. So team-a's data goes now, and that
+  // answer brings it back whole; team-b keeps its own.
+  EXPECT_TRUE(ask(unsub_atom::value, "team-a").ok());
+  ASSERT_EQ(s->store_prunes.size(), prunes + 1);
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-b"}));
+  EXPECT_EQ(s->db_prunes.back().second, (strings{"team-b"}));
+  EXPECT_EQ(scopes(), (strings{"team-*"}));
+}
+
+TEST_F(network_syncer_scopes_test,
        a_scope_added_while_a_pull_is_in_flight_stays_at_0_and_a_second_pull_follows) {
   s->pull_script = {mode::hold};
   start(scoped({"team-a"}));
