@@ -1081,6 +1081,23 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->pushes[0].msg.epoch, "");
 }
 
+TEST_F(network_syncer_test,
+       changes_acknowledged_above_a_record_that_went_back_are_pushed_again) {
+  start(config());
+  flushed({1, 2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u); // acknowledged, still in the outbox
+  // The server is restored from a copy without them before any pull
+  // confirmed them; no cookie reveals it. They must reach it again, even if
+  // the client writes nothing more.
+  s->server_lmid = 0;
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->pushes.size(), 2u);
+  ASSERT_EQ(s->pushes[1].msg.changes.size(), 2u);
+  EXPECT_EQ(s->pushes[1].msg.changes[0].mutation_id, 1u);
+  EXPECT_EQ(s->pushes[1].msg.epoch, "");
+}
+
 TEST_F(network_syncer_test, a_record_as_acknowledged_keeps_the_push_epoch) {
   auto cfg = config();
   cfg.last_mutation_id = 5;
