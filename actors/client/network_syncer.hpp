@@ -74,7 +74,9 @@ using network_syncer_actor = caf::typed_actor<
   /// Adds a scope pattern to the subscription and pulls: the new entry is
   /// fetched from the start while the others keep their progress. A pattern
   /// an entry already covers changes nothing; entries the new one covers
-  /// give way to it. Errors: invalid_request (not a pattern), forbidden
+  /// give way to it once an answer covered them all (until then their
+  /// progress brings the deletions in their scopes, which a pull from the
+  /// start does not). Errors: invalid_request (not a pattern), forbidden
   /// (the grants are known and the token may read nothing of it).
   caf::replies_to<subscribe_atom, std::string>::with<ok_atom>,
   /// Drops an entry of the subscription (exactly as subscribed) and, at

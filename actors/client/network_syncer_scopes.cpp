@@ -6,6 +6,7 @@
 // is never ahead of its data; the data holds nothing outside `sub.held`
 // once a prune it implies is done.
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -177,8 +178,9 @@ caf::result<ok_atom> subscribe(self_ptr self, const std::string& pattern) {
         return pattern_covers(e.pattern, pattern);
       }))
     return ok_atom::value;
-  std::erase_if(es,
-                [&](const scope_since& e) { return pattern_covers(pattern, e.pattern); });
+  // Entries the new one covers stay until an answer covered them all (see
+  // scopes_applied): a part from 0 brings live entities only, so their
+  // progress is what brings the deletions in their scopes meanwhile.
   es.push_back({pattern, 0});
   st.status.scopes = current_scopes(st);
   save(self);
@@ -202,7 +204,13 @@ caf::result<ok_atom> unsubscribe(self_ptr self, const std::string& pattern) {
                           "empty: subscribe to another first");
   es.erase(it);
   st.status.scopes = current_scopes(st);
-  prune_to(self, readable(es, reads_known(st)), st.rules);
+  // An entry still at 0 holds nothing yet (its answer from 0 brings what is
+  // live, no deletions): what the dropped entry held goes even where such
+  // an entry covers it, and comes back whole with that answer.
+  std::vector<scope_since> holding;
+  std::copy_if(es.begin(), es.end(), std::back_inserter(holding),
+               [](const scope_since& e) { return e.since > 0; });
+  prune_to(self, readable(holding, reads_known(st)), st.rules);
   return ok_atom::value;
 }
 
@@ -215,6 +223,19 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
   for (auto& e : es)
     if (asked_for(answer.asked, e.pattern))
       e.since = answer.version;
+  // An entry that another entry of this answer's request covers gives way
+  // to it now: both are at the answer's version.
+  std::vector<std::string> given_way;
+  for (auto& e : es)
+    if (asked_for(answer.asked, e.pattern)
+        && std::any_of(es.begin(), es.end(), [&](const scope_since& f) {
+             return f.pattern != e.pattern && asked_for(answer.asked, f.pattern)
+                    && pattern_covers(f.pattern, e.pattern);
+           }))
+      given_way.push_back(e.pattern);
+  std::erase_if(es, [&](const scope_since& e) {
+    return std::find(given_way.begin(), given_way.end(), e.pattern) != given_way.end();
+  });
   if (!answer.forbidden.empty()) {
     auto forbidden = [&](const scope_since& e) {
       return std::find(answer.forbidden.begin(), answer.forbidden.end(), e.pattern)

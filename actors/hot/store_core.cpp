@@ -457,6 +457,8 @@ drained store_core::prune(const scope_rules& rules,
                           const std::vector<std::string>& held) {
   std::lock_guard<std::mutex> guard{write_mtx_};
   auto out = take_locked();
+  if (test_faults::keep_pruned)
+    return out;
   std::vector<std::string> touched; // ids whose shadow lost its base
   for (auto& [id, sh] : shadows_)
     if (sh.base && !scope_held(rules, held, sh.base->type, sh.base->data)) {

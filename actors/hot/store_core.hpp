@@ -55,6 +55,10 @@ namespace test_faults {
 /// but never reach the flush scheduler (the bug of an engine that skips
 /// local saves while it applies remote changes).
 inline std::atomic<bool> drop_writes_in_rebase{false};
+/// prune() drops nothing: the store keeps the synced entities of scopes it
+/// no longer holds (the bug of a client that ignores a lost grant or an
+/// unsubscribe).
+inline std::atomic<bool> keep_pruned{false};
 } // namespace test_faults
 
 /// A visible value changed: `value` is the new one, null if the entity is

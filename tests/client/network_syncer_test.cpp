@@ -1081,6 +1081,23 @@ TEST_F(network_syncer_test,
   EXPECT_EQ(s->pushes[0].msg.epoch, "");
 }
 
+TEST_F(network_syncer_test,
+       changes_acknowledged_above_a_record_that_went_back_are_pushed_again) {
+  start(config());
+  flushed({1, 2});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u); // acknowledged, still in the outbox
+  // The server is restored from a copy without them before any pull
+  // confirmed them; no cookie reveals it. They must reach it again, even if
+  // the client writes nothing more.
+  s->server_lmid = 0;
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->pushes.size(), 2u);
+  ASSERT_EQ(s->pushes[1].msg.changes.size(), 2u);
+  EXPECT_EQ(s->pushes[1].msg.changes[0].mutation_id, 1u);
+  EXPECT_EQ(s->pushes[1].msg.epoch, "");
+}
+
 TEST_F(network_syncer_test, a_record_as_acknowledged_keeps_the_push_epoch) {
   auto cfg = config();
   cfg.last_mutation_id = 5;
@@ -1601,6 +1618,45 @@ TEST_F(network_syncer_scopes_test,
   auto bad = ask(subscribe_atom::value, "team a");
   EXPECT_EQ(bad.code, sync_errc::invalid_request) << bad.describe();
   EXPECT_EQ(scopes(), (strings{"team-a", "team-b"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       a_covering_subscription_keeps_the_covered_entry_until_an_answer_covered_both) {
+  start(scoped({"team-a"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  EXPECT_TRUE(ask(subscribe_atom::value, "team-*").ok());
+  ASSERT_EQ(s->pulls.size(), 2u);
+  // team-* from 0 brings live entities only: team-a's progress is what
+  // brings what was deleted in team-a since (found by the simulator, seed 6).
+  auto& req = s->pulls[1].msg;
+  EXPECT_EQ(patterns(req.scopes), (strings{"team-a", "team-*"}));
+  EXPECT_EQ(since_of(req.scopes, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(req.scopes, "team-*"), 0u);
+  // That answer applied, both are at its version and team-a gives way.
+  ASSERT_FALSE(s->db_saves.empty());
+  EXPECT_EQ(patterns(s->db_saves.back().entries), (strings{"team-*"}));
+  EXPECT_EQ(scopes(), (strings{"team-*"}));
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->pulls.size(), 3u);
+  EXPECT_EQ(patterns(s->pulls[2].msg.scopes), (strings{"team-*"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       dropping_an_entry_a_new_one_covers_before_it_caught_up_drops_its_data) {
+  start(scoped({"team-a", "team-b"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  s->pull_script = {mode::hold};
+  EXPECT_TRUE(ask(subscribe_atom::value, "team-*").ok());
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto prunes = s->store_prunes.size();
+  // team-* is still at 0: it holds nothing yet, and its answer will bring
+  // team-a's live entities only. So team-a's data goes now, and that
+  // answer brings it back whole; team-b keeps its own.
+  EXPECT_TRUE(ask(unsub_atom::value, "team-a").ok());
+  ASSERT_EQ(s->store_prunes.size(), prunes + 1);
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-b"}));
+  EXPECT_EQ(s->db_prunes.back().second, (strings{"team-b"}));
+  EXPECT_EQ(scopes(), (strings{"team-*"}));
 }
 
 TEST_F(network_syncer_scopes_test,

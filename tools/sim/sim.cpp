@@ -8,7 +8,8 @@
 // Options for both: --clients N, --ops N, --no-FAULT (drops, partitions,
 // client-crashes, server-crashes, power-loss, storage-errors, full-disk,
 // clock-jumps, restores, normal-sync), and
-// --broken-rebase (a deliberately broken build, to see the checks catch it).
+// --broken-rebase, --keep-pruned and --lax-server (deliberately broken
+// builds, to see the checks catch them).
 // Exits 1 if a seed failed, 2 on a usage error.
 #include <algorithm>
 #include <cerrno>
@@ -32,7 +33,8 @@ int usage(const std::string& why) {
   std::cerr << "sim: " << why << "\n"
             << "usage: sim --seed S [--trace-dir DIR] [options]\n"
             << "       sim --seeds N [--from K] [options]\n"
-            << "options: --clients N --ops N --broken-rebase --no-drops --no-partitions\n"
+            << "options: --clients N --ops N --broken-rebase --keep-pruned --lax-server\n"
+            << "         --no-drops --no-partitions\n"
             << "         --no-client-crashes --no-server-crashes --no-power-loss\n"
             << "         --no-storage-errors --no-full-disk --no-clock-jumps\n"
             << "         --no-restores --no-normal-sync\n";
@@ -80,7 +82,11 @@ int replay(sim_options opt) {
             << r.server_log << " server log entries, " << r.normal_clients
             << " clients on synchronous=normal (" << r.lost_to_normal_sync
             << " flushed changes lost to power loss), " << r.lost_to_restores
-            << " acknowledged changes lost to restores, " << r.virtual_seconds
+            << " acknowledged changes lost to restores, " << r.grant_changes
+            << " grant changes, " << r.subscriptions << " subscription changes, "
+            << r.forbidden << " writes refused at once as forbidden, " << r.scoped_answers
+            << " pull answers (" << r.scoped_entities << " scoped entities), "
+            << r.held_checks << " held-scope checks, " << r.virtual_seconds
             << " s virtual: " << (r.failures.empty() ? "ok" : "FAILED") << "\n";
   for (auto& f : r.failures)
     std::cerr << "  " << f << "\n";
@@ -91,6 +97,8 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
   auto start = std::chrono::steady_clock::now();
   std::size_t failed = 0, faults = 0, writes = 0, steps = 0, io = 0;
   std::size_t normal_clients = 0, lost_normal = 0, lost_restores = 0;
+  std::size_t grant_changes = 0, subscriptions = 0, forbidden = 0, answers = 0;
+  std::size_t scoped = 0, held_checks = 0;
   std::map<std::string, std::size_t> fault_counts;
   for (uint64_t seed = from; seed < from + count; ++seed) {
     auto opt = base;
@@ -103,6 +111,12 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
     normal_clients += r.normal_clients;
     lost_normal += r.lost_to_normal_sync;
     lost_restores += r.lost_to_restores;
+    grant_changes += r.grant_changes;
+    subscriptions += r.subscriptions;
+    forbidden += r.forbidden;
+    answers += r.scoped_answers;
+    scoped += r.scoped_entities;
+    held_checks += r.held_checks;
     for (auto& [k, v] : r.fault_counts)
       fault_counts[k] += v;
     if (!r.failures.empty()) {
@@ -122,7 +136,10 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
   std::cout << "; " << io << " failed SQLite writes; " << normal_clients
             << " clients on synchronous=normal lost " << lost_normal
             << " flushed changes to power loss; restores took " << lost_restores
-            << " acknowledged changes\n";
+            << " acknowledged changes; " << grant_changes << " grant changes, "
+            << subscriptions << " subscription changes, " << forbidden
+            << " writes refused at once as forbidden, " << answers << " pull answers ("
+            << scoped << " scoped entities), " << held_checks << " held-scope checks\n";
   return failed == 0 ? 0 : 1;
 }
 
@@ -162,6 +179,10 @@ int main(int argc, char** argv) {
       opt.trace_dir = argv[++i];
     } else if (a == "--broken-rebase") {
       opt.broken_rebase = true;
+    } else if (a == "--keep-pruned") {
+      opt.keep_pruned = true;
+    } else if (a == "--lax-server") {
+      opt.lax_server = true;
     } else if (a == "--no-drops") {
       opt.faults.drops = false;
     } else if (a == "--no-partitions") {

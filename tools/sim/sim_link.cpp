@@ -81,6 +81,66 @@ void record_ack(sim_network& net, uint64_t generation, const push_request& req,
   }
 }
 
+/// The changes of a push now reach the server, under grants of version
+/// `grants_from` or later.
+void record_pushed(sim_network& net, const push_request& req, std::size_t grants_from) {
+  for (auto& c : req.changes) {
+    auto& seen = net.record.pushed[req.client_id][c.mutation_id];
+    bool known = std::any_of(seen.begin(), seen.end(), [&](auto& p) {
+      return p.c.id == c.id && p.c.kind == c.kind && p.c.type == c.type
+             && p.c.data == c.data;
+    });
+    if (!known)
+      seen.push_back({c, grants_from});
+  }
+}
+
+std::string describe(const grants& g) {
+  std::string out;
+  for (auto& x : g)
+    out += (out.empty() ? "" : " ") + to_string(x);
+  return "[" + out + "]";
+}
+
+/// A pull answer reaches the client: its grants must be its token's at that
+/// point (one in force between the request's arrival and now), and it may
+/// hold data only of scopes those grants read and its request named.
+void check_answer(sim_network& net, std::size_t client, const pull_request& req,
+                  const pull_reply& rep, std::size_t grants_from) {
+  auto& record = net.record;
+  ++record.answers;
+  auto& asked = net.asked[client];
+  asked.clear();
+  for (auto& s : req.scopes)
+    asked.push_back(s.pattern);
+  auto& versions = net.grant_versions[client];
+  bool current = false;
+  for (auto k = grants_from; k < versions.size() && !current; ++k)
+    current = same_grants(versions[k], rep.granted);
+  if (!current)
+    record.scope_violations.push_back(
+      "c" + std::to_string(client) + " got a pull answer under grants "
+      + describe(rep.granted) + ", not its token's since the request arrived ("
+      + describe(versions.empty() ? grants{} : versions.back()) + " now)");
+  for (auto& e : rep.entities) {
+    if (e.deleted)
+      continue;
+    if (scope_field(net.rules, e.type))
+      ++record.scoped_entities;
+    auto scope = scope_of(net.rules, e.type, e.data);
+    bool named = req.scopes.empty()
+                 || std::any_of(req.scopes.begin(), req.scopes.end(), [&](auto& s) {
+                      return pattern_matches(s.pattern, scope);
+                    });
+    if (!can_read(rep.granted, scope) || !named)
+      record.scope_violations.push_back(
+        "c" + std::to_string(client) + " received " + e.id + " of scope '" + scope
+        + "', which "
+        + (named ? "its answer's grants " + describe(rep.granted) + " may not read"
+                 : std::string{"its request did not name"}));
+  }
+}
+
 /// A reply naming `last_mutation_id` reached the client: it now drops what
 /// it has pushed up to there from its outbox.
 void record_told(link_ptr self, const std::string& client_id, uint64_t last_mutation_id) {
@@ -111,6 +171,8 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
     [=](push_atom, push_request& req) -> caf::result<push_reply> {
       auto rp = self->make_response_promise<push_reply>();
       on_wire(self, direction::up, [=]() mutable {
+        auto& net = *self->state.net;
+        record_pushed(net, req, net.grants_in_force[self->state.client]);
         self->request(self->state.server, server_timeout, push_atom::value, req)
           .then(
             [=](push_reply& rep) mutable {
@@ -129,10 +191,12 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
     [=](pull_atom, pull_request& req) -> caf::result<pull_reply> {
       auto rp = self->make_response_promise<pull_reply>();
       on_wire(self, direction::up, [=]() mutable {
+        auto grants_from = self->state.net->grants_in_force[self->state.client];
         self->request(self->state.server, server_timeout, pull_atom::value, req)
           .then(
             [=](pull_reply& rep) mutable {
               on_wire(self, direction::down, [=]() mutable {
+                check_answer(*self->state.net, self->state.client, req, rep, grants_from);
                 // Pulls carry the refusals whose push reply was lost.
                 auto& refused = self->state.net->record.refused[req.client_id];
                 for (auto& r : rep.refused)
@@ -216,6 +280,23 @@ port_actor::behavior_type port(port_actor::stateful_pointer<port_state> self,
 }
 
 } // namespace
+
+std::string scope_of(const scope_rules& rules, const std::string& type,
+                     const std::string& data) {
+  std::string scope;
+  if (!derive_scope(rules, type, data, scope).ok())
+    return std::string{default_scope};
+  return scope;
+}
+
+bool same_grants(const grants& a, const grants& b) {
+  std::set<std::string> x, y;
+  for (auto& g : a)
+    x.insert(to_string(g));
+  for (auto& g : b)
+    y.insert(to_string(g));
+  return x == y;
+}
 
 caf::timespan sim_network::delay() {
   if (max_delay <= min_delay)

@@ -30,6 +30,7 @@
 
 #include "actors/client/network_syncer.hpp"
 #include "messages/remote.hpp"
+#include "messages/scopes.hpp"
 
 namespace memsync::sim {
 
@@ -47,6 +48,24 @@ struct wire_record {
   /// highest last_mutation_id of a push or pull reply of that generation
   /// delivered to the client.
   std::map<std::string, std::map<uint64_t, uint64_t>> told_acked;
+  /// One change as a push carried it to the server, with the grants version
+  /// (sim_network::grant_versions) surely in force for its client when it
+  /// first arrived: the server applied it under that version or a later one.
+  struct pushed_change {
+    change c;
+    std::size_t grants_from = 0;
+  };
+  /// Every change pushes delivered to a session, by client id and mutation id
+  /// (an id lost to power loss under synchronous=normal is handed out again:
+  /// several distinct changes may share it).
+  std::map<std::string, std::map<uint64_t, std::vector<pushed_change>>> pushed;
+  /// What a delivered pull answer broke of the scope rule: data of a scope
+  /// its grants may not read or its request did not name, or grants that
+  /// were not the client's at that point (docs/simulation.md, "Scopes").
+  std::vector<std::string> scope_violations;
+  /// Pull answers delivered, and their entities of ruled types.
+  std::size_t answers = 0;
+  std::size_t scoped_entities = 0;
   std::size_t messages = 0; ///< delivered through links
   std::size_t drops = 0;    ///< connections dropped by the network
 };
@@ -70,10 +89,31 @@ struct sim_network {
   /// Restores of the server so far: a connection's replies come from the
   /// history of the generation it was opened in.
   uint64_t generation = 0;
+  /// The server's scope rules (fixed for a run).
+  scope_rules rules;
+  /// Per client index: every grant set its token had, in order (the last is
+  /// the tokens file's now), and the index of the newest one the gateway
+  /// surely gave every live session (its reload was answered, or it started
+  /// with it): a message a session gets from then on is served under it or a
+  /// later one.
+  std::map<std::size_t, std::vector<grants>> grant_versions;
+  std::map<std::size_t, std::size_t> grants_in_force;
+  /// Per client index: the subscription patterns of the last pull answer's
+  /// request delivered to it (the answer its syncer applies next).
+  std::map<std::size_t, std::vector<std::string>> asked;
 
   caf::timespan delay();
   bool chance(double p);
 };
+
+/// The scope the server stores an entity of `type` with `data` in: the
+/// rules never change during a run, so its data decides. A ruled entity
+/// without its field (the server never accepts one) counts as `default`.
+std::string scope_of(const scope_rules& rules, const std::string& type,
+                     const std::string& data);
+
+/// True if `a` and `b` grant the same (in any order).
+bool same_grants(const grants& a, const grants& b);
 
 /// A client's port: its connector and the gateway that connector returns.
 /// Connecting fails while the client is isolated or the server is down.

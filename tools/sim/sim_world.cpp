@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <iterator>
 
 #include <caf/event_based_actor.hpp>
@@ -51,6 +52,7 @@ flush_observer(flush_listener_actor::stateful_pointer<flush_observer_state>,
             new_ids.insert(i + 1);
         *id = report.new_client_id;
         hist->ids[client].push_back(*id);
+        hist->owner[*id] = client;
       }
       for (auto& c : report.changes)
         hist->flushed[*id].insert(c.mutation_id);
@@ -97,6 +99,79 @@ flush_tap(flush_scheduler_actor::stateful_pointer<flush_tap_state> self,
         .then([=](std::string& error) mutable { rp.deliver(error); },
               [=](caf::error& err) mutable { rp.deliver(err); });
       return rp;
+    },
+  };
+}
+
+// Stands between the syncer and its memory store and records the grants of
+// every pull answer the store is given to apply: the scope rule judges what
+// the store holds by the last one (docs/simulation.md, "Scopes"). Applied,
+// such an answer changes the subscription as the syncer's contract says:
+// an entry its request named that another one it named covers gives way,
+// and the entries it names forbidden leave (all of them: they stay, it is
+// never empty).
+struct memory_tap_state {
+  const char* name = "sim_memory_tap";
+};
+
+memory_store_actor::behavior_type
+memory_tap(memory_store_actor::stateful_pointer<memory_tap_state> self,
+           memory_store_actor real, std::shared_ptr<scope_view> seen, sim_network* net,
+           std::size_t client) {
+  auto ok = [=](auto&&... xs) -> caf::result<ok_atom> {
+    auto rp = self->make_response_promise<ok_atom>();
+    self->request(real, caf::infinite, std::forward<decltype(xs)>(xs)...)
+      .then([=](ok_atom) mutable { rp.deliver(ok_atom::value); },
+            [=](caf::error& err) mutable { rp.deliver(err); });
+    return rp;
+  };
+  return {
+    [=](write_atom) { self->send(real, write_atom::value); },
+    [=](flushed_atom, flush_report& r) {
+      self->send(real, flushed_atom::value, std::move(r));
+    },
+    [=](rebase_atom, pull_reply& r) -> caf::result<ok_atom> {
+      seen->known = true;
+      seen->granted = r.granted;
+      auto& es = seen->subscription;
+      auto& asked = net->asked[client];
+      auto in_request = [&](const std::string& e) {
+        return std::find(asked.begin(), asked.end(), e) != asked.end();
+      };
+      std::vector<std::string> given_way;
+      for (auto& e : es)
+        if (in_request(e) && std::any_of(es.begin(), es.end(), [&](auto& f) {
+              return f != e && in_request(f) && pattern_covers(f, e);
+            }))
+          given_way.push_back(e);
+      for (auto& e : given_way)
+        es.erase(std::remove(es.begin(), es.end(), e), es.end());
+      auto forbidden = [&](const std::string& e) {
+        return std::find(r.forbidden.begin(), r.forbidden.end(), e) != r.forbidden.end();
+      };
+      if (!std::all_of(es.begin(), es.end(), forbidden))
+        es.erase(std::remove_if(es.begin(), es.end(), forbidden), es.end());
+      return ok(rebase_atom::value, std::move(r));
+    },
+    [=](flush_atom) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise<uint64_t>();
+      self->request(real, caf::infinite, flush_atom::value)
+        .then([=](uint64_t seq) mutable { rp.deliver(seq); },
+              [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+    [=](refused_atom, std::vector<refusal>& r) {
+      self->send(real, refused_atom::value, std::move(r));
+    },
+    [=](hello_atom, hello_reply& r) {
+      self->send(real, hello_atom::value, std::move(r));
+    },
+    [=](grants_atom, grants& g, scope_rules& rules) {
+      self->send(real, grants_atom::value, std::move(g), std::move(rules));
+    },
+    [=](prune_atom, scope_rules& rules,
+        std::vector<std::string>& held) -> caf::result<ok_atom> {
+      return ok(prune_atom::value, std::move(rules), std::move(held));
     },
   };
 }
@@ -170,6 +245,7 @@ world::world(const sim_options& opt, const std::string& dir)
                     status_atom::value)
           .then(
             [this, client](const sync_status& st) {
+              hist_.reported_scopes[client] = st.scopes;
               // Within one epoch of one history: a restored server starts
               // again from the copy's versions (and renews its epoch once it
               // sees a cookie it never issued).
@@ -191,10 +267,81 @@ world::world(const sim_options& opt, const std::string& dir)
       },
     };
   });
+  // The operator's reload (SIGHUP): answered, every live session has the
+  // grants of the file as it was when it was asked for.
+  operator_ = sys_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [this, self](const caf::actor& gateway,
+                   std::map<std::size_t, std::size_t> written) {
+        self
+          ->request(caf::actor_cast<gateway_control_actor>(gateway), 10s,
+                    reload_atom::value)
+          .then(
+            [this, written](const std::string& line) {
+              for (auto& [client, version] : written)
+                net_.grants_in_force[client] = std::max(net_.grants_in_force[client],
+                                                        version);
+              note("server: " + line);
+            },
+            [this](const caf::error& err) { note("reload failed: " + describe(err)); });
+      },
+    };
+  });
+  // The application's subscribe and unsubscribe calls on a client's handle.
+  app_ = sys_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
+    auto answered = [this](std::size_t i, uint64_t incarnation, bool sub,
+                           const std::string& pattern) {
+      auto& c = *clients_[i];
+      note(c.name + (sub ? " subscribed to " : " unsubscribed from ") + pattern);
+      // A restart since: the subscription is its database's again.
+      if (c.incarnation != incarnation || !c.view)
+        return;
+      ++result_.subscriptions;
+      auto& es = c.view->subscription;
+      if (!sub) {
+        es.erase(std::remove(es.begin(), es.end(), pattern), es.end());
+        return;
+      }
+      // As the syncer's contract says: a covered pattern changes nothing;
+      // entries the new one covers give way once an answer covered them all
+      // (memory_tap).
+      if (std::any_of(es.begin(), es.end(),
+                      [&](auto& e) { return pattern_covers(e, pattern); }))
+        return;
+      es.push_back(pattern);
+    };
+    auto ask = [this, self, answered](std::size_t i, bool sub, const std::string& pattern,
+                                      auto request) {
+      auto incarnation = clients_[i]->incarnation;
+      std::move(request).then([=](ok_atom) { answered(i, incarnation, sub, pattern); },
+                              [this, i, sub, pattern](const caf::error& err) {
+                                note(client_name(i)
+                                     + (sub ? " subscribe " : " unsubscribe ") + pattern
+                                     + ": " + to_sync_error(err).describe());
+                              });
+    };
+    return {
+      [=](subscribe_atom, const caf::actor& syncer, std::size_t i,
+          const std::string& pattern) {
+        ask(i, true, pattern,
+            self->request(caf::actor_cast<network_syncer_actor>(syncer), 10s,
+                          subscribe_atom::value, pattern));
+      },
+      [=](unsub_atom, const caf::actor& syncer, std::size_t i,
+          const std::string& pattern) {
+        ask(i, false, pattern,
+            self->request(caf::actor_cast<network_syncer_actor>(syncer), 10s,
+                          unsub_atom::value, pattern));
+      },
+    };
+  });
+  net_.rules = sim_rules();
   auto n = opt.clients != 0 ? opt.clients : static_cast<std::size_t>(pick(2, 4));
   result_.clients = n;
   server_ = std::make_unique<server_node>();
   server_->db_path = dir_ + "/server.db";
+  server_->tokens_path = dir_ + "/tokens.txt";
+  server_->scopes_path = dir_ + "/scopes.txt";
   for (std::size_t i = 0; i < n; ++i) {
     auto c = std::make_unique<client_node>();
     c->index = i;
@@ -219,9 +366,14 @@ world::world(const sim_options& opt, const std::string& dir)
       ++result_.normal_clients;
     }
     c->port = spawn_client_port(*sys_, net_, i);
-    server_->tokens.add(c->token, c->name);
+    net_.grant_versions[i] = {draw_grants(*this)};
+    c->configured = draw_scopes(*this);
     clients_.push_back(std::move(c));
   }
+  std::ofstream scopes{server_->scopes_path};
+  for (auto& r : net_.rules)
+    scopes << r.type << " " << r.field << "\n";
+  write_tokens_file();
 }
 
 world::~world() {
@@ -234,6 +386,8 @@ world::~world() {
     stop_server(caf::exit_reason::user_shutdown);
   caf::anon_send_exit(watchdog_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(prober_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(operator_, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(app_, caf::exit_reason::user_shutdown);
   sched_->run();
   // Links wait for a session or relay that is gone already; timers of dead
   // actors are dropped.
@@ -320,14 +474,21 @@ void world::start_server() {
   gateway_config gcfg;
   gcfg.server_id = "sim-server";
   gcfg.epoch = backend->epoch();
-  gcfg.tokens = s.tokens;
+  // The files as they are now, as a node reads them at its start.
+  gcfg.tokens = token_table::load(s.tokens_path);
+  gcfg.tokens_file = s.tokens_path;
+  gcfg.scopes_file = s.scopes_path;
+  gcfg.rules = net_.rules;
   gcfg.trace = s.trace;
-  s.log = spawn_replication_log(*sys_, std::move(backend), log_settings{}, false,
-                                s.trace);
+  for (auto& [client, versions] : net_.grant_versions)
+    net_.grants_in_force[client] = versions.size() - 1;
+  log_settings lcfg;
+  lcfg.rules = net_.rules;
+  s.log = spawn_replication_log(*sys_, std::move(backend), lcfg, false, s.trace);
   s.gateway = spawn_gateway(*sys_, s.log, gcfg);
   watch(caf::actor_cast<caf::actor>(s.log), "replication_log");
   watch(caf::actor_cast<caf::actor>(s.gateway), "gateway");
-  net_.gateway = s.gateway;
+  net_.gateway = gateway_actor{s.gateway};
   s.up = true;
   note("server up");
 }
@@ -410,6 +571,7 @@ void world::start_client(std::size_t i) {
   ids.erase(abandoned, ids.end());
   if (!known)
     ids.push_back(snap.client_id);
+  hist_.owner[snap.client_id] = i;
   survive(snap.client_id, snap.last_mutation_id, outbox);
   if (c.lost_tail && !opt_.strict_normal_sync) {
     // The cursor lost with the tail is one the client no longer shows: it
@@ -434,11 +596,25 @@ void world::start_client(std::size_t i) {
   auto tap = sys_->spawn(flush_tap, c.flusher, c.handed_on);
   c.tap = caf::actor_cast<caf::actor>(tap);
   c.memory = spawn_memory_store(*sys_, c.core, c.subs, tap, c.trace);
+  // The subscription the syncer starts with: the database's, unless it has
+  // none or one made from another client.scopes.
+  c.view = std::make_shared<scope_view>();
+  auto configured = minimal_patterns(c.configured);
+  auto& stored = snap.subscription;
+  if (!stored.stored || stored.configured != configured || stored.entries.empty())
+    c.view->subscription = configured;
+  else
+    for (auto& e : stored.entries)
+      c.view->subscription.push_back(e.pattern);
+  auto memory_tap_actor = sys_->spawn(memory_tap, c.memory, c.view, &net_, i);
+  c.memory_tap = caf::actor_cast<caf::actor>(memory_tap_actor);
   syncer_config scfg{snap.client_id, snap.cursor, snap.last_mutation_id, snap.push_epoch,
                      c.sync};
+  scfg.scopes = c.configured;
+  scfg.subscription = std::move(snap.subscription);
   c.syncer = spawn_network_syncer(*sys_, std::move(scfg),
                                   caf::actor_cast<connector_actor>(c.port), c.db,
-                                  c.memory, c.flusher, c.trace);
+                                  memory_tap_actor, c.flusher, c.trace);
   if (!c.online)
     caf::anon_send(c.syncer, online_atom::value, false);
   c.observer = caf::actor_cast<caf::actor>(
@@ -462,6 +638,7 @@ void world::stop_client(std::size_t i, caf::exit_reason reason) {
   kill_now(caf::actor_cast<caf::actor>(c.db), reason);
   kill_now(c.observer, reason);
   kill_now(c.tap, reason);
+  kill_now(c.memory_tap, reason);
   check_handed_on(i, false);
   c.syncer = nullptr;
   c.memory = nullptr;
@@ -469,6 +646,7 @@ void world::stop_client(std::size_t i, caf::exit_reason reason) {
   c.db = nullptr;
   c.observer = nullptr;
   c.tap = nullptr;
+  c.memory_tap = nullptr;
   c.core = nullptr; // memory is lost
   c.subs = nullptr;
   if (c.trace)

@@ -80,6 +80,14 @@ struct sim_options {
   /// Test-only: clients on synchronous=normal are held to the survival
   /// check of synchronous=full, to show power loss does take their flushes.
   bool strict_normal_sync = false;
+  /// Test-only: the client's memory store keeps what a prune should drop
+  /// (test_faults::keep_pruned in store_core.hpp), to show the scope checks
+  /// catch a client that holds data it may no longer read.
+  bool keep_pruned = false;
+  /// Test-only: the server's tokens file gives every token write:* while
+  /// the checks hold each client to its drawn grants: a server that
+  /// enforces nothing, to show the checks of writes and answers catch it.
+  bool lax_server = false;
   /// Non-empty: every node writes an actor trace (mode all) into this
   /// directory, one file per node plus the simulator's own events.
   std::string trace_dir;
@@ -103,6 +111,12 @@ struct sim_result {
   /// Acknowledged changes restores took from the server (legitimately: the
   /// client had been told of the acknowledgement before the restore).
   std::size_t lost_to_restores = 0;
+  std::size_t grant_changes = 0;   ///< reloads of the tokens file with new grants
+  std::size_t subscriptions = 0;   ///< subscribe and unsubscribe calls answered ok
+  std::size_t forbidden = 0;       ///< writes the store refused at once as forbidden
+  std::size_t scoped_answers = 0;  ///< pull answers delivered
+  std::size_t scoped_entities = 0; ///< entities of ruled types they carried
+  std::size_t held_checks = 0;     ///< client states judged by the scope rule
   double virtual_seconds = 0;
 };
 
@@ -120,6 +134,8 @@ struct sim_history {
   /// Per client index: the client ids it used, in order (a repair moves
   /// it to a new one).
   std::map<std::size_t, std::vector<std::string>> ids;
+  /// Every client id a client ever used (lost ones too), to its index.
+  std::map<std::string, std::size_t> owner;
   /// What a client's syncer reported of its cursor: versions compare only
   /// within one epoch of one server history (a restore starts another, and
   /// may bring back the name of an epoch the server had left).
@@ -142,6 +158,8 @@ struct sim_history {
   /// Flushed changes clients on synchronous=normal lost to power loss, by
   /// client id (their ids may be handed out again).
   std::map<std::string, std::set<uint64_t>> lost_to_normal_sync;
+  /// Per client index: the scopes its syncer's last status said it holds.
+  std::map<std::size_t, std::vector<std::string>> reported_scopes;
 };
 
 /// What a restarted client kept of what its flush scheduler reported
@@ -168,14 +186,27 @@ struct op_generator {
 };
 /// The workload's operations and faults (sim_workload.cpp).
 std::vector<op_generator> default_ops(const fault_set& faults);
+/// The scope rules of every run: tasks belong to the scope their "team"
+/// names; every other type to `default` (sim_workload.cpp).
+scope_rules sim_rules();
+/// A token's grants, drawn from the seed (sim_workload.cpp).
+grants draw_grants(world& w);
+/// A client's client.scopes, drawn from the seed (sim_workload.cpp).
+std::vector<std::string> draw_scopes(world& w);
 
 /// The final state of one client, captured after healing.
 struct client_outcome {
+  std::size_t index = 0;
   std::string name;
   std::string client_id;
   std::string db_path;
   std::vector<std::string> visible; ///< "id\ttype\tdata", sorted
   std::size_t pending = 0;
+  /// The scopes it should hold: its subscription's readable parts under its
+  /// token's grants at the end.
+  std::vector<std::string> held;
+  /// The scopes its syncer said it holds (`status`).
+  std::vector<std::string> reported;
 };
 
 /// Everything the checks read: the history, the wire record, each client's
@@ -185,6 +216,9 @@ struct run_outcome {
   const wire_record* wire;
   std::vector<client_outcome> clients;
   std::string server_db;
+  scope_rules rules;
+  /// Per client index: its token's grant sets in order (sim_network's).
+  const std::map<std::size_t, std::vector<grants>>* grant_versions;
 };
 
 /// One guarantee checked after a run; appends a line per failure.
@@ -233,6 +267,24 @@ public:
   /// them, drawn), restarts it later. False if there is no copy yet.
   bool restore_server(caf::timespan down_for);
 
+  // -- scopes ---------------------------------------------------------------
+  const scope_rules& rules() const { return net_.rules; }
+  /// The client's token's grants now (the tokens file's).
+  const grants& grants_of(std::size_t client) const;
+  /// The operator changes the client's grants: the tokens file is written
+  /// again and the server told to reload it (SIGHUP); live sessions get the
+  /// new grants once the gateway has read it.
+  void set_grants(std::size_t client, grants g);
+  /// The client's subscription as it answered so far (empty while down).
+  std::vector<std::string> subscription_of(std::size_t client) const;
+  /// The application subscribes to or unsubscribes from `pattern` (the
+  /// answer comes later; ok answers change subscription_of). False while
+  /// the client is down.
+  bool subscribe(std::size_t client, const std::string& pattern);
+  bool unsubscribe(std::size_t client, const std::string& pattern);
+  /// The application's write was refused at once as forbidden.
+  void refused_at_once() { ++result_.forbidden; }
+
 private:
   struct client_node;
   struct server_node;
@@ -262,6 +314,13 @@ private:
   client_outcome capture(std::size_t i);
   /// Fills hist_.lost_to_restores from the restores and the wire record.
   void account_restores();
+  void write_tokens_file();
+  /// The scope rule at a quiet point: every synced entity a client's store
+  /// holds is in a scope the grants of the last answer it applied may read
+  /// and its subscription names.
+  void check_held(std::size_t client);
+  /// The subscription's readable parts under `g`.
+  std::vector<std::string> held_under(std::size_t client, const grants& g) const;
 
   sim_options opt_;
   std::string dir_;
@@ -280,11 +339,14 @@ private:
   std::multimap<caf::timespan, std::function<void()>> agenda_;
   caf::actor watchdog_;
   caf::actor prober_;
+  caf::actor operator_; ///< asks the gateway to reload, as SIGHUP does
+  caf::actor app_;      ///< the application's subscribe and unsubscribe calls
   std::shared_ptr<trace_sink> sim_trace_;
   /// Addresses of actors the simulator ended on purpose.
   std::set<caf::actor_addr> expected_down_;
   caf::resumable* last_ran_ = nullptr;
-  caf::timespan next_mid_op_{0}; ///< the next operation amid traffic, not before
+  std::set<std::string> held_reported_; ///< check_held's findings, once each
+  caf::timespan next_mid_op_{0};        ///< the next operation amid traffic, not before
 };
 
 } // namespace memsync::sim

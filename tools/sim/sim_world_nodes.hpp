@@ -13,6 +13,17 @@
 
 namespace memsync::sim {
 
+/// What a client holds by the rules, as the simulator follows it in one
+/// incarnation: its subscription (its database's at the start, then as
+/// subscribe and unsubscribe answered and as answers named entries
+/// forbidden) and the grants of the last answer its store was given to
+/// apply (none yet: `known` false).
+struct scope_view {
+  std::vector<std::string> subscription;
+  bool known = false;
+  grants granted;
+};
+
 struct world::client_node {
   std::size_t index = 0;
   std::string name;
@@ -43,15 +54,20 @@ struct world::client_node {
   /// Power was lost under synchronous=normal since the last start: the
   /// file may come back without its last transactions, cursor included.
   bool lost_tail = false;
+  /// client.scopes, fixed for the run.
+  std::vector<std::string> configured;
+  std::shared_ptr<scope_view> view; ///< null while down
+  caf::actor memory_tap;
 };
 
 struct world::server_node {
   std::string db_path;
   bool up = false;
   uint64_t incarnation = 0;
+  std::string tokens_path;
+  std::string scopes_path;
   replication_log_actor log;
-  gateway_actor gateway;
-  token_table tokens;
+  gateway_control_actor gateway;
   std::shared_ptr<trace_sink> trace;
 };
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <unistd.h>
 
 #include <caf/send.hpp>
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include "actors/storage/sqlite_backend.hpp"
@@ -234,6 +236,95 @@ void world::account_restores() {
   }
 }
 
+// -- scopes -----------------------------------------------------------------------
+
+const grants& world::grants_of(std::size_t client) const {
+  return net_.grant_versions.at(client).back();
+}
+
+void world::write_tokens_file() {
+  std::ofstream out{server_->tokens_path, std::ios::trunc};
+  for (auto& c : clients_) {
+    out << c->token << " " << c->name;
+    if (!opt_.lax_server) // a line without grants: write:*
+      for (auto& g : grants_of(c->index))
+        out << " " << to_string(g);
+    out << "\n";
+  }
+}
+
+void world::set_grants(std::size_t client, grants g) {
+  auto& versions = net_.grant_versions[client];
+  versions.push_back(std::move(g));
+  ++result_.grant_changes;
+  write_tokens_file();
+  if (!server_->up)
+    return; // it reads the file when it starts
+  std::map<std::size_t, std::size_t> written;
+  for (auto& [i, v] : net_.grant_versions)
+    written[i] = v.size() - 1;
+  caf::anon_send(operator_, caf::actor_cast<caf::actor>(server_->gateway),
+                 std::move(written));
+}
+
+std::vector<std::string> world::subscription_of(std::size_t client) const {
+  auto& c = *clients_[client];
+  return c.view ? c.view->subscription : std::vector<std::string>{};
+}
+
+bool world::subscribe(std::size_t client, const std::string& pattern) {
+  auto& c = *clients_[client];
+  if (!c.up)
+    return false;
+  caf::anon_send(app_, subscribe_atom::value, caf::actor_cast<caf::actor>(c.syncer),
+                 client, pattern);
+  return true;
+}
+
+bool world::unsubscribe(std::size_t client, const std::string& pattern) {
+  auto& c = *clients_[client];
+  if (!c.up)
+    return false;
+  caf::anon_send(app_, unsub_atom::value, caf::actor_cast<caf::actor>(c.syncer), client,
+                 pattern);
+  return true;
+}
+
+std::vector<std::string> world::held_under(std::size_t client, const grants& g) const {
+  std::vector<std::string> out;
+  for (auto& e : subscription_of(client))
+    for (auto& part : readable_part(g, e))
+      out.push_back(std::move(part));
+  return minimal_patterns(std::move(out));
+}
+
+void world::check_held(std::size_t i) {
+  auto& c = *clients_[i];
+  // Before its first answer a restarted client holds what its database
+  // kept; that answer's prune judges it.
+  if (!c.up || !c.view->known)
+    return;
+  ++result_.held_checks;
+  auto held = held_under(i, c.view->granted);
+  std::set<std::string> pending;
+  for (auto& ch : c.core->pending())
+    pending.insert(ch.id);
+  for (auto& e : c.core->all()) {
+    if (pending.count(e->id)) // a local write: it stays until answered
+      continue;
+    auto scope = scope_of(net_.rules, e->type, e->data);
+    if (std::any_of(held.begin(), held.end(),
+                    [&](auto& p) { return pattern_matches(p, scope); }))
+      continue;
+    auto what = c.name + " holds " + e->id + " of scope '" + scope
+                + "', which its subscription "
+                + nlohmann::json(c.view->subscription).dump()
+                + " under the grants of its last answer does not name";
+    if (held_reported_.insert(what).second)
+      hist_.violations.push_back(what);
+  }
+}
+
 std::size_t world::client_of_last_ran() {
   // The client whose actor just ran: its application writes while its
   // actors are busy, which is where the interleavings that matter are.
@@ -335,7 +426,10 @@ void world::run_until(caf::timespan until, bool workload) {
       }
       continue;
     }
-    // Nothing to run: time moves to the next timer or event.
+    // Nothing to run: time moves to the next timer or event. Every message
+    // sent so far is handled: a quiet point, where the scope rule holds.
+    for (std::size_t i = 0; i < clients_.size(); ++i)
+      check_held(i);
     auto next = until;
     if (!agenda_.empty())
       next = std::min(next, agenda_.begin()->first);
@@ -358,7 +452,10 @@ void world::run_until(caf::timespan until, bool workload) {
 client_outcome world::capture(std::size_t i) {
   auto& c = *clients_[i];
   client_outcome out;
+  out.index = i;
   out.name = c.name;
+  out.held = held_under(i, grants_of(i));
+  out.reported = minimal_patterns(hist_.reported_scopes[i]);
   out.client_id = c.client_id;
   out.db_path = c.db_path;
   if (!c.core)
@@ -372,6 +469,7 @@ client_outcome world::capture(std::size_t i) {
 
 sim_result world::run() {
   test_faults::drop_writes_in_rebase = opt_.broken_rebase;
+  test_faults::keep_pruned = opt_.keep_pruned;
   test_faults::wall_clock_jump_us = 0;
   start_server();
   for (std::size_t i = 0; i < clients_.size(); ++i)
@@ -415,11 +513,13 @@ sim_result world::run() {
     probe(i);
   run_until(now() + 1s, false);
   test_faults::drop_writes_in_rebase = false;
+  test_faults::keep_pruned = false;
   test_faults::wall_clock_jump_us = 0;
   if (!opt_.forget_restore_losses)
     account_restores();
   // The checks read the databases closed, as the next start would.
-  run_outcome outcome{&hist_, &net_.record, {}, server_->db_path};
+  run_outcome outcome{&hist_,           &net_.record, {},
+                      server_->db_path, net_.rules,   &net_.grant_versions};
   for (std::size_t i = 0; i < clients_.size(); ++i)
     outcome.clients.push_back(capture(i));
   // Healed and quiet: every write of the last incarnations was handed on.
@@ -433,6 +533,10 @@ sim_result world::run() {
   result_.failed_writes = vfs_.failed_writes();
   for (auto& w : hist_.violations)
     result_.failures.push_back(w);
+  for (auto& w : net_.record.scope_violations)
+    result_.failures.push_back("scopes: " + w);
+  result_.scoped_answers = net_.record.answers;
+  result_.scoped_entities = net_.record.scoped_entities;
   for (auto& c : default_checks()) {
     std::vector<std::string> failures;
     try {
