@@ -170,6 +170,8 @@ void local_database::prepare_statements() {
   select_outbox_ = db_->prepare(
     "SELECT mutation_id, kind, id, type, data, trace_id FROM outbox "
     "WHERE mutation_id > ?1 ORDER BY mutation_id LIMIT ?2");
+  drop_outbox_ = db_->prepare("DELETE FROM outbox WHERE mutation_id <= ?1");
+  set_since_ = db_->prepare("UPDATE scopes SET since = ?2 WHERE pattern = ?1");
 }
 
 std::string local_database::get_meta(const std::string& key) {
@@ -310,7 +312,8 @@ std::vector<uint64_t> local_database::append(const std::vector<change>& changes,
   }
 }
 
-void local_database::apply_pull(const pull_reply& reply) {
+void local_database::apply_pull(const pull_reply& reply,
+                                const std::vector<std::string>& progressed) {
   try {
     sqlite_tx tx{*db_};
     if (reply.reset)
@@ -325,8 +328,7 @@ void local_database::apply_pull(const pull_reply& reply) {
           .bind(4, static_cast<int64_t>(e.version))
           .exec();
     }
-    auto drop = db_->prepare("DELETE FROM outbox WHERE mutation_id <= ?1");
-    drop
+    drop_outbox_
       .bind(1,
             static_cast<int64_t>(std::min(reply.last_mutation_id, pushed_mutation_id_)))
       .exec();
@@ -335,6 +337,8 @@ void local_database::apply_pull(const pull_reply& reply) {
     set_meta("cookie_version", std::to_string(reply.next.version));
     set_meta("cookie_commit", std::to_string(reply.next.commit));
     set_meta("cookie_mac", reply.next.mac);
+    for (auto& pattern : progressed)
+      set_since_.bind(1, pattern).bind(2, static_cast<int64_t>(reply.next.version)).exec();
     tx.commit();
   } catch (const sqlite_error& e) {
     fail(e, "cannot apply pull to local database");

@@ -92,8 +92,13 @@ public:
 
   /// Stores a pull result in one transaction: base entities, cookie, and the
   /// outbox without what the server has seen (never a change above
-  /// pushed_mutation_id(): the server cannot have seen it from us).
-  void apply_pull(const pull_reply& reply);
+  /// pushed_mutation_id(): the server cannot have seen it from us). The
+  /// stored subscription's entries named in `progressed` (the patterns the
+  /// answer's request named) advance to the cookie's version in the same
+  /// transaction: a pull costs one transaction, and the progress is never
+  /// ahead of the data it reflects.
+  void apply_pull(const pull_reply& reply,
+                  const std::vector<std::string>& progressed = {});
 
   /// Replaces the stored subscription (entries, progress, known reads, held
   /// scopes, rules) in one transaction. Throws local_db_error (file then
@@ -172,6 +177,8 @@ private:
   sqlite_stmt upsert_entity_;
   sqlite_stmt delete_entity_;
   sqlite_stmt select_outbox_;
+  sqlite_stmt drop_outbox_;
+  sqlite_stmt set_since_;
 };
 
 } // namespace memsync

@@ -37,11 +37,12 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
         return make_error(e.error());
       }
     },
-    [=](rebase_atom, const pull_reply& reply) -> caf::result<ok_atom> {
+    [=](rebase_atom, const pull_reply& reply,
+        const std::vector<std::string>& progressed) -> caf::result<ok_atom> {
       trace_scope ts{self->state.trace.get(), self, "rebase"};
       ts.pull_items(reply);
       try {
-        self->state.db->apply_pull(reply);
+        self->state.db->apply_pull(reply, progressed);
         return ok_atom::value;
       } catch (const local_db_error& e) {
         return make_error(e.error());

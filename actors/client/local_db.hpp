@@ -29,8 +29,10 @@ using local_db_actor = caf::typed_actor<
   /// applied last is a retry of one that committed: it is not applied again
   /// and gets the same ids (see local_database::append).
   caf::replies_to<flush_atom, uint64_t, std::vector<change>>::with<std::vector<uint64_t>>,
-  /// Stores a pull result (base, cookie, confirmed outbox) in one transaction.
-  caf::replies_to<rebase_atom, pull_reply>::with<ok_atom>,
+  /// Stores a pull result (base, cookie, confirmed outbox) and the progress
+  /// of the subscription entries its request named (patterns) in one
+  /// transaction (local_database::apply_pull).
+  caf::replies_to<rebase_atom, pull_reply, std::vector<std::string>>::with<ok_atom>,
   /// Outbox changes above a mutation id to push: (after, max changes, max
   /// bytes). Records, before replying, that they may reach the server.
   caf::replies_to<outbox_atom, uint64_t, uint64_t, uint64_t>::with<std::vector<change>>,

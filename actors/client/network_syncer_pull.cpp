@@ -130,7 +130,10 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   // One copy for local_db; the store then gets the answer itself (a large
   // answer is not held three times over).
   auto answer = std::make_shared<pull_reply>(std::move(reply));
-  self->request(st.db, caf::infinite, rebase_atom::value, *answer)
+  std::vector<std::string> progressed;
+  for (auto& e : asked)
+    progressed.push_back(e.pattern);
+  self->request(st.db, caf::infinite, rebase_atom::value, *answer, std::move(progressed))
     .then(
       [=](ok_atom) { make_visible(self, gen, identity, answer, poked, received, asked); },
       on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));

@@ -1,9 +1,10 @@
 // network_syncer, scopes: the subscription (entries with their progress),
 // what the local data holds, and pruning it when that shrinks. Invariants:
 // an entry's progress only ever reaches a version whose answer is applied,
-// and only for the entries that answer's request named; the subscription
-// is saved after the answer it reflects is applied, so the local database
-// is never ahead of its data; the data holds nothing outside `sub.held`
+// and only for the entries that answer's request named; local_db saves that
+// progress in the transaction that stores the answer, and the rest of the
+// subscription after the answer it reflects is applied, so the local
+// database is never ahead of its data; the data holds nothing outside `sub.held`
 // once a prune it implies is done.
 #include <algorithm>
 #include <iterator>
@@ -92,12 +93,12 @@ void save(self_ptr self) {
   auto& st = self->state;
   if (st.saved && same(*st.saved, st.sub))
     return;
-  st.saved = std::make_shared<const scope_subscription>(st.sub);
+  st.saved = st.sub;
   self->request(st.db, caf::infinite, scopes_atom::value, st.sub)
     .then([](ok_atom) {},
           [=](caf::error& err) {
             ++self->state.status.layers.errors[to_string(to_sync_error(err).code)];
-            self->state.saved = nullptr;
+            self->state.saved.reset();
           });
 }
 
@@ -223,6 +224,13 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
   for (auto& e : es)
     if (asked_for(answer.asked, e.pattern))
       e.since = answer.version;
+  // local_db advanced the same entries when it stored the answer (a save
+  // handed to it after that answer is then counted ahead of what it holds:
+  // its progress stays behind, which costs a refetch, never a skip).
+  if (st.saved)
+    for (auto& e : st.saved->entries)
+      if (asked_for(answer.asked, e.pattern))
+        e.since = answer.version;
   // An entry that another entry of this answer's request covers gives way
   // to it now: both are at the answer's version.
   std::vector<std::string> given_way;

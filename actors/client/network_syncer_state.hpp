@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <utility>
 #include <vector>
@@ -140,8 +141,10 @@ struct network_syncer_state {
   /// scope_subscription): `held` and `rules` say what the local data may
   /// hold, `known_reads` what it was pulled under.
   scope_subscription sub;
-  /// What was last handed to local_db to save (null: nothing, or it failed).
-  std::shared_ptr<const scope_subscription> saved;
+  /// What local_db holds of the subscription as far as this actor knows:
+  /// what it was last handed to save, with the progress of the answers it
+  /// stored since (none: nothing saved yet, or a save failed).
+  std::optional<scope_subscription> saved;
   bool grants_known = false; ///< a hello or a pull of this run told us
   grants granted;            ///< the token's, once known
   scope_rules rules;         ///< the latest known (hello, pull, or as stored)

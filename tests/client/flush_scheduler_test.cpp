@@ -40,7 +40,9 @@ local_db_actor::behavior_type scripted_db(local_db_actor::pointer,
         ids.push_back(log->next_mid++);
       return ids;
     },
-    [=](rebase_atom, const pull_reply&) { return ok_atom::value; },
+    [=](rebase_atom, const pull_reply&, const std::vector<std::string>&) {
+      return ok_atom::value;
+    },
     [=](outbox_atom, uint64_t, uint64_t, uint64_t) { return std::vector<change>{}; },
     [=](epoch_atom, const std::string&) { return ok_atom::value; },
     [=](outbox_max_atom) { return log->next_mid - 1; },
@@ -103,7 +105,9 @@ local_db_actor::behavior_type slow_local_db(local_db_actor::pointer self,
         {batch, changes, {rp, caf::actor_cast<caf::strong_actor_ptr>(self)}});
       return rp;
     },
-    [=](rebase_atom, const pull_reply&) { return ok_atom::value; },
+    [=](rebase_atom, const pull_reply&, const std::vector<std::string>&) {
+      return ok_atom::value;
+    },
     [=](outbox_atom, uint64_t, uint64_t, uint64_t) { return std::vector<change>{}; },
     [=](epoch_atom, const std::string&) { return ok_atom::value; },
     [=](outbox_max_atom) { return uint64_t{0}; },

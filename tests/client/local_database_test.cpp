@@ -586,6 +586,23 @@ TEST_F(local_database_test, the_subscription_and_its_progress_survive_a_reopen) 
   EXPECT_EQ(loaded.entries[0].since, 13u);
 }
 
+TEST_F(local_database_test, a_pull_advances_the_progress_of_the_entries_it_names) {
+  {
+    auto db = open();
+    db->save_subscription(scope_subscription{{{"team-a", 3}, {"team-b", 0}}});
+    pull_reply r;
+    r.next = {"ep1", 9, 4, "mac"};
+    r.entities = {{"n1", "note", R"({"team":"team-a"})", 9, false}};
+    // team-b was not in the answered request; team-c is no entry.
+    db->apply_pull(r, {"team-a", "team-c"});
+  }
+  auto snap = open()->load();
+  EXPECT_EQ(snap.cursor.version, 9u);
+  ASSERT_EQ(snap.subscription.entries.size(), 2u);
+  for (auto& e : snap.subscription.entries)
+    EXPECT_EQ(e.since, e.pattern == "team-a" ? 9u : 0u) << e.pattern;
+}
+
 TEST_F(local_database_test, a_file_from_before_scopes_is_migrated_and_keeps_its_data) {
   {
     auto db = open();

@@ -87,6 +87,18 @@ struct script {
   std::vector<std::string> unreadable;
   using prune = std::pair<scope_rules, std::vector<std::string>>;
   std::vector<scope_subscription> db_saves;
+  /// What local_db holds of the subscription: the last save, with the
+  /// progress of the rebases stored since.
+  scope_subscription db_stored;
+  /// The patterns each rebase named, and those of held rebases (stored
+  /// once released).
+  std::vector<std::vector<std::string>> db_progressed;
+  std::vector<std::pair<std::vector<std::string>, uint64_t>> held_db_progress;
+  void store_progress(const std::vector<std::string>& progressed, uint64_t version) {
+    for (auto& e : db_stored.entries)
+      if (std::find(progressed.begin(), progressed.end(), e.pattern) != progressed.end())
+        e.since = version;
+  }
   std::vector<prune> db_prunes;
   std::vector<prune> store_prunes;
   std::vector<grants> store_grants;
@@ -265,14 +277,18 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
         ids.push_back(++s->highest_mid);
       return ids;
     },
-    [=](rebase_atom, const pull_reply& reply) -> caf::result<ok_atom> {
+    [=](rebase_atom, const pull_reply& reply,
+        const std::vector<std::string>& progressed) -> caf::result<ok_atom> {
       s->events.push_back("db.rebase");
       s->db_rebases.push_back(reply);
+      s->db_progressed.push_back(progressed);
       if (script::next(s->db_rebase_script) == mode::hold) {
         auto rp = self->make_response_promise<ok_atom>();
         s->held_db_rebases.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+        s->held_db_progress.emplace_back(progressed, reply.next.version);
         return rp;
       }
+      s->store_progress(progressed, reply.next.version);
       return ok_atom::value;
     },
     [=](outbox_atom, uint64_t after, uint64_t max_changes, uint64_t max_bytes) {
@@ -297,6 +313,7 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
     },
     [=](scopes_atom, const scope_subscription& sub) {
       s->db_saves.push_back(sub);
+      s->db_stored = sub;
       return ok_atom::value;
     },
     [=](prune_atom, const scope_rules& rules, const std::vector<std::string>& held) {
@@ -1606,8 +1623,7 @@ TEST_F(network_syncer_scopes_test,
   EXPECT_EQ(since_of(req.scopes, "team-b"), 0u);
   EXPECT_EQ(s->store_prunes.size(), 1u); // nothing was lost, nothing pruned
   // Once that answer is applied, both are at its version; no third pull.
-  ASSERT_FALSE(s->db_saves.empty());
-  auto& saved = s->db_saves.back().entries;
+  auto& saved = s->db_stored.entries;
   EXPECT_EQ(since_of(saved, "team-a"), s->server_cookie.version);
   EXPECT_EQ(since_of(saved, "team-b"), s->server_cookie.version);
   EXPECT_EQ(s->pulls.size(), 2u);
@@ -1633,8 +1649,8 @@ TEST_F(network_syncer_scopes_test,
   EXPECT_EQ(since_of(req.scopes, "team-a"), s->server_cookie.version);
   EXPECT_EQ(since_of(req.scopes, "team-*"), 0u);
   // That answer applied, both are at its version and team-a gives way.
-  ASSERT_FALSE(s->db_saves.empty());
-  EXPECT_EQ(patterns(s->db_saves.back().entries), (strings{"team-*"}));
+  EXPECT_EQ(patterns(s->db_stored.entries), (strings{"team-*"}));
+  EXPECT_EQ(since_of(s->db_stored.entries, "team-*"), s->server_cookie.version);
   EXPECT_EQ(scopes(), (strings{"team-*"}));
   poke_with(s->server_cookie.version + 1);
   ASSERT_EQ(s->pulls.size(), 3u);
@@ -1666,19 +1682,25 @@ TEST_F(network_syncer_scopes_test,
   ASSERT_EQ(s->held_pulls.size(), 1u);
   EXPECT_TRUE(ask(subscribe_atom::value, "team-b").ok());
   EXPECT_EQ(s->pulls.size(), 1u); // coalesced behind the one in flight
-  auto saves = s->db_saves.size();
+  EXPECT_EQ(since_of(s->db_stored.entries, "team-b"), 0u); // saved at once
+  s->pull_script = {mode::hold};
   answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
   sched.run();
   ASSERT_EQ(s->pulls.size(), 2u);
   auto& req = s->pulls[1].msg;
   EXPECT_EQ(since_of(req.scopes, "team-a"), s->server_cookie.version);
   EXPECT_EQ(since_of(req.scopes, "team-b"), 0u); // not in the answered request
-  // The progress saved after the first answer never claimed team-b; the
-  // second answer brings it to the version.
-  ASSERT_GE(s->db_saves.size(), saves + 2);
-  EXPECT_EQ(since_of(s->db_saves[saves].entries, "team-a"), s->server_cookie.version);
-  EXPECT_EQ(since_of(s->db_saves[saves].entries, "team-b"), 0u);
-  EXPECT_EQ(since_of(s->db_saves.back().entries, "team-b"), s->server_cookie.version);
+  // The first answer's progress, stored with it, never claimed team-b.
+  ASSERT_EQ(s->db_progressed.size(), 1u);
+  EXPECT_EQ(s->db_progressed[0], (strings{"team-a"}));
+  EXPECT_EQ(since_of(s->db_stored.entries, "team-a"), s->server_cookie.version);
+  EXPECT_EQ(since_of(s->db_stored.entries, "team-b"), 0u);
+  // The second answer brings team-b to the version.
+  ASSERT_EQ(s->held_pulls.size(), 2u);
+  answer(s->held_pulls[1], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  ASSERT_EQ(s->db_progressed.size(), 2u);
+  EXPECT_EQ(since_of(s->db_stored.entries, "team-b"), s->server_cookie.version);
   EXPECT_EQ(s->pulls.size(), 2u);
 }
 
@@ -1693,8 +1715,8 @@ TEST_F(network_syncer_scopes_test, unsubscribe_prunes_at_once_and_drops_the_entr
   EXPECT_EQ(s->db_prunes.back().second, (strings{"team-a"}));
   EXPECT_EQ(s->pulls.size(), 1u); // no pull needed
   EXPECT_EQ(scopes(), (strings{"team-a"}));
-  EXPECT_EQ(patterns(s->db_saves.back().entries), (strings{"team-a"}));
-  EXPECT_EQ(s->db_saves.back().held, (strings{"team-a"}));
+  EXPECT_EQ(patterns(s->db_stored.entries), (strings{"team-a"}));
+  EXPECT_EQ(s->db_stored.held, (strings{"team-a"}));
   poke_with(s->server_cookie.version + 1);
   ASSERT_EQ(s->pulls.size(), 2u);
   EXPECT_EQ(patterns(s->pulls[1].msg.scopes), (strings{"team-a"}));
@@ -1789,21 +1811,46 @@ TEST_F(network_syncer_scopes_test,
 }
 
 TEST_F(network_syncer_scopes_test,
+       a_pull_that_only_advances_progress_stores_it_with_the_answer_and_saves_nothing_else) {
+  start(scoped({"team-a", "team-b"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  auto saves = s->db_saves.size();
+  for (uint64_t i = 1; i <= 3; ++i) {
+    poke_with(s->server_cookie.version + 1);
+    ASSERT_EQ(s->pulls.size(), 1 + i);
+    EXPECT_EQ(s->db_progressed.back(), (strings{"team-a", "team-b"}));
+    EXPECT_EQ(since_of(s->db_stored.entries, "team-a"), s->server_cookie.version);
+    EXPECT_EQ(since_of(s->db_stored.entries, "team-b"), s->server_cookie.version);
+  }
+  // One transaction per pull: the rebase's, never a save besides it.
+  EXPECT_EQ(s->db_saves.size(), saves);
+  // What changes besides progress is still saved.
+  ASSERT_TRUE(ask(unsub_atom::value, "team-b").ok());
+  EXPECT_EQ(s->db_saves.size(), saves + 1);
+  EXPECT_EQ(patterns(s->db_stored.entries), (strings{"team-a"}));
+}
+
+TEST_F(network_syncer_scopes_test,
        progress_is_saved_after_the_answer_is_applied_and_taken_up_after_a_restart) {
   s->db_rebase_script = {mode::hold};
   start(scoped({"team-a"}));
   ASSERT_EQ(s->held_db_rebases.size(), 1u);
-  // Not applied yet: nothing claims the answer's version.
+  // Not stored yet: nothing claims the answer's version.
   for (auto& saved : s->db_saves)
     EXPECT_LT(since_of(saved.entries, "team-a"), s->server_cookie.version);
+  for (auto& e : s->db_stored.entries)
+    EXPECT_LT(e.since, s->server_cookie.version) << e.pattern;
+  // Stored: the progress with it, in its transaction.
+  ASSERT_EQ(s->held_db_progress.size(), 1u);
+  EXPECT_EQ(s->held_db_progress[0].first, (strings{"team-a"}));
+  s->store_progress(s->held_db_progress[0].first, s->held_db_progress[0].second);
   answer(s->held_db_rebases[0], ok_atom::value);
   sched.run();
-  ASSERT_FALSE(s->db_saves.empty());
-  auto saved = s->db_saves.back();
+  auto saved = s->db_stored;
   EXPECT_EQ(since_of(saved.entries, "team-a"), s->server_cookie.version);
   EXPECT_EQ(saved.configured, (strings{"team-a"}));
   ASSERT_TRUE(ask(subscribe_atom::value, "team-b").ok());
-  saved = s->db_saves.back();
+  saved = s->db_stored;
   stop_syncer();
   // Restart with what local_db stored (the cookie with it), same config:
   // the run-time subscription and the progress are taken up again.
@@ -1820,7 +1867,7 @@ TEST_F(network_syncer_scopes_test,
   // A changed client.scopes replaces the subscription; what it keeps keeps
   // its progress.
   stop_syncer();
-  saved = s->db_saves.back();
+  saved = s->db_stored;
   saved.stored = true;
   cfg = scoped({"team-a", "team-c"});
   cfg.cursor = s->server_cookie;
