@@ -131,14 +131,36 @@ std::string sqlite_db::query_text(std::string_view sql) {
   return stmt.step() ? stmt.column_text(0) : std::string{};
 }
 
+sqlite_stmt& sqlite_db::control(sqlite_stmt& stmt, std::string_view sql) {
+  if (!stmt.prepared())
+    stmt = prepare(sql);
+  return stmt;
+}
+
+void sqlite_db::begin() {
+  control(begin_, "BEGIN IMMEDIATE").exec();
+}
+
+void sqlite_db::begin_read() {
+  control(begin_read_, "BEGIN").exec();
+}
+
+void sqlite_db::commit() {
+  control(commit_, "COMMIT").exec();
+}
+
+void sqlite_db::rollback() {
+  control(rollback_, "ROLLBACK").exec();
+}
+
 sqlite_tx::sqlite_tx(sqlite_db& db) : db_(db) {
-  db_.exec("BEGIN IMMEDIATE");
+  db_.begin();
 }
 
 sqlite_tx::~sqlite_tx() {
   if (!done_) {
     try {
-      db_.exec("ROLLBACK");
+      db_.rollback();
     } catch (...) {
       // the transaction may already be gone after an I/O error
     }
@@ -146,7 +168,7 @@ sqlite_tx::~sqlite_tx() {
 }
 
 void sqlite_tx::commit() {
-  db_.exec("COMMIT");
+  db_.commit();
   done_ = true;
 }
 

@@ -42,6 +42,7 @@ public:
   /// Runs to completion and resets, for statements without rows.
   void exec();
   void reset();
+  bool prepared() const { return stmt_ != nullptr; }
 
   int64_t column_int(int index) const;
   std::string column_text(int index) const;
@@ -62,13 +63,23 @@ public:
 
   void exec(std::string_view sql);
   sqlite_stmt prepare(std::string_view sql);
+  /// BEGIN IMMEDIATE, BEGIN (a read: deferred), COMMIT and ROLLBACK through
+  /// statements prepared once: a small transaction (a client's pull, a
+  /// server's pull) spent much of its time parsing them again.
+  void begin();
+  void begin_read();
+  void commit();
+  void rollback();
   /// Runs a query that returns one integer (e.g. a PRAGMA).
   int64_t query_int(std::string_view sql);
   std::string query_text(std::string_view sql);
   sqlite3* handle() { return db_; }
 
 private:
+  sqlite_stmt& control(sqlite_stmt& stmt, std::string_view sql);
+
   sqlite3* db_ = nullptr;
+  sqlite_stmt begin_, begin_read_, commit_, rollback_;
 };
 
 /// BEGIN IMMEDIATE on construction, ROLLBACK on destruction unless committed.

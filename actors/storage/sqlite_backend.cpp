@@ -374,12 +374,12 @@ pull_reply sqlite_backend::pull_page(const std::string& client_id, const cookie&
     if (since.epoch == epoch_ && !issued(since))
       renew_epoch(); // this file is an older copy of the history
     // One read transaction: every row below comes from the same snapshot.
-    db_->exec("BEGIN");
+    db_->begin_read();
     struct end_read {
       sqlite_db& db;
       ~end_read() {
         try {
-          db.exec("COMMIT");
+          db.commit();
         } catch (...) {
         }
       }
