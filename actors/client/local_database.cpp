@@ -338,7 +338,9 @@ void local_database::apply_pull(const pull_reply& reply,
     set_meta("cookie_commit", std::to_string(reply.next.commit));
     set_meta("cookie_mac", reply.next.mac);
     for (auto& pattern : progressed)
-      set_since_.bind(1, pattern).bind(2, static_cast<int64_t>(reply.next.version)).exec();
+      set_since_.bind(1, pattern)
+        .bind(2, static_cast<int64_t>(reply.next.version))
+        .exec();
     tx.commit();
   } catch (const sqlite_error& e) {
     fail(e, "cannot apply pull to local database");

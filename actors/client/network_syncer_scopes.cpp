@@ -4,8 +4,8 @@
 // and only for the entries that answer's request named; local_db saves that
 // progress in the transaction that stores the answer, and the rest of the
 // subscription after the answer it reflects is applied, so the local
-// database is never ahead of its data; the data holds nothing outside `sub.held`
-// once a prune it implies is done.
+// database is never ahead of its data; the data holds nothing outside
+// `sub.held` once a prune it implies is done.
 #include <algorithm>
 #include <iterator>
 #include <string>

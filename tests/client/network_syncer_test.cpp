@@ -1811,7 +1811,7 @@ TEST_F(network_syncer_scopes_test,
 }
 
 TEST_F(network_syncer_scopes_test,
-       a_pull_that_only_advances_progress_stores_it_with_the_answer_and_saves_nothing_else) {
+       a_pull_that_only_advances_progress_stores_it_with_the_answer_alone) {
   start(scoped({"team-a", "team-b"}));
   ASSERT_EQ(s->pulls.size(), 1u);
   auto saves = s->db_saves.size();
