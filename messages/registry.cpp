@@ -37,6 +37,7 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<log_push>("memsync::log_push")
     .add_message_type<log_pull>("memsync::log_pull")
     .add_message_type<log_stats>("memsync::log_stats")
+    .add_message_type<relayed_commit>("memsync::relayed_commit")
     .add_message_type<sync_status>("memsync::sync_status")
     .add_message_type<scope_subscription>("memsync::scope_subscription")
     // Actor handles that cross the network: the client's poke listener in

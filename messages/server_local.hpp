@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <caf/meta/type_name.hpp>
@@ -40,6 +41,22 @@ struct log_pull {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, log_pull& x) {
   return f(caf::meta::type_name("memsync::log_pull"), x.request, x.parts, x.refetch);
+}
+
+/// A commit another server node made on the shared database, as its
+/// notification told this node: the head it reached and the scopes it
+/// touched (`scopes_known` false: not told, e.g. after the listener
+/// reconnected; every session is poked then).
+struct relayed_commit {
+  uint64_t version = 0;
+  std::vector<std::string> scopes;
+  bool scopes_known = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, relayed_commit& x) {
+  return f(caf::meta::type_name("memsync::relayed_commit"), x.version, x.scopes,
+           x.scopes_known);
 }
 
 /// Counters of a replication log, for benchmarks and status.

@@ -117,14 +117,10 @@ bool foreign_head(replication_log_state& st, uint64_t head) {
 }
 
 // `trace_id`: a traced change of that version's commit (0: none known).
-// `scopes`: the scopes this node's commit touched; null (a head the relay
-// reports, whose scopes it does not carry): every listener, unless only this
-// node wrote since the last report.
+// `scopes`: the scopes the commit touched; null (not known): every listener.
 void poke_listeners(self_ptr self, uint64_t version, uint64_t trace_id,
-                    const std::vector<std::string>* scopes = nullptr) {
+                    const std::vector<std::string>* scopes) {
   auto& st = self->state;
-  if (!scopes && !foreign_head(st, version))
-    return;
   trace_scope ts{st.trace.get(), self, "poke_sent"};
   ts.version(version);
   ts.mark(trace_id);
@@ -282,7 +278,10 @@ replication_log_impl(self_ptr self, std::shared_ptr<storage_backend> backend,
         self->state.pokes.set_filter(listener.address(), std::move(patterns));
     },
     [=](reload_atom, scope_rules& rules) { self->state.rules = std::move(rules); },
-    [=](poke_atom, const poke& p) { poke_listeners(self, p.version, p.trace_id); },
+    [=](poke_atom, const relayed_commit& c) {
+      if (foreign_head(self->state, c.version))
+        poke_listeners(self, c.version, 0, c.scopes_known ? &c.scopes : nullptr);
+    },
     [=](stats_atom) {
       auto out = self->state.stats;
       out.listeners = self->state.listeners.size();

@@ -53,9 +53,11 @@ using replication_log_actor = caf::typed_actor<
   /// New scope rules (a reload): every write from now on derives scopes by
   /// them; stored entities keep theirs until written again.
   caf::reacts_to<reload_atom, scope_rules>,
-  /// Another server node on the same database committed up to this version
-  /// (its scopes unknown: every listener is poked).
-  caf::reacts_to<poke_atom, poke>,
+  /// Another server node on the same database committed up to this version:
+  /// the listeners of the scopes it touched are poked (every listener if
+  /// those are not known), unless every version since the last such report
+  /// is this node's own (already poked when it committed).
+  caf::reacts_to<poke_atom, relayed_commit>,
   /// Counters for benchmarks and status.
   caf::replies_to<stats_atom>::with<log_stats>>;
 

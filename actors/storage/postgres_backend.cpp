@@ -6,6 +6,8 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
+#include <string_view>
 #include <unordered_map>
 
 namespace memsync {
@@ -316,7 +318,7 @@ public:
     if (!writes_.empty()) {
       write_rows();
       backend_.run("set_head", {num(head_), num(commit_id_)}, "cannot write the head");
-      backend_.run("notify", {backend_.channel_, num(head_)},
+      backend_.run("notify", {backend_.channel_, notify_payload()},
                    "cannot notify other servers");
     }
     done_ = true;
@@ -327,6 +329,29 @@ public:
   }
 
 private:
+  /// What the other server nodes hear of this commit (postgres_listener):
+  /// the head, then every scope it touched (before or after a change), so
+  /// that they poke only the sessions of those scopes. Scope names hold no
+  /// spaces. A list that would not fit NOTIFY's payload is left out: the
+  /// head alone pokes every session.
+  std::string notify_payload() const {
+    constexpr std::size_t max_payload = 7900; // PostgreSQL takes up to 8000 bytes
+    std::set<std::string_view> touched;
+    for (auto& [id, row] : cache_)
+      if (row && row->e.version > base_)
+        touched.insert(row->scope);
+    for (auto& [key, version] : moves_)
+      touched.insert(key.first);
+    auto out = num(head_);
+    for (auto scope : touched) {
+      if (out.size() + 1 + scope.size() > max_payload)
+        return num(head_);
+      out += ' ';
+      out += scope;
+    }
+    return out;
+  }
+
   struct log_row {
     std::string entity_id;
     std::string client_id;

@@ -19,8 +19,9 @@
 // current epoch that this history never issued renews the epoch (the
 // database was replaced by an older copy), as with SQLite.
 // Every commit that wrote something sends NOTIFY on a channel named like the
-// schema, with the new head version as payload, so the other server nodes
-// can poke their clients (see postgres_listener).
+// schema, with the new head version and the scopes the commit touched as
+// payload, so the other server nodes can poke the clients of those scopes
+// (see postgres_listener).
 // synchronous_commit stays on: a push is acknowledged only once its commit
 // is durable. A lost connection or a serialization failure throws a
 // retryable storage_error; the next call reconnects. (A connection lost

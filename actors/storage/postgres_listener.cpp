@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -40,6 +41,30 @@ bool read_head(PGconn* conn, const std::string& schema, uint64_t& out) {
 }
 
 } // namespace
+
+bool postgres_listener::parse_payload(std::string_view payload, uint64_t& head,
+                                      std::optional<std::vector<std::string>>& scopes) {
+  auto end = payload.find(' ');
+  auto number = payload.substr(0, end);
+  if (number.empty() || number.size() > 20
+      || !std::all_of(number.begin(), number.end(),
+                      [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  head = std::strtoull(std::string{number}.c_str(), nullptr, 10);
+  scopes.reset();
+  if (end == std::string_view::npos)
+    return true; // the head alone: any scope
+  std::vector<std::string> named;
+  for (auto rest = payload.substr(end + 1); !rest.empty();) {
+    auto next = rest.find(' ');
+    if (auto scope = rest.substr(0, next); !scope.empty())
+      named.emplace_back(scope);
+    rest = next == std::string_view::npos ? std::string_view{} : rest.substr(next + 1);
+  }
+  if (!named.empty())
+    scopes = std::move(named);
+  return true;
+}
 
 postgres_listener::postgres_listener(std::string conninfo, std::string schema,
                                      on_head callback,
@@ -80,10 +105,11 @@ void postgres_listener::run() {
   constexpr auto retry_min = std::chrono::milliseconds(50);
   uint64_t failures = 0; // consecutive failed connects
   uint64_t reported = 0;
-  auto report = [&](uint64_t head) {
+  auto report = [&](uint64_t head,
+                    const std::optional<std::vector<std::string>>& scopes) {
     if (head > reported) {
       reported = head;
-      callback_(head);
+      callback_(head, scopes);
     }
   };
   for (;;) {
@@ -101,7 +127,7 @@ void postgres_listener::run() {
     // Commits made while we were not listening sent notifications nobody heard.
     uint64_t head = 0;
     if (read_head(conn.get(), schema_, head))
-      report(head);
+      report(head, std::nullopt);
     auto fd = PQsocket(conn.get());
     for (bool alive = true; alive;) {
       switch (wait(fd, std::chrono::seconds(2))) {
@@ -114,7 +140,10 @@ void postgres_listener::run() {
         case woke::readable: alive = PQconsumeInput(conn.get()) != 0; break;
       }
       while (auto* note = PQnotifies(conn.get())) {
-        report(std::strtoull(note->extra, nullptr, 10));
+        uint64_t head = 0;
+        std::optional<std::vector<std::string>> scopes;
+        if (parse_payload(note->extra, head, scopes))
+          report(head, scopes);
         PQfreemem(note);
       }
     }

@@ -164,7 +164,11 @@ server_node::server_node(caf::actor_system& sys, const server_config& cfg) : sys
   if (cfg.backend == "postgres") // other nodes' commits poke our clients too
     listener_ = std::make_unique<postgres_listener>(
       cfg.postgres, cfg.postgres_schema,
-      [log = log_](uint64_t head) { caf::anon_send(log, poke_atom::value, poke{head}); });
+      [log = log_](uint64_t head, const std::optional<std::vector<std::string>>& scopes) {
+        caf::anon_send(log, poke_atom::value,
+                       relayed_commit{head, scopes.value_or(std::vector<std::string>{}),
+                                      scopes.has_value()});
+      });
   auto gateway = spawn_gateway(sys, log_, gcfg);
   // Behind the guard, the middleman listens on loopback only, on a port of
   // its own; the guard is the only peer that ever connects to it.

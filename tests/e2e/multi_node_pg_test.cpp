@@ -34,11 +34,15 @@ protected:
   /// Starts `syncnode server` with config/server-node-NAME.ini on a free port.
   uint16_t start_node(const std::string& name, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{
-      SYNCNODE_PATH, "server", "--config",
-      MEMSYNC_SOURCE_DIR "/config/server-node-" + name + ".ini", "--server.port=0",
+      SYNCNODE_PATH,
+      "server",
+      "--config",
+      MEMSYNC_SOURCE_DIR "/config/server-node-" + name + ".ini",
+      "--server.port=0",
       "--server.postgres=" + pg().conninfo(db),
       "--server.tokens-file=" + clients.dir().file("tokens.txt"),
-      "--middleman.heartbeat-interval=200ms", "--middleman.connection-timeout=2s"};
+      "--middleman.heartbeat-interval=200ms",
+      "--middleman.connection-timeout=2s"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto node = std::make_unique<child_process>(args);
     std::string line;
@@ -123,7 +127,8 @@ TEST_F(multi_node_test, scopes_isolate_clients_across_nodes) {
   ASSERT_EQ(alice->cmd(R"(put a1 task {"team":"team-a","by":"alice"})"), "ok");
   ASSERT_EQ(bob->cmd(R"(put b1 task {"team":"team-b","by":"bob"})"), "ok");
   EXPECT_TRUE(sees(*carol, "a1", "by", "alice")) << "node b did not poke carol";
-  EXPECT_EQ(bob->cmd(R"(put a2 task {"team":"team-a"})").rfind("error: forbidden", 0), 0u);
+  EXPECT_EQ(bob->cmd(R"(put a2 task {"team":"team-a"})").rfind("error: forbidden", 0),
+            0u);
   for (auto* c : {alice.get(), bob.get(), carol.get()})
     ASSERT_EQ(c->sync(), "ok") << c->name();
   auto ids = [](sync_client& c) {
@@ -138,6 +143,15 @@ TEST_F(multi_node_test, scopes_isolate_clients_across_nodes) {
   EXPECT_EQ(sql("SELECT string_agg(id || ':' || scope, ',' ORDER BY id) FROM "
                 "memsync.entities"),
             "a1:team-a,b1:team-b");
+  // Node b hears node a's commits with their scopes: it pokes carol (team-a)
+  // and not bob (team-b), whose cookie therefore stays where it was.
+  auto bob_cookie = bob->status()["cookie"];
+  for (auto id : {"a3", "a4", "a5"})
+    ASSERT_EQ(alice->cmd(std::string{"put "} + id + R"( task {"team":"team-a"})"), "ok");
+  ASSERT_EQ(alice->sync(), "ok");
+  EXPECT_TRUE(sees(*carol, "a5", "team", "team-a")) << "node b did not poke carol";
+  ASSERT_EQ(carol->sync(), "ok");
+  EXPECT_EQ(bob->status()["cookie"], bob_cookie) << "bob was poked for team-a's commits";
 }
 
 TEST_F(multi_node_test, losing_the_database_connection_loses_nothing) {

@@ -36,7 +36,7 @@ replication_log_actor::behavior_type recording_log(std::shared_ptr<log_record> r
     [=](subscribe_atom, poke_listener_actor&) { ++r->subscribers; },
     [](scopes_atom, poke_listener_actor&, std::vector<std::string>&) {},
     [=](reload_atom, scope_rules& rules) { r->reloads.push_back(rules); },
-    [](poke_atom, const poke&) {},
+    [](poke_atom, const relayed_commit&) {},
     [](stats_atom) { return log_stats{}; },
   };
 }

@@ -354,10 +354,18 @@ TEST_F(replication_log_test,
   push(log, log_push_of("w", {team_note(3, "x3", "other")}));
   sched.run();
   EXPECT_EQ(counts(), (std::vector<size_t>{3, 1, 2, 1, 0, 3}));
-  // Another node's commit: its scopes are unknown, so everyone is poked.
-  caf::anon_send(log, poke_atom::value, poke{10, 0});
+  // Another node's commit whose scopes are unknown: everyone is poked.
+  caf::anon_send(log, poke_atom::value, relayed_commit{10, {}, false});
   sched.run();
   EXPECT_EQ(counts(), (std::vector<size_t>{4, 2, 3, 2, 1, 4}));
+  // One whose notification named its scopes: as a commit of this node.
+  caf::anon_send(log, poke_atom::value, relayed_commit{12, {"team-b"}, true});
+  sched.run();
+  EXPECT_EQ(counts(), (std::vector<size_t>{5, 2, 4, 3, 1, 5}));
+  // A move between two scopes another node made pokes the listeners of both.
+  caf::anon_send(log, poke_atom::value, relayed_commit{13, {"other", "team-a"}, true});
+  sched.run();
+  EXPECT_EQ(counts(), (std::vector<size_t>{6, 3, 5, 3, 1, 6}));
   // A filter for a listener that never subscribed changes nothing.
   auto stranger_rec = std::make_shared<poke_record>();
   auto stranger = keep(spawn_poke_recorder(sys, stranger_rec));

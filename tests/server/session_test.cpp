@@ -49,7 +49,7 @@ replication_log_actor::behavior_type fake_log(std::shared_ptr<log_script> s) {
       s->filters.push_back(f);
     },
     [=](reload_atom, scope_rules&) {},
-    [=](poke_atom, const poke&) {},
+    [=](poke_atom, const relayed_commit&) {},
     [=](stats_atom) { return log_stats{}; },
   };
 }
@@ -78,7 +78,7 @@ replication_log_actor::behavior_type holding_log(holding_log_ptr self,
       s->filters.push_back(f);
     },
     [=](reload_atom, scope_rules&) {},
-    [=](poke_atom, const poke&) {},
+    [=](poke_atom, const relayed_commit&) {},
     [=](stats_atom) { return log_stats{}; },
   };
 }

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,10 +25,17 @@ namespace {
 // What a listener reported, for a test thread to wait on.
 class heads {
 public:
-  void add(uint64_t v) {
+  using scopes = std::optional<std::vector<std::string>>;
+  void add(uint64_t v, const scopes& touched = std::nullopt) {
     std::lock_guard<std::mutex> guard{mutex_};
     seen_.push_back(v);
+    scopes_.push_back(touched);
     changed_.notify_all();
+  }
+  /// The scopes reported with each head, in order.
+  std::vector<scopes> all_scopes() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return scopes_;
   }
   // True once `v` was reported (within `timeout`).
   bool wait_for(uint64_t v, std::chrono::milliseconds timeout = 10s) {
@@ -43,6 +52,7 @@ private:
   std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<uint64_t> seen_;
+  std::vector<scopes> scopes_;
 };
 
 class postgres_listener_test : public ::testing::Test {
@@ -58,8 +68,8 @@ protected:
   static pg_cluster& cluster() { return pg_cluster::shared(); }
   std::unique_ptr<postgres_listener> listen(heads& out, std::string schema = "memsync") {
     auto l = std::make_unique<postgres_listener>(
-      cluster().conninfo(name), std::move(schema), [&out](uint64_t v) { out.add(v); },
-      200ms);
+      cluster().conninfo(name), std::move(schema),
+      [&out](uint64_t v, const heads::scopes& touched) { out.add(v, touched); }, 200ms);
     for (int i = 0; i < 500 && !l->listening(); ++i)
       std::this_thread::sleep_for(10ms);
     EXPECT_TRUE(l->listening());
@@ -102,6 +112,43 @@ TEST_F(postgres_listener_test,
   EXPECT_EQ(got.all(), std::vector<uint64_t>{3});
 }
 
+TEST_F(postgres_listener_test, each_head_comes_with_the_scopes_its_commit_touched) {
+  heads got;
+  auto listener = listen(got);
+  scope_rules rules{scope_rule{"note", "team"}};
+  auto commit = [&](std::vector<change> changes) {
+    auto out = apply_pushes(*writer, {conformance::push("a", writer->epoch(), changes)},
+                            {}, rules);
+    ASSERT_TRUE(out.outcomes.at(0).error.ok()) << out.outcomes.at(0).error.describe();
+  };
+  commit({put(1, "n1", R"({"team":"team-a"})"), put(2, "n2", R"({"team":"team-b"})")});
+  commit({put(3, "n1", R"({"team":"team-c"})")}); // a move: both scopes
+  ASSERT_TRUE(got.wait_for(3));
+  auto all = got.all_scopes();
+  ASSERT_EQ(all.size(), 2u);
+  using names = std::vector<std::string>;
+  ASSERT_TRUE(all[0].has_value());
+  EXPECT_EQ(*all[0], (names{"team-a", "team-b"}));
+  ASSERT_TRUE(all[1].has_value());
+  EXPECT_EQ(*all[1], (names{"team-a", "team-c"}));
+}
+
+TEST_F(postgres_listener_test,
+       a_payload_of_a_head_alone_means_any_scope_and_garbage_no_head) {
+  uint64_t head = 0;
+  std::optional<std::vector<std::string>> scopes;
+  ASSERT_TRUE(postgres_listener::parse_payload("42 team-a project-7", head, scopes));
+  EXPECT_EQ(head, 42u);
+  ASSERT_TRUE(scopes.has_value());
+  EXPECT_EQ(*scopes, (std::vector<std::string>{"team-a", "project-7"}));
+  ASSERT_TRUE(postgres_listener::parse_payload("43", head, scopes));
+  EXPECT_EQ(head, 43u);
+  EXPECT_FALSE(scopes.has_value()); // from before scopes, or a list too long
+  EXPECT_FALSE(postgres_listener::parse_payload("", head, scopes));
+  EXPECT_FALSE(postgres_listener::parse_payload("x1 team-a", head, scopes));
+  EXPECT_FALSE(postgres_listener::parse_payload("123456789012345678901", head, scopes));
+}
+
 TEST_F(postgres_listener_test, reconnects_after_its_connection_was_lost) {
   heads got;
   auto listener = listen(got);
@@ -133,7 +180,8 @@ TEST_F(postgres_listener_test,
   auto started = std::chrono::steady_clock::now();
   {
     postgres_listener l{"host=127.0.0.1 port=" + std::to_string(cluster().port() + 1),
-                        "memsync", [&](uint64_t v) { got.add(v); }, 100ms};
+                        "memsync", [&](uint64_t v, const heads::scopes&) { got.add(v); },
+                        100ms};
     std::this_thread::sleep_for(300ms);
     EXPECT_FALSE(l.listening());
     EXPECT_EQ(l.connects(), 0);
