@@ -69,7 +69,11 @@ void wait_for_outbox(self_ptr self, caf::typed_response_promise<ok_atom> promise
       if (st.repairing || identity != st.identity_gen)
         return wait_for_outbox(self, std::move(promise));
       st.durable_mid = std::max(st.durable_mid, mid);
-      st.waiters.push_back({mid, st.pulls_done, promise});
+      // A pull under way was asked for before this sync: its answer may
+      // predate changes acknowledged to other clients meanwhile, so only a
+      // pull after it counts (try_pull asks for that one).
+      auto after = st.pulls_done + (st.pull == pull_phase::idle ? 0 : 1);
+      st.waiters.push_back({mid, after, promise});
       try_push(self);
       try_pull(self);
     });

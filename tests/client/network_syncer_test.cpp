@@ -1309,6 +1309,24 @@ TEST_F(network_syncer_test, sync_with_everything_confirmed_still_waits_for_one_p
   EXPECT_TRUE(s->synced);
 }
 
+TEST_F(network_syncer_test, a_pull_under_way_when_sync_is_asked_does_not_complete_it) {
+  start(config());
+  s->pull_script = {mode::hold, mode::hold};
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->held_pulls.size(), 1u); // asked for before the sync
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  // Its answer may predate what other clients had acknowledged when the
+  // sync was asked: the sync waits for the pull asked for after it.
+  EXPECT_FALSE(s->synced);
+  ASSERT_EQ(s->held_pulls.size(), 2u);
+  answer(s->held_pulls[1], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  EXPECT_TRUE(s->synced);
+}
+
 // -- 9. status ---------------------------------------------------------------
 
 TEST_F(network_syncer_test, status_reports_connection_cookie_ids_and_refusals) {
