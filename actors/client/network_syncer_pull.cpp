@@ -70,6 +70,16 @@ void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
   try_push(self);
 }
 
+/// An answer left the apply pipeline (applied or failed): a pull deferred
+/// behind it goes now.
+void applied(self_ptr self) {
+  auto& st = self->state;
+  if (--st.applying == 0 && st.pull_deferred) {
+    st.pull_deferred = false;
+    try_pull(self);
+  }
+}
+
 /// Step 3: local_db has the pull; now the memory store. (Sent even if the
 /// link `gen` dropped meanwhile: what is durable must become visible; only
 /// the bookkeeping of that link's pull is then stale.) A pull of a client id
@@ -94,14 +104,19 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
   self->request(st.store, caf::infinite, rebase_atom::value, std::move(*answer))
     .then(
       [=](ok_atom) {
-        // The answer is applied whatever became of the link: its progress
-        // and what it implies for the held scopes count.
+        // The answer is applied whatever became of the link: its progress,
+        // its cookie and what it implies for the held scopes count.
         auto more = scopes_applied(self, scoped);
+        self->state.status.cursor = done.next;
         if (is_current(self, gen))
           on_pulled(self, done, poked, received, more);
+        applied(self);
       },
-      on_link_of<caf::error>(self, gen,
-                             [=](caf::error& err) { on_pull_failed(self, err); }));
+      [=](caf::error& err) {
+        if (is_current(self, gen))
+          on_pull_failed(self, err);
+        applied(self);
+      });
 }
 
 /// Step 2: what a server sends is checked like what a client sends (an
@@ -133,10 +148,15 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   std::vector<std::string> progressed;
   for (auto& e : asked)
     progressed.push_back(e.pattern);
+  ++st.applying;
   self->request(st.db, caf::infinite, rebase_atom::value, *answer, std::move(progressed))
     .then(
       [=](ok_atom) { make_visible(self, gen, identity, answer, poked, received, asked); },
-      on_link<caf::error>(self, [=](caf::error& err) { on_pull_failed(self, err); }));
+      [=](caf::error& err) {
+        if (is_current(self, gen))
+          on_pull_failed(self, err);
+        applied(self);
+      });
 }
 
 void request_page(self_ptr self, time_point poked);
@@ -305,6 +325,10 @@ void try_pull(self_ptr self) {
     return;
   if (st.pull != pull_phase::idle) {
     st.pull = pull_phase::again; // coalesce: one more pull after this one
+    return;
+  }
+  if (st.applying > 0) { // an answer of a dropped connection is still going in
+    st.pull_deferred = true;
     return;
   }
   // Step 1.

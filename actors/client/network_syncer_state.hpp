@@ -131,6 +131,12 @@ struct network_syncer_state {
 
   // -- pulling -------------------------------------------------------------------
   pull_phase pull = pull_phase::idle;
+  /// Answers on their way into local_db and the store. A new connection's
+  /// pull waits for them (`pull_deferred`): asked for from the cursor they
+  /// have not advanced yet, it could come from 0 (live entities only) and
+  /// leave what they brought and the server deleted meanwhile in place.
+  uint64_t applying = 0;
+  bool pull_deferred = false;
   pull_pages pages;
   uint64_t pulls_done = 0;
   /// When the first poke not yet served by a pull arrived (layer stats).

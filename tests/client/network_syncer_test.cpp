@@ -814,6 +814,33 @@ TEST_F(network_syncer_test, a_paged_answer_starts_over_when_the_server_history_c
   EXPECT_EQ(applied.entities, s->server_entities);
 }
 
+TEST_F(network_syncer_test,
+       an_answer_going_in_when_the_connection_drops_is_pulled_after_never_before) {
+  s->server_entities = numbered_entities(10, 3);
+  s->server_cookie = cookie{"e1", 12, 120};
+  s->db_rebase_script = {mode::hold};
+  auto cfg = config();
+  cfg.cursor = cookie{}; // a new client: its first pull is from 0
+  start(cfg);
+  ASSERT_EQ(s->held_db_rebases.size(), 1u);
+  kill_session(0);
+  ASSERT_TRUE(
+    advance_until([&] { return s->sessions.size() == 2; }, 2 * settings.retry_max));
+  sched.run();
+  // A pull now would ask from 0 again (live entities only) while the data
+  // gets what the first answer brought: what the server deleted since would
+  // stay (found by the storm load test). It waits for that answer ...
+  EXPECT_EQ(s->pulls.size(), 1u);
+  answer(s->held_db_rebases[0], ok_atom{});
+  sched.run();
+  // ... and asks from the cookie that answer brought.
+  ASSERT_EQ(s->pulls.size(), 2u);
+  EXPECT_TRUE(same_cookie(s->pulls[1].msg.since, s->server_cookie))
+    << show(s->pulls[1].msg.since);
+  ASSERT_EQ(s->pulls[1].msg.scopes.size(), 1u);
+  EXPECT_EQ(s->pulls[1].msg.scopes[0].since, s->server_cookie.version);
+}
+
 TEST_F(network_syncer_test, a_slow_local_apply_is_not_a_failed_pull) {
   s->server_entities = numbered_entities(10, 3);
   s->server_cookie = cookie{"e1", 12, 120};
