@@ -64,8 +64,8 @@ using network_syncer_actor = caf::typed_actor<
   /// From the flush scheduler: the outbox grew.
   caf::reacts_to<flushed_atom, flush_report>,
   /// Replies once every change in the outbox at the time of the request is
-  /// pushed, acknowledged and pulled back (a pull completes after the
-  /// request in any case).
+  /// pushed, acknowledged and pulled back, by a pull asked for after the
+  /// request (in any case: one under way then does not count).
   caf::replies_to<sync_atom>::with<ok_atom>,
   caf::replies_to<status_atom>::with<sync_status>,
   /// false: drop the connection and stay offline (writes keep accumulating);
