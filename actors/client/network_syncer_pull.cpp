@@ -58,7 +58,6 @@ void on_pulled(self_ptr self, const applied_answer& reply, time_point poked,
   layers.apply.record(micros_since(self, received));
   if (poked != time_point{})
     layers.poke_to_pull.record(micros_since(self, poked));
-  st.status.cursor = reply.next;
   st.status.last_mutation_id = reply.last_mutation_id;
   if (reply.reset) // another epoch: its record of us is what counts now
     st.status.acknowledged = reply.last_mutation_id;
@@ -78,6 +77,16 @@ void applied(self_ptr self) {
     st.pull_deferred = false;
     try_pull(self);
   }
+}
+
+/// The error handler of a step of the apply pipeline: a failed pull if the
+/// link `gen` is still the current one, and out of the pipeline either way.
+auto apply_failed(self_ptr self, uint64_t gen) {
+  return [=](caf::error& err) {
+    if (is_current(self, gen))
+      on_pull_failed(self, err);
+    applied(self);
+  };
 }
 
 /// Step 3: local_db has the pull; now the memory store. (Sent even if the
@@ -112,11 +121,7 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
           on_pulled(self, done, poked, received, more);
         applied(self);
       },
-      [=](caf::error& err) {
-        if (is_current(self, gen))
-          on_pull_failed(self, err);
-        applied(self);
-      });
+      apply_failed(self, gen));
 }
 
 /// Step 2: what a server sends is checked like what a client sends (an
@@ -152,11 +157,7 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   self->request(st.db, caf::infinite, rebase_atom::value, *answer, std::move(progressed))
     .then(
       [=](ok_atom) { make_visible(self, gen, identity, answer, poked, received, asked); },
-      [=](caf::error& err) {
-        if (is_current(self, gen))
-          on_pull_failed(self, err);
-        applied(self);
-      });
+      apply_failed(self, gen));
 }
 
 void request_page(self_ptr self, time_point poked);

@@ -221,16 +221,17 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
   st.granted = answer.granted;
   st.rules = answer.rules;
   auto& es = st.sub.entries;
-  for (auto& e : es)
-    if (asked_for(answer.asked, e.pattern))
-      e.since = answer.version;
+  auto advance = [&](std::vector<scope_since>& entries) {
+    for (auto& e : entries)
+      if (asked_for(answer.asked, e.pattern))
+        e.since = answer.version;
+  };
+  advance(es);
   // local_db advanced the same entries when it stored the answer (a save
   // handed to it after that answer is then counted ahead of what it holds:
   // its progress stays behind, which costs a refetch, never a skip).
   if (st.saved)
-    for (auto& e : st.saved->entries)
-      if (asked_for(answer.asked, e.pattern))
-        e.since = answer.version;
+    advance(st.saved->entries);
   // An entry that another entry of this answer's request covers gives way
   // to it now: both are at the answer's version.
   std::vector<std::string> given_way;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compares `syncnode loadtest` between this checkout and an earlier commit in
-# one session: builds syncnode at REV in a scratch worktree, then runs the
+# one run: builds syncnode at REV in a scratch worktree, then runs the
 # two binaries alternately (RUNS each, the same config) so that the noise of
 # a shared machine falls on both alike, and prints every run, the medians
 # and the ratio this/REV. A ratio is what to compare, never a figure alone.
