@@ -65,7 +65,8 @@ using network_syncer_actor = caf::typed_actor<
   caf::reacts_to<flushed_atom, flush_report>,
   /// Replies once every change in the outbox at the time of the request is
   /// pushed, acknowledged and pulled back, by a pull asked for after the
-  /// request (in any case: one under way then does not count).
+  /// request (in any case: one under way then does not count), and once the
+  /// scopes that pull showed are no longer held are gone from the store.
   caf::replies_to<sync_atom>::with<ok_atom>,
   caf::replies_to<status_atom>::with<sync_status>,
   /// false: drop the connection and stay offline (writes keep accumulating);
@@ -81,9 +82,10 @@ using network_syncer_actor = caf::typed_actor<
   caf::replies_to<subscribe_atom, std::string>::with<ok_atom>,
   /// Drops an entry of the subscription (exactly as subscribed) and, at
   /// once, the synced entities of the scopes no longer held, from the
-  /// memory store and the local database; pending local writes stay until
-  /// answered. Errors: not_found (naming the subscription), invalid_request
-  /// (the last entry: the subscription is never empty).
+  /// memory store and the local database (replying once both dropped them);
+  /// pending local writes stay until answered. Errors: not_found (naming the
+  /// subscription), invalid_request (the last entry: the subscription is
+  /// never empty), or that of a failed prune (the next answer prunes again).
   caf::replies_to<unsub_atom, std::string>::with<ok_atom>,
   /// The scopes held: the entries' readable parts once the grants are
   /// known, else the entries.

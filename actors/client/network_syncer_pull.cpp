@@ -341,7 +341,8 @@ void complete_waiters(self_ptr self) {
   auto& st = self->state;
   auto& ws = st.waiters;
   for (auto it = ws.begin(); it != ws.end();) {
-    if (st.status.last_mutation_id >= it->target && st.pulls_done > it->after_pulls) {
+    if (st.status.last_mutation_id >= it->target && st.pulls_done > it->after_pulls
+        && st.pruning == 0) {
       it->promise.deliver(ok_atom::value);
       it = ws.erase(it);
     } else {

@@ -7,6 +7,8 @@
 // database is never ahead of its data; the data holds nothing outside
 // `sub.held` once a prune it implies is done.
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -105,19 +107,43 @@ void save(self_ptr self) {
 /// Drops the synced entities outside `held` (under `rules`) from the store
 /// and local_db, then saves the subscription (local_db handles them in
 /// order). A failed prune leaves `held` at "anything": the next answer
-/// prunes again.
-void prune_to(self_ptr self, std::vector<std::string> held, const scope_rules& rules) {
+/// prunes again. `done` gets the outcome once both answered (the first
+/// error, if any); until then no `sync` completes: the application reads
+/// the store directly, and must not see what was pruned after its sync.
+void prune_to(self_ptr self, std::vector<std::string> held, const scope_rules& rules,
+              std::function<void(caf::error)> done = {}) {
   auto& st = self->state;
   st.sub.held = held;
   st.sub.rules = rules;
+  ++st.pruning;
+  struct outcome {
+    int left = 2;
+    caf::error err;
+  };
+  auto out = std::make_shared<outcome>();
+  auto answered = [=](caf::error err) {
+    if (err && !out->err)
+      out->err = std::move(err);
+    if (--out->left > 0)
+      return;
+    --self->state.pruning;
+    if (done)
+      done(std::move(out->err));
+    complete_waiters(self);
+  };
   self->request(st.store, caf::infinite, prune_atom::value, rules, held)
-    .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+    .then([=](ok_atom) { answered({}); },
+          [=](caf::error& err) {
+            note_error(self, err);
+            answered(std::move(err));
+          });
   self->request(st.db, caf::infinite, prune_atom::value, rules, std::move(held))
-    .then([](ok_atom) {},
+    .then([=](ok_atom) { answered({}); },
           [=](caf::error& err) {
             note_error(self, err);
             self->state.sub.held = {"*"};
             save(self);
+            answered(std::move(err));
           });
   save(self);
 }
@@ -211,8 +237,15 @@ caf::result<ok_atom> unsubscribe(self_ptr self, const std::string& pattern) {
   std::vector<scope_since> holding;
   std::copy_if(es.begin(), es.end(), std::back_inserter(holding),
                [](const scope_since& e) { return e.since > 0; });
-  prune_to(self, readable(holding, reads_known(st)), st.rules);
-  return ok_atom::value;
+  auto rp = self->make_response_promise<ok_atom>();
+  prune_to(self, readable(holding, reads_known(st)), st.rules,
+           [rp](caf::error err) mutable {
+             if (err)
+               rp.deliver(std::move(err));
+             else
+               rp.deliver(ok_atom::value);
+           });
+  return rp;
 }
 
 bool scopes_applied(self_ptr self, const scope_answer& answer) {

@@ -154,6 +154,9 @@ struct network_syncer_state {
   bool grants_known = false; ///< a hello or a pull of this run told us
   grants granted;            ///< the token's, once known
   scope_rules rules;         ///< the latest known (hello, pull, or as stored)
+  /// Prunes whose store or local_db part has not answered: no sync
+  /// completes meanwhile (see prune_to).
+  uint64_t pruning = 0;
   /// The entries and known reads of the answer being asked for, set at its
   /// first page's request.
   std::vector<scope_since> asking;

@@ -101,6 +101,8 @@ struct script {
   }
   std::vector<prune> db_prunes;
   std::vector<prune> store_prunes;
+  bool hold_store_prunes = false; ///< answered by the test (held_store_prunes)
+  std::vector<held<ok_atom>> held_store_prunes;
   std::vector<grants> store_grants;
 
   // -- local_db ---------------------------------------------------------------
@@ -333,7 +335,8 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
   };
 }
 
-memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script_ptr s) {
+memory_store_actor::behavior_type fake_store(memory_store_actor::pointer self,
+                                             script_ptr s) {
   return {
     [=](write_atom) {},
     [=](flushed_atom, const flush_report&) {},
@@ -351,10 +354,15 @@ memory_store_actor::behavior_type fake_store(memory_store_actor::pointer, script
     [=](grants_atom, const grants& g, const scope_rules&) {
       s->store_grants.push_back(g);
     },
-    [=](prune_atom, const scope_rules& rules, const std::vector<std::string>& held) {
+    [=](prune_atom, const scope_rules& rules,
+        const std::vector<std::string>& held) -> caf::result<ok_atom> {
       s->events.push_back("store.prune");
       s->store_prunes.emplace_back(rules, held);
-      return ok_atom::value;
+      if (!s->hold_store_prunes)
+        return ok_atom::value;
+      auto rp = self->make_response_promise<ok_atom>();
+      s->held_store_prunes.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
+      return rp;
     },
   };
 }
@@ -461,6 +469,7 @@ struct network_syncer_test : memsync::testing::actor_test {
     s->held_pushes.clear();
     s->held_pulls.clear();
     s->held_db_rebases.clear();
+    s->held_store_prunes.clear();
     s->held_outbox_max.clear();
     for (auto& session : s->sessions)
       caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
@@ -1843,6 +1852,46 @@ TEST_F(network_syncer_scopes_test,
   poke_with(s->server_cookie.version + 1);
   EXPECT_EQ(s->store_prunes.size(), 2u);
   EXPECT_EQ(s->store_prunes[1].first.size(), 1u);
+}
+
+// The application reads the store directly: a sync that replied while the
+// store still had a scope's data to drop let it see data of a grant it had
+// lost (seen in the end-to-end test of a revoked grant, once in a while).
+TEST_F(network_syncer_scopes_test,
+       a_sync_completes_only_once_the_store_dropped_what_its_pull_no_longer_holds) {
+  start(scoped({"*"}));
+  ASSERT_EQ(s->pulls.size(), 1u);
+  s->granted = {grant{"team-a", false}};
+  s->hold_store_prunes = true;
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  ASSERT_EQ(s->pulls.size(), 2u);
+  ASSERT_EQ(s->held_store_prunes.size(), 1u);
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"}));
+  EXPECT_FALSE(s->synced) << "replied while the store still held a lost scope";
+  answer(s->held_store_prunes[0], ok_atom{});
+  sched.run();
+  EXPECT_TRUE(s->synced);
+}
+
+TEST_F(network_syncer_scopes_test,
+       unsubscribe_replies_once_the_store_dropped_the_scope) {
+  start(scoped({"team-a", "team-b"}));
+  s->hold_store_prunes = true;
+  auto replied = std::make_shared<bool>(false);
+  keep(sys.spawn([target = syncer, replied](caf::event_based_actor* client) -> caf::behavior {
+    client->request(target, caf::infinite, unsub_atom::value, std::string{"team-b"})
+      .then([=](ok_atom) { *replied = true; },
+            [=](caf::error& err) { ADD_FAILURE() << to_sync_error(err).describe(); });
+    return {[](int) {}};
+  }));
+  sched.run();
+  ASSERT_EQ(s->held_store_prunes.size(), 1u);
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"}));
+  EXPECT_FALSE(*replied) << "replied while the store still held team-b";
+  answer(s->held_store_prunes[0], ok_atom{});
+  sched.run();
+  EXPECT_TRUE(*replied);
 }
 
 TEST_F(network_syncer_scopes_test,
