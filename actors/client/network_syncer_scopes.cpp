@@ -8,8 +8,8 @@
 // `sub.held` once a prune it implies is done.
 #include <algorithm>
 #include <functional>
-#include <memory>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
