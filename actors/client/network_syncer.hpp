@@ -66,7 +66,7 @@ using network_syncer_actor = caf::typed_actor<
   /// Replies once every change in the outbox at the time of the request is
   /// pushed, acknowledged and pulled back, by a pull asked for after the
   /// request (in any case: one under way then does not count), and once the
-  /// scopes that pull showed are no longer held are gone from the store.
+  /// data of scopes no longer held is gone from the store and local_db.
   caf::replies_to<sync_atom>::with<ok_atom>,
   caf::replies_to<status_atom>::with<sync_status>,
   /// false: drop the connection and stay offline (writes keep accumulating);

@@ -122,8 +122,11 @@ void prune_to(self_ptr self, std::vector<std::string> held, const scope_rules& r
   };
   auto out = std::make_shared<outcome>();
   auto answered = [=](caf::error err) {
-    if (err && !out->err)
-      out->err = std::move(err);
+    if (err) {
+      note_error(self, err);
+      if (!out->err)
+        out->err = std::move(err);
+    }
     if (--out->left > 0)
       return;
     --self->state.pruning;
@@ -133,14 +136,10 @@ void prune_to(self_ptr self, std::vector<std::string> held, const scope_rules& r
   };
   self->request(st.store, caf::infinite, prune_atom::value, rules, held)
     .then([=](ok_atom) { answered({}); },
-          [=](caf::error& err) {
-            note_error(self, err);
-            answered(std::move(err));
-          });
+          [=](caf::error& err) { answered(std::move(err)); });
   self->request(st.db, caf::infinite, prune_atom::value, rules, std::move(held))
     .then([=](ok_atom) { answered({}); },
           [=](caf::error& err) {
-            note_error(self, err);
             self->state.sub.held = {"*"};
             save(self);
             answered(std::move(err));
