@@ -776,14 +776,11 @@ void postgres_backend::pull_parts(const std::vector<page_rows>& ranges, bool fir
     scopes.push_back(scope_range_of(r.pattern));
   const std::string entities = schema_ + ".entities";
   // Removals: the latest move of each entity out of a part's scopes since
-  // its progress (only parts that get tombstones), of entities whose
-  // current scope no part names. No part names every scope (that one would
-  // name the new scope too).
+  // its progress (only parts that get tombstones), of entities no part
+  // brings as they are now (see removals).
   std::vector<entity> gone;
-  bool every_scope = std::any_of(scopes.begin(), scopes.end(), [](const scope_range& r) {
-    return r.kind == scope_range::all;
-  });
-  query moved{"SELECT m.id, e.type, e.scope, max(m.version) FROM " + schema_
+  bool every_scope = every_scope_with_tombstones(ranges);
+  query moved{"SELECT m.id, e.type, e.scope, max(m.version), e.deleted FROM " + schema_
                 + ".moves m JOIN " + entities + " e ON e.id = m.id WHERE ",
               {}};
   bool any_moved = false;
@@ -795,13 +792,14 @@ void postgres_backend::pull_parts(const std::vector<page_rows>& ranges, bool fir
       any_moved = true;
     }
   if (any_moved) {
-    moved.sql += " GROUP BY m.id, e.type, e.scope";
+    moved.sql += " GROUP BY m.id, e.type, e.scope, e.deleted";
     auto rows = run_text(moved.sql, moved.params, "pull failed");
     std::vector<moved_out> candidates;
     for (int i = 0; i < PQntuples(rows.get()); ++i)
       candidates.push_back({PQgetvalue(rows.get(), i, 0), PQgetvalue(rows.get(), i, 1),
                             PQgetvalue(rows.get(), i, 2),
-                            to_u64(PQgetvalue(rows.get(), i, 3))});
+                            to_u64(PQgetvalue(rows.get(), i, 3)),
+                            PQgetvalue(rows.get(), i, 4)[0] == 't'});
     gone = removals(std::move(candidates), ranges);
   }
   if (first_page) { // the union of the parts' rows counts once per entity

@@ -449,14 +449,12 @@ void sqlite_backend::pull_parts(const std::vector<page_rows>& ranges, bool first
   for (auto& r : ranges)
     scopes.push_back(scope_range_of(r.pattern));
   // Removals: the latest move of each entity out of a part's scopes since
-  // its progress (only parts that get tombstones), of entities whose
-  // current scope no part names. No part names every scope (that one would
-  // name the new scope too).
+  // its progress (only parts that get tombstones), of entities no part
+  // brings as they are now (see removals).
   std::vector<entity> gone;
-  bool every_scope = std::any_of(scopes.begin(), scopes.end(), [](const scope_range& r) {
-    return r.kind == scope_range::all;
-  });
-  query moved{"SELECT moves.id, entities.type, entities.scope, max(moves.version) "
+  bool every_scope = every_scope_with_tombstones(ranges);
+  query moved{"SELECT moves.id, entities.type, entities.scope, max(moves.version), "
+              "entities.deleted "
               "FROM moves JOIN entities ON entities.id = moves.id WHERE ",
               {}};
   bool any_moved = false;
@@ -475,7 +473,8 @@ void sqlite_backend::pull_parts(const std::vector<page_rows>& ranges, bool first
     std::vector<moved_out> candidates;
     while (rows.step())
       candidates.push_back({rows.column_text(0), rows.column_text(1), rows.column_text(2),
-                            static_cast<uint64_t>(rows.column_int(3))});
+                            static_cast<uint64_t>(rows.column_int(3)),
+                            rows.column_int(4) != 0});
     gone = removals(std::move(candidates), ranges);
   }
   if (first_page) { // the union of the parts' rows counts once per entity

@@ -158,18 +158,21 @@ scope_range scope_range_of(const std::string& pattern) {
   return {scope_range::prefix, std::move(lo), std::move(hi)};
 }
 
-bool named_by_a_part(const std::vector<page_rows>& ranges, const std::string& scope) {
-  return std::any_of(ranges.begin(), ranges.end(), [&](const page_rows& r) {
-    return pattern_matches(r.pattern, scope);
-  });
+bool every_scope_with_tombstones(const std::vector<page_rows>& ranges) {
+  return std::any_of(ranges.begin(), ranges.end(),
+                     [](const page_rows& r) { return r.pattern == "*" && r.tombstones; });
 }
 
 std::vector<entity> removals(std::vector<moved_out> candidates,
                              const std::vector<page_rows>& ranges) {
   std::vector<entity> out;
-  for (auto& m : candidates)
-    if (!named_by_a_part(ranges, m.scope))
+  for (auto& m : candidates) {
+    bool brought = std::any_of(ranges.begin(), ranges.end(), [&](const page_rows& r) {
+      return pattern_matches(r.pattern, m.scope) && (!m.deleted || r.tombstones);
+    });
+    if (!brought)
       out.push_back({std::move(m.id), std::move(m.type), "", m.version, true});
+  }
   std::sort(out.begin(), out.end(),
             [](const entity& a, const entity& b) { return a.version < b.version; });
   return out;

@@ -158,21 +158,26 @@ struct scope_range {
 };
 scope_range scope_range_of(const std::string& pattern);
 
-/// True if a part of `ranges` names `scope`: such an entity is sent as its
-/// data, never as a removal.
-bool named_by_a_part(const std::vector<page_rows>& ranges, const std::string& scope);
+/// True if a part that gets tombstones names every scope: it brings what
+/// became of every entity, so no removal is needed.
+bool every_scope_with_tombstones(const std::vector<page_rows>& ranges);
 
 /// A candidate removal as a backend reads it from its moves record: the
-/// entity `id` (now of `type`, stored in `scope`) moved out of a part's
-/// scope at `version` (the latest such move of the entity in the parts).
+/// entity `id` (now of `type`, stored in `scope`, `deleted` or not) moved
+/// out of a part's scope at `version` (the latest such move of the entity in
+/// the parts).
 struct moved_out {
   std::string id;
   std::string type;
   std::string scope;
   uint64_t version = 0;
+  bool deleted = false;
 };
 /// The removals of `candidates`: tombstones (no data, the move's version) of
-/// those whose current scope no part names, in version order.
+/// those no part brings as they are now, in version order. A part that
+/// names the current scope brings a live entity; a deleted one only if the
+/// part gets tombstones (a part from 0 brings live entities alone, and the
+/// client would keep the copy from before the move).
 std::vector<entity> removals(std::vector<moved_out> candidates,
                              const std::vector<page_rows>& ranges);
 

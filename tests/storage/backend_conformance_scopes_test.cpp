@@ -327,6 +327,30 @@ TEST_P(backend_conformance, an_entity_moved_out_and_back_comes_as_data) {
   EXPECT_EQ(out.entities.at("a1").version, db->head_version());
 }
 
+TEST_P(backend_conformance, an_entity_moved_out_then_deleted_comes_as_a_removal_beside_a_part_from_0) {
+  scoped_pulls s{*db};
+  fill_scopes(s);
+  auto at = s.head();
+  auto since = at.version;
+  s.push1("w", {patch(7, "a1", R"({"team":"team-b"})")});
+  s.push1("w", {del(8, "a1")});
+  // The client holds team-a and has just subscribed to team-b or to every
+  // scope: those parts from 0 bring live entities only, so they never say
+  // that a1 is gone, and the client would keep its team-a copy.
+  for (auto fresh : {"team-b", "team-*", "*"}) {
+    auto p = s.pull(at, {{"team-a", since}, {fresh, 0}});
+    ASSERT_TRUE(p.entities.count("a1")) << fresh;
+    EXPECT_TRUE(p.entities.at("a1").deleted) << fresh;
+  }
+  // Live in its new scope, it comes as its data there.
+  s.push1("w", {put(9, "b9", R"({"team":"team-a"})")});
+  s.push1("w", {patch(10, "b9", R"({"team":"team-b"})")});
+  auto p = s.pull(at, {{"team-a", since}, {"team-b", 0}});
+  ASSERT_TRUE(p.entities.count("b9"));
+  EXPECT_FALSE(p.entities.at("b9").deleted);
+  EXPECT_EQ(p.entities.at("b9").data, R"({"team":"team-b"})");
+}
+
 TEST_P(backend_conformance, a_refetch_brings_tombstones_and_removals_from_zero) {
   scoped_pulls s{*db};
   fill_scopes(s);
