@@ -1,5 +1,9 @@
 #include "actors/client/local_db.hpp"
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -13,8 +17,20 @@ namespace {
 struct local_db_state {
   std::shared_ptr<local_database> db;
   std::shared_ptr<trace_sink> trace;
+  /// Prunes that failed (rules, held), oldest first: done before the next
+  /// answer is stored or the next prune is done (see local_db_actor).
+  std::vector<std::pair<scope_rules, std::vector<std::string>>> owed;
   const char* name = "local_db";
 };
+
+/// Does the prunes owed, oldest first; throws at the first that fails, which
+/// stays owed with those after it.
+void prune_owed(local_db_state& st) {
+  while (!st.owed.empty()) {
+    st.db->prune(st.owed.front().first, st.owed.front().second);
+    st.owed.erase(st.owed.begin());
+  }
+}
 
 local_db_actor::behavior_type
 local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
@@ -42,6 +58,7 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
       trace_scope ts{self->state.trace.get(), self, "rebase"};
       ts.pull_items(reply);
       try {
+        prune_owed(self->state);
         self->state.db->apply_pull(reply, progressed);
         return ok_atom::value;
       } catch (const local_db_error& e) {
@@ -94,8 +111,9 @@ local_db_impl(local_db_actor::stateful_pointer<local_db_state> self,
     [=](prune_atom, const scope_rules& rules,
         const std::vector<std::string>& held) -> caf::result<ok_atom> {
       trace_scope ts{self->state.trace.get(), self, "prune"};
+      self->state.owed.emplace_back(rules, held);
       try {
-        self->state.db->prune(rules, held);
+        prune_owed(self->state);
         return ok_atom::value;
       } catch (const local_db_error& e) {
         return make_error(e.error());

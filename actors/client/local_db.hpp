@@ -31,7 +31,8 @@ using local_db_actor = caf::typed_actor<
   caf::replies_to<flush_atom, uint64_t, std::vector<change>>::with<std::vector<uint64_t>>,
   /// Stores a pull result (base, cookie, confirmed outbox) and the progress
   /// of the subscription entries its request named (patterns) in one
-  /// transaction (local_database::apply_pull).
+  /// transaction (local_database::apply_pull), after the prunes owed (see
+  /// prune_atom): an error if one of them fails again, nothing stored.
   caf::replies_to<rebase_atom, pull_reply, std::vector<std::string>>::with<ok_atom>,
   /// Outbox changes above a mutation id to push: (after, max changes, max
   /// bytes). Records, before replying, that they may reach the server.
@@ -52,7 +53,12 @@ using local_db_actor = caf::typed_actor<
   /// save_subscription).
   caf::replies_to<scopes_atom, scope_subscription>::with<ok_atom>,
   /// Deletes the base entities of the scopes no longer held (rules, held
-  /// patterns), never the outbox (local_database::prune).
+  /// patterns), never the outbox (local_database::prune). One that fails
+  /// (a full disk) is owed: done, in order, before the next answer is
+  /// stored or the next prune is done. An answer for an entry that held
+  /// nothing yet brings live entities only, no deletions: stored without
+  /// the prune before it, it would leave what the server deleted meanwhile
+  /// in the file for good.
   caf::replies_to<prune_atom, scope_rules, std::vector<std::string>>::with<ok_atom>>;
 
 /// Spawns the actor; it takes ownership of the open database.

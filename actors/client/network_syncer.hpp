@@ -82,10 +82,12 @@ using network_syncer_actor = caf::typed_actor<
   caf::replies_to<subscribe_atom, std::string>::with<ok_atom>,
   /// Drops an entry of the subscription (exactly as subscribed) and, at
   /// once, the synced entities of the scopes no longer held, from the
-  /// memory store and the local database (replying once both dropped them);
-  /// pending local writes stay until answered. Errors: not_found (naming the
-  /// subscription), invalid_request (the last entry: the subscription is
-  /// never empty), or that of a failed prune (the next answer prunes again).
+  /// memory store and the local database (replying once both answered);
+  /// pending local writes stay until answered. A prune that fails (a full
+  /// disk) is no error of the unsubscribe, which took effect: it is noted in
+  /// status, and the next answer prunes again. Errors: not_found (naming
+  /// the subscription), invalid_request (the last entry: the subscription
+  /// is never empty).
   caf::replies_to<unsub_atom, std::string>::with<ok_atom>,
   /// The scopes held: the entries' readable parts once the grants are
   /// known, else the entries.

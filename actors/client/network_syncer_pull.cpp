@@ -96,9 +96,16 @@ auto apply_failed(self_ptr self, uint64_t gen) {
 /// nothing in the store: the store may already number its changes for the
 /// new id, and what local_db dropped before the move the store drops when
 /// it renumbers.
+///
+/// `prunes`: the prunes sent when local_db got the answer. One sent since
+/// has dropped, from local_db or the store or both, what the answer's
+/// entries from 0 brought (they held nothing yet, so it kept nothing of
+/// them: an unsubscribe while the answer of a new entry was going in).
+/// Those entries count as not answered: the next pull asks them from 0
+/// again.
 void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
                   const std::shared_ptr<pull_reply>& answer, time_point poked,
-                  time_point received, std::vector<scope_since> asked) {
+                  time_point received, std::vector<scope_since> asked, uint64_t prunes) {
   auto& st = self->state;
   if (st.repairing || identity != st.identity_gen)
     answer->last_mutation_id = 0;
@@ -106,13 +113,15 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
     report_refusals(self, std::move(answer->refused), answer->last_mutation_id,
                     answer->reset);
   applied_answer done{answer->next, answer->last_mutation_id, answer->reset};
-  scope_answer scoped{answer->next.version, std::move(asked), answer->granted,
-                      answer->rules, answer->forbidden};
+  scope_answer scoped{answer->next.version, asked,         asked,
+                      answer->granted,       answer->rules, answer->forbidden};
   // Before the rebase: its writes are checked under what this answer says.
   self->send(st.store, grants_atom::value, answer->granted, answer->rules);
   self->request(st.store, caf::infinite, rebase_atom::value, std::move(*answer))
     .then(
-      [=](ok_atom) {
+      [=](ok_atom) mutable {
+        if (self->state.prunes_sent != prunes)
+          std::erase_if(scoped.answered, [](const scope_since& e) { return e.since == 0; });
         // The answer is applied whatever became of the link: its progress,
         // its cookie and what it implies for the held scopes count.
         auto more = scopes_applied(self, scoped);
@@ -147,6 +156,7 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   }
   auto gen = st.link_gen;
   auto identity = st.identity_gen;
+  auto prunes = st.prunes_sent;
   // One copy for local_db; the store then gets the answer itself (a large
   // answer is not held three times over).
   auto answer = std::make_shared<pull_reply>(std::move(reply));
@@ -156,7 +166,9 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
   ++st.applying;
   self->request(st.db, caf::infinite, rebase_atom::value, *answer, std::move(progressed))
     .then(
-      [=](ok_atom) { make_visible(self, gen, identity, answer, poked, received, asked); },
+      [=](ok_atom) {
+        make_visible(self, gen, identity, answer, poked, received, asked, prunes);
+      },
       apply_failed(self, gen));
 }
 

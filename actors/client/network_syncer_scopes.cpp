@@ -91,12 +91,12 @@ bool same(const scope_subscription& a, const scope_subscription& b) {
 /// stored progress stays behind, which costs a refetch, never a skipped
 /// change; the next save retries; the disk's trouble is the flush
 /// scheduler's to report (local_error).
-void save(self_ptr self) {
+void save_as(self_ptr self, const scope_subscription& sub) {
   auto& st = self->state;
-  if (st.saved && same(*st.saved, st.sub))
+  if (st.saved && same(*st.saved, sub))
     return;
-  st.saved = st.sub;
-  self->request(st.db, caf::infinite, scopes_atom::value, st.sub)
+  st.saved = sub;
+  self->request(st.db, caf::infinite, scopes_atom::value, sub)
     .then([](ok_atom) {},
           [=](caf::error& err) {
             ++self->state.status.layers.errors[to_string(to_sync_error(err).code)];
@@ -104,47 +104,64 @@ void save(self_ptr self) {
           });
 }
 
+void save(self_ptr self) {
+  save_as(self, self->state.sub);
+}
+
+/// The scopes the entries with progress hold. An entry still at 0 holds
+/// nothing yet (its answer from 0 brings what is live, no deletions): what
+/// other entries held goes even where such an entry covers it, and comes
+/// back whole with that answer.
+std::vector<std::string> held_by_progress(const network_syncer_state& st) {
+  std::vector<scope_since> holding;
+  std::copy_if(st.sub.entries.begin(), st.sub.entries.end(), std::back_inserter(holding),
+               [](const scope_since& e) { return e.since > 0; });
+  return readable(holding, reads_known(st));
+}
+
 /// Drops the synced entities outside `held` (under `rules`) from the store
-/// and local_db, then saves the subscription (local_db handles them in
-/// order). A failed prune leaves `held` at "anything": the next answer
-/// prunes again. `done` gets the outcome once both answered (the first
-/// error, if any); until then no `sync` completes: the application reads
-/// the store directly, and must not see what was pruned after its sync.
+/// and local_db. The file says it may hold anything until local_db has
+/// pruned (a crash in between prunes again at start), then `held`: saved
+/// before and after the prune (local_db handles them in order). A failed
+/// prune is noted (status) and leaves `held` at "anything": the next answer
+/// prunes again. `done` runs once both answered; until then no `sync`
+/// completes: the application reads the store directly, and must not see
+/// what was pruned after its sync.
 void prune_to(self_ptr self, std::vector<std::string> held, const scope_rules& rules,
-              std::function<void(caf::error)> done = {}) {
+              std::function<void()> done = {}) {
   auto& st = self->state;
   st.sub.held = held;
   st.sub.rules = rules;
   ++st.pruning;
-  struct outcome {
-    int left = 2;
-    caf::error err;
-  };
-  auto out = std::make_shared<outcome>();
-  auto answered = [=](caf::error err) {
-    if (err) {
+  auto mine = ++st.prunes_sent;
+  auto wide = st.sub;
+  wide.held = {"*"};
+  save_as(self, wide);
+  auto left = std::make_shared<int>(2);
+  auto answered = [=](const caf::error& err) {
+    if (err)
       note_error(self, err);
-      if (!out->err)
-        out->err = std::move(err);
-    }
-    if (--out->left > 0)
+    if (--*left > 0)
       return;
     --self->state.pruning;
     if (done)
-      done(std::move(out->err));
+      done();
     complete_waiters(self);
   };
   self->request(st.store, caf::infinite, prune_atom::value, rules, held)
-    .then([=](ok_atom) { answered({}); },
-          [=](caf::error& err) { answered(std::move(err)); });
+    .then([=](ok_atom) { answered({}); }, [=](caf::error& err) { answered(err); });
   self->request(st.db, caf::infinite, prune_atom::value, rules, std::move(held))
-    .then([=](ok_atom) { answered({}); },
-          [=](caf::error& err) {
-            self->state.sub.held = {"*"};
-            save(self);
-            answered(std::move(err));
-          });
-  save(self);
+    .then(
+      [=](ok_atom) {
+        if (self->state.prunes_sent == mine) // a later prune saves its own
+          save(self);
+        answered({});
+      },
+      [=](caf::error& err) {
+        self->state.sub.held = {"*"};
+        save(self);
+        answered(err);
+      });
 }
 
 } // namespace
@@ -175,6 +192,13 @@ void init_scopes(self_ptr self) {
   st.rules = stored.rules;
   st.sub = std::move(stored);
   st.status.scopes = current_scopes(st);
+  // The file may hold more than the entries with progress do (a prune that
+  // failed on a full disk before a crash, or client.scopes narrowed): pruned
+  // before the first answer goes in, as an answer from 0 stored beside those
+  // rows would keep what the server deleted meanwhile.
+  auto keep = held_by_progress(st);
+  if (!covered(keep, st.sub.held))
+    prune_to(self, std::move(keep), st.rules);
 }
 
 std::vector<std::string> current_scopes(const network_syncer_state& st) {
@@ -230,20 +254,11 @@ caf::result<ok_atom> unsubscribe(self_ptr self, const std::string& pattern) {
                           "empty: subscribe to another first");
   es.erase(it);
   st.status.scopes = current_scopes(st);
-  // An entry still at 0 holds nothing yet (its answer from 0 brings what is
-  // live, no deletions): what the dropped entry held goes even where such
-  // an entry covers it, and comes back whole with that answer.
-  std::vector<scope_since> holding;
-  std::copy_if(es.begin(), es.end(), std::back_inserter(holding),
-               [](const scope_since& e) { return e.since > 0; });
+  // The entry is gone whatever becomes of the prune: a failed one is noted
+  // and done again by the next answer, so the reply is no error.
   auto rp = self->make_response_promise<ok_atom>();
-  prune_to(self, readable(holding, reads_known(st)), st.rules,
-           [rp](caf::error err) mutable {
-             if (err)
-               rp.deliver(std::move(err));
-             else
-               rp.deliver(ok_atom::value);
-           });
+  prune_to(self, held_by_progress(st), st.rules,
+           [rp]() mutable { rp.deliver(ok_atom::value); });
   return rp;
 }
 
@@ -255,7 +270,7 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
   auto& es = st.sub.entries;
   auto advance = [&](std::vector<scope_since>& entries) {
     for (auto& e : entries)
-      if (asked_for(answer.asked, e.pattern))
+      if (asked_for(answer.answered, e.pattern))
         e.since = answer.version;
   };
   advance(es);
@@ -268,9 +283,9 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
   // to it now: both are at the answer's version.
   std::vector<std::string> given_way;
   for (auto& e : es)
-    if (asked_for(answer.asked, e.pattern)
+    if (asked_for(answer.answered, e.pattern)
         && std::any_of(es.begin(), es.end(), [&](const scope_since& f) {
-             return f.pattern != e.pattern && asked_for(answer.asked, f.pattern)
+             return f.pattern != e.pattern && asked_for(answer.answered, f.pattern)
                     && pattern_covers(f.pattern, e.pattern);
            }))
       given_way.push_back(e.pattern);
@@ -307,7 +322,7 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
     save(self);
   }
   return std::any_of(es.begin(), es.end(), [&](const scope_since& e) {
-    return !asked_for(answer.asked, e.pattern);
+    return !asked_for(answer.answered, e.pattern);
   });
 }
 

@@ -157,6 +157,9 @@ struct network_syncer_state {
   /// Prunes whose store or local_db part has not answered: no sync
   /// completes meanwhile (see prune_to).
   uint64_t pruning = 0;
+  /// Prunes sent so far: one sent after local_db got an answer may drop
+  /// what the answer brought (see make_visible).
+  uint64_t prunes_sent = 0;
   /// The entries and known reads of the answer being asked for, set at its
   /// first page's request.
   std::vector<scope_since> asking;
@@ -255,13 +258,17 @@ caf::result<ok_atom> unsubscribe(self_ptr self, const std::string& pattern);
 struct scope_answer {
   uint64_t version = 0;           ///< the answer's next.version
   std::vector<scope_since> asked; ///< the entries of its request
+  /// Those whose progress it advances: all of them, but those from 0 when a
+  /// prune sent since may have dropped what they brought (see make_visible).
+  std::vector<scope_since> answered;
   grants granted;
   scope_rules rules;
   std::vector<std::string> forbidden;
 };
-/// Advances the progress of the entries that were asked, drops the
-/// forbidden ones, prunes if the held scopes shrank, saves the
-/// subscription. True if an entry was not in the request (one more pull).
+/// Advances the progress of the entries answered, drops the forbidden ones,
+/// prunes if the held scopes shrank (what the data may hold: what it held
+/// and every entry asked), saves the subscription. True if an entry was not
+/// answered (one more pull).
 bool scopes_applied(self_ptr self, const scope_answer& answer);
 
 // -- network_syncer_pull.cpp ----------------------------------------------------

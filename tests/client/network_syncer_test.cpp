@@ -100,6 +100,7 @@ struct script {
         e.since = version;
   }
   std::vector<prune> db_prunes;
+  std::deque<mode> db_prune_script; ///< fail: a full disk
   std::vector<prune> store_prunes;
   bool hold_store_prunes = false; ///< answered by the test (held_store_prunes)
   std::vector<held<ok_atom>> held_store_prunes;
@@ -318,9 +319,12 @@ local_db_actor::behavior_type fake_db(local_db_actor::pointer self, script_ptr s
       s->db_stored = sub;
       return ok_atom::value;
     },
-    [=](prune_atom, const scope_rules& rules, const std::vector<std::string>& held) {
+    [=](prune_atom, const scope_rules& rules,
+        const std::vector<std::string>& held) -> caf::result<ok_atom> {
       s->events.push_back("db.prune");
       s->db_prunes.emplace_back(rules, held);
+      if (script::next(s->db_prune_script) == mode::fail)
+        return make_error(sync_errc::db_error, "cannot prune local database: disk full");
       return ok_atom::value;
     },
     [=](outbox_max_atom) -> caf::result<uint64_t> {
@@ -1786,19 +1790,99 @@ TEST_F(network_syncer_scopes_test, unsubscribe_prunes_at_once_and_drops_the_entr
 }
 
 TEST_F(network_syncer_scopes_test,
+       an_unsubscribe_whose_local_prune_fails_takes_effect_and_the_next_answer_prunes) {
+  start(scoped({"team-a", "team-b"}));
+  auto prunes = s->db_prunes.size();
+  s->db_prune_script = {mode::fail};
+  // An error would tell the application the scope is still subscribed.
+  EXPECT_TRUE(ask(unsub_atom::value, "team-b").ok());
+  EXPECT_EQ(scopes(), (strings{"team-a"}));
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"})) << "gone from memory";
+  EXPECT_NE(status().last_error.find("disk full"), std::string::npos);
+  EXPECT_EQ(s->db_stored.held, (strings{"*"})) << "the file may hold anything yet";
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->db_prunes.size(), prunes + 2);
+  EXPECT_EQ(s->db_prunes.back().second, (strings{"team-a"})) << "pruned again";
+  EXPECT_EQ(s->db_stored.held, (strings{"team-a"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       an_unsubscribe_while_a_new_entrys_answer_goes_in_has_that_entry_asked_again) {
+  start(scoped({"team-a"}));
+  s->db_rebase_script = {mode::hold};
+  ASSERT_TRUE(ask(subscribe_atom::value, "team-*").ok());
+  ASSERT_EQ(s->pulls.size(), 2u);
+  ASSERT_EQ(s->held_db_rebases.size(), 1u);
+  EXPECT_EQ(since_of(s->pulls.back().msg.scopes, "team-*"), 0u);
+  // team-* holds nothing yet: dropping team-a prunes every scope, after
+  // the answer that brings team-*'s entities went to local_db.
+  ASSERT_TRUE(ask(unsub_atom::value, "team-a").ok());
+  EXPECT_EQ(s->store_prunes.back().second, (strings{}));
+  auto pulls = s->pulls.size();
+  answer(s->held_db_rebases[0], ok_atom::value);
+  sched.run();
+  // What it brought was pruned after it: team-* is asked from 0 again,
+  // never counted as held at the answer's version.
+  ASSERT_EQ(s->pulls.size(), pulls + 1);
+  EXPECT_EQ(patterns(s->pulls.back().msg.scopes), (strings{"team-*"}));
+  EXPECT_EQ(since_of(s->pulls.back().msg.scopes, "team-*"), 0u);
+  EXPECT_EQ(since_of(s->db_stored.entries, "team-*"), s->server_cookie.version)
+    << "and its answer from 0 is stored";
+}
+
+TEST_F(network_syncer_scopes_test,
+       a_new_entry_dropped_while_its_answer_goes_in_is_pruned_again_after_it) {
+  start(scoped({"team-a"}));
+  s->db_rebase_script = {mode::hold};
+  ASSERT_TRUE(ask(subscribe_atom::value, "team-b").ok());
+  ASSERT_EQ(s->held_db_rebases.size(), 1u);
+  // Dropped before its answer reached the store: the prune goes first
+  // there, the answer's team-b entities after it.
+  ASSERT_TRUE(ask(unsub_atom::value, "team-b").ok());
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"}));
+  auto prunes = s->store_prunes.size();
+  answer(s->held_db_rebases[0], ok_atom::value);
+  sched.run();
+  ASSERT_EQ(s->store_prunes.size(), prunes + 1) << "team-b's entities stay in memory";
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"}));
+  EXPECT_LT(index_of(s->events, "store.rebase", index_of(s->events, "db.rebase")),
+            s->events.size());
+  EXPECT_EQ(scopes(), (strings{"team-a"}));
+}
+
+TEST_F(network_syncer_scopes_test,
+       a_file_that_may_hold_more_than_its_entries_is_pruned_before_the_first_answer) {
+  // A prune failed on a full disk, then the process died: the file says it
+  // may hold anything, and team-b was subscribed but holds nothing yet.
+  auto cfg = scoped({"team-a", "team-b"});
+  cfg.subscription.stored = true;
+  cfg.subscription.configured = {"team-a", "team-b"};
+  cfg.subscription.entries = {{"team-a", 7}, {"team-b", 0}};
+  cfg.subscription.held = {"*"};
+  start(cfg);
+  ASSERT_FALSE(s->db_prunes.empty());
+  EXPECT_EQ(s->db_prunes.front().second, (strings{"team-a"}));
+  EXPECT_EQ(s->store_prunes.front().second, (strings{"team-a"}));
+  // Before team-b's answer from 0 goes in beside rows it would never delete.
+  EXPECT_LT(index_of(s->events, "db.prune"), index_of(s->events, "db.rebase"));
+  EXPECT_LT(index_of(s->events, "store.prune"), index_of(s->events, "store.rebase"));
+}
+
+TEST_F(network_syncer_scopes_test,
        an_answer_for_a_scope_dropped_during_its_pull_is_pruned_once_applied) {
   s->pull_script = {mode::hold};
   start(scoped({"team-a", "team-b"}));
   ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto prunes = s->store_prunes.size(); // narrowed from every scope, at start
   EXPECT_TRUE(ask(unsub_atom::value, "team-b").ok());
-  ASSERT_EQ(s->store_prunes.size(), 1u);
+  ASSERT_EQ(s->store_prunes.size(), prunes + 1);
   answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
   sched.run();
   // The answer brought team-b's entities back in: pruned again after it.
-  ASSERT_EQ(s->store_prunes.size(), 2u);
-  EXPECT_EQ(s->store_prunes[1].second, (strings{"team-a"}));
-  EXPECT_LT(index_of(s->events, "store.rebase"),
-            index_of(s->events, "store.prune", index_of(s->events, "store.prune") + 1));
+  ASSERT_EQ(s->store_prunes.size(), prunes + 2);
+  EXPECT_EQ(s->store_prunes.back().second, (strings{"team-a"}));
+  auto rebase = index_of(s->events, "store.rebase");
+  EXPECT_LT(index_of(s->events, "store.prune", rebase), s->events.size());
 }
 
 TEST_F(network_syncer_scopes_test,
@@ -1812,10 +1896,12 @@ TEST_F(network_syncer_scopes_test,
   EXPECT_EQ(st.last_error.rfind("forbidden: ", 0), 0u) << st.last_error;
   EXPECT_NE(st.last_error.find("secret"), std::string::npos) << st.last_error;
   EXPECT_EQ(st.scopes, (strings{"team-a"}));
-  // What the data held ("*", from before) shrank: pruned to team-a.
-  ASSERT_EQ(s->store_prunes.size(), 1u);
-  EXPECT_EQ(s->store_prunes[0].second, (strings{"team-a"}));
-  EXPECT_EQ(s->db_prunes.size(), 1u);
+  // What the data held ("*", from before) shrank: to the configured
+  // scopes at start, to team-a once the answer forbade the other.
+  ASSERT_EQ(s->store_prunes.size(), 2u);
+  EXPECT_EQ(s->store_prunes[0].second, (strings{"secret", "team-a"}));
+  EXPECT_EQ(s->store_prunes[1].second, (strings{"team-a"}));
+  EXPECT_EQ(s->db_prunes.size(), 2u);
   EXPECT_EQ(patterns(s->db_saves.back().entries), (strings{"team-a"}));
   // The grants are known now: a scope the token cannot read is refused at
   // once, with no pull.
@@ -1918,9 +2004,14 @@ TEST_F(network_syncer_scopes_test,
   }
   // One transaction per pull: the rebase's, never a save besides it.
   EXPECT_EQ(s->db_saves.size(), saves);
-  // What changes besides progress is still saved.
+  // What changes besides progress is still saved: an unsubscribe says the
+  // file may hold anything before its prune (a crash between the two
+  // prunes again at start), then what it holds.
   ASSERT_TRUE(ask(unsub_atom::value, "team-b").ok());
-  EXPECT_EQ(s->db_saves.size(), saves + 1);
+  ASSERT_EQ(s->db_saves.size(), saves + 2);
+  EXPECT_EQ(s->db_saves[saves].held, (strings{"*"}));
+  EXPECT_EQ(patterns(s->db_saves[saves].entries), (strings{"team-a"}));
+  EXPECT_EQ(s->db_stored.held, (strings{"team-a"}));
   EXPECT_EQ(patterns(s->db_stored.entries), (strings{"team-a"}));
 }
 

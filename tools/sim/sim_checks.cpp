@@ -2,6 +2,7 @@
 // the databases the run left (closed) and what it recorded on the way. A
 // later feature adds its guarantee as one more checker.
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -163,10 +164,19 @@ void local_databases(const run_outcome& out, std::vector<std::string>& failures)
     std::vector<std::string> lines;
     for (auto& [id, e] : state)
       lines.push_back(id + "\t" + e.type + "\t" + e.data);
-    if (lines != c.visible)
+    if (lines != c.visible) {
+      // Both sorted by id: name the first line only one of them has.
+      std::vector<std::string> only_db, only_shown;
+      std::set_difference(lines.begin(), lines.end(), c.visible.begin(), c.visible.end(),
+                          std::back_inserter(only_db));
+      std::set_difference(c.visible.begin(), c.visible.end(), lines.begin(), lines.end(),
+                          std::back_inserter(only_shown));
       failures.push_back(c.name + ": the database's base and outbox hold "
                          + std::to_string(lines.size()) + " entities, the client showed "
-                         + std::to_string(c.visible.size()));
+                         + std::to_string(c.visible.size()) + " (only in the database: '"
+                         + (only_db.empty() ? "" : only_db[0]) + "', only shown: '"
+                         + (only_shown.empty() ? "" : only_shown[0]) + "')");
+    }
   }
 }
 

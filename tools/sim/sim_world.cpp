@@ -289,36 +289,56 @@ world::world(const sim_options& opt, const std::string& dir)
   });
   // The application's subscribe and unsubscribe calls on a client's handle.
   app_ = sys_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
-    auto answered = [this](std::size_t i, uint64_t incarnation, bool sub,
-                           const std::string& pattern) {
-      auto& c = *clients_[i];
-      note(c.name + (sub ? " subscribed to " : " unsubscribed from ") + pattern);
-      // A restart since: the subscription is its database's again.
-      if (c.incarnation != incarnation || !c.view)
-        return;
+    // What an answered call did to the subscription.
+    auto follow = [this](scope_view& view, const scope_view::call& call) {
       ++result_.subscriptions;
-      auto& es = c.view->subscription;
-      if (!sub) {
-        es.erase(std::remove(es.begin(), es.end(), pattern), es.end());
+      auto& es = view.subscription;
+      if (!call.sub) {
+        es.erase(std::remove(es.begin(), es.end(), call.pattern), es.end());
         return;
       }
       // As the syncer's contract says: a covered pattern changes nothing;
       // entries the new one covers give way once an answer covered them all
       // (memory_tap).
       if (std::any_of(es.begin(), es.end(),
-                      [&](auto& e) { return pattern_covers(e, pattern); }))
+                      [&](auto& e) { return pattern_covers(e, call.pattern); }))
         return;
-      es.push_back(pattern);
+      es.push_back(call.pattern);
+    };
+    // The answer to call `id` of `view`; the calls answered so far are
+    // followed in the order asked. A restart since replaced the view: the
+    // subscription is its database's again.
+    auto answered = [this, follow](std::size_t i, std::shared_ptr<scope_view> view,
+                                   uint64_t id, bool ok) {
+      if (clients_[i]->view != view)
+        return;
+      auto& calls = view->calls;
+      calls.at(id - view->first).ok = ok;
+      while (!calls.empty() && calls.front().ok) {
+        if (*calls.front().ok)
+          follow(*view, calls.front());
+        calls.pop_front();
+        ++view->first;
+      }
     };
     auto ask = [this, self, answered](std::size_t i, bool sub, const std::string& pattern,
                                       auto request) {
-      auto incarnation = clients_[i]->incarnation;
-      std::move(request).then([=](ok_atom) { answered(i, incarnation, sub, pattern); },
-                              [this, i, sub, pattern](const caf::error& err) {
-                                note(client_name(i)
-                                     + (sub ? " subscribe " : " unsubscribe ") + pattern
-                                     + ": " + to_sync_error(err).describe());
-                              });
+      auto view = clients_[i]->view;
+      if (!view)
+        return;
+      auto id = view->first + view->calls.size();
+      view->calls.push_back({sub, pattern, std::nullopt});
+      std::move(request).then(
+        [=, this](ok_atom) {
+          note(client_name(i) + (sub ? " subscribed to " : " unsubscribed from ")
+               + pattern);
+          answered(i, view, id, true);
+        },
+        [=, this](const caf::error& err) {
+          note(client_name(i) + (sub ? " subscribe " : " unsubscribe ") + pattern + ": "
+               + to_sync_error(err).describe());
+          answered(i, view, id, false);
+        });
     };
     return {
       [=](subscribe_atom, const caf::actor& syncer, std::size_t i,

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,17 @@ struct scope_view {
   std::vector<std::string> subscription;
   bool known = false;
   grants granted;
+  /// Subscribe (`sub`) and unsubscribe calls not yet followed, in the order
+  /// asked: the syncer takes them in that order, but an unsubscribe answers
+  /// only once its prune is done, so a later call may answer first. `ok`:
+  /// answered, and how. `first` numbers the front one.
+  struct call {
+    bool sub = false;
+    std::string pattern;
+    std::optional<bool> ok;
+  };
+  std::deque<call> calls;
+  uint64_t first = 0;
 };
 
 struct world::client_node {
