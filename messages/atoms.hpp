@@ -33,6 +33,8 @@ using push_atom = caf::atom_constant<caf::atom("push")>;
 using pull_atom = caf::atom_constant<caf::atom("pull")>;
 /// The server has something new.
 using poke_atom = caf::atom_constant<caf::atom("poke")>;
+/// The server sends the answer to the client's next pull unasked.
+using pulled_atom = caf::atom_constant<caf::atom("pulled")>;
 
 // -- inside a node -----------------------------------------------------------
 

@@ -103,6 +103,7 @@ struct layer_stats {
   log_histogram apply;           ///< pull reply received -> visible in the store
   uint64_t pushes = 0;           ///< acknowledged pushes
   uint64_t pulls = 0;            ///< applied pulls
+  uint64_t pulls_ahead = 0;      ///< pulls that took an answer read ahead, not asked
   uint64_t disconnects = 0;      ///< connections lost (not counting going offline)
   std::map<std::string, uint64_t> errors; ///< by kind ("timeout", "refused:...")
 };
@@ -110,7 +111,8 @@ struct layer_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, layer_stats& x) {
   return f(caf::meta::type_name("memsync::layer_stats"), x.push_round_trip,
-           x.poke_to_pull, x.apply, x.pushes, x.pulls, x.disconnects, x.errors);
+           x.poke_to_pull, x.apply, x.pushes, x.pulls, x.pulls_ahead, x.disconnects,
+           x.errors);
 }
 
 } // namespace memsync

@@ -19,7 +19,7 @@ namespace memsync {
 /// Bumped on every incompatible change of any type below. CAF has no schema
 /// versioning (a type missing on one side arrives as an empty message), so
 /// the handshake compares this number and refuses mismatches.
-constexpr uint32_t protocol_version = 6;
+constexpr uint32_t protocol_version = 7;
 
 /// A position in the server's history. `epoch` names the server's history
 /// (created with the database, replaced when the server finds it was rolled
@@ -37,6 +37,11 @@ struct cookie {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cookie& x) {
   return f(caf::meta::type_name("memsync::cookie"), x.epoch, x.version, x.commit, x.mac);
+}
+
+inline bool operator==(const cookie& a, const cookie& b) {
+  return a.epoch == b.epoch && a.version == b.version && a.commit == b.commit
+         && a.mac == b.mac;
 }
 
 /// First message of a connection.
@@ -145,6 +150,11 @@ typename Inspector::result_type inspect(Inspector& f, pull_request& x) {
            x.scopes, x.known_reads);
 }
 
+inline bool operator==(const pull_request& a, const pull_request& b) {
+  return a.client_id == b.client_id && a.since == b.since && a.after == b.after
+         && a.scopes == b.scopes && a.known_reads == b.known_reads;
+}
+
 /// Every entity whose version is above the request's cookie (latest state,
 /// tombstones included), or the whole state when `reset` is set, in pages
 /// of at most the server's `limits.max-pull-bytes`: `complete` is false
@@ -203,6 +213,26 @@ struct poke {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, poke& x) {
   return f(caf::meta::type_name("memsync::poke"), x.version, x.trace_id);
+}
+
+/// Sent by the server instead of `poke` to a client whose last pull it
+/// answered: the answer to the pull it expects the client to make next
+/// (`asked`: the one the client makes after taking that answer), read right
+/// after the commit. It saves a round trip over the network per commit and
+/// client. Only a complete answer that is no reset is sent so. The client
+/// takes it in place of its next pull if that pull is exactly `asked`
+/// (otherwise it counts as `poke` alone); never for a `sync` (an answer read
+/// before the sync was asked may miss what was acknowledged to others
+/// meanwhile), nor after a push reply newer than the answer.
+struct pushed_answer {
+  poke cause;
+  pull_request asked;
+  pull_reply answer;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pushed_answer& x) {
+  return f(caf::meta::type_name("memsync::pushed_answer"), x.cause, x.asked, x.answer);
 }
 
 } // namespace memsync

@@ -32,6 +32,7 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<pull_request>("memsync::pull_request")
     .add_message_type<pull_reply>("memsync::pull_reply")
     .add_message_type<poke>("memsync::poke")
+    .add_message_type<pushed_answer>("memsync::pushed_answer")
     .add_message_type<flushed_change>("memsync::flushed_change")
     .add_message_type<flush_report>("memsync::flush_report")
     .add_message_type<log_push>("memsync::log_push")
@@ -40,9 +41,11 @@ void register_message_types(caf::actor_system_config& cfg) {
     .add_message_type<relayed_commit>("memsync::relayed_commit")
     .add_message_type<sync_status>("memsync::sync_status")
     .add_message_type<scope_subscription>("memsync::scope_subscription")
-    // Actor handles that cross the network: the client's poke listener in
-    // the handshake, the session in the reply.
+    // Actor handles: the client's listener crosses the network in the
+    // handshake, the session in the reply; a session listens for the log's
+    // pokes inside the server.
     .add_message_type<poke_listener_actor>("memsync::poke_listener_actor")
+    .add_message_type<client_listener_actor>("memsync::client_listener_actor")
     .add_message_type<session_actor>("memsync::session_actor")
     .add_message_type<gateway_actor>("memsync::gateway_actor")
     .add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");

@@ -1,6 +1,6 @@
 // The remote interfaces: the only actor handles that cross the network. A
-// client finds the server's gateway, says hello with its poke listener and
-// gets a session of its own; everything else it sends goes to that session.
+// client finds the server's gateway, says hello with its listener and gets
+// a session of its own; everything else it sends goes to that session.
 // Server-internal actors never appear here.
 #pragma once
 
@@ -12,9 +12,13 @@
 
 namespace memsync {
 
-/// Receives pokes: a client's syncer (from its session), a session (from the
-/// replication log), and the log itself (from other server nodes' relays).
+/// Receives pokes: a session, from the replication log.
 using poke_listener_actor = caf::typed_actor<caf::reacts_to<poke_atom, poke>>;
+
+/// A client's listener, named in its hello: pokes and pushed answers from its
+/// session.
+using client_listener_actor =
+  poke_listener_actor::extend<caf::reacts_to<pulled_atom, pushed_answer>>;
 
 using session_actor = caf::typed_actor<
   caf::replies_to<push_atom, push_request>::with<push_reply>,
@@ -24,7 +28,7 @@ using session_actor = caf::typed_actor<
 
 using gateway_actor = caf::typed_actor<
   /// The client introduces itself and names the actor that receives pokes.
-  caf::replies_to<hello_atom, hello_request, poke_listener_actor>::with<hello_reply,
-                                                                        session_actor>>;
+  caf::replies_to<hello_atom, hello_request, client_listener_actor>::with<hello_reply,
+                                                                          session_actor>>;
 
 } // namespace memsync

@@ -114,4 +114,8 @@ typename Inspector::result_type inspect(Inspector& f, scope_since& x) {
   return f(caf::meta::type_name("memsync::scope_since"), x.pattern, x.since);
 }
 
+inline bool operator==(const scope_since& a, const scope_since& b) {
+  return a.pattern == b.pattern && a.since == b.since;
+}
+
 } // namespace memsync

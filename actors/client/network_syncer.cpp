@@ -123,13 +123,19 @@ struct poke_relay_state {
   const char* name = "poke_relay"; // the syncer's traces name it as sender
 };
 
-poke_listener_actor::behavior_type
-poke_relay(poke_listener_actor::stateful_pointer<poke_relay_state> self,
-           network_syncer_actor syncer) {
+client_listener_actor::behavior_type
+poke_relay(client_listener_actor::stateful_pointer<poke_relay_state> self,
+           network_syncer_impl_actor syncer) {
   self->monitor(syncer);
   self->set_down_handler([=](const caf::down_msg&) { self->quit(); });
   return {
     [=](poke_atom, const poke& p) { self->send(syncer, poke_atom::value, p); },
+    [=](pulled_atom, pushed_answer& a) {
+      // With its sender: an answer is data, taken from the session alone.
+      auto sender = self->current_sender();
+      self->send(syncer, pulled_atom::value, std::move(a),
+                 sender ? sender->address() : caf::actor_addr{});
+    },
   };
 }
 
@@ -148,6 +154,7 @@ void drop_link(self_ptr self, link_state next) {
   ++st.link_gen;
   st.push_in_flight = false;
   st.pull = pull_phase::idle;
+  st.ahead.clear();
   // The new connection pushes right away; a pending debounce still fires.
   if (st.push_wait == push_timer::backoff)
     st.push_wait = push_timer::debounce;
@@ -243,7 +250,7 @@ void connect(self_ptr self) {
   auto& st = self->state;
   st.link = link_state::connecting;
   ++st.link_gen;
-  st.relay = self->spawn(poke_relay, caf::actor_cast<network_syncer_actor>(self));
+  st.relay = self->spawn(poke_relay, caf::actor_cast<network_syncer_impl_actor>(self));
   self->request(st.connector, st.cfg.settings.request_timeout, connect_atom::value)
     .then(on_link<gateway_actor>(
             self, [=](gateway_actor& gateway) { handshake(self, gateway); }),
@@ -290,16 +297,9 @@ network_syncer_impl(self_ptr self, syncer_config cfg, connector_actor connector,
   });
   self->delayed_send(self, st.cfg.settings.pull_interval, pull_tick_atom::value);
   return {
-    [=](poke_atom, const poke& p) {
-      auto& st = self->state;
-      trace_scope ts{st.trace.get(), self, "poke"};
-      ts.version(p.version);
-      ts.mark(p.trace_id);
-      if (p.version <= st.status.cursor.version)
-        return;
-      if (st.poked_at == caf::actor_clock::time_point{})
-        st.poked_at = self->clock().now();
-      try_pull(self);
+    [=](poke_atom, const poke& p) { poked(self, p); },
+    [=](pulled_atom, pushed_answer& a, const caf::actor_addr& sender) {
+      answered_ahead(self, a, sender);
     },
     [=](flushed_atom, const flush_report& report) {
       auto& st = self->state;

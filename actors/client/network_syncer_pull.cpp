@@ -13,6 +13,7 @@
 // the store always answer, or their death does.
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -141,7 +142,8 @@ void make_durable(self_ptr self, pull_reply& reply, time_point poked, int64_t se
                   std::vector<scope_since> asked) {
   auto& st = self->state;
   auto received = self->clock().now();
-  clock_sample(self, sent_us, reply.server_time_us, wall_clock_us(), false);
+  if (sent_us != 0) // an answer read ahead had no round trip to sample
+    clock_sample(self, sent_us, reply.server_time_us, wall_clock_us(), false);
   trace_scope ts{st.trace.get(), self, "pull_reply"};
   ts.pull_items(reply);
   auto& es = reply.entities;
@@ -306,6 +308,28 @@ void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us)
   make_durable(self, answer, poked, sent_us, std::move(asked));
 }
 
+/// The answer the session read ahead for `req`, if it sent one that may
+/// stand in for asking: none while a `sync` waits (it needs a pull asked
+/// after it), nor one whose record of us is below what a push reply
+/// acknowledged since it was read (it would look like an older copy of the
+/// history, see forget_replaced_epoch). Answers read for this cursor or an
+/// earlier one go either way: no later request asks for them.
+std::optional<pull_reply> take_ahead(self_ptr self, const pull_request& req) {
+  auto& st = self->state;
+  auto& q = st.ahead;
+  std::optional<pull_reply> out;
+  auto it = std::find_if(q.begin(), q.end(),
+                         [&](const pushed_answer& a) { return a.asked == req; });
+  if (it != q.end() && st.waiters.empty()
+      && it->answer.last_mutation_id >= st.status.acknowledged)
+    out = std::move(it->answer);
+  std::erase_if(q, [&](const pushed_answer& a) {
+    return a.asked.since.epoch != req.since.epoch
+           || a.asked.since.version <= req.since.version;
+  });
+  return out;
+}
+
 void request_page(self_ptr self, time_point poked) {
   auto& st = self->state;
   auto sent_us = wall_clock_us();
@@ -321,6 +345,11 @@ void request_page(self_ptr self, time_point poked) {
     st.asking_reads = st.sub.known_reads;
     req.scopes = st.asking;
     req.known_reads = st.asking_reads;
+    if (auto answer = take_ahead(self, req)) {
+      ++st.status.layers.pulls_ahead;
+      on_page(self, *answer, poked, 0);
+      return;
+    }
   }
   self
     ->request(st.session, st.cfg.settings.request_timeout, pull_atom::value,
@@ -347,6 +376,31 @@ void try_pull(self_ptr self) {
   // Step 1.
   st.pull = pull_phase::in_flight;
   request_page(self, std::exchange(st.poked_at, time_point{}));
+}
+
+void poked(self_ptr self, const poke& p) {
+  auto& st = self->state;
+  trace_scope ts{st.trace.get(), self, "poke"};
+  ts.version(p.version);
+  ts.mark(p.trace_id);
+  if (p.version <= st.status.cursor.version)
+    return;
+  if (st.poked_at == time_point{})
+    st.poked_at = self->clock().now();
+  try_pull(self);
+}
+
+void answered_ahead(self_ptr self, pushed_answer& a, const caf::actor_addr& sender) {
+  auto& st = self->state;
+  if (st.link != link_state::connected || sender != st.session.address())
+    return;
+  auto cause = a.cause;
+  if (cause.version > st.status.cursor.version) {
+    if (st.ahead.size() >= st.cfg.settings.max_answers_ahead)
+      st.ahead.erase(st.ahead.begin());
+    st.ahead.push_back(std::move(a));
+  }
+  poked(self, cause);
 }
 
 void complete_waiters(self_ptr self) {

@@ -35,7 +35,9 @@ using network_syncer_impl_actor = network_syncer_actor::extend<
   /// The fallback pull interval elapsed (re-armed every time).
   caf::reacts_to<pull_tick_atom>,
   /// The pause after a failed pull elapsed (once).
-  caf::reacts_to<pull_retry_atom>>;
+  caf::reacts_to<pull_retry_atom>,
+  /// The connection's relay got an answer read ahead from `sender`.
+  caf::reacts_to<pulled_atom, pushed_answer, caf::actor_addr>>;
 
 /// The connection, as drawn in network_syncer.hpp.
 enum class link_state {
@@ -110,7 +112,7 @@ struct network_syncer_state {
   /// requests sent on an earlier link are stale (see on_link).
   uint64_t link_gen = 0;
   session_actor session;     ///< set while connected
-  poke_listener_actor relay; ///< this connection's poke listener
+  client_listener_actor relay; ///< this connection's listener
   uint64_t failures = 0;     ///< consecutive failures, for backoff
 
   // -- the server's limits, from the last hello reply ---------------------------
@@ -138,6 +140,10 @@ struct network_syncer_state {
   uint64_t applying = 0;
   bool pull_deferred = false;
   pull_pages pages;
+  /// Answers this connection's session read ahead, oldest first: a pull
+  /// asking exactly what one of them answers takes it instead of asking
+  /// (see take_ahead).
+  std::vector<pushed_answer> ahead;
   uint64_t pulls_done = 0;
   /// When the first poke not yet served by a pull arrived (layer stats).
   caf::actor_clock::time_point poked_at{};
@@ -278,5 +284,10 @@ bool scopes_applied(self_ptr self, const scope_answer& answer);
 void try_pull(self_ptr self);
 /// Replies to every `sync` whose changes are confirmed by a later pull.
 void complete_waiters(self_ptr self);
+/// The session poked: pull, unless the cursor is already there.
+void poked(self_ptr self, const poke& p);
+/// The session sent `a` from `sender`: kept for the next pull (if it comes
+/// from this connection's session), and a poke.
+void answered_ahead(self_ptr self, pushed_answer& a, const caf::actor_addr& sender);
 
 } // namespace memsync::network_syncer_detail

@@ -66,6 +66,11 @@ struct sync_settings {
   /// deterministic simulator (tools/sim) sets it, so one seed replays one
   /// run. Not in the config file.
   uint64_t jitter_seed = 0;
+  /// Answers the session read ahead (pushed_answer) kept until a pull may
+  /// take one: each stands for one poke coalesced behind the pull under way,
+  /// so a few suffice; the bound keeps a server that sends too many from
+  /// filling memory. Not in the config file.
+  std::size_t max_answers_ahead = 4;
 };
 
 /// local_database: the client's SQLite file. Options under [client] and

@@ -74,7 +74,7 @@ gateway_impl(self_ptr self, replication_log_actor log, gateway_config cfg) {
   });
   return {
     [=](hello_atom, const hello_request& req,
-        poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
+        client_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
       auto& st = self->state;
       trace_scope ts{st.cfg.trace.get(), self, "hello"};
       if (req.protocol != protocol_version)

@@ -2,6 +2,10 @@
 
 #include "actors/common/clock.hpp"
 
+#include <memory>
+#include <optional>
+#include <utility>
+
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -17,6 +21,14 @@ struct session_state {
   session_config cfg;
   bool push_in_flight = false;
   bool pull_in_flight = false; // each answer is the client's whole diff: one at a time
+  /// The pull the client makes next, as far as the last answer it got
+  /// tells (see next_pull): after a poke the session reads it ahead and
+  /// sends the answer instead. None (also from new grants on, until the
+  /// next answer): the client pulls after a poke itself.
+  std::optional<pull_request> expected;
+  uint64_t expected_gen = 0;    ///< bumps whenever `expected` changes
+  bool ahead_in_flight = false; ///< reading `expected` ahead
+  std::optional<poke> ahead_again; ///< a poke that came meanwhile
   grants granted;
   /// The patterns of the last pull's subscription: the poke filter follows
   /// them when the grants change.
@@ -135,6 +147,125 @@ void send_filter(self_ptr self) {
              std::move(filter));
 }
 
+/// A client's pull as the log reads it: the readable part of each entry
+/// under the grants (entries of which nothing is readable get nothing and
+/// are named in the reply), all parts from the start when the grants grew
+/// beyond what the client's data was pulled under.
+struct planned_pull {
+  pull_request asked;
+  log_pull read;
+  std::vector<std::string> forbidden;
+  std::vector<std::string> subscription; ///< the request's patterns
+  /// The reply names the grants the parts were read under, not newer ones
+  /// that arrive meanwhile: the client takes them as its known reads, and
+  /// a grant it was not answered under must still refetch.
+  grants read_under;
+};
+
+planned_pull plan_pull(const grants& g, pull_request req) {
+  planned_pull out;
+  out.read_under = g;
+  out.read.refetch = reads_grew(g, req.known_reads);
+  for (auto& entry : entries_of(req)) {
+    auto part = readable_part(g, entry.pattern);
+    if (part.empty())
+      out.forbidden.push_back(entry.pattern);
+    for (auto& p : part)
+      out.read.parts.push_back({std::move(p), out.read.refetch ? 0 : entry.since});
+    out.subscription.push_back(entry.pattern);
+  }
+  out.asked = req;
+  out.read.request = std::move(req);
+  return out;
+}
+
+/// The pull a client makes after it took `reply` to `asked` (the client's
+/// request_page and scopes_applied): from the reply's cookie, every entry
+/// at the reply's version, known reads those of the reply's grants. None
+/// where the answer changes the subscription (a forbidden entry is
+/// dropped) or is not whole yet: the client then pulls on a poke itself.
+std::optional<pull_request> next_pull(const pull_request& asked, const pull_reply& reply) {
+  if (!reply.complete || !reply.forbidden.empty())
+    return std::nullopt;
+  pull_request next{asked.client_id, reply.next, 0, asked.scopes, {}};
+  for (auto& e : next.scopes)
+    e.since = reply.next.version;
+  std::vector<std::string> reads;
+  for (auto& g : reply.granted)
+    reads.push_back(g.pattern);
+  next.known_reads = minimal_patterns(std::move(reads));
+  return next;
+}
+
+/// The log's answer to `plan` as it goes to the client. The poke filter
+/// follows the answer's subscription, and the pull the client makes next
+/// follows the answer.
+void finish_reply(self_ptr self, const planned_pull& plan, pull_reply& reply) {
+  auto& st = self->state;
+  trace_scope ts{st.cfg.trace.get(), self, "pull_reply"};
+  ts.peer(st.cfg.client_id);
+  ts.pull_items(reply);
+  reply.server_time_us = wall_clock_us();
+  reply.granted = plan.read_under;
+  reply.forbidden = plan.forbidden;
+  st.subscription = plan.subscription;
+  send_filter(self);
+  st.expected = next_pull(plan.asked, reply);
+  ++st.expected_gen;
+}
+
+void forward_poke(self_ptr self, const poke& p) {
+  self->send(self->state.cfg.listener, poke_atom::value, p);
+}
+
+void on_poke(self_ptr self, const poke& p);
+
+/// Reads the pull the client makes next and sends it the answer, for poke
+/// `p`. What was read goes out as a poke instead if the client asked for a
+/// pull meanwhile (the answer may not be the one it asks for next), or if
+/// it is in pages or a reset (those the client asks for page by page).
+void read_ahead(self_ptr self, const poke& p) {
+  auto& st = self->state;
+  st.ahead_in_flight = true;
+  auto gen = st.expected_gen;
+  auto plan = std::make_shared<planned_pull>(plan_pull(st.granted, *st.expected));
+  auto done = [=] {
+    auto& st = self->state;
+    st.ahead_in_flight = false;
+    if (auto again = std::exchange(st.ahead_again, std::nullopt))
+      on_poke(self, *again);
+  };
+  self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, plan->read)
+    .then(
+      [=](pull_reply& reply) {
+        auto& st = self->state;
+        if (gen != st.expected_gen || st.pull_in_flight || !reply.complete || reply.reset) {
+          forward_poke(self, p);
+        } else {
+          finish_reply(self, *plan, reply);
+          self->send(st.cfg.listener, pulled_atom::value,
+                     pushed_answer{p, std::move(plan->asked), std::move(reply)});
+        }
+        done();
+      },
+      [=](caf::error&) { // the client's own pull will tell it what failed
+        forward_poke(self, p);
+        done();
+      });
+}
+
+/// A commit touched the client's scopes: read ahead for it if the client
+/// is expected to pull next and is not pulling, or else poke it.
+void on_poke(self_ptr self, const poke& p) {
+  auto& st = self->state;
+  if (!st.expected || st.pull_in_flight)
+    forward_poke(self, p);
+  else if (st.ahead_in_flight)
+    st.ahead_again = p; // one read after this one serves every poke meanwhile
+  else
+    read_ahead(self, p);
+}
+
 session_control_actor::behavior_type
 session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
   self->state.log = log;
@@ -201,42 +332,16 @@ session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
                           "a pull is already in flight for this client");
       if (auto err = check_pull(st.cfg.limits, req))
         return err;
-      // Each entry reads what the grants let it; an entry of which nothing
-      // is readable gets nothing and is named in the reply.
-      log_pull pull;
-      pull.refetch = reads_grew(st.granted, req.known_reads);
-      std::vector<std::string> forbidden;
-      std::vector<std::string> subscription;
-      for (auto& entry : entries_of(req)) {
-        auto part = readable_part(st.granted, entry.pattern);
-        if (part.empty())
-          forbidden.push_back(entry.pattern);
-        for (auto& p : part)
-          pull.parts.push_back({std::move(p), pull.refetch ? 0 : entry.since});
-        subscription.push_back(std::move(entry.pattern));
-      }
-      pull.request = std::move(req);
-      // The reply names the grants the parts were read under, not newer
-      // ones that arrive meanwhile: the client takes them as its known
-      // reads, and a grant it was not answered under must still refetch.
-      auto read_under = st.granted;
+      auto plan = std::make_shared<planned_pull>(plan_pull(st.granted, std::move(req)));
       st.pull_in_flight = true;
       // Not delegate(): the reply would come from the log and hand the
       // client the log's handle. The answer goes through this session.
       auto promise = self->make_response_promise<pull_reply>();
-      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(pull))
+      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, plan->read)
         .then(
           [=](pull_reply& reply) mutable {
-            auto& st = self->state;
-            st.pull_in_flight = false;
-            trace_scope ts{st.cfg.trace.get(), self, "pull_reply"};
-            ts.peer(st.cfg.client_id);
-            ts.pull_items(reply);
-            reply.server_time_us = wall_clock_us();
-            reply.granted = read_under;
-            reply.forbidden = forbidden;
-            st.subscription = subscription;
-            send_filter(self);
+            self->state.pull_in_flight = false;
+            finish_reply(self, *plan, reply);
             promise.deliver(std::move(reply));
           },
           [=](caf::error& err) mutable {
@@ -252,7 +357,7 @@ session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
       ts.mark(p.trace_id);
       auto sender = self->current_sender();
       if (sender && sender == caf::actor_cast<caf::strong_actor_ptr>(self->state.log))
-        self->send(self->state.cfg.listener, poke_atom::value, p);
+        on_poke(self, p);
     },
     [=](grants_atom, grants& g) {
       // Only the gateway that opened this session may change what it
@@ -264,6 +369,10 @@ session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
       st.granted = std::move(g);
       if (st.filter_sent)
         send_filter(self);
+      // New grants may change what the client holds: it pulls itself (and
+      // a read under way goes to it as a poke).
+      st.expected.reset();
+      ++st.expected_gen;
     },
   };
 }

@@ -4,7 +4,10 @@
 // (ids, types, JSON, canonical size, nesting, mutation ids in 1..2^63-1,
 // bytes and count per push) before anything reaches the replication log,
 // allows one push and one pull in flight (a second is refused, not queued),
-// and forwards the log's pokes to its client.
+// and passes the log's pokes on to its client: as the answer to the pull
+// the client makes next, read ahead (see pushed_answer), where the last
+// answer it got tells that pull and the client is not pulling; as a poke
+// otherwise.
 // Scopes: its pushes carry the token's grants (the log refuses what they do
 // not permit); a pull reads only the readable part of each requested entry
 // (entries of which nothing is readable come back in `forbidden`), all
@@ -45,7 +48,7 @@ using session_control_actor = session_actor::extend<caf::reacts_to<grants_atom, 
 struct session_config {
   std::string client_id;
   caf::node_id client_node;
-  poke_listener_actor listener; ///< the client's syncer
+  client_listener_actor listener; ///< the client's syncer (its relay)
   session_limits limits;
   std::shared_ptr<trace_sink> trace; ///< null: not tracing
   grants granted = all_grants();     ///< the token's

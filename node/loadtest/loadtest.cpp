@@ -365,6 +365,7 @@ void driver::run_steady() {
   report_.pushed_per_s = per_s(
     static_cast<double>(t.acknowledged - at_warm.acknowledged));
   report_.pulls_per_s = per_s(static_cast<double>(t.pulls - at_warm.pulls));
+  report_.pulls_ahead_per_s = per_s(static_cast<double>(t.pulls_ahead - at_warm.pulls_ahead));
   report_.applied_per_s = per_s(
     static_cast<double>(rs_.applied.load() - applied_at_warm));
   if (auto pulls = server_pulls(); pulls >= 0 && server_pulls_at_warm >= 0)
@@ -409,6 +410,7 @@ void driver::run_fixed() {
   };
   report_.pushed_per_s = per_s(static_cast<double>(t.acknowledged));
   report_.pulls_per_s = per_s(static_cast<double>(t.pulls));
+  report_.pulls_ahead_per_s = per_s(static_cast<double>(t.pulls_ahead));
   report_.applied_per_s = per_s(static_cast<double>(rs_.applied.load()));
   if (auto pulls = server_pulls(); pulls >= 0 && pulls_at_start >= 0)
     report_.server_pulls_per_write = static_cast<double>(pulls - pulls_at_start)

@@ -68,6 +68,7 @@ nlohmann::json to_json(const loadtest_report& r) {
                      {"changes_pushed_per_s", r.pushed_per_s},
                      {"changes_applied_per_s", r.applied_per_s},
                      {"pulls_per_s", r.pulls_per_s},
+                     {"pulls_read_ahead_per_s", r.pulls_ahead_per_s},
                      {"server_pulls_per_write",
                       r.server_pulls_per_write < 0
                         ? nlohmann::json(nullptr)
@@ -188,6 +189,7 @@ void print_table(const loadtest_report& r, std::ostream& out) {
       << "  writes " << fmt("%.0f", r.writes_per_s) << "   changes pushed "
       << fmt("%.0f", r.pushed_per_s) << "   changes applied "
       << fmt("%.0f", r.applied_per_s) << "   pulls " << fmt("%.0f", r.pulls_per_s)
+      << " (read ahead " << fmt("%.0f", r.pulls_ahead_per_s) << ")"
       << "\n  server pulls per write "
       << (r.server_pulls_per_write < 0
             ? std::string{"n/a (the server is not in this process)"}

@@ -40,6 +40,7 @@ struct loadtest_report {
   double pushed_per_s = 0;  ///< changes acknowledged by the server
   double applied_per_s = 0; ///< remote changes that became visible, all clients
   double pulls_per_s = 0;
+  double pulls_ahead_per_s = 0; ///< of them, answers the sessions read ahead
   /// Pulls the server's replication log answered per write (each write
   /// makes the sessions it pokes pull); negative: not known (the server is
   /// not in this process).

@@ -129,6 +129,7 @@ status_totals sum_up(const std::vector<std::optional<sync_status>>& statuses) {
     t.acknowledged += st->acknowledged;
     t.connected += st->connected ? 1 : 0;
     t.pulls += st->layers.pulls;
+    t.pulls_ahead += st->layers.pulls_ahead;
     t.layers.push_round_trip.merge(st->layers.push_round_trip);
     t.layers.poke_to_pull.merge(st->layers.poke_to_pull);
     t.layers.apply.merge(st->layers.apply);

@@ -157,6 +157,7 @@ poll_status(caf::actor_system& sys,
 struct status_totals {
   uint64_t acknowledged = 0;
   uint64_t pulls = 0;
+  uint64_t pulls_ahead = 0; ///< of them, answers the sessions read ahead
   std::size_t connected = 0;
   std::size_t answered = 0;
   layer_stats layers;

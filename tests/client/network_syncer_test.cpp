@@ -56,7 +56,7 @@ struct script {
   // -- gateway ----------------------------------------------------------------
   std::string server_id = "server-A";
   std::vector<hello_request> hellos;
-  std::vector<poke_listener_actor> listeners;
+  std::vector<client_listener_actor> listeners;
   std::vector<session_actor> sessions;
 
   // -- sessions (one fake server behind them) ----------------------------------
@@ -242,7 +242,7 @@ session_actor::behavior_type fake_session(session_actor::pointer self, script_pt
 gateway_actor::behavior_type fake_gateway(gateway_actor::pointer self, script_ptr s) {
   return {
     [=](hello_atom, hello_request& req,
-        poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
+        client_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
       s->events.push_back("gateway.hello");
       s->hellos.push_back(req);
       s->listeners.push_back(listener);
@@ -2062,4 +2062,135 @@ TEST_F(network_syncer_scopes_test,
   EXPECT_EQ(patterns(req2.scopes), (strings{"team-a", "team-c"}));
   EXPECT_EQ(since_of(req2.scopes, "team-a"), s->server_cookie.version);
   EXPECT_EQ(since_of(req2.scopes, "team-c"), 0u);
+}
+
+// -- 12. answers read ahead ------------------------------------------------------
+
+namespace {
+
+struct network_syncer_ahead_test : network_syncer_test {
+  /// Started and caught up at the server's cookie; returns the pull the
+  /// syncer makes there (a poke shows it: its answer leaves the cursor).
+  pull_request caught_up() {
+    start(config());
+    poke_with(s->server_cookie.version + 1);
+    return s->pulls.back().msg;
+  }
+
+  /// The session's answer to `asked`, read ahead at `version` for a poke of
+  /// it: one entity written there.
+  pushed_answer ahead_of(pull_request asked, uint64_t version) {
+    pull_reply r{cookie{"e1", version, version * 10, "mac"}, s->server_lmid, false,
+                 {entity{"ahead-" + std::to_string(version), "note", "{}", version, false}}};
+    r.granted = s->granted;
+    r.rules = s->rules;
+    return {poke{version, 0}, std::move(asked), std::move(r)};
+  }
+
+  /// As the connection's session sends it (the syncer takes answers from
+  /// its session alone).
+  void from_session(pushed_answer a) {
+    caf::send_as(caf::actor_cast<caf::actor>(s->sessions.back()), s->listeners.back(),
+                 pulled_atom::value, std::move(a));
+    sched.run();
+  }
+
+  /// True if local_db stored the entity of the answer read ahead at `version`.
+  bool stored(uint64_t version) {
+    auto id = "ahead-" + std::to_string(version);
+    return std::any_of(s->db_rebases.begin(), s->db_rebases.end(), [&](const pull_reply& r) {
+      return std::any_of(r.entities.begin(), r.entities.end(),
+                         [&](const entity& e) { return e.id == id; });
+    });
+  }
+};
+
+} // namespace
+
+TEST_F(network_syncer_ahead_test, an_answer_to_the_next_pull_is_taken_without_asking) {
+  auto asked = caught_up();
+  auto pulls = s->pulls.size();
+  from_session(ahead_of(asked, 10));
+  EXPECT_EQ(s->pulls.size(), pulls) << "no round trip";
+  ASSERT_TRUE(stored(10));
+  EXPECT_EQ(s->store_rebases.back().next.version, 10u) << "durable, then visible";
+  auto st = status();
+  EXPECT_EQ(st.cursor.version, 10u);
+  EXPECT_EQ(st.layers.pulls_ahead, 1u);
+  EXPECT_EQ(st.layers.poke_to_pull.count, 2u) << "timed like the pull of a poke";
+  // The next one is read ahead of that answer's cookie.
+  asked.since = cookie{"e1", 10, 100, "mac"};
+  for (auto& e : asked.scopes)
+    e.since = 10;
+  from_session(ahead_of(asked, 11));
+  EXPECT_EQ(s->pulls.size(), pulls);
+  EXPECT_EQ(status().cursor.version, 11u);
+}
+
+TEST_F(network_syncer_ahead_test, an_answer_to_another_pull_is_only_a_poke) {
+  auto asked = caught_up();
+  auto pulls = s->pulls.size();
+  auto stale = asked;
+  stale.since.version = 8; // read ahead of an answer this client never took
+  from_session(ahead_of(stale, 10));
+  EXPECT_EQ(s->pulls.size(), pulls + 1) << "the poke it stands for";
+  EXPECT_FALSE(stored(10));
+  EXPECT_EQ(status().layers.pulls_ahead, 0u);
+}
+
+TEST_F(network_syncer_ahead_test, an_answer_from_anyone_but_the_session_is_ignored) {
+  auto asked = caught_up();
+  auto pulls = s->pulls.size();
+  self->send(s->listeners.back(), pulled_atom::value, ahead_of(asked, 10));
+  sched.run();
+  EXPECT_EQ(s->pulls.size(), pulls);
+  EXPECT_FALSE(stored(10)) << "data injected by a peer that learned the listener";
+}
+
+TEST_F(network_syncer_ahead_test, an_answer_that_comes_during_a_pull_is_taken_after_it) {
+  auto asked = caught_up();
+  s->pull_script = {mode::hold};
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto pulls = s->pulls.size();
+  // Read ahead of the answer under way (it leaves the cursor where it is).
+  from_session(ahead_of(asked, 10));
+  EXPECT_FALSE(stored(10)) << "not before the pull under way is in";
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  EXPECT_TRUE(stored(10));
+  EXPECT_EQ(s->pulls.size(), pulls);
+  EXPECT_EQ(status().cursor.version, 10u);
+}
+
+TEST_F(network_syncer_ahead_test, a_sync_never_counts_an_answer_read_ahead) {
+  auto asked = caught_up();
+  s->pull_script = {mode::hold};
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto pulls = s->pulls.size();
+  from_session(ahead_of(asked, 10)); // kept behind the pull under way
+  keep(sys.spawn(sync_client, syncer, s));
+  sched.run();
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  // Read before the sync was asked, the answer may miss what others had
+  // acknowledged by then: the sync needs a pull asked after it.
+  EXPECT_TRUE(s->synced);
+  EXPECT_EQ(s->pulls.size(), pulls + 1) << "the sync's pull";
+  EXPECT_FALSE(stored(10));
+}
+
+TEST_F(network_syncer_ahead_test, an_answer_read_before_a_push_was_acknowledged_is_not_taken) {
+  auto asked = caught_up();
+  auto before = ahead_of(asked, 10); // read when the record was 0
+  flushed({1, 2});
+  advance(settings.push_debounce + 1ms);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  ASSERT_EQ(status().acknowledged, 2u);
+  auto pulls = s->pulls.size();
+  from_session(before);
+  EXPECT_FALSE(stored(10)) << "its record would look like a restored server's";
+  EXPECT_EQ(s->pulls.size(), pulls + 1);
+  EXPECT_EQ(status().acknowledged, 2u);
 }

@@ -37,9 +37,8 @@ caf::actor_system_config& init(caf::actor_system_config& cfg) {
   return cfg;
 }
 
-poke_listener_actor::behavior_type ignore_pokes() {
-  return {[](poke_atom, const poke&) {
-  }};
+client_listener_actor::behavior_type ignore_pokes() {
+  return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
 }
 
 struct hardening : ::testing::Test {
@@ -49,7 +48,7 @@ struct hardening : ::testing::Test {
   caf::actor_system_config cfg;
   caf::actor_system sys{init(cfg)};
   caf::scoped_actor self{sys};
-  poke_listener_actor listener = sys.spawn(ignore_pokes);
+  client_listener_actor listener = sys.spawn(ignore_pokes);
 
   hardening() {
     std::ofstream{dir.file("tokens.txt")} << "alice-token alice\n";
@@ -172,7 +171,7 @@ namespace {
 /// pull it back. Returns how long it took (failing the test on any error).
 std::chrono::milliseconds
 honest_round_trip(caf::actor_system& sys, caf::scoped_actor& self, uint16_t port,
-                  poke_listener_actor listener, const std::string& client_id,
+                  client_listener_actor listener, const std::string& client_id,
                   const std::string& entity_id) {
   auto start = std::chrono::steady_clock::now();
   auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", port);

@@ -520,13 +520,12 @@ TEST_F(hostile_peer, hellos_beyond_max_sessions_are_refused) {
   caf::scoped_actor self{sys};
   auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", port);
   ASSERT_TRUE(gw) << sys.render(gw.error());
-  auto listener = sys.spawn([]() -> poke_listener_actor::behavior_type {
-    return {[](poke_atom, const poke&) {
-    }};
+  auto listener = sys.spawn([]() -> client_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
   });
   hello_request req{protocol_version, "mallory-0123456789abcdef",
                     cluster::token_of("mallory"), 0};
-  auto hello = [&](poke_listener_actor l) {
+  auto hello = [&](client_listener_actor l) {
     caf::error err;
     self->request(*gw, honest_budget, hello_atom::value, req, l)
       .receive([](hello_reply&, session_actor&) {}, [&](caf::error& e) { err = e; });
@@ -544,9 +543,8 @@ TEST_F(hostile_peer, hellos_beyond_max_sessions_are_refused) {
   expect_alice_syncs("after 500 refused hellos");
   // Once mallory's sessions end (her listener goes down), she gets in again.
   caf::anon_send_exit(listener, caf::exit_reason::kill);
-  auto fresh = sys.spawn([]() -> poke_listener_actor::behavior_type {
-    return {[](poke_atom, const poke&) {
-    }};
+  auto fresh = sys.spawn([]() -> client_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
   });
   bool in = false;
   auto deadline = std::chrono::steady_clock::now() + honest_budget;
@@ -579,9 +577,8 @@ TEST_F(hostile_peer, a_client_that_does_not_read_is_cut_off_at_max_queued_bytes)
   caf::actor_system_config cfg;
   caf::actor_system sys{init(cfg)};
   caf::scoped_actor self{sys};
-  auto listener = sys.spawn([]() -> poke_listener_actor::behavior_type {
-    return {[](poke_atom, const poke&) {
-    }};
+  auto listener = sys.spawn([]() -> client_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
   });
   auto gw = sys.middleman().remote_actor<gateway_actor>("127.0.0.1", relay.port());
   ASSERT_TRUE(gw) << sys.render(gw.error());

@@ -41,9 +41,8 @@ caf::actor_system_config& init(caf::actor_system_config& cfg) {
   return cfg;
 }
 
-poke_listener_actor::behavior_type ignore_pokes() {
-  return {[](poke_atom, const poke&) {
-  }};
+client_listener_actor::behavior_type ignore_pokes() {
+  return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
 }
 
 change team_note(uint64_t mid, const std::string& id, const std::string& team) {
@@ -58,7 +57,7 @@ struct scopes_hostile : ::testing::Test {
   caf::actor_system_config cfg;
   caf::actor_system sys{init(cfg)};
   caf::scoped_actor self{sys};
-  poke_listener_actor listener = sys.spawn(ignore_pokes);
+  client_listener_actor listener = sys.spawn(ignore_pokes);
 
   scopes_hostile() {
     write_tokens("writer-token writer write:*\n"

@@ -717,9 +717,8 @@ TEST(sync_e2e_bad_inputs, cli_rejects_malformed_and_oversized_data) {
 //     the server side checks hold without the well-behaved client.
 namespace {
 
-poke_listener_actor::behavior_type quiet_listener() {
-  return {[](poke_atom, const poke&) {
-  }};
+client_listener_actor::behavior_type quiet_listener() {
+  return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
 }
 
 struct caf_peer_config : caf::actor_system_config {
@@ -807,7 +806,7 @@ public:
 private:
   caf_peer_config cfg_;
   caf::actor_system sys_;
-  poke_listener_actor listener_;
+  client_listener_actor listener_;
   gateway_actor gateway_;
   session_actor session_;
   hello_reply welcome_;

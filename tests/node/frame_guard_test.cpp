@@ -223,7 +223,7 @@ TEST_F(frame_filter_test, handshakes_name_one_valid_node_at_most_twice) {
 
 TEST_F(frame_filter_test, messages_reach_only_the_gateway_and_the_own_session) {
   handshake();
-  auto hello = message("@<>+@atom+memsync::hello_request+memsync::poke_listener_actor");
+  auto hello = message("@<>+@atom+memsync::hello_request+memsync::client_listener_actor");
   EXPECT_EQ(check(frame(basp_header::direct_message, hello, gateway_id)),
             verdict::forward);
   auto pull = message("@<>+@atom+memsync::pull_request");

@@ -52,8 +52,8 @@ struct gateway_test : server_actor_test {
   std::shared_ptr<log_record> record = std::make_shared<log_record>();
   replication_log_actor log = keep(sys.spawn(recording_log, record));
   gateway_control_actor gateway;
-  poke_listener_actor listener = keep(
-    spawn_poke_recorder(sys, std::make_shared<poke_record>()));
+  client_listener_actor listener = keep(
+    spawn_client_recorder(sys, std::make_shared<poke_record>()));
 
   gateway_test() {
     gateway_config cfg;

@@ -198,16 +198,24 @@ struct answer_log {
 
 struct poke_record {
   std::vector<poke> pokes;
+  std::vector<pushed_answer> answers;
 };
 
-/// A poke listener that records what it gets.
+/// A client's listener that records what it gets.
+inline client_listener_actor spawn_client_recorder(caf::actor_system& sys,
+                                                   std::shared_ptr<poke_record> rec) {
+  return sys.spawn([rec]() -> client_listener_actor::behavior_type {
+    return {
+      [rec](poke_atom, const poke& p) { rec->pokes.push_back(p); },
+      [rec](pulled_atom, const pushed_answer& a) { rec->answers.push_back(a); },
+    };
+  });
+}
+
+/// A poke listener (as the log sees a session) that records its pokes.
 inline poke_listener_actor spawn_poke_recorder(caf::actor_system& sys,
                                                std::shared_ptr<poke_record> rec) {
-  return sys.spawn([rec]() -> poke_listener_actor::behavior_type {
-    return {[rec](poke_atom, const poke& p) {
-      rec->pokes.push_back(p);
-    }};
-  });
+  return caf::actor_cast<poke_listener_actor>(spawn_client_recorder(sys, std::move(rec)));
 }
 
 /// Which watched actors ended, and why.

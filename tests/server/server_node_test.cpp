@@ -65,9 +65,8 @@ struct client_peer {
   caf::actor_system_config cfg;
   caf::actor_system sys{server_node_test::init(cfg)};
   caf::scoped_actor self{sys};
-  poke_listener_actor listener = sys.spawn([]() -> poke_listener_actor::behavior_type {
-    return {[](poke_atom, const poke&) {
-    }};
+  client_listener_actor listener = sys.spawn([]() -> client_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
   });
 
   ~client_peer() { caf::anon_send_exit(listener, caf::exit_reason::user_shutdown); }

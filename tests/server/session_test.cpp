@@ -1,7 +1,9 @@
 // session alone, on virtual time: the limits it enforces before anything
 // reaches the log (changes and bytes per push, data limits on the canonical
 // form, mutation ids in range), the origin check, one push and one pull in
-// flight, poke forwarding; scopes (the readable part of each requested entry,
+// flight, poke forwarding and reading ahead (the answer to the client's next
+// pull instead of a poke, and when a poke it stays); scopes (the readable
+// part of each requested entry,
 // forbidden entries named, a refetch when the grants grew, validation of the
 // subscription, grants changed only by the gateway, the poke filter it
 // leaves the log); against a fake log that records and holds. Then
@@ -27,7 +29,8 @@ struct log_script {
   std::vector<std::vector<std::string>> filters; ///< poke filters, in order
   std::vector<poke_listener_actor> subscribers;
   std::vector<caf::typed_response_promise<push_reply>> held_pushes;
-  std::vector<caf::typed_response_promise<pull_reply>> held_pulls;
+  std::vector<held<pull_reply>> held_pulls;
+  pull_reply answer; ///< what the fake log answers every pull with
 };
 
 replication_log_actor::behavior_type fake_log(std::shared_ptr<log_script> s) {
@@ -42,7 +45,7 @@ replication_log_actor::behavior_type fake_log(std::shared_ptr<log_script> s) {
     },
     [=](pull_atom, log_pull& req) -> caf::result<pull_reply> {
       s->pulls.push_back(req);
-      return pull_reply{};
+      return s->answer;
     },
     [=](subscribe_atom, poke_listener_actor& l) { s->subscribers.push_back(l); },
     [=](scopes_atom, poke_listener_actor&, std::vector<std::string>& f) {
@@ -70,7 +73,7 @@ replication_log_actor::behavior_type holding_log(holding_log_ptr self,
     [=](pull_atom, log_pull& req) {
       s->pulls.push_back(req);
       auto rp = self->make_response_promise<pull_reply>();
-      s->held_pulls.push_back(rp);
+      s->held_pulls.push_back({rp, caf::actor_cast<caf::strong_actor_ptr>(self)});
       return rp;
     },
     [=](subscribe_atom, poke_listener_actor& l) { s->subscribers.push_back(l); },
@@ -91,7 +94,7 @@ struct session_test : server_actor_test {
   caf::actor_addr gateway;
 
   session_actor start(replication_log_actor log) {
-    session_config cfg{alice,  sys.node(), keep(spawn_poke_recorder(sys, pokes)),
+    session_config cfg{alice,  sys.node(), keep(spawn_client_recorder(sys, pokes)),
                        limits, nullptr,    granted,
                        gateway};
     auto s = keep(spawn_session(sys, log, std::move(cfg)));
@@ -294,7 +297,7 @@ INSTANTIATE_TEST_SUITE_P(any_reason, session_exits,
 TEST_F(session_with_log_test, a_session_ends_with_its_log_and_with_its_client) {
   auto s = start(log);
   watch(s);
-  auto listener = keep(spawn_poke_recorder(sys, pokes));
+  auto listener = keep(spawn_client_recorder(sys, pokes));
   auto other = keep(
     spawn_session(sys, log, {alice, sys.node(), listener, limits, nullptr}));
   watch(other);
@@ -524,4 +527,165 @@ TEST_F(session_test, a_reply_names_the_grants_it_was_read_under) {
   ASSERT_EQ(script->pulls.size(), 2u);
   EXPECT_TRUE(script->pulls[1].refetch);
   EXPECT_EQ(parts_of(script->pulls[1]), (parts{{"team-a", 0}, {"team-b", 0}}));
+}
+
+// -- reading ahead ---------------------------------------------------------------
+
+namespace {
+
+/// The log's poke, sent as the log (a session trusts only its log).
+void poke_from(replication_log_actor log, session_actor s, uint64_t version) {
+  caf::send_as(caf::actor_cast<caf::actor>(log), s, poke_atom::value, poke{version, 0});
+}
+
+pull_reply answer_at(uint64_t version) {
+  pull_reply r;
+  r.next = cookie{"epoch-1", version, version * 10, "mac-" + std::to_string(version)};
+  r.last_mutation_id = 4;
+  return r;
+}
+
+} // namespace
+
+TEST_F(session_test, after_an_answer_a_poke_brings_the_answer_to_the_next_pull_instead) {
+  granted = {{"team-a", true}, {"team-b", false}};
+  auto log = keep(sys.spawn(fake_log, script));
+  auto s = start(log);
+  script->answer = answer_at(10);
+  ask<pull_reply>(s, pull_atom::value,
+                  scoped_pull({{"team-a", 3}, {"team-b", 0}}, 3, {"team-a"}));
+  sched.run();
+  script->answer = answer_at(12);
+  poke_from(log, s, 12);
+  sched.run();
+  // The pull the client makes after taking the answer at 10: from its
+  // cookie, both entries at 10, known reads those of the answer's grants.
+  pull_request next{alice, answer_at(10).next, 0, {{"team-a", 10}, {"team-b", 10}},
+                    {"team-a", "team-b"}};
+  ASSERT_EQ(script->pulls.size(), 2u);
+  EXPECT_TRUE(script->pulls[1].request == next);
+  EXPECT_EQ(parts_of(script->pulls[1]), (parts{{"team-a", 10}, {"team-b", 10}}));
+  EXPECT_TRUE(pokes->pokes.empty()) << "an answer instead of the poke";
+  ASSERT_EQ(pokes->answers.size(), 1u);
+  auto& sent = pokes->answers[0];
+  EXPECT_EQ(sent.cause.version, 12u);
+  EXPECT_TRUE(sent.asked == next);
+  EXPECT_EQ(sent.answer.next.version, 12u);
+  EXPECT_EQ(sent.answer.granted.size(), 2u) << "named like any answer";
+  // And the next poke reads what the client asks after that one.
+  poke_from(log, s, 13);
+  sched.run();
+  ASSERT_EQ(pokes->answers.size(), 2u);
+  EXPECT_EQ(pokes->answers[1].asked.since.version, 12u);
+  EXPECT_EQ(pokes->answers[1].asked.scopes, (std::vector<scope_since>{{"team-a", 12},
+                                                                       {"team-b", 12}}));
+}
+
+TEST_F(session_test, a_poke_stays_a_poke_before_the_first_answer_and_while_the_client_pulls) {
+  auto log = keep(sys.spawn(holding_log, script));
+  auto s = start(log);
+  poke_from(log, s, 5);
+  sched.run();
+  EXPECT_EQ(pokes->pokes.size(), 1u) << "no answer yet tells the client's next pull";
+  auto first = pull(s);
+  sched.run();
+  ASSERT_EQ(script->held_pulls.size(), 1u);
+  answer(script->held_pulls[0], answer_at(5));
+  sched.run();
+  ASSERT_EQ(only_code(first), sync_errc::none);
+  auto second = pull(s);
+  sched.run();
+  poke_from(log, s, 6);
+  sched.run();
+  EXPECT_EQ(script->pulls.size(), 2u) << "nothing read while the client pulls";
+  EXPECT_EQ(pokes->pokes.size(), 2u);
+  EXPECT_TRUE(pokes->answers.empty());
+}
+
+TEST_F(session_test, what_was_read_ahead_goes_as_a_poke_if_the_client_pulled_meanwhile) {
+  auto log = keep(sys.spawn(holding_log, script));
+  auto s = start(log);
+  pull(s);
+  sched.run();
+  answer(script->held_pulls[0], answer_at(5));
+  sched.run();
+  poke_from(log, s, 6);
+  sched.run();
+  ASSERT_EQ(script->held_pulls.size(), 2u) << "read ahead";
+  auto own = pull(s); // the client's fallback pull, say: not refused
+  sched.run();
+  ASSERT_EQ(script->held_pulls.size(), 3u);
+  answer(script->held_pulls[1], answer_at(6));
+  sched.run();
+  EXPECT_TRUE(pokes->answers.empty()) << "the client's next pull is another one now";
+  ASSERT_EQ(pokes->pokes.size(), 1u);
+  EXPECT_EQ(pokes->pokes[0].version, 6u);
+  answer(script->held_pulls[2], answer_at(6));
+  sched.run();
+  EXPECT_EQ(only_code(own), sync_errc::none);
+}
+
+TEST_F(session_test, an_answer_in_pages_or_a_reset_goes_as_a_poke) {
+  auto log = keep(sys.spawn(fake_log, script));
+  auto s = start(log);
+  script->answer = answer_at(5);
+  pull(s);
+  sched.run();
+  script->answer = answer_at(9);
+  script->answer.complete = false;
+  poke_from(log, s, 9);
+  sched.run();
+  script->answer.complete = true;
+  script->answer.reset = true;
+  poke_from(log, s, 10);
+  sched.run();
+  EXPECT_EQ(script->pulls.size(), 3u);
+  EXPECT_TRUE(pokes->answers.empty()) << "those the client asks for itself";
+  EXPECT_EQ(pokes->pokes.size(), 2u);
+}
+
+TEST_F(session_test, new_grants_stop_reading_ahead_until_the_next_answer) {
+  auto gw = keep(spawn_grant_sender(sys));
+  gateway = gw.address();
+  auto log = keep(sys.spawn(fake_log, script));
+  auto s = start(log);
+  script->answer = answer_at(5);
+  pull(s);
+  sched.run();
+  caf::anon_send(gw, s, grants{{"team-a", true}});
+  sched.run();
+  poke_from(log, s, 6);
+  sched.run();
+  EXPECT_EQ(script->pulls.size(), 1u) << "the client pulls under its new grants itself";
+  EXPECT_EQ(pokes->pokes.size(), 1u);
+  pull(s);
+  sched.run();
+  poke_from(log, s, 7);
+  sched.run();
+  EXPECT_EQ(pokes->answers.size(), 1u) << "its next answer tells the next pull again";
+}
+
+TEST_F(session_test, pokes_during_a_read_ahead_are_served_by_one_more_read) {
+  auto log = keep(sys.spawn(holding_log, script));
+  auto s = start(log);
+  pull(s);
+  sched.run();
+  answer(script->held_pulls[0], answer_at(5));
+  sched.run();
+  poke_from(log, s, 6);
+  sched.run();
+  poke_from(log, s, 7);
+  poke_from(log, s, 8);
+  sched.run();
+  ASSERT_EQ(script->held_pulls.size(), 2u) << "one read at a time";
+  answer(script->held_pulls[1], answer_at(6));
+  sched.run();
+  ASSERT_EQ(script->held_pulls.size(), 3u);
+  EXPECT_EQ(script->pulls[2].request.since.version, 6u) << "after the answer sent";
+  answer(script->held_pulls[2], answer_at(8));
+  sched.run();
+  ASSERT_EQ(pokes->answers.size(), 2u);
+  EXPECT_EQ(pokes->answers[0].cause.version, 6u);
+  EXPECT_EQ(pokes->answers[1].cause.version, 8u);
+  EXPECT_EQ(script->held_pulls.size(), 3u) << "and no more";
 }

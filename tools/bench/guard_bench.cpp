@@ -128,9 +128,8 @@ void BM_guard_round_trip(benchmark::State& state) {
   caf::actor_system_config cfg;
   caf::actor_system sys{init(cfg)};
   caf::scoped_actor self{sys};
-  auto listener = sys.spawn([]() -> poke_listener_actor::behavior_type {
-    return {[](poke_atom, const poke&) {
-    }};
+  auto listener = sys.spawn([]() -> client_listener_actor::behavior_type {
+    return {[](poke_atom, const poke&) {}, [](pulled_atom, const pushed_answer&) {}};
   });
   // One server each, but one node (one actor system). The TLS server is
   // reached as a client node reaches it: CAF speaks plain BASP to the TLS

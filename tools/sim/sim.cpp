@@ -85,7 +85,8 @@ int replay(sim_options opt) {
             << " acknowledged changes lost to restores, " << r.grant_changes
             << " grant changes, " << r.subscriptions << " subscription changes, "
             << r.forbidden << " writes refused at once as forbidden, " << r.scoped_answers
-            << " pull answers (" << r.scoped_entities << " scoped entities), "
+            << " pull answers (" << r.answers_ahead << " read ahead, " << r.scoped_entities
+            << " scoped entities), "
             << r.held_checks << " held-scope checks, " << r.virtual_seconds
             << " s virtual: " << (r.failures.empty() ? "ok" : "FAILED") << "\n";
   for (auto& f : r.failures)
@@ -98,7 +99,7 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
   std::size_t failed = 0, faults = 0, writes = 0, steps = 0, io = 0;
   std::size_t normal_clients = 0, lost_normal = 0, lost_restores = 0;
   std::size_t grant_changes = 0, subscriptions = 0, forbidden = 0, answers = 0;
-  std::size_t scoped = 0, held_checks = 0;
+  std::size_t ahead = 0, scoped = 0, held_checks = 0;
   std::map<std::string, std::size_t> fault_counts;
   for (uint64_t seed = from; seed < from + count; ++seed) {
     auto opt = base;
@@ -115,6 +116,7 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
     subscriptions += r.subscriptions;
     forbidden += r.forbidden;
     answers += r.scoped_answers;
+    ahead += r.answers_ahead;
     scoped += r.scoped_entities;
     held_checks += r.held_checks;
     for (auto& [k, v] : r.fault_counts)
@@ -139,7 +141,7 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
             << " acknowledged changes; " << grant_changes << " grant changes, "
             << subscriptions << " subscription changes, " << forbidden
             << " writes refused at once as forbidden, " << answers << " pull answers ("
-            << scoped << " scoped entities), " << held_checks << " held-scope checks\n";
+            << ahead << " read ahead, " << scoped << " scoped entities), " << held_checks << " held-scope checks\n";
   return failed == 0 ? 0 : 1;
 }
 

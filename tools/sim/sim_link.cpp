@@ -21,6 +21,8 @@ using server_atom = caf::atom_constant<caf::atom("server")>;
 constexpr caf::timespan server_timeout = std::chrono::seconds(60);
 
 using conn_link_actor = session_actor::extend<
+  /// From the real session: an answer read ahead.
+  caf::reacts_to<pulled_atom, pushed_answer>,
   /// A message of direction up or down is due (its key in `due`).
   caf::reacts_to<deliver_atom, uint64_t>,
   /// The real session this connection talks to, from the port.
@@ -31,7 +33,11 @@ struct conn_link_state {
   std::size_t client = 0;
   uint64_t generation = 0; ///< of the server this connection reaches
   session_actor server;
-  poke_listener_actor listener; ///< the syncer's relay
+  client_listener_actor listener; ///< the syncer's relay
+  /// The grants version the last answer's check started from. A session
+  /// reads ahead only under the grants of its last answer (it stops at new
+  /// grants), so an answer read ahead is checked from there.
+  std::size_t answer_grants_from = 0;
   /// When the last message of each direction arrives: a later one never
   /// overtakes it (TCP order per direction).
   caf::actor_clock::time_point last_up{};
@@ -141,6 +147,11 @@ void check_answer(sim_network& net, std::size_t client, const pull_request& req,
   }
 }
 
+/// A pull answer reached the client, asked or read ahead: checked, and
+/// what it tells the client recorded.
+void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& rep,
+                    std::size_t grants_from);
+
 /// A reply naming `last_mutation_id` reached the client: it now drops what
 /// it has pushed up to there from its outbox.
 void record_told(link_ptr self, const std::string& client_id, uint64_t last_mutation_id) {
@@ -148,9 +159,23 @@ void record_told(link_ptr self, const std::string& client_id, uint64_t last_muta
   told = std::max(told, last_mutation_id);
 }
 
+void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& rep,
+                    std::size_t grants_from) {
+  auto& st = self->state;
+  check_answer(*st.net, st.client, req, rep, grants_from);
+  st.answer_grants_from = grants_from;
+  // Answers carry the refusals whose push reply was lost.
+  auto& refused = st.net->record.refused[req.client_id];
+  for (auto& r : rep.refused)
+    refused.insert(r.mutation_id);
+  // Told even if the client does not take an answer read ahead: a loss it
+  // excuses then never happens (the change stays in the outbox).
+  record_told(self, req.client_id, rep.last_mutation_id);
+}
+
 conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
                                          std::size_t client, uint64_t generation,
-                                         poke_listener_actor listener) {
+                                         client_listener_actor listener) {
   auto& st = self->state;
   st.net = net;
   st.client = client;
@@ -196,12 +221,7 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
           .then(
             [=](pull_reply& rep) mutable {
               on_wire(self, direction::down, [=]() mutable {
-                check_answer(*self->state.net, self->state.client, req, rep, grants_from);
-                // Pulls carry the refusals whose push reply was lost.
-                auto& refused = self->state.net->record.refused[req.client_id];
-                for (auto& r : rep.refused)
-                  refused.insert(r.mutation_id);
-                record_told(self, req.client_id, rep.last_mutation_id);
+                deliver_answer(self, req, rep, grants_from);
                 rp.deliver(rep);
               });
             },
@@ -214,6 +234,13 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
     [=](poke_atom, const poke& p) {
       on_wire(self, direction::down,
               [=] { self->send(self->state.listener, poke_atom::value, p); });
+    },
+    [=](pulled_atom, pushed_answer& a) {
+      on_wire(self, direction::down, [=]() mutable {
+        ++self->state.net->record.answers_ahead;
+        deliver_answer(self, a.asked, a.answer, self->state.answer_grants_from);
+        self->send(self->state.listener, pulled_atom::value, std::move(a));
+      });
     },
     [=](deliver_atom, uint64_t id) {
       auto& st = self->state;
@@ -236,8 +263,8 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
 
 using port_actor = caf::typed_actor<
   caf::replies_to<connect_atom>::with<gateway_actor>,
-  caf::replies_to<hello_atom, hello_request, poke_listener_actor>::with<hello_reply,
-                                                                        session_actor>>;
+  caf::replies_to<hello_atom, hello_request, client_listener_actor>::with<hello_reply,
+                                                                          session_actor>>;
 
 struct port_state {
   const char* name = "sim_port";
@@ -255,7 +282,7 @@ port_actor::behavior_type port(port_actor::stateful_pointer<port_state> self,
       return caf::actor_cast<gateway_actor>(self);
     },
     [=](hello_atom, hello_request& req,
-        poke_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
+        client_listener_actor& listener) -> caf::result<hello_reply, session_actor> {
       if (refused())
         return caf::make_error(caf::sec::cannot_connect_to_node, "sim: unreachable");
       // The hello goes to the gateway of this generation: so do the
@@ -264,7 +291,7 @@ port_actor::behavior_type port(port_actor::stateful_pointer<port_state> self,
       auto rp = self->make_response_promise<hello_reply, session_actor>();
       self
         ->request(net->gateway, server_timeout, hello_atom::value, std::move(req),
-                  caf::actor_cast<poke_listener_actor>(conn))
+                  caf::actor_cast<client_listener_actor>(conn))
         .then(
           [=](hello_reply& rep, session_actor& s) mutable {
             self->send(conn, server_atom::value, s);

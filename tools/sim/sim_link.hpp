@@ -3,7 +3,7 @@
 // syncer asks it for the gateway) and the gateway it returns (it forwards
 // the hello to the real gateway). Every accepted hello gets a connection
 // link, which stands for one TCP connection: it implements session_actor
-// towards the syncer and poke_listener_actor towards the real session,
+// towards the syncer and client_listener_actor towards the real session,
 // delays each message by a seeded amount while keeping the order of each
 // direction (as TCP does), and can be dropped (the link ends, so the syncer
 // sees its session go down and the session sees its listener go) or turned
@@ -63,8 +63,10 @@ struct wire_record {
   /// its grants may not read or its request did not name, or grants that
   /// were not the client's at that point (docs/simulation.md, "Scopes").
   std::vector<std::string> scope_violations;
-  /// Pull answers delivered, and their entities of ruled types.
+  /// Pull answers delivered (of them read ahead by the session), and their
+  /// entities of ruled types.
   std::size_t answers = 0;
+  std::size_t answers_ahead = 0;
   std::size_t scoped_entities = 0;
   std::size_t messages = 0; ///< delivered through links
   std::size_t drops = 0;    ///< connections dropped by the network

@@ -115,6 +115,7 @@ struct sim_result {
   std::size_t subscriptions = 0;   ///< subscribe and unsubscribe calls answered ok
   std::size_t forbidden = 0;       ///< writes the store refused at once as forbidden
   std::size_t scoped_answers = 0;  ///< pull answers delivered
+  std::size_t answers_ahead = 0;   ///< of them, read ahead by the session
   std::size_t scoped_entities = 0; ///< entities of ruled types they carried
   std::size_t held_checks = 0;     ///< client states judged by the scope rule
   double virtual_seconds = 0;

@@ -536,6 +536,7 @@ sim_result world::run() {
   for (auto& w : net_.record.scope_violations)
     result_.failures.push_back("scopes: " + w);
   result_.scoped_answers = net_.record.answers;
+  result_.answers_ahead = net_.record.answers_ahead;
   result_.scoped_entities = net_.record.scoped_entities;
   for (auto& c : default_checks()) {
     std::vector<std::string> failures;
