@@ -115,10 +115,6 @@ void check_answer(sim_network& net, std::size_t client, const pull_request& req,
                   const pull_reply& rep, std::size_t grants_from) {
   auto& record = net.record;
   ++record.answers;
-  auto& asked = net.asked[client];
-  asked.clear();
-  for (auto& s : req.scopes)
-    asked.push_back(s.pattern);
   auto& versions = net.grant_versions[client];
   bool current = false;
   for (auto k = grants_from; k < versions.size() && !current; ++k)
@@ -148,9 +144,11 @@ void check_answer(sim_network& net, std::size_t client, const pull_request& req,
 }
 
 /// A pull answer reached the client, asked or read ahead: checked, and
-/// what it tells the client recorded.
+/// what it tells the client recorded. The patterns a client asked for are
+/// those of its own requests: one an answer read ahead answers asks what
+/// the one before asked (or the client does not take the answer).
 void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& rep,
-                    std::size_t grants_from);
+                    std::size_t grants_from, bool read_ahead);
 
 /// A reply naming `last_mutation_id` reached the client: it now drops what
 /// it has pushed up to there from its outbox.
@@ -160,9 +158,15 @@ void record_told(link_ptr self, const std::string& client_id, uint64_t last_muta
 }
 
 void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& rep,
-                    std::size_t grants_from) {
+                    std::size_t grants_from, bool read_ahead) {
   auto& st = self->state;
   check_answer(*st.net, st.client, req, rep, grants_from);
+  if (!read_ahead) {
+    auto& asked = st.net->asked[st.client];
+    asked.clear();
+    for (auto& s : req.scopes)
+      asked.push_back(s.pattern);
+  }
   st.answer_grants_from = grants_from;
   // Answers carry the refusals whose push reply was lost.
   auto& refused = st.net->record.refused[req.client_id];
@@ -221,7 +225,7 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
           .then(
             [=](pull_reply& rep) mutable {
               on_wire(self, direction::down, [=]() mutable {
-                deliver_answer(self, req, rep, grants_from);
+                deliver_answer(self, req, rep, grants_from, false);
                 rp.deliver(rep);
               });
             },
@@ -238,7 +242,7 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
     [=](pulled_atom, pushed_answer& a) {
       on_wire(self, direction::down, [=]() mutable {
         ++self->state.net->record.answers_ahead;
-        deliver_answer(self, a.asked, a.answer, self->state.answer_grants_from);
+        deliver_answer(self, a.asked, a.answer, self->state.answer_grants_from, true);
         self->send(self->state.listener, pulled_atom::value, std::move(a));
       });
     },
