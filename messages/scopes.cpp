@@ -158,6 +158,13 @@ std::vector<std::string> minimal_patterns(std::vector<std::string> ps) {
   return out;
 }
 
+std::vector<std::string> read_patterns(const grants& g) {
+  std::vector<std::string> out;
+  for (auto& x : g)
+    out.push_back(x.pattern);
+  return minimal_patterns(std::move(out));
+}
+
 std::vector<std::string> readable_part(const grants& g, std::string_view pattern) {
   std::vector<std::string> out;
   for (auto& x : g)

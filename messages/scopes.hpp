@@ -101,6 +101,10 @@ std::vector<std::string> readable_part(const grants& g, std::string_view pattern
 /// `patterns` without duplicates and without any pattern another covers.
 std::vector<std::string> minimal_patterns(std::vector<std::string> patterns);
 
+/// The scopes `g` may read (write implies read), as minimal patterns: a
+/// client's known reads once its data was pulled under `g`.
+std::vector<std::string> read_patterns(const grants& g);
+
 /// One entry of a client's subscription, as a pull carries it: the scopes
 /// `pattern` names, known up to server version `since` (0: the client holds
 /// nothing of them yet).

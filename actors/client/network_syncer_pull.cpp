@@ -114,8 +114,8 @@ void make_visible(self_ptr self, uint64_t gen, uint64_t identity,
     report_refusals(self, std::move(answer->refused), answer->last_mutation_id,
                     answer->reset);
   applied_answer done{answer->next, answer->last_mutation_id, answer->reset};
-  scope_answer scoped{answer->next.version, asked,         asked,
-                      answer->granted,       answer->rules, answer->forbidden};
+  scope_answer scoped{answer->next.version, asked, std::move(asked), answer->granted,
+                      answer->rules, answer->forbidden};
   // Before the rebase: its writes are checked under what this answer says.
   self->send(st.store, grants_atom::value, answer->granted, answer->rules);
   self->request(st.store, caf::infinite, rebase_atom::value, std::move(*answer))

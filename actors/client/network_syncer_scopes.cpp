@@ -305,10 +305,7 @@ bool scopes_applied(self_ptr self, const scope_answer& answer) {
     st.status.last_error = "forbidden: this client's token may read nothing of "
                            + nlohmann::json(answer.forbidden).dump();
   }
-  std::vector<std::string> reads;
-  for (auto& g : answer.granted)
-    reads.push_back(g.pattern);
-  st.sub.known_reads = minimal_patterns(std::move(reads));
+  st.sub.known_reads = read_patterns(answer.granted);
   auto now = readable(es, answer.granted);
   // What the data may hold now: what it held, and what this answer brought.
   auto before = st.sub.held;

@@ -147,7 +147,8 @@ void send_filter(self_ptr self) {
              std::move(filter));
 }
 
-/// A client's pull as the log reads it: the readable part of each entry
+/// A client's pull as the log reads it (`read`, moved to the log; `asked`
+/// stays for the reply): the readable part of each entry
 /// under the grants (entries of which nothing is readable get nothing and
 /// are named in the reply), all parts from the start when the grants grew
 /// beyond what the client's data was pulled under.
@@ -187,13 +188,10 @@ planned_pull plan_pull(const grants& g, pull_request req) {
 std::optional<pull_request> next_pull(const pull_request& asked, const pull_reply& reply) {
   if (!reply.complete || !reply.forbidden.empty())
     return std::nullopt;
-  pull_request next{asked.client_id, reply.next, 0, asked.scopes, {}};
+  pull_request next{asked.client_id, reply.next, 0, asked.scopes,
+                    read_patterns(reply.granted)};
   for (auto& e : next.scopes)
     e.since = reply.next.version;
-  std::vector<std::string> reads;
-  for (auto& g : reply.granted)
-    reads.push_back(g.pattern);
-  next.known_reads = minimal_patterns(std::move(reads));
   return next;
 }
 
@@ -235,7 +233,7 @@ void read_ahead(self_ptr self, const poke& p) {
     if (auto again = std::exchange(st.ahead_again, std::nullopt))
       on_poke(self, *again);
   };
-  self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, plan->read)
+  self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(plan->read))
     .then(
       [=](pull_reply& reply) {
         auto& st = self->state;
@@ -337,7 +335,7 @@ session_impl(self_ptr self, replication_log_actor log, session_config cfg) {
       // Not delegate(): the reply would come from the log and hand the
       // client the log's handle. The answer goes through this session.
       auto promise = self->make_response_promise<pull_reply>();
-      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, plan->read)
+      self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(plan->read))
         .then(
           [=](pull_reply& reply) mutable {
             self->state.pull_in_flight = false;

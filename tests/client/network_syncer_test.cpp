@@ -1650,6 +1650,15 @@ struct network_syncer_scopes_test : network_syncer_test {
     caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
     sched.run();
   }
+
+  /// Started on team-a, then subscribed to `pattern`: the answer of its
+  /// pull from 0 is held on its way into local_db.
+  void subscribed_with_answer_held(const std::string& pattern) {
+    start(scoped({"team-a"}));
+    s->db_rebase_script = {mode::hold};
+    EXPECT_TRUE(ask(subscribe_atom::value, pattern).ok());
+    EXPECT_EQ(s->held_db_rebases.size(), 1u);
+  }
 };
 
 TEST_F(network_syncer_scopes_test,
@@ -1808,9 +1817,7 @@ TEST_F(network_syncer_scopes_test,
 
 TEST_F(network_syncer_scopes_test,
        an_unsubscribe_while_a_new_entrys_answer_goes_in_has_that_entry_asked_again) {
-  start(scoped({"team-a"}));
-  s->db_rebase_script = {mode::hold};
-  ASSERT_TRUE(ask(subscribe_atom::value, "team-*").ok());
+  subscribed_with_answer_held("team-*");
   ASSERT_EQ(s->pulls.size(), 2u);
   ASSERT_EQ(s->held_db_rebases.size(), 1u);
   EXPECT_EQ(since_of(s->pulls.back().msg.scopes, "team-*"), 0u);
@@ -1832,9 +1839,7 @@ TEST_F(network_syncer_scopes_test,
 
 TEST_F(network_syncer_scopes_test,
        a_new_entry_dropped_while_its_answer_goes_in_is_pruned_again_after_it) {
-  start(scoped({"team-a"}));
-  s->db_rebase_script = {mode::hold};
-  ASSERT_TRUE(ask(subscribe_atom::value, "team-b").ok());
+  subscribed_with_answer_held("team-b");
   ASSERT_EQ(s->held_db_rebases.size(), 1u);
   // Dropped before its answer reached the store: the prune goes first
   // there, the answer's team-b entities after it.

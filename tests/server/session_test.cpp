@@ -86,6 +86,14 @@ replication_log_actor::behavior_type holding_log(holding_log_ptr self,
   };
 }
 
+/// A log's answer that moves the cookie to `version`.
+pull_reply answer_at(uint64_t version) {
+  pull_reply r;
+  r.next = cookie{"epoch-1", version, version * 10, "mac-" + std::to_string(version)};
+  r.last_mutation_id = 4;
+  return r;
+}
+
 struct session_test : server_actor_test {
   std::shared_ptr<log_script> script = std::make_shared<log_script>();
   std::shared_ptr<poke_record> pokes = std::make_shared<poke_record>();
@@ -102,6 +110,25 @@ struct session_test : server_actor_test {
     return s;
   }
   session_actor start() { return start(keep(sys.spawn(fake_log, script))); }
+
+  /// A session on `log` (a holding_log) whose client's first pull the test
+  /// answered at version 5: it knows the pull the client makes next.
+  session_actor answered_on_holding(replication_log_actor log) {
+    auto s = start(log);
+    pull(s);
+    sched.run();
+    answer(script->held_pulls.back(), answer_at(5));
+    sched.run();
+    return s;
+  }
+  /// The same on `log`, a fake_log.
+  session_actor answered_on_fake(replication_log_actor log) {
+    auto s = start(log);
+    script->answer = answer_at(5);
+    pull(s);
+    sched.run();
+    return s;
+  }
 
   std::shared_ptr<answer_log<push_reply>> push(session_actor s, std::vector<change> cs,
                                                std::string client = alice) {
@@ -538,13 +565,6 @@ void poke_from(replication_log_actor log, session_actor s, uint64_t version) {
   caf::send_as(caf::actor_cast<caf::actor>(log), s, poke_atom::value, poke{version, 0});
 }
 
-pull_reply answer_at(uint64_t version) {
-  pull_reply r;
-  r.next = cookie{"epoch-1", version, version * 10, "mac-" + std::to_string(version)};
-  r.last_mutation_id = 4;
-  return r;
-}
-
 } // namespace
 
 TEST_F(session_test, after_an_answer_a_poke_brings_the_answer_to_the_next_pull_instead) {
@@ -604,11 +624,7 @@ TEST_F(session_test, a_poke_stays_a_poke_before_the_first_answer_and_while_the_c
 
 TEST_F(session_test, what_was_read_ahead_goes_as_a_poke_if_the_client_pulled_meanwhile) {
   auto log = keep(sys.spawn(holding_log, script));
-  auto s = start(log);
-  pull(s);
-  sched.run();
-  answer(script->held_pulls[0], answer_at(5));
-  sched.run();
+  auto s = answered_on_holding(log);
   poke_from(log, s, 6);
   sched.run();
   ASSERT_EQ(script->held_pulls.size(), 2u) << "read ahead";
@@ -627,10 +643,7 @@ TEST_F(session_test, what_was_read_ahead_goes_as_a_poke_if_the_client_pulled_mea
 
 TEST_F(session_test, an_answer_in_pages_or_a_reset_goes_as_a_poke) {
   auto log = keep(sys.spawn(fake_log, script));
-  auto s = start(log);
-  script->answer = answer_at(5);
-  pull(s);
-  sched.run();
+  auto s = answered_on_fake(log);
   script->answer = answer_at(9);
   script->answer.complete = false;
   poke_from(log, s, 9);
@@ -648,10 +661,7 @@ TEST_F(session_test, new_grants_stop_reading_ahead_until_the_next_answer) {
   auto gw = keep(spawn_grant_sender(sys));
   gateway = gw.address();
   auto log = keep(sys.spawn(fake_log, script));
-  auto s = start(log);
-  script->answer = answer_at(5);
-  pull(s);
-  sched.run();
+  auto s = answered_on_fake(log);
   caf::anon_send(gw, s, grants{{"team-a", true}});
   sched.run();
   poke_from(log, s, 6);
@@ -667,11 +677,7 @@ TEST_F(session_test, new_grants_stop_reading_ahead_until_the_next_answer) {
 
 TEST_F(session_test, pokes_during_a_read_ahead_are_served_by_one_more_read) {
   auto log = keep(sys.spawn(holding_log, script));
-  auto s = start(log);
-  pull(s);
-  sched.run();
-  answer(script->held_pulls[0], answer_at(5));
-  sched.run();
+  auto s = answered_on_holding(log);
   poke_from(log, s, 6);
   sched.run();
   poke_from(log, s, 7);

@@ -141,7 +141,8 @@ int campaign(const sim_options& base, uint64_t from, uint64_t count) {
             << " acknowledged changes; " << grant_changes << " grant changes, "
             << subscriptions << " subscription changes, " << forbidden
             << " writes refused at once as forbidden, " << answers << " pull answers ("
-            << ahead << " read ahead, " << scoped << " scoped entities), " << held_checks << " held-scope checks\n";
+            << ahead << " read ahead, " << scoped << " scoped entities), " << held_checks
+            << " held-scope checks\n";
   return failed == 0 ? 0 : 1;
 }
 

@@ -161,7 +161,9 @@ void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& re
                     std::size_t grants_from, bool read_ahead) {
   auto& st = self->state;
   check_answer(*st.net, st.client, req, rep, grants_from);
-  if (!read_ahead) {
+  if (read_ahead) {
+    ++st.net->record.answers_ahead;
+  } else {
     auto& asked = st.net->asked[st.client];
     asked.clear();
     for (auto& s : req.scopes)
@@ -241,7 +243,6 @@ conn_link_actor::behavior_type conn_link(link_ptr self, sim_network* net,
     },
     [=](pulled_atom, pushed_answer& a) {
       on_wire(self, direction::down, [=]() mutable {
-        ++self->state.net->record.answers_ahead;
         deliver_answer(self, a.asked, a.answer, self->state.answer_grants_from, true);
         self->send(self->state.listener, pulled_atom::value, std::move(a));
       });
