@@ -79,6 +79,13 @@ void wait_for_outbox(self_ptr self, caf::typed_response_promise<ok_atom> promise
     });
 }
 
+void forget_push_epoch(self_ptr self) {
+  auto& st = self->state;
+  st.cfg.push_epoch.clear();
+  self->request(st.db, caf::infinite, epoch_atom::value, std::string{})
+    .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+}
+
 bool check_record(self_ptr self, uint64_t record) {
   auto& st = self->state;
   if (st.repairing)

@@ -254,14 +254,12 @@ void forget_replaced_epoch(self_ptr self, const pull_reply& page) {
     return;
   if (!page.reset && page.last_mutation_id >= st.status.acknowledged)
     return;
-  st.cfg.push_epoch.clear();
   // What it acknowledged above its record and no pull confirmed is still in
   // the outbox: push it again (found by the simulator, seed 2673: a client
   // that writes nothing more would keep it pending for good).
   if (!page.reset)
     st.status.acknowledged = page.last_mutation_id;
-  self->request(st.db, caf::infinite, epoch_atom::value, std::string{})
-    .then([](ok_atom) {}, [=](caf::error& err) { note_error(self, err); });
+  forget_push_epoch(self);
 }
 
 /// Step 1, one page arrived: ask for the next, or go on with the answer.

@@ -44,6 +44,14 @@ void on_push_failed(self_ptr self, const caf::error& err) {
   auto& st = self->state;
   st.push_in_flight = false;
   note_error(self, err);
+  // We push from the first id no pull confirmed, and a record never goes
+  // back within one history: a gap in the epoch we push in proves an older
+  // copy that lost what a pull had confirmed to us, when neither a cookie
+  // nor a record below an acknowledged push showed it (what was
+  // acknowledged is not kept across a restart: simulator, seed 6350). What
+  // it lost is gone with the copy; the next push starts above its record.
+  if (to_sync_error(err).code == sync_errc::mutation_gap && !st.cfg.push_epoch.empty())
+    forget_push_epoch(self);
   ++st.failures;
   st.push_wait = push_timer::backoff;
   self->delayed_send(self, retry_delay(self), push_due_atom::value, ++st.push_timer_gen);

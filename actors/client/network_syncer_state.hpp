@@ -227,6 +227,10 @@ void clock_sample(self_ptr self, int64_t t0, int64_t server_us, int64_t t1, bool
 /// record is above every id this database sent (the repair starts), or a
 /// repair is under way.
 bool check_record(self_ptr self, uint64_t record);
+/// Our next push counts as from no epoch, so that it may start above the
+/// server's record of us (within one epoch a gap is refused); local_db
+/// keeps that, ahead of whatever it is handed after it.
+void forget_push_epoch(self_ptr self);
 
 /// Answers `promise` once everything the outbox holds now is confirmed.
 void wait_for_outbox(self_ptr self, caf::typed_response_promise<ok_atom> promise);

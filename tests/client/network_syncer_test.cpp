@@ -68,6 +68,9 @@ struct script {
   /// when asked for, from the entities above the request's `after`.
   size_t page_size = 0;
   bool answers_reset = false;
+  /// As the server does: a push in its epoch whose first new id is not the
+  /// one after its record is refused whole as a gap.
+  bool refuses_gaps = false;
   std::map<uint64_t, sync_error> refuse; ///< mutation id -> reason
   /// The refusals the server keeps; every pull reply carries them.
   std::vector<refusal> kept_refusals;
@@ -181,6 +184,13 @@ session_actor::behavior_type fake_session(session_actor::pointer self, script_pt
         }
         case mode::reply: break;
       }
+      if (s->refuses_gaps && req.epoch == s->server_epoch)
+        for (auto& c : req.changes)
+          if (c.mutation_id > s->server_lmid) {
+            if (c.mutation_id != s->server_lmid + 1)
+              return make_error(sync_errc::mutation_gap, "a gap");
+            break;
+          }
       push_reply reply;
       bool applied = false;
       for (auto& c : req.changes) {
@@ -1153,6 +1163,28 @@ TEST_F(network_syncer_test,
   ASSERT_EQ(s->pushes[1].msg.changes.size(), 2u);
   EXPECT_EQ(s->pushes[1].msg.changes[0].mutation_id, 1u);
   EXPECT_EQ(s->pushes[1].msg.epoch, "");
+}
+
+TEST_F(network_syncer_test, a_gap_in_the_push_epoch_forgets_that_epoch) {
+  // Simulator, seed 6350: 17 to 32 were acknowledged in e1, then the client
+  // restarted, which forgets what was acknowledged, and the server was
+  // restored from a copy of e1 whose record of us is 0; our cookie is one
+  // that copy issued. A pull had confirmed 1 to 16, which left the outbox:
+  // within e1, pushing 17 is a gap, refused every time.
+  auto cfg = config();
+  s->pushed_mid = 32;
+  s->refuses_gaps = true;
+  start(cfg);
+  EXPECT_TRUE(s->db_epochs.empty()); // nothing showed the copy yet
+  flushed({17, 18});
+  advance(settings.push_debounce);
+  ASSERT_EQ(s->pushes.size(), 1u);
+  EXPECT_EQ(s->pushes[0].msg.epoch, "e1");
+  EXPECT_EQ(s->db_epochs, (std::vector<std::string>{""}));
+  ASSERT_TRUE(advance_until([&] { return s->pushes.size() == 2; }, settings.retry_max));
+  EXPECT_EQ(s->pushes[1].msg.epoch, "");
+  EXPECT_EQ(s->pushes[1].msg.changes.front().mutation_id, 17u);
+  EXPECT_EQ(s->server_lmid, 18u);
 }
 
 TEST_F(network_syncer_test, a_record_as_acknowledged_keeps_the_push_epoch) {

@@ -103,13 +103,68 @@ flush_tap(flush_scheduler_actor::stateful_pointer<flush_tap_state> self,
   };
 }
 
+// What a call or an applied answer does to the subscription, as the
+// syncer's contract says.
+void follow(scope_view& view, const scope_view::call& call) {
+  auto& es = view.subscription;
+  if (call.answer) {
+    // The entries its request named that another one it named covers give
+    // way, and the entries it names forbidden leave (unless that is all of
+    // them: the subscription is never empty).
+    auto in_request = [&](const std::string& e) {
+      return std::find(call.asked.begin(), call.asked.end(), e) != call.asked.end();
+    };
+    std::vector<std::string> given_way;
+    for (auto& e : es)
+      if (in_request(e) && std::any_of(es.begin(), es.end(), [&](auto& f) {
+            return f != e && in_request(f) && pattern_covers(f, e);
+          }))
+        given_way.push_back(e);
+    for (auto& e : given_way)
+      es.erase(std::remove(es.begin(), es.end(), e), es.end());
+    auto forbidden = [&](const std::string& e) {
+      return std::find(call.forbidden.begin(), call.forbidden.end(), e)
+             != call.forbidden.end();
+    };
+    if (!std::all_of(es.begin(), es.end(), forbidden))
+      es.erase(std::remove_if(es.begin(), es.end(), forbidden), es.end());
+    return;
+  }
+  if (!call.sub) {
+    es.erase(std::remove(es.begin(), es.end(), call.pattern), es.end());
+    return;
+  }
+  // A covered pattern changes nothing; entries the new one covers give way
+  // once an answer covered them all.
+  if (std::any_of(es.begin(), es.end(),
+                  [&](auto& e) { return pattern_covers(e, call.pattern); }))
+    return;
+  es.push_back(call.pattern);
+}
+
+} // namespace
+
+std::size_t settle(scope_view& view) {
+  std::size_t followed = 0;
+  auto& calls = view.calls;
+  while (!calls.empty() && calls.front().ok) {
+    if (*calls.front().ok && !calls.front().answer)
+      ++followed;
+    if (*calls.front().ok)
+      follow(view, calls.front());
+    calls.pop_front();
+    ++view.first;
+  }
+  return followed;
+}
+
+namespace {
+
 // Stands between the syncer and its memory store and records the grants of
 // every pull answer the store is given to apply: the scope rule judges what
-// the store holds by the last one (docs/simulation.md, "Scopes"). Applied,
-// such an answer changes the subscription as the syncer's contract says:
-// an entry its request named that another one it named covers gives way,
-// and the entries it names forbidden leave (all of them: they stay, it is
-// never empty).
+// the store holds by the last one (docs/simulation.md, "Scopes"). The ok it
+// hands back is the syncer's cue to apply the answer to the subscription, so
+// the answer joins the view's calls there, in the syncer's order.
 struct memory_tap_state {
   const char* name = "sim_memory_tap";
 };
@@ -117,7 +172,7 @@ struct memory_tap_state {
 memory_store_actor::behavior_type
 memory_tap(memory_store_actor::stateful_pointer<memory_tap_state> self,
            memory_store_actor real, std::shared_ptr<scope_view> seen, sim_network* net,
-           std::size_t client) {
+           std::size_t client, std::size_t* subscriptions) {
   auto ok = [=](auto&&... xs) -> caf::result<ok_atom> {
     auto rp = self->make_response_promise<ok_atom>();
     self->request(real, caf::infinite, std::forward<decltype(xs)>(xs)...)
@@ -133,25 +188,21 @@ memory_tap(memory_store_actor::stateful_pointer<memory_tap_state> self,
     [=](rebase_atom, pull_reply& r) -> caf::result<ok_atom> {
       seen->known = true;
       seen->granted = r.granted;
-      auto& es = seen->subscription;
-      auto& asked = net->asked[client];
-      auto in_request = [&](const std::string& e) {
-        return std::find(asked.begin(), asked.end(), e) != asked.end();
-      };
-      std::vector<std::string> given_way;
-      for (auto& e : es)
-        if (in_request(e) && std::any_of(es.begin(), es.end(), [&](auto& f) {
-              return f != e && in_request(f) && pattern_covers(f, e);
-            }))
-          given_way.push_back(e);
-      for (auto& e : given_way)
-        es.erase(std::remove(es.begin(), es.end(), e), es.end());
-      auto forbidden = [&](const std::string& e) {
-        return std::find(r.forbidden.begin(), r.forbidden.end(), e) != r.forbidden.end();
-      };
-      if (!std::all_of(es.begin(), es.end(), forbidden))
-        es.erase(std::remove_if(es.begin(), es.end(), forbidden), es.end());
-      return ok(rebase_atom::value, std::move(r));
+      scope_view::call applied;
+      applied.answer = true;
+      applied.ok = true;
+      applied.asked = net->asked[client];
+      applied.forbidden = r.forbidden;
+      auto rp = self->make_response_promise<ok_atom>();
+      self->request(real, caf::infinite, rebase_atom::value, std::move(r))
+        .then(
+          [=](ok_atom) mutable {
+            seen->calls.push_back(applied);
+            *subscriptions += settle(*seen);
+            rp.deliver(ok_atom::value);
+          },
+          [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
     },
     [=](flush_atom) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();
@@ -289,37 +340,14 @@ world::world(const sim_options& opt, const std::string& dir)
   });
   // The application's subscribe and unsubscribe calls on a client's handle.
   app_ = sys_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
-    // What an answered call did to the subscription.
-    auto follow = [this](scope_view& view, const scope_view::call& call) {
-      ++result_.subscriptions;
-      auto& es = view.subscription;
-      if (!call.sub) {
-        es.erase(std::remove(es.begin(), es.end(), call.pattern), es.end());
-        return;
-      }
-      // As the syncer's contract says: a covered pattern changes nothing;
-      // entries the new one covers give way once an answer covered them all
-      // (memory_tap).
-      if (std::any_of(es.begin(), es.end(),
-                      [&](auto& e) { return pattern_covers(e, call.pattern); }))
-        return;
-      es.push_back(call.pattern);
-    };
-    // The answer to call `id` of `view`; the calls answered so far are
-    // followed in the order asked. A restart since replaced the view: the
-    // subscription is its database's again.
-    auto answered = [this, follow](std::size_t i, std::shared_ptr<scope_view> view,
-                                   uint64_t id, bool ok) {
+    // The answer to call `id` of `view`. A restart since replaced the view:
+    // the subscription is its database's again.
+    auto answered = [this](std::size_t i, std::shared_ptr<scope_view> view, uint64_t id,
+                           bool ok) {
       if (clients_[i]->view != view)
         return;
-      auto& calls = view->calls;
-      calls.at(id - view->first).ok = ok;
-      while (!calls.empty() && calls.front().ok) {
-        if (*calls.front().ok)
-          follow(*view, calls.front());
-        calls.pop_front();
-        ++view->first;
-      }
+      view->calls.at(id - view->first).ok = ok;
+      result_.subscriptions += settle(*view);
     };
     auto ask = [this, self, answered](std::size_t i, bool sub, const std::string& pattern,
                                       auto request) {
@@ -626,7 +654,8 @@ void world::start_client(std::size_t i) {
   else
     for (auto& e : stored.entries)
       c.view->subscription.push_back(e.pattern);
-  auto memory_tap_actor = sys_->spawn(memory_tap, c.memory, c.view, &net_, i);
+  auto memory_tap_actor
+    = sys_->spawn(memory_tap, c.memory, c.view, &net_, i, &result_.subscriptions);
   c.memory_tap = caf::actor_cast<caf::actor>(memory_tap_actor);
   syncer_config scfg{snap.client_id, snap.cursor, snap.last_mutation_id, snap.push_epoch,
                      c.sync};

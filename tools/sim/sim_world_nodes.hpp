@@ -17,25 +17,36 @@ namespace memsync::sim {
 
 /// What a client holds by the rules, as the simulator follows it in one
 /// incarnation: its subscription (its database's at the start, then as
-/// subscribe and unsubscribe answered and as answers named entries
+/// subscribe and unsubscribe answered and as applied answers named entries
 /// forbidden) and the grants of the last answer its store was given to
 /// apply (none yet: `known` false).
 struct scope_view {
   std::vector<std::string> subscription;
   bool known = false;
   grants granted;
-  /// Subscribe (`sub`) and unsubscribe calls not yet followed, in the order
-  /// asked: the syncer takes them in that order, but an unsubscribe answers
-  /// only once its prune is done, so a later call may answer first. `ok`:
-  /// answered, and how. `first` numbers the front one.
+  /// What changes the subscription and is not yet followed, in the order it
+  /// reached the syncer's mailbox, which is the order the syncer takes it:
+  /// subscribe (`sub`) and unsubscribe calls as asked, and pull answers
+  /// (`answer`) as the store's ok reached the syncer. A call is followed
+  /// once answered (`ok`: how), and an unsubscribe answers only once its
+  /// prune is done, so a later call may answer first; whatever comes after
+  /// an unanswered call waits for it. `first` numbers the front one.
   struct call {
     bool sub = false;
     std::string pattern;
     std::optional<bool> ok;
+    bool answer = false;
+    std::vector<std::string> asked;     // answer: what its request named
+    std::vector<std::string> forbidden; // answer: what it named forbidden
   };
   std::deque<call> calls;
   uint64_t first = 0;
 };
+
+/// Follows the calls at the front of `view` that have answered, and the
+/// answers among them, as the syncer's contract says; returns how many calls
+/// (not answers) it followed ok.
+std::size_t settle(scope_view& view);
 
 struct world::client_node {
   std::size_t index = 0;
