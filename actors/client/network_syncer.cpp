@@ -162,6 +162,7 @@ void drop_link(self_ptr self, link_state next) {
   st.push_in_flight = false;
   st.pull = pull_phase::idle;
   st.ahead.clear();
+  st.poked_version = 0;
   // The new connection pushes right away; a pending debounce still fires.
   if (st.push_wait == push_timer::backoff)
     st.push_wait = push_timer::debounce;

@@ -307,19 +307,25 @@ void on_page(self_ptr self, pull_reply& page, time_point poked, int64_t sent_us)
 }
 
 /// The answer the session read ahead for `req`, if it sent one that may
-/// stand in for asking: none while a `sync` waits (it needs a pull asked
-/// after it), nor one whose record of us is below what a push reply
-/// acknowledged since it was read (it would look like an older copy of the
-/// history, see forget_replaced_epoch). Answers read for this cursor or an
-/// earlier one go either way: no later request asks for them.
+/// stand in for asking: the last one read (a session reads one request
+/// again for each commit that pokes it while the client does not ask, and
+/// an earlier read lacks the later commits), and only if it was read at or
+/// after the last poke we heard (a pull asked now would be: an answer read
+/// before it would leave that poke unserved, as nothing pokes again). None
+/// while a `sync` waits (it needs a pull asked after it), nor one whose
+/// record of us is below what a push reply acknowledged since it was read
+/// (it would look like an older copy of the history, see
+/// forget_replaced_epoch). Answers read for this cursor or an earlier one
+/// go either way: no later request asks for them.
 std::optional<pull_reply> take_ahead(self_ptr self, const pull_request& req) {
   auto& st = self->state;
   auto& q = st.ahead;
   std::optional<pull_reply> out;
-  auto it = std::find_if(q.begin(), q.end(),
+  auto it = std::find_if(q.rbegin(), q.rend(),
                          [&](const pushed_answer& a) { return a.asked == req; });
-  if (it != q.end() && st.waiters.empty()
-      && it->answer.last_mutation_id >= st.status.acknowledged)
+  if (it != q.rend() && st.waiters.empty()
+      && it->answer.last_mutation_id >= st.status.acknowledged
+      && it->answer.next.version >= st.poked_version)
     out = std::move(it->answer);
   std::erase_if(q, [&](const pushed_answer& a) {
     return a.asked.since.epoch != req.since.epoch
@@ -381,6 +387,7 @@ void poked(self_ptr self, const poke& p) {
   trace_scope ts{st.trace.get(), self, "poke"};
   ts.version(p.version);
   ts.mark(p.trace_id);
+  st.poked_version = std::max(st.poked_version, p.version);
   if (p.version <= st.status.cursor.version)
     return;
   if (st.poked_at == time_point{})

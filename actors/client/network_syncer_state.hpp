@@ -144,6 +144,10 @@ struct network_syncer_state {
   /// asking exactly what one of them answers takes it instead of asking
   /// (see take_ahead).
   std::vector<pushed_answer> ahead;
+  /// The highest version a poke of this connection named (answers read
+  /// ahead included): an answer read ahead stands in for a pull only if it
+  /// was read at or after it, as a pull asked now would be.
+  uint64_t poked_version = 0;
   uint64_t pulls_done = 0;
   /// When the first poke not yet served by a pull arrived (layer stats).
   caf::actor_clock::time_point poked_at{};

@@ -2200,6 +2200,40 @@ TEST_F(network_syncer_ahead_test, an_answer_that_comes_during_a_pull_is_taken_af
   EXPECT_EQ(status().cursor.version, 10u);
 }
 
+TEST_F(network_syncer_ahead_test, of_two_answers_to_one_pull_the_later_read_is_taken) {
+  // Found by multi_node_pg_test: the client took the earlier of two answers
+  // to its pull, read before the commit that poked it with the later one,
+  // and the commit never reached it.
+  auto asked = caught_up();
+  s->pull_script = {mode::hold};
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto pulls = s->pulls.size();
+  // Both read ahead of the answer under way (it leaves the cursor where it
+  // is), the second for a later commit.
+  from_session(ahead_of(asked, 10));
+  from_session(ahead_of(asked, 11));
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  EXPECT_TRUE(stored(11));
+  EXPECT_EQ(status().cursor.version, 11u);
+  EXPECT_EQ(s->pulls.size(), pulls);
+}
+
+TEST_F(network_syncer_ahead_test, an_answer_read_before_a_poke_heard_since_is_not_taken) {
+  auto asked = caught_up();
+  s->pull_script = {mode::hold};
+  poke_with(s->server_cookie.version + 1);
+  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto pulls = s->pulls.size();
+  from_session(ahead_of(asked, 10));
+  poke_with(12); // a commit the answer's read did not see
+  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
+  sched.run();
+  EXPECT_FALSE(stored(10));
+  EXPECT_EQ(s->pulls.size(), pulls + 1) << "asked, to be served the poke";
+}
+
 TEST_F(network_syncer_ahead_test, a_sync_never_counts_an_answer_read_ahead) {
   auto asked = caught_up();
   s->pull_script = {mode::hold};
