@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ libcaf-dev nlohmann-json3-dev libsqlite3-dev sqlite3
-          libpq-dev postgresql libgtest-dev libbenchmark-dev libssl-dev
+          libpq-dev postgresql libgtest-dev libbenchmark-dev libssl-dev libjemalloc-dev
           clang libclang-rt-14-dev)
 missing=()
 for pkg in "${packages[@]}"; do

@@ -172,6 +172,13 @@ void local_database::prepare_statements() {
     "WHERE mutation_id > ?1 ORDER BY mutation_id LIMIT ?2");
   drop_outbox_ = db_->prepare("DELETE FROM outbox WHERE mutation_id <= ?1");
   set_since_ = db_->prepare("UPDATE scopes SET since = ?2 WHERE pattern = ?1");
+  // One statement for the five rows every answer writes: a client applies
+  // an answer per change its scopes see, and each statement costs a step.
+  set_cursor_ = db_->prepare(
+    "UPDATE meta SET value = CASE key WHEN 'last_mutation_id' THEN ?1 "
+    "WHEN 'cookie_epoch' THEN ?2 WHEN 'cookie_version' THEN ?3 "
+    "WHEN 'cookie_commit' THEN ?4 ELSE ?5 END WHERE key IN ('last_mutation_id', "
+    "'cookie_epoch', 'cookie_version', 'cookie_commit', 'cookie_mac')");
 }
 
 std::string local_database::get_meta(const std::string& key) {
@@ -332,11 +339,12 @@ void local_database::apply_pull(const pull_reply& reply,
       .bind(1,
             static_cast<int64_t>(std::min(reply.last_mutation_id, pushed_mutation_id_)))
       .exec();
-    set_meta("last_mutation_id", std::to_string(reply.last_mutation_id));
-    set_meta("cookie_epoch", reply.next.epoch);
-    set_meta("cookie_version", std::to_string(reply.next.version));
-    set_meta("cookie_commit", std::to_string(reply.next.commit));
-    set_meta("cookie_mac", reply.next.mac);
+    set_cursor_.bind(1, std::to_string(reply.last_mutation_id))
+      .bind(2, reply.next.epoch)
+      .bind(3, std::to_string(reply.next.version))
+      .bind(4, std::to_string(reply.next.commit))
+      .bind(5, reply.next.mac)
+      .exec();
     for (auto& pattern : progressed)
       set_since_.bind(1, pattern)
         .bind(2, static_cast<int64_t>(reply.next.version))

@@ -179,6 +179,7 @@ private:
   sqlite_stmt select_outbox_;
   sqlite_stmt drop_outbox_;
   sqlite_stmt set_since_;
+  sqlite_stmt set_cursor_;
 };
 
 } // namespace memsync

@@ -233,7 +233,10 @@ void read_ahead(self_ptr self, const poke& p) {
     if (auto again = std::exchange(st.ahead_again, std::nullopt))
       on_poke(self, *again);
   };
-  self->request(st.log, st.cfg.limits.log_timeout, pull_atom::value, std::move(plan->read))
+  // No timeout: the log answers every request or bounces it when it ends,
+  // and a timed request costs two trips through CAF's clock thread, made
+  // here for every poke. The client's own pulls keep theirs (it sees them).
+  self->request(st.log, caf::infinite, pull_atom::value, std::move(plan->read))
     .then(
       [=](pull_reply& reply) {
         auto& st = self->state;

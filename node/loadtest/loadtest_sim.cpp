@@ -107,16 +107,28 @@ poll_status(caf::actor_system& sys,
     index[c->node->syncer().address()] = c->index;
     self->send(c->node->syncer(), status_atom::value);
   }
+  // One timer per `timeout`, not one per reply: with 10,000 clients a
+  // timeout per receive made 20,000 trips through CAF's clock thread per
+  // poll. Clients still missing after a whole `timeout` without any reply
+  // are left out.
+  size_t got = 0, got_at_tick = 0;
   bool timed_out = false;
-  for (size_t i = 0; i < clients.size() && !timed_out; ++i)
+  self->delayed_send(self, timeout, tick_atom::value);
+  while (got < clients.size() && !timed_out)
     self->receive(
       [&](sync_status& st) {
+        ++got;
         if (auto it = index.find(
               caf::actor_cast<caf::actor_addr>(self->current_sender()));
             it != index.end())
           out[it->second] = std::move(st);
       },
-      caf::after(timeout) >> [&] { timed_out = true; });
+      [&](tick_atom) {
+        timed_out = got == got_at_tick;
+        got_at_tick = got;
+        if (!timed_out)
+          self->delayed_send(self, timeout, tick_atom::value);
+      });
   return out;
 }
 

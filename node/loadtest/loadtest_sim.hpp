@@ -147,7 +147,8 @@ flush_listener_actor spawn_flush_probe(caf::actor_system& sys, sim_client* c,
 event_callback on_events(sim_client* c, run_state* rs);
 
 /// The status of every client (by index), asked all at once (replies arrive
-/// in any order). A client that does not answer within `timeout` is missing.
+/// in any order). Clients that have not answered once `timeout` passed
+/// without any reply are missing.
 std::vector<std::optional<sync_status>>
 poll_status(caf::actor_system& sys,
             const std::vector<std::unique_ptr<sim_client>>& clients,
