@@ -2114,6 +2114,22 @@ struct network_syncer_ahead_test : network_syncer_test {
     return s->pulls.back().msg;
   }
 
+  /// Caught up, then poked into a pull that is held until `release()`;
+  /// returns the pull made when caught up.
+  pull_request pulling() {
+    auto asked = caught_up();
+    s->pull_script = {mode::hold};
+    poke_with(s->server_cookie.version + 1);
+    EXPECT_EQ(s->held_pulls.size(), 1u);
+    return asked;
+  }
+
+  /// Answers the held pull, leaving the cursor where it is.
+  void release() {
+    answer(s->held_pulls.at(0), pull_reply{s->server_cookie, 0, false, {}});
+    sched.run();
+  }
+
   /// The session's answer to `asked`, read ahead at `version` for a poke of
   /// it: one entity written there.
   pushed_answer ahead_of(pull_request asked, uint64_t version) {
@@ -2185,16 +2201,12 @@ TEST_F(network_syncer_ahead_test, an_answer_from_anyone_but_the_session_is_ignor
 }
 
 TEST_F(network_syncer_ahead_test, an_answer_that_comes_during_a_pull_is_taken_after_it) {
-  auto asked = caught_up();
-  s->pull_script = {mode::hold};
-  poke_with(s->server_cookie.version + 1);
-  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto asked = pulling();
   auto pulls = s->pulls.size();
   // Read ahead of the answer under way (it leaves the cursor where it is).
   from_session(ahead_of(asked, 10));
   EXPECT_FALSE(stored(10)) << "not before the pull under way is in";
-  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
-  sched.run();
+  release();
   EXPECT_TRUE(stored(10));
   EXPECT_EQ(s->pulls.size(), pulls);
   EXPECT_EQ(status().cursor.version, 10u);
@@ -2204,47 +2216,35 @@ TEST_F(network_syncer_ahead_test, of_two_answers_to_one_pull_the_later_read_is_t
   // Found by multi_node_pg_test: the client took the earlier of two answers
   // to its pull, read before the commit that poked it with the later one,
   // and the commit never reached it.
-  auto asked = caught_up();
-  s->pull_script = {mode::hold};
-  poke_with(s->server_cookie.version + 1);
-  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto asked = pulling();
   auto pulls = s->pulls.size();
   // Both read ahead of the answer under way (it leaves the cursor where it
   // is), the second for a later commit.
   from_session(ahead_of(asked, 10));
   from_session(ahead_of(asked, 11));
-  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
-  sched.run();
+  release();
   EXPECT_TRUE(stored(11));
   EXPECT_EQ(status().cursor.version, 11u);
   EXPECT_EQ(s->pulls.size(), pulls);
 }
 
 TEST_F(network_syncer_ahead_test, an_answer_read_before_a_poke_heard_since_is_not_taken) {
-  auto asked = caught_up();
-  s->pull_script = {mode::hold};
-  poke_with(s->server_cookie.version + 1);
-  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto asked = pulling();
   auto pulls = s->pulls.size();
   from_session(ahead_of(asked, 10));
   poke_with(12); // a commit the answer's read did not see
-  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
-  sched.run();
+  release();
   EXPECT_FALSE(stored(10));
   EXPECT_EQ(s->pulls.size(), pulls + 1) << "asked, to be served the poke";
 }
 
 TEST_F(network_syncer_ahead_test, a_sync_never_counts_an_answer_read_ahead) {
-  auto asked = caught_up();
-  s->pull_script = {mode::hold};
-  poke_with(s->server_cookie.version + 1);
-  ASSERT_EQ(s->held_pulls.size(), 1u);
+  auto asked = pulling();
   auto pulls = s->pulls.size();
   from_session(ahead_of(asked, 10)); // kept behind the pull under way
   keep(sys.spawn(sync_client, syncer, s));
   sched.run();
-  answer(s->held_pulls[0], pull_reply{s->server_cookie, 0, false, {}});
-  sched.run();
+  release();
   // Read before the sync was asked, the answer may miss what others had
   // acknowledged by then: the sync needs a pull asked after it.
   EXPECT_TRUE(s->synced);
