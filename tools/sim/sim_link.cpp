@@ -143,13 +143,6 @@ void check_answer(sim_network& net, std::size_t client, const pull_request& req,
   }
 }
 
-/// A pull answer reached the client, asked or read ahead: checked, and
-/// what it tells the client recorded. The patterns a client asked for are
-/// those of its own requests: one an answer read ahead answers asks what
-/// the one before asked (or the client does not take the answer).
-void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& rep,
-                    std::size_t grants_from, bool read_ahead);
-
 /// A reply naming `last_mutation_id` reached the client: it now drops what
 /// it has pushed up to there from its outbox.
 void record_told(link_ptr self, const std::string& client_id, uint64_t last_mutation_id) {
@@ -157,6 +150,10 @@ void record_told(link_ptr self, const std::string& client_id, uint64_t last_muta
   told = std::max(told, last_mutation_id);
 }
 
+/// A pull answer reached the client, asked or read ahead: checked, and
+/// what it tells the client recorded. The patterns a client asked for are
+/// those of its own requests: one an answer read ahead answers asks what
+/// the one before asked (or the client does not take the answer).
 void deliver_answer(link_ptr self, const pull_request& req, const pull_reply& rep,
                     std::size_t grants_from, bool read_ahead) {
   auto& st = self->state;
